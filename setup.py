@@ -1,0 +1,94 @@
+"""Build script for nengo_fa (tool settings live in pyproject.toml)."""
+
+import pathlib
+import runpy
+
+from setuptools import find_packages, setup
+
+root = pathlib.Path(__file__).resolve().parent
+
+# Read the version without importing nengo_fa, whose dependencies may not be
+# installed yet when this runs.
+version = runpy.run_path(str(root / "nengo_fa" / "version.py"))["version"]
+
+install_req = [
+    "nengo>=4.0,<5",
+    "numpy>=1.21",
+    "scipy>=1.7",
+]
+extras_req = [
+    # nengo-extras has a non-commercial licence: it stays optional
+    "nengo-extras>=0.5",
+]
+gui_req = [
+    "nengo-gui>=0.6",
+]
+docs_req = [
+    # nengo-sphinx-theme 20.9 fails with Sphinx 9
+    "sphinx>=7,<=8.2.3",
+    "nengo-sphinx-theme>=20.9",
+    "nbsphinx",
+    "numpydoc",
+    "matplotlib",
+    "jupyter",
+    "ipykernel",
+    # ships a pandoc binary, which nbsphinx needs
+    "pypandoc_binary",
+]
+tests_req = [
+    # pytest 9 cannot load the pytest plugin bundled with nengo 4.1
+    "pytest>=8,<9",
+    "pytest-plt",
+    "pytest-rng",
+    "pytest-allclose",
+    "matplotlib",
+    "nengo-extras>=0.5",
+    "scikit-learn",
+]
+
+
+def union(*requirement_lists):
+    """Combine requirement lists, keeping the first occurrence of each."""
+    return list(dict.fromkeys(req for reqs in requirement_lists for req in reqs))
+
+
+setup(
+    name="nengo-fa",
+    version=version,
+    author="nengo_fa contributors",
+    description=(
+        "Feedback alignment and backpropagation learning rules that train "
+        "hidden-layer encoders, gains and biases in Nengo"
+    ),
+    long_description=(root / "README.rst").read_text(encoding="utf-8"),
+    long_description_content_type="text/x-rst",
+    license="GPLv2+",
+    packages=find_packages(include=["nengo_fa", "nengo_fa.*"]),
+    include_package_data=True,
+    python_requires=">=3.9",
+    install_requires=install_req,
+    extras_require={
+        "all": union(extras_req, gui_req, docs_req, tests_req),
+        "docs": docs_req,
+        "extras": extras_req,
+        "gui": gui_req,
+        "tests": tests_req,
+    },
+    keywords=["nengo", "learning rule", "feedback alignment", "backpropagation"],
+    classifiers=[
+        "Development Status :: 3 - Alpha",
+        "Framework :: Nengo",
+        "Intended Audience :: Science/Research",
+        "License :: OSI Approved :: GNU General Public License v2 or later (GPLv2+)",
+        "Operating System :: OS Independent",
+        "Programming Language :: Python",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.9",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Topic :: Scientific/Engineering",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

@@ -1,0 +1,667 @@
+import nengo
+import numpy as np
+import pytest
+from nengo.exceptions import BuildError, ReadonlyError, SimulationError, ValidationError
+
+import nengo_fa
+from nengo_fa.learning_rules import HiddenLayerRule
+from nengo_fa.neurons import make_derivative
+
+
+def seed_task(rule, seed, n_neurons=10, neuron_type=None, **rule_kwargs):
+    """The seed task: two sines in, their product out, PES readout.
+
+    ``rule`` is None (PES only), "fa" or "bp". Every object gets an explicit
+    seed so that the three variants start from the same network.
+    """
+    neuron_type = nengo.RectifiedLinear() if neuron_type is None else neuron_type
+    with nengo.Network(seed=seed) as net:
+        stim = nengo.Node(lambda t: [np.sin(np.pi * t), np.sin(0.7 * np.pi * t)])
+        hidden = nengo.Ensemble(n_neurons, 2, neuron_type=neuron_type, seed=seed + 1)
+        out = nengo.Node(size_in=1)
+        readout = nengo.Connection(
+            hidden,
+            out,
+            function=lambda x: 0,
+            learning_rule_type=nengo.PES(),
+            seed=seed + 2,
+        )
+        if rule == "bp":
+            rule_type = nengo_fa.BackProp(readout, **rule_kwargs)
+        elif rule == "fa":
+            rule_type = nengo_fa.FeedbackAlignment(error_size=out, **rule_kwargs)
+        else:
+            rule_type = None
+        layer1 = nengo.Connection(
+            stim, hidden, learning_rule_type=rule_type, seed=seed + 3
+        )
+        error = nengo.Node(size_in=1)
+        nengo.Connection(out, error)
+        nengo.Connection(stim, error, function=lambda x: -x[0] * x[1])
+        nengo.Connection(error, readout.learning_rule)
+        if rule_type is not None:
+            nengo.Connection(error, layer1.learning_rule)
+        net.error_probe = nengo.Probe(error, synapse=None)
+        net.layer1 = layer1
+        net.hidden = hidden
+    return net
+
+
+def one_layer(
+    rule, seed, neuron_type, n_neurons=8, d=3, d_out=2, feedback=None, **rule_kwargs
+):
+    """A rate network with fixed random readout weights D, for exact checks.
+
+    Every connection has ``synapse=None``, so input, output, error and the
+    rule's local error all belong to the same time step.
+    """
+    rng = np.random.RandomState(seed)
+    x_value = rng.uniform(-0.7, 0.7, size=d)
+    target = rng.uniform(-0.5, 0.5, size=d_out)
+    D = rng.normal(scale=1e-2, size=(d_out, n_neurons))
+    with nengo.Network(seed=seed) as net:
+        stim = nengo.Node(x_value)
+        hidden = nengo.Ensemble(n_neurons, d, neuron_type=neuron_type)
+        out = nengo.Node(size_in=d_out)
+        readout = nengo.Connection(hidden.neurons, out, transform=D, synapse=None)
+        if rule == "bp":
+            rule_type = nengo_fa.BackProp(readout, **rule_kwargs)
+        else:
+            rule_type = nengo_fa.FeedbackAlignment(
+                d_out,
+                feedback=nengo.Default if feedback is None else feedback,
+                **rule_kwargs,
+            )
+        layer1 = nengo.Connection(
+            stim, hidden, synapse=None, learning_rule_type=rule_type
+        )
+        error = nengo.Node(size_in=d_out)
+        nengo.Connection(out, error, synapse=None)
+        nengo.Connection(nengo.Node(-target), error, synapse=None)
+        nengo.Connection(error, layer1.learning_rule, synapse=None)
+        net.rule_probes = {
+            key: nengo.Probe(layer1.learning_rule, key, synapse=None)
+            for key in ("error", "delta", "scaled_encoders", "gain", "bias")
+        }
+    net.x_value, net.target, net.D = x_value, target, D
+    net.hidden, net.layer1 = hidden, layer1
+    return net
+
+
+@pytest.mark.parametrize(
+    "neuron_type", [nengo.RectifiedLinear(), nengo.Sigmoid(), nengo.Tanh()]
+)
+def test_bp_matches_analytic_gradient(Simulator, seed, neuron_type):
+    """BP's first update of S, b and g is -c * the gradient of |e|^2 / 2.
+
+    Checked against central finite differences of the loss of a rate network,
+    for neuron types whose derivative is exact (LIF's is a surrogate, and
+    nengo-extras' SoftLIFRate runs as plain LIFRate in nengo 4's simulator).
+    """
+    # a small rate keeps the second-order renormalisation below the tolerance
+    net = one_layer(
+        "bp",
+        seed,
+        neuron_type,
+        learning_rate=1e-4,
+        gain_learning_rate=1e-4,
+        bias_learning_rate=1e-4,
+    )
+    with Simulator(net) as sim:
+        sim.step()
+        sim.step()  # the update computed on step 1 is applied on step 2
+    hidden, x, D, target = net.hidden, net.x_value, net.D, net.target
+    built = sim.data[hidden]
+    r = hidden.radius
+    S0, b0 = built.scaled_encoders, built.bias
+    g0 = r * np.linalg.norm(S0, axis=1)
+
+    def loss(S, b):
+        J = S @ x + b
+        a = neuron_type.rates(np.zeros(1), np.ones_like(J), J)[0]
+        return 0.5 * np.sum((D @ a - target) ** 2)
+
+    # central finite differences of the loss on a rate network
+    h = 1e-6
+    grad_S = np.zeros_like(S0)
+    for idx in np.ndindex(*S0.shape):
+        dS = np.zeros_like(S0)
+        dS[idx] = h
+        grad_S[idx] = (loss(S0 + dS, b0) - loss(S0 - dS, b0)) / (2 * h)
+    grad_b = np.array(
+        [
+            (loss(S0, b0 + h * ei) - loss(S0, b0 - h * ei)) / (2 * h)
+            for ei in np.eye(len(b0))
+        ]
+    )
+    # dL/dg_i = dL/dS_i . dS_i/dg_i, with S_i = (g_i / r) E_i
+    grad_g = np.sum(grad_S * S0, axis=1) / g0
+
+    # the local error is the backpropagated error: delta = dL/db
+    assert np.allclose(sim.data[net.rule_probes["delta"]][0], grad_b, atol=1e-9)
+
+    # the documented scale: dt * gain_scale / (nu * derivative_scale)
+    info = sim.data[net.layer1.learning_rule]
+    nu = np.linalg.norm(D) / np.sqrt(hidden.n_neurons)
+    c = sim.dt * info.gain_scale / (nu * info.derivative_scale)
+    rule = net.layer1.learning_rule_type
+    dS = sim.data[net.rule_probes["scaled_encoders"]][1] - S0
+    db = sim.data[net.rule_probes["bias"]][1] - b0
+    dg = sim.data[net.rule_probes["gain"]][1] - g0
+    assert np.abs(grad_S).max() > 0
+    assert np.allclose(db, -rule.bias_learning_rate * c * grad_b, rtol=1e-5)
+    assert np.allclose(dg, -rule.gain_learning_rate * c * r * grad_g, rtol=1e-5)
+    # with equal encoder and gain rates, S follows the preconditioned gradient
+    # up to the second-order renormalisation
+    assert rule.learning_rate == rule.gain_learning_rate
+    expected_dS = -rule.learning_rate * c * grad_S / r**2
+    assert np.allclose(dS, expected_dS, rtol=1e-4, atol=1e-6 * np.abs(dS).max())
+
+
+def test_fa_with_transposed_weights_equals_bp(Simulator, seed):
+    """FeedbackAlignment with F = D^T gives exactly BackProp's updates."""
+    results = {}
+    for rule in ("bp", "fa"):
+        net = one_layer(rule, seed, nengo.RectifiedLinear())
+        if rule == "fa":
+            net = one_layer(rule, seed, nengo.RectifiedLinear(), feedback=net.D.T)
+        with Simulator(net) as sim:
+            sim.run_steps(20)
+        results[rule] = {k: sim.data[p] for k, p in net.rule_probes.items()}
+
+    for key in results["bp"]:
+        assert np.allclose(results["fa"][key], results["bp"][key], rtol=1e-12)
+    # and learning did happen
+    assert not np.allclose(results["bp"]["bias"][-1], results["bp"]["bias"][0])
+
+
+def test_bp_reads_live_weights(Simulator, seed):
+    """While PES changes the readout, BP's delta uses the current decoders."""
+    net = seed_task("bp", seed)
+    with net:
+        readout = net.layer1.learning_rule_type.downstream
+        p_w = nengo.Probe(readout, "weights", synapse=None)
+        p_delta = nengo.Probe(net.layer1.learning_rule, "delta", synapse=None)
+        p_err = nengo.Probe(net.layer1.learning_rule, "error", synapse=None)
+        p_J = nengo.Probe(net.hidden.neurons, "input", synapse=None)
+    with Simulator(net) as sim:
+        sim.run(0.5)
+    built = sim.data[net.hidden]
+    derivative = make_derivative(net.hidden.neuron_type, built.gain, built.bias)
+    gp = np.empty(net.hidden.n_neurons)
+    steps = [100, 300, 499]
+    weights = [sim.data[p_w][i] for i in steps]
+    assert not np.allclose(weights[0], weights[-1])  # PES is learning
+    for i in steps:
+        derivative(sim.data[p_J][i], gp)
+        expected = (sim.data[p_w][i].T @ sim.data[p_err][i]) * gp
+        assert np.allclose(sim.data[p_delta][i], expected, rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.slow
+def test_learning_beats_pes_only_on_seed_task(Simulator, plt):
+    """The seed task: default rates, 60 s, 3 seeds, final-10-s MSE."""
+    sim_time = 60.0
+    mse = {None: [], "fa": [], "bp": []}
+    for seed in range(3):
+        for rule in mse:
+            net = seed_task(rule, seed)
+            with Simulator(net, progress_bar=False) as sim:
+                sim.run(sim_time)
+            err = sim.data[net.error_probe][:, 0]
+            mse[rule].append(np.mean(err[sim.trange() > sim_time - 10] ** 2))
+            if seed == 0:
+                plt.plot(sim.trange(), err**2, label=str(rule), lw=0.5)
+    plt.legend(loc="best")
+    plt.ylabel("squared error")
+    plt.xlabel("time (s)")
+
+    pes, fa, bp = (np.mean(mse[k]) for k in (None, "fa", "bp"))
+    print(f"final-10-s MSE: PES only {pes:.4g}, FA {fa:.4g}, BP {bp:.4g}")
+    assert bp < pes / 3
+    assert fa < pes / 2
+
+
+@pytest.mark.slow
+def test_learning_with_lif(Simulator, seed):
+    """Spiking LIF hidden layer: both rules beat PES only, same network."""
+    sim_time = 20.0
+    mse = {}
+    for rule in (None, "fa", "bp"):
+        net = seed_task(rule, seed, n_neurons=50, neuron_type=nengo.LIF())
+        with Simulator(net, progress_bar=False) as sim:
+            sim.run(sim_time)
+        err = sim.data[net.error_probe][:, 0]
+        mse[rule] = np.mean(err[sim.trange() > sim_time - 5] ** 2)
+    assert mse["fa"] < 0.8 * mse[None]
+    assert mse["bp"] < 0.8 * mse[None]
+
+
+@pytest.mark.parametrize("rule", ["fa", "bp"])
+def test_learning_changes_hidden_only(Simulator, seed, rule):
+    """Encoders, gains and biases change; a second ensemble's stay put."""
+    net = seed_task(rule, seed, n_neurons=20)
+    with net:
+        control = nengo.Ensemble(20, 2, neuron_type=nengo.RectifiedLinear())
+        nengo.Connection(net.layer1.pre, control)
+        probes = {
+            k: nengo.Probe(net.layer1.learning_rule, k, synapse=None)
+            for k in ("scaled_encoders", "gain", "bias")
+        }
+    with Simulator(net) as sim:
+        sim.run(2.0)
+        control_bias = sim.signals[sim.model.sig[control.neurons]["bias"]].copy()
+        control_enc = sim.signals[sim.model.sig[control]["encoders"]].copy()
+    for key, p in probes.items():
+        assert not np.allclose(sim.data[p][-1], sim.data[p][0]), key
+    assert np.array_equal(control_bias, sim.data[control].bias)
+    assert np.array_equal(control_enc, sim.data[control].scaled_encoders)
+
+
+@pytest.mark.parametrize(
+    "frozen", ["learning_rate", "gain_learning_rate", "bias_learning_rate"]
+)
+def test_zero_rate_freezes_that_quantity(Simulator, seed, frozen):
+    net = seed_task("fa", seed, n_neurons=20, **{frozen: 0})
+    with net:
+        probes = {
+            k: nengo.Probe(net.layer1.learning_rule, k, synapse=None)
+            for k in ("scaled_encoders", "gain", "bias")
+        }
+    with Simulator(net) as sim:
+        sim.run(2.0)
+    S = sim.data[probes["scaled_encoders"]]
+    gain = sim.data[probes["gain"]]
+    bias = sim.data[probes["bias"]]
+    r = net.hidden.radius
+    directions = S / (gain[:, :, None] / r)
+    # the gain signal stays the length of the scaled encoders
+    assert np.allclose(np.linalg.norm(directions, axis=2), 1, atol=1e-9)
+
+    changed = {
+        "learning_rate": not np.allclose(directions[-1], directions[0]),
+        "gain_learning_rate": not np.allclose(gain[-1], gain[0]),
+        "bias_learning_rate": not np.allclose(bias[-1], bias[0]),
+    }
+    assert not changed[frozen]
+    assert all(v for k, v in changed.items() if k != frozen)
+    # frozen means exactly unchanged, not merely close
+    frozen_values = {
+        "learning_rate": directions,
+        "gain_learning_rate": gain,
+        "bias_learning_rate": bias,
+    }[frozen]
+    assert np.allclose(frozen_values[-1], frozen_values[0], rtol=0, atol=1e-12)
+
+
+NEURON_TYPES = [
+    nengo.RectifiedLinear(),
+    nengo.SpikingRectifiedLinear(),
+    nengo.Sigmoid(),
+    nengo.Tanh(),
+    nengo.LIFRate(),
+    nengo.LIF(),
+    nengo.AdaptiveLIFRate(),
+    nengo.AdaptiveLIF(),
+    nengo.Izhikevich(),
+    nengo.RegularSpiking(nengo.LIFRate()),
+    nengo.PoissonSpiking(nengo.RectifiedLinear()),
+    nengo.StochasticSpiking(nengo.Tanh()),
+]
+
+
+@pytest.mark.parametrize("rule", ["fa", "bp"])
+@pytest.mark.parametrize("neuron_type", NEURON_TYPES, ids=lambda nt: repr(nt))
+def test_every_neuron_type_learns(Simulator, seed, rule, neuron_type):
+    net = seed_task(rule, seed, n_neurons=20, neuron_type=neuron_type)
+    with net:
+        p_enc = nengo.Probe(net.layer1.learning_rule, "scaled_encoders")
+        p_delta = nengo.Probe(net.layer1.learning_rule, "delta")
+    with Simulator(net) as sim:
+        sim.run(0.3)
+    enc = sim.data[p_enc]
+    assert np.all(np.isfinite(enc)) and np.all(np.isfinite(sim.data[p_delta]))
+    assert not np.allclose(enc[-1], enc[0])
+
+
+def test_nengo_extras_softlif_learns(Simulator, seed):
+    neurons = pytest.importorskip("nengo_extras.neurons")
+    net = seed_task("fa", seed, n_neurons=20, neuron_type=neurons.SoftLIFRate())
+    with net:
+        p_enc = nengo.Probe(net.layer1.learning_rule, "scaled_encoders")
+    with Simulator(net) as sim:
+        sim.run(0.3)
+    assert not np.allclose(sim.data[p_enc][-1], sim.data[p_enc][0])
+
+
+def test_user_derivative_is_used(Simulator, seed):
+    """A derivative of zero stops learning; the default one does not."""
+    deltas = {}
+    for name, derivative in [("default", None), ("zero", np.zeros_like)]:
+        net = seed_task("fa", seed, n_neurons=20, derivative=derivative)
+        with net:
+            p = nengo.Probe(net.layer1.learning_rule, "delta", synapse=None)
+        with Simulator(net) as sim:
+            sim.run(0.2)
+        deltas[name] = sim.data[p]
+    assert np.abs(deltas["default"]).max() > 0
+    assert np.all(deltas["zero"] == 0)
+
+
+def test_reset_and_determinism(Simulator, seed):
+    net = seed_task("fa", seed, n_neurons=20)
+    with net:
+        probes = [
+            nengo.Probe(net.layer1.learning_rule, k, synapse=None)
+            for k in ("scaled_encoders", "gain", "bias", "delta")
+        ]
+    with Simulator(net) as sim:
+        sim.run(0.5)
+        first = [sim.data[p].copy() for p in probes]
+        sim.reset()
+        sim.run(0.5)
+        again = [sim.data[p] for p in probes]
+    with Simulator(net) as sim2:
+        sim2.run(0.5)
+        other_sim = [sim2.data[p] for p in probes]
+    for a, b, c in zip(first, again, other_sim):
+        assert np.array_equal(a, b)
+        assert np.array_equal(a, c)
+    assert not np.allclose(first[0][-1], first[0][0])
+
+
+def test_feedback_follows_model_seed(Simulator):
+    feedback = []
+    for seed in (1, 1, 2):
+        with nengo.Network(seed=seed) as net:
+            a = nengo.Ensemble(10, 1)
+            conn = nengo.Connection(
+                nengo.Node([0]), a, learning_rule_type=nengo_fa.FeedbackAlignment(2)
+            )
+        with Simulator(net) as sim:
+            feedback.append(sim.data[conn.learning_rule].feedback)
+    assert feedback[0].shape == (10, 2)
+    assert np.array_equal(feedback[0], feedback[1])
+    assert not np.allclose(feedback[0], feedback[2])
+
+
+def test_feedback_distribution_and_array(Simulator):
+    with nengo.Network(seed=0) as net:
+        a = nengo.Ensemble(10, 1)
+        stim = nengo.Node([0])
+        uniform = nengo.Connection(
+            stim,
+            a,
+            learning_rule_type=nengo_fa.FeedbackAlignment(
+                1, feedback=nengo.dists.Uniform(2, 3)
+            ),
+        )
+        array = np.arange(10.0).reshape(10, 1)
+        given = nengo.Connection(
+            stim,
+            a,
+            learning_rule_type=nengo_fa.FeedbackAlignment(1, feedback=array),
+        )
+    with Simulator(net) as sim:
+        assert np.all(sim.data[uniform.learning_rule].feedback >= 2)
+        assert np.all(sim.data[uniform.learning_rule].feedback <= 3)
+        assert np.array_equal(sim.data[given.learning_rule].feedback, array)
+
+
+def test_bp_works_in_either_creation_order(Simulator, seed):
+    """BackProp's connection may be built before its downstream connection."""
+
+    def build(readout_first):
+        with nengo.Network(seed=seed) as net:
+            stim = nengo.Node(lambda t: [np.sin(8 * t), np.cos(5 * t)])
+            hidden = nengo.Ensemble(20, 2, seed=seed + 1)
+            out = nengo.Node(size_in=1)
+            error = nengo.Node(size_in=1)
+            if readout_first:
+                readout = nengo.Connection(
+                    hidden, out, function=np.sum, learning_rule_type=nengo.PES()
+                )
+                layer1 = nengo.Connection(stim, hidden)
+            else:
+                layer1 = nengo.Connection(stim, hidden)
+                readout = nengo.Connection(
+                    hidden, out, function=np.sum, learning_rule_type=nengo.PES()
+                )
+            layer1.learning_rule_type = nengo_fa.BackProp(readout)
+            nengo.Connection(out, error)
+            nengo.Connection(stim, error, function=lambda x: -x[0] * x[1])
+            nengo.Connection(error, readout.learning_rule)
+            nengo.Connection(error, layer1.learning_rule)
+            p = nengo.Probe(layer1.learning_rule, "scaled_encoders")
+        with Simulator(net) as sim:
+            sim.run(0.5)
+        return sim.data[p]
+
+    first, second = build(readout_first=True), build(readout_first=False)
+    assert not np.allclose(first[-1], first[0])
+    assert np.allclose(first, second, rtol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_nan_error_stops_before_encoders_change(Simulator):
+    with nengo.Network(seed=0) as net:
+        hidden = nengo.Ensemble(10, 1)
+        conn = nengo.Connection(
+            nengo.Node([0.5]),
+            hidden,
+            learning_rule_type=nengo_fa.FeedbackAlignment(1),
+        )
+        # the node's output is finite; the transform overflows it to inf
+        nengo.Connection(
+            nengo.Node(lambda t: 1e300 if t > 0.0055 else 1.0),
+            conn.learning_rule,
+            transform=1e10,
+            synapse=None,
+        )
+    with Simulator(net) as sim:
+        with pytest.raises(SimulationError, match="NaN or inf"):
+            sim.run(0.01)
+        S = sim.signals[sim.model.sig[hidden]["encoders"]]
+        bias = sim.signals[sim.model.sig[hidden.neurons]["bias"]]
+        assert np.all(np.isfinite(S)) and np.all(np.isfinite(bias))
+        assert sim.n_steps == 5  # the sixth step raised
+
+
+@pytest.mark.parametrize("rule", ["fa", "bp"])
+def test_invariants(Simulator, seed, rule):
+    """Repr, frozen params, probeable keys, dt independence."""
+    net = seed_task(rule, seed, n_neurons=20)
+    rule_type = net.layer1.learning_rule_type
+    assert isinstance(rule_type, HiddenLayerRule)
+    assert repr(rule_type).startswith(type(rule_type).__name__ + "(")
+    with pytest.raises(ReadonlyError):
+        rule_type.learning_rate = 2.0
+
+    # every probeable key can be probed and has the documented shape
+    n, d = net.hidden.n_neurons, net.hidden.dimensions
+    shapes = {
+        "error": (1,),
+        "delta": (n,),
+        "encoders": (n, d),
+        "scaled_encoders": (n, d),
+        "gain": (n,),
+        "bias": (n,),
+        "feedback": (n, 1),
+    }
+    with net:
+        probes = {
+            k: nengo.Probe(net.layer1.learning_rule, k)
+            for k in net.layer1.learning_rule.probeable
+        }
+    with Simulator(net) as sim:
+        sim.run_steps(3)
+    for key, p in probes.items():
+        assert sim.data[p].shape[1:] == shapes[key], key
+
+    # halving dt gives (nearly) the same learning over the same time
+    finals = []
+    for dt in (0.001, 0.0005):
+        net = seed_task(rule, seed, n_neurons=20)
+        with net:
+            p = nengo.Probe(net.layer1.learning_rule, "bias", synapse=None)
+        with Simulator(net, dt=dt) as sim:
+            sim.run(1.0)
+        finals.append(sim.data[p][-1] - sim.data[p][0])
+    change = np.linalg.norm(finals[0])
+    assert change > 0
+    assert np.linalg.norm(finals[0] - finals[1]) < 0.2 * change
+
+
+def test_repr():
+    with nengo.Network():
+        readout = nengo.Connection(nengo.Ensemble(5, 1), nengo.Node(size_in=1))
+    assert repr(nengo_fa.FeedbackAlignment(3)) == "FeedbackAlignment(error_size=3)"
+    assert (
+        repr(nengo_fa.FeedbackAlignment(3, learning_rate=0.5))
+        == "FeedbackAlignment(error_size=3, learning_rate=0.5)"
+    )
+    assert repr(nengo_fa.BackProp(readout)).startswith("BackProp(downstream=<Conn")
+
+
+def test_defaults_via_config(Simulator):
+    with nengo.Network() as net:
+        net.config.configures(nengo_fa.FeedbackAlignment)
+        net.config[nengo_fa.FeedbackAlignment].learning_rate = 0.25
+        rule = nengo_fa.FeedbackAlignment(1)
+    assert rule.learning_rate == 0.25
+    assert nengo_fa.FeedbackAlignment(1).learning_rate != 0.25
+
+
+# --- errors -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwarg", ["learning_rate", "gain_learning_rate", "bias_learning_rate"]
+)
+def test_negative_rate_raises(kwarg):
+    with pytest.raises(ValidationError, match=kwarg):
+        nengo_fa.FeedbackAlignment(1, **{kwarg: -1})
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValidationError, match="error_size"):
+        nengo_fa.FeedbackAlignment(0)
+    with pytest.raises(ValidationError, match="error_size"):
+        nengo_fa.FeedbackAlignment(None)
+    with pytest.raises(ValidationError, match="feedback"):
+        nengo_fa.FeedbackAlignment(2, feedback=np.ones((5, 3)))
+    with pytest.raises(ValidationError, match="derivative"):
+        nengo_fa.FeedbackAlignment(1, derivative="relu")
+    with pytest.raises(ValidationError, match="downstream"):
+        nengo_fa.BackProp(nengo.Ensemble(5, 1, add_to_container=False))
+    with nengo.Network():
+        from_node = nengo.Connection(nengo.Node([0]), nengo.Node(size_in=1))
+    with pytest.raises(ValidationError, match="downstream"):
+        nengo_fa.BackProp(from_node)
+
+
+def test_wrong_error_size_raises():
+    with nengo.Network():
+        hidden = nengo.Ensemble(10, 1)
+        conn = nengo.Connection(
+            nengo.Node([0]), hidden, learning_rule_type=nengo_fa.FeedbackAlignment(2)
+        )
+        with pytest.raises(ValidationError, match="size"):
+            nengo.Connection(nengo.Node([0, 0, 0]), conn.learning_rule)
+
+
+@pytest.mark.parametrize("post", ["node", "neurons"])
+def test_post_must_be_ensemble(post):
+    with nengo.Network():
+        ens = nengo.Ensemble(10, 1)
+        target = nengo.Node(size_in=10) if post == "node" else ens.neurons
+        with pytest.raises(ValidationError, match="post"):
+            nengo.Connection(
+                nengo.Node(np.zeros(10)),
+                target,
+                learning_rule_type=nengo_fa.FeedbackAlignment(1),
+            )
+
+
+def test_direct_neurons_raise(Simulator):
+    with nengo.Network() as net:
+        ens = nengo.Ensemble(10, 1, neuron_type=nengo.Direct())
+        nengo.Connection(
+            nengo.Node([0]), ens, learning_rule_type=nengo_fa.FeedbackAlignment(1)
+        )
+    with pytest.raises(BuildError, match="Direct"):
+        with Simulator(net):
+            pass
+
+
+def test_feedback_rows_must_match_neurons(Simulator):
+    with nengo.Network() as net:
+        ens = nengo.Ensemble(10, 1)
+        nengo.Connection(
+            nengo.Node([0]),
+            ens,
+            learning_rule_type=nengo_fa.FeedbackAlignment(1, feedback=np.ones((7, 1))),
+        )
+    with pytest.raises(BuildError, match="feedback"):
+        with Simulator(net):
+            pass
+
+
+def bp_net(make_downstream):
+    with nengo.Network() as net:
+        hidden = nengo.Ensemble(10, 1)
+        other = nengo.Ensemble(10, 1)
+        downstream = make_downstream(hidden, other)
+        nengo.Connection(
+            nengo.Node([0]), hidden, learning_rule_type=nengo_fa.BackProp(downstream)
+        )
+    return net
+
+
+@pytest.mark.parametrize(
+    "make_downstream, match",
+    [
+        (lambda h, o: nengo.Connection(o, nengo.Node(size_in=1)), "must start at"),
+        (
+            lambda h, o: nengo.Connection(
+                h.neurons[:5], nengo.Node(size_in=1), transform=np.ones((1, 5))
+            ),
+            "must read all",
+        ),
+        (
+            lambda h, o: nengo.Connection(
+                h, o, solver=nengo.solvers.LstsqL2(weights=True)
+            ),
+            "weight solver",
+        ),
+        (
+            lambda h, o: nengo.Connection(
+                h.neurons,
+                o.neurons,
+                transform=nengo.transforms.Sparse(
+                    (10, 10), indices=[[0, 0]], init=[1.0]
+                ),
+            ),
+            "Dense",
+        ),
+    ],
+    ids=["wrong-pre", "sliced", "weight-solver", "sparse"],
+)
+def test_bad_downstream_raises(Simulator, make_downstream, match):
+    with pytest.raises(BuildError, match=match):
+        with Simulator(bp_net(make_downstream)):
+            pass
+
+
+def test_downstream_outside_model_raises(Simulator):
+    with nengo.Network():
+        hidden = nengo.Ensemble(10, 1)
+        elsewhere = nengo.Connection(hidden, nengo.Node(size_in=1))
+    with nengo.Network() as net:
+        net.add(hidden)
+        nengo.Connection(
+            nengo.Node([0]), hidden, learning_rule_type=nengo_fa.BackProp(elsewhere)
+        )
+    with pytest.raises(BuildError, match="not part of the model"):
+        with Simulator(net):
+            pass
