@@ -9,13 +9,26 @@ from .version import version as __version__
 
 check_nengo_version()
 
+# isort: off
 # Importing the builder registers its build functions with nengo's Builder,
 # as nengo/builder/__init__.py does, so that nengo.Simulator can build our rules.
-from . import builder  # noqa: E402  pylint: disable=wrong-import-position
-from .learning_rules import (  # noqa: E402  pylint: disable=wrong-import-position
-    BackProp,
-    FeedbackAlignment,
+from . import builder  # noqa: E402
+
+# NengoDL's TensorFlow builders for our operators (nengo_fa.dl) import TensorFlow:
+# load them only when nengo_dl is imported, before or after nengo_fa.
+from . import _dl_hook  # noqa: E402
+
+_dl_hook.install()
+
+from .feedback import (  # noqa: E402
+    ActivationAlignment,
+    AlignmentTerms,
+    KolenPollack,
+    SymmetricAlignment,
 )
+from .learning_rules import BackProp, FeedbackAlignment, SignSymmetry  # noqa: E402
+
+# isort: on
 
 __copyright__ = "2026, nengo_fa contributors"
 __license__ = "GNU General Public License, version 2 or later"

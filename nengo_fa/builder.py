@@ -6,20 +6,49 @@ nengo_fa build exactly as before.
 """
 
 import collections
+import weakref
 
 import numpy as np
 from nengo.builder import Builder, Operator, Signal
+from nengo.builder.connection import slice_signal
+from nengo.builder.ensemble import get_activities
+from nengo.builder.learning_rules import build_or_passthrough
 from nengo.builder.operator import Copy, Reset
 from nengo.ensemble import Ensemble, Neurons
 from nengo.exceptions import BuildError, SimulationError
 from nengo.neurons import Direct
 from nengo.transforms import Dense, NoTransform
+from scipy.linalg.blas import get_blas_funcs
 
-from nengo_fa.learning_rules import BackProp, FeedbackAlignment, HiddenLayerRule
+from nengo_fa.feedback import (
+    AlignmentTerms,
+    KolenPollack,
+    SimAlignmentDiagnostics,
+    SimAlignmentTerms,
+    SimForwardMatrix,
+    SimKolenPollack,
+)
+from nengo_fa.learning_rules import (
+    BackProp,
+    FeedbackAlignment,
+    HiddenLayerRule,
+    SignSymmetry,
+    chained_rule,
+)
 from nengo_fa.neurons import make_derivative
 
 #: Gains are kept at or above this fraction of the mean build-time gain.
 MIN_GAIN_FRACTION = 1e-3
+
+#: Apply encoder updates in place (`.SimHiddenLayerEncoderUpdate`) where that
+#: gives the same result as Nengo's generic ``(n, d)`` delta plus ``Copy``.
+#: Private: the tests switch it off to compare against the straightforward path.
+_FACTORED_ENCODER_UPDATE = True
+
+#: Elements per BLAS ``ger`` or ``dot`` call: below OpenBLAS's thresholds for
+#: running them multithreaded (9216 and 10000 elements), which is slow on a
+#: busy machine.
+_GER_BLOCK = 8192
 
 BuiltHiddenLayerRule = collections.namedtuple(
     "BuiltHiddenLayerRule", ("feedback", "gain_scale", "derivative_scale")
@@ -84,7 +113,8 @@ class SimHiddenLayerRule(Operator):
         Output: the local error :math:`\delta`, shape ``(n,)``.
     encoders_delta, gain_delta, bias_delta : Signal
         Output: the updates of :math:`S`, :math:`g` and :math:`b`, applied
-        on the next step by ``Copy(..., inc=True)``.
+        on the next step by ``Copy(..., inc=True)``. ``encoders_delta`` is
+        None when ``encoders_factors`` is given.
     derivative : callable
         ``derivative(J, out)`` writes :math:`G'(J)` into ``out``.
     radius : float
@@ -99,13 +129,21 @@ class SimHiddenLayerRule(Operator):
         Whether ``feedback`` holds :math:`F^T`.
     tag : str, optional
         A label associated with the operator, for debugging purposes.
+    encoders_factors : (Signal, Signal, Signal), optional
+        Output, instead of ``encoders_delta``: the factors
+        :math:`(\alpha, \beta, x)` of the encoder update, shapes ``(n,)``,
+        ``(n,)`` and ``(d,)``, so that `.SimHiddenLayerEncoderUpdate` can
+        apply :math:`S \leftarrow \mathrm{diag}(\alpha) S + \beta x^T` in
+        place on the next step, without an ``(n, d)`` temporary.
 
     Notes
     -----
     1. sets ``[]``
     2. incs ``[]``
     3. reads ``[error, feedback, current, x, scaled_encoders, gain]``
-    4. updates ``[delta, encoders_delta, gain_delta, bias_delta]``
+    4. updates ``[delta, gain_delta, bias_delta, encoders_delta]``, or
+       ``[delta, gain_delta, bias_delta, alpha, beta, x]`` with
+       ``encoders_factors``
     """
 
     def __init__(
@@ -129,6 +167,7 @@ class SimHiddenLayerRule(Operator):
         bias_learning_rate,
         transpose_feedback=False,
         tag=None,
+        encoders_factors=None,
     ):
         super().__init__(tag=tag)
         self.derivative = derivative
@@ -143,7 +182,12 @@ class SimHiddenLayerRule(Operator):
         self.sets = []
         self.incs = []
         self.reads = [error, feedback, current, x, scaled_encoders, gain]
-        self.updates = [delta, encoders_delta, gain_delta, bias_delta]
+        self.factored = encoders_factors is not None
+        if self.factored and encoders_delta is not None:
+            raise ValueError("give either 'encoders_delta' or 'encoders_factors'")
+        self.updates = [delta, gain_delta, bias_delta] + (
+            list(encoders_factors) if self.factored else [encoders_delta]
+        )
 
     @property
     def error(self):
@@ -174,16 +218,20 @@ class SimHiddenLayerRule(Operator):
         return self.updates[0]
 
     @property
-    def encoders_delta(self):
+    def gain_delta(self):
         return self.updates[1]
 
     @property
-    def gain_delta(self):
+    def bias_delta(self):
         return self.updates[2]
 
     @property
-    def bias_delta(self):
-        return self.updates[3]
+    def encoders_delta(self):
+        return None if self.factored else self.updates[3]
+
+    @property
+    def encoders_factors(self):
+        return tuple(self.updates[3:6]) if self.factored else None
 
     @property
     def _descstr(self):
@@ -197,9 +245,12 @@ class SimHiddenLayerRule(Operator):
         S = signals[self.scaled_encoders]
         gain = signals[self.gain]
         delta = signals[self.delta]
-        encoders_delta = signals[self.encoders_delta]
         gain_delta = signals[self.gain_delta]
         bias_delta = signals[self.bias_delta]
+        if self.factored:
+            alpha_out, beta_out, x_out = (signals[s] for s in self.encoders_factors)
+        else:
+            encoders_delta = signals[self.encoders_delta]
 
         F = feedback.T if self.transpose_feedback else feedback
         n = S.shape[0]
@@ -209,7 +260,8 @@ class SimHiddenLayerRule(Operator):
         kb = self.bias_learning_rate
         learn_encoders = kE > 0 or kg > 0
         # with fixed feedback the RMS row norm never changes: compute it once
-        fixed_nu = None if self.transpose_feedback else _rms_row_norm(feedback, n)
+        fixed = not self.transpose_feedback and self.feedback.readonly
+        fixed_nu = _rms_row_norm(feedback, n) if fixed else None
         base_scale = dt * self.gain_scale / self.derivative_scale
         # a gain of 0 would lose the encoder's direction: keep gains positive
         min_gain = MIN_GAIN_FRACTION * self.gain_scale
@@ -217,15 +269,21 @@ class SimHiddenLayerRule(Operator):
         derivative = self.derivative
         finite = np.empty(error.shape, dtype=bool)
         fe = np.empty(n)
-        u = np.empty(n)
-        p = np.empty(n)
-        a = np.empty(n)
+        q = np.empty(n)
+        w = np.empty(n)
+        h = np.empty(n)
         g = np.empty(n)
         g_new = np.empty(n)
         nrm = np.empty(n)
-        alpha = np.empty((n, 1))
-        beta = np.empty((n, 1))
-        scratch = np.empty_like(S)
+        if self.factored:
+            # the factors go straight to the signals that
+            # SimHiddenLayerEncoderUpdate applies in place on the next step
+            alpha0, beta0 = alpha_out, beta_out
+        else:
+            alpha = np.empty((n, 1))
+            beta = np.empty((n, 1))
+            alpha0, beta0 = alpha[:, 0], beta[:, 0]
+            scratch = np.empty_like(S)
 
         def step_simhiddenlayerrule():
             np.isfinite(error, out=finite)
@@ -241,53 +299,65 @@ class SimHiddenLayerRule(Operator):
             np.multiply(delta, fe, out=delta)
             if nu == 0:
                 # no feedback yet (e.g. a readout that starts at zero)
-                encoders_delta[...] = 0
+                if self.factored:
+                    alpha_out.fill(1.0)
+                    beta_out.fill(0.0)
+                else:
+                    encoders_delta[...] = 0
                 gain_delta[...] = 0
                 bias_delta[...] = 0
                 return
-            np.multiply(delta, base_scale / nu, out=u)
-            np.multiply(u, -kb, out=bias_delta)
+            # u = c delta is never formed: c is folded into the scalars below
+            c = base_scale / nu
+            np.multiply(delta, -kb * c, out=bias_delta)
 
             if not learn_encoders:
                 return
 
-            # p = E x, the projection of x on each unit encoder
+            # q = p / r = S x / g, with p = E x the projection of x on each
+            # unit encoder
             np.maximum(gain, min_gain, out=g)
-            np.dot(S, x, out=p)
-            np.multiply(p, r, out=p)
-            np.divide(p, g, out=p)
+            np.dot(S, x, out=q)
+            np.divide(q, g, out=q)
 
-            # gain step
-            np.multiply(u, p, out=g_new)
-            np.multiply(g_new, -kg / r, out=g_new)
+            # gain step: g - kg u p / r = g - kg c delta q
+            np.multiply(delta, q, out=g_new)
+            np.multiply(g_new, -kg * c, out=g_new)
             np.add(g_new, g, out=g_new)
             np.maximum(g_new, min_gain, out=g_new)
             np.subtract(g_new, g, out=gain_delta)
 
-            # direction step on the unit sphere, renormalised exactly
-            np.multiply(u, kE / r, out=a)
-            np.divide(a, g, out=a)
-            # nrm = sqrt(1 + a^2 (|x|^2 - p^2)), without overflow for large a
-            np.multiply(p, p, out=nrm)
-            np.subtract(np.dot(x, x), nrm, out=nrm)
+            # direction step on the unit sphere, renormalised exactly, with
+            # a = kE u / (r g) = kE c w / r and w = delta / g
+            np.divide(delta, g, out=w)
+            # nrm = sqrt(1 + a^2 (|x|^2 - p^2))
+            #     = hypot(kE c w sqrt(|x|^2 / r^2 - q^2), 1), without overflow
+            np.multiply(q, q, out=nrm)
+            np.subtract(np.dot(x, x) / r**2, nrm, out=nrm)
             np.maximum(nrm, 0, out=nrm)
             np.sqrt(nrm, out=nrm)
-            np.multiply(nrm, a, out=nrm)
+            np.multiply(nrm, w, out=nrm)
+            np.multiply(nrm, kE * c, out=nrm)
             np.hypot(nrm, 1, out=nrm)
 
-            # S_new = alpha * S + beta x^T
-            alpha0 = alpha[:, 0]
-            np.multiply(a, p, out=alpha0)
-            alpha0 += 1
-            alpha0 *= g_new
-            alpha0 /= g
-            alpha0 /= nrm
-            alpha0 -= 1
-            beta0 = beta[:, 0]
-            np.divide(a, nrm, out=beta0)
-            beta0 *= g_new
-            beta0 *= -1.0 / r
+            # S_new = alpha * S + beta x^T, with h = g_new / nrm:
+            # alpha = (1 + a p) h / g = (1 + kE c w q) h / g
+            # beta = -a h / r = -kE c w h / r^2
+            np.divide(g_new, nrm, out=h)
+            np.multiply(w, q, out=alpha0)
+            np.multiply(alpha0, kE * c, out=alpha0)
+            np.add(alpha0, 1, out=alpha0)
+            np.multiply(alpha0, h, out=alpha0)
+            np.divide(alpha0, g, out=alpha0)
+            np.multiply(w, h, out=beta0)
+            np.multiply(beta0, -kE * c / r**2, out=beta0)
 
+            if self.factored:
+                x_out[...] = x
+                return
+            # the straightforward (n, d) delta, kept as the reference that the
+            # factored path is tested against
+            np.subtract(alpha0, 1, out=alpha0)
             np.multiply(beta, x, out=encoders_delta)
             np.multiply(alpha, S, out=scratch)
             np.add(encoders_delta, scratch, out=encoders_delta)
@@ -295,10 +365,143 @@ class SimHiddenLayerRule(Operator):
         return step_simhiddenlayerrule
 
 
+class SimHiddenLayerEncoderUpdate(Operator):
+    r"""Apply a factored encoder update in place.
+
+    Implements
+
+    .. math:: S \leftarrow \mathrm{diag}(\alpha) S + \beta x^T
+
+    with the factors :math:`\alpha, \beta, x` that `.SimHiddenLayerRule`
+    computed on the previous step, so that :math:`S` changes exactly as with
+    Nengo's generic path (an ``(n, d)`` delta added by ``Copy(..., inc=True)``)
+    but without the ``(n, d)`` delta: one row scaling and one BLAS rank-1
+    update (``dger``) on :math:`S` itself.
+
+    This is an *increment* only if nothing else changes :math:`S` in the same
+    step, because the scaling acts on all of :math:`S`; the builder uses it
+    only when the rule is the ensemble's only encoder-learning rule.
+
+    Parameters
+    ----------
+    scaled_encoders : Signal
+        :math:`S`, shape ``(n, d)``, changed in place.
+    alpha, beta : Signal
+        The row scales and the rank-1 weights, shape ``(n,)``.
+    x : Signal
+        The input the update was computed for, shape ``(d,)``.
+    tag : str, optional
+        A label associated with the operator, for debugging purposes.
+
+    Notes
+    -----
+    1. sets ``[]``
+    2. incs ``[scaled_encoders]``
+    3. reads ``[alpha, beta, x]``
+    4. updates ``[]``
+    """
+
+    def __init__(self, scaled_encoders, alpha, beta, x, tag=None):
+        super().__init__(tag=tag)
+        self.sets = []
+        self.incs = [scaled_encoders]
+        self.reads = [alpha, beta, x]
+        self.updates = []
+
+    @property
+    def scaled_encoders(self):
+        return self.incs[0]
+
+    @property
+    def alpha(self):
+        return self.reads[0]
+
+    @property
+    def beta(self):
+        return self.reads[1]
+
+    @property
+    def x(self):
+        return self.reads[2]
+
+    @property
+    def _descstr(self):
+        return f"{self.scaled_encoders} <- alpha * S + beta x^T"
+
+    def make_step(self, signals, dt, rng):
+        S = signals[self.scaled_encoders]
+        alpha = signals[self.alpha][:, None]
+        beta = signals[self.beta]
+        x = signals[self.x]
+        rows = max(1, _GER_BLOCK // max(S.shape[1], 1))
+        starts = range(0, S.shape[0], rows)
+        gers = [_inplace_ger(S[i : i + rows]) for i in starts]
+        ger = gers[0] if gers and all(gers) else None
+
+        if ger is None:
+            scratch = np.empty_like(S)
+            beta = beta[:, None]
+
+            def step_simhiddenlayerencoderupdate():
+                np.multiply(S, alpha, out=S)
+                np.multiply(beta, x, out=scratch)
+                np.add(S, scratch, out=S)
+
+        else:
+            # The rank-1 update goes in blocks of rows to keep OpenBLAS
+            # single-threaded: scipy bundles its own OpenBLAS, whose threads
+            # compete with numpy's for the same cores (10x slower measured on
+            # 2 cores). Each S_rows.T is Fortran-ordered, so
+            # S_rows.T += x beta^T updates S in place.
+            blocks = [(S[i : i + rows].T, beta[i : i + rows]) for i in starts]
+
+            def step_simhiddenlayerencoderupdate():
+                np.multiply(S, alpha, out=S)
+                for S_rows_T, beta_rows in blocks:
+                    ger(1.0, x, beta_rows, a=S_rows_T, overwrite_a=True)
+
+        return step_simhiddenlayerencoderupdate
+
+
+def _inplace_ger(S):
+    """BLAS ``ger`` that updates ``S`` in place through ``S.T``, or None."""
+    if S.dtype != np.float64 or not S.flags.c_contiguous or S.size == 0:
+        return None
+    ger = get_blas_funcs("ger", (S,))
+    n, d = S.shape
+    # a zero update: checks that the wrapper writes into S and makes no copy
+    out = ger(0.0, np.zeros(d), np.zeros(n), a=S.T, overwrite_a=True)
+    return ger if np.shares_memory(out, S) else None
+
+
+def _encoder_learning_rules(model, ens):
+    """The learning rule types that modify ``ens``'s encoders, or None if the
+    model does not say (no toplevel network)."""
+    if model.toplevel is None:
+        return None
+    types = []
+    for conn in model.toplevel.all_connections:
+        if conn.post_obj is not ens or conn.learning_rule_type is None:
+            continue
+        rule_types = conn.learning_rule_type
+        if isinstance(rule_types, dict):
+            rule_types = list(rule_types.values())
+        elif not isinstance(rule_types, (list, tuple)):
+            rule_types = [rule_types]
+        types.extend(t for t in rule_types if t.modifies == "encoders")
+    return types
+
+
 def _rms_row_norm(F, n):
     """``||F||_F / sqrt(n)``: the RMS row norm of F, or of F^T, with n rows."""
     flat = F.reshape(-1)  # a view for the contiguous arrays signals hold
-    return np.sqrt(np.dot(flat, flat) / n)
+    # in blocks: above 10000 elements OpenBLAS runs ``ddot`` multithreaded,
+    # measured 1000x slower (14 ms for 50000 elements) on a busy 2-core machine
+    total = 0.0
+    for i in range(0, flat.size, _GER_BLOCK):
+        block = flat[i : i + _GER_BLOCK]
+        total += np.dot(block, block)
+    return np.sqrt(total / n)
 
 
 def _derivative_scale(neuron_type, derivative, gain, bias):
@@ -347,14 +550,23 @@ def _ensemble_gain_signal(model, ens):
 
 @Builder.register(HiddenLayerRule)
 def build_hidden_layer_rule(model, rule_type, rule):
-    """Builds a `.HiddenLayerRule` (`.FeedbackAlignment`, `.BackProp`).
+    """Builds a `.HiddenLayerRule` (`.FeedbackAlignment`, `.BackProp`,
+    `.SignSymmetry`).
 
     Creates the error signal (``model.sig[rule]["in"]``), a learnable gain
     signal for the ensemble (shared between rules on the same ensemble) and
     per-rule update signals, makes the ensemble's bias writable, and adds a
     `.SimHiddenLayerRule` operator plus ``Copy(..., inc=True)`` operators that
-    apply its updates on the next step. For `.BackProp`, the operator is added
-    once the downstream connection has been built.
+    apply its updates on the next step (the encoder update through a
+    `.SimHiddenLayerEncoderUpdate` in place, see ``_build_encoder_update``).
+    For `.BackProp` and `.SignSymmetry`,
+    the operator is added once the downstream connection has been built
+    (`.SignSymmetry` adds a `.SimSignFeedback` too). With
+    ``modifies="weights"``, the encoders and gains are not learned and a
+    `.SimHiddenLayerWeights` operator updates the connection's weights. A
+    chained rule (whose ``downstream`` carries a nengo_fa rule) gets no error
+    connection: a `.SimChainedError` sets its error, once the downstream rule's
+    operator exists.
 
     Parameters
     ----------
@@ -370,7 +582,10 @@ def build_hidden_layer_rule(model, rule_type, rule):
     Sets ``model.params[rule]`` to a `.BuiltHiddenLayerRule`.
     """
     conn = rule.connection
+    weights_mode = rule_type.modifies == "weights"
     ens = conn.post_obj
+    if weights_mode and isinstance(ens, Neurons):
+        ens = ens.ensemble
     if not isinstance(ens, Ensemble):  # Nengo's own validation should catch this
         raise BuildError(
             f"{type(rule_type).__name__} on {conn}: 'post' must be an Ensemble "
@@ -389,8 +604,14 @@ def build_hidden_layer_rule(model, rule_type, rule):
     bias.readonly = False  # before the simulator allocates it
     gain = _ensemble_gain_signal(model, ens)
 
-    error = Signal(shape=rule.size_in, name=f"{type(rule_type).__name__}:error")
-    model.add_op(Reset(error))
+    # a chained rule's error is the local error of the rule downstream of it
+    down_rule = _chained_downstream_rule(rule_type, rule)
+    error = Signal(
+        shape=rule.size_in if down_rule is None else _chained_error_size(rule_type),
+        name=f"{type(rule_type).__name__}:error",
+    )
+    if down_rule is None:
+        model.add_op(Reset(error))
     model.sig[rule]["in"] = error  # error connection will attach here
 
     derivative = make_derivative(
@@ -405,11 +626,24 @@ def build_hidden_layer_rule(model, rule_type, rule):
     # nengo's build_learning_rule made an (n, d) delta that it adds to the
     # encoders; the per-neuron local error takes over the name "delta"
     encoders_delta = model.sig[rule]["delta"]
+    if weights_mode:
+        # nengo's delta is the weight update; the encoders are not learned
+        weights_delta = encoders_delta
+        encoders_delta = Signal(shape=encoders.shape, name="unused encoders delta")
     delta = Signal(shape=n, name=f"{type(rule_type).__name__}:delta")
     gain_delta = Signal(shape=n, name=f"{type(rule_type).__name__}:gain_delta")
     bias_delta = Signal(shape=n, name=f"{type(rule_type).__name__}:bias_delta")
     model.add_op(Copy(gain_delta, gain, inc=True, tag="gain += delta"))
     model.add_op(Copy(bias_delta, bias, inc=True, tag="bias += delta"))
+    encoders_delta, encoders_factors = _build_encoder_update(
+        model,
+        rule_type,
+        ens,
+        encoders,
+        encoders_delta,
+        learns_encoders=not weights_mode
+        and (rule_type.learning_rate > 0 or rule_type.gain_learning_rate > 0),
+    )
 
     def add_operator(feedback, transpose_feedback):
         model.add_op(
@@ -428,19 +662,38 @@ def build_hidden_layer_rule(model, rule_type, rule):
                 radius=ens.radius,
                 gain_scale=gain_scale,
                 derivative_scale=derivative_scale,
-                learning_rate=rule_type.learning_rate,
-                gain_learning_rate=rule_type.gain_learning_rate,
+                learning_rate=0 if weights_mode else rule_type.learning_rate,
+                gain_learning_rate=0 if weights_mode else rule_type.gain_learning_rate,
                 bias_learning_rate=rule_type.bias_learning_rate,
                 transpose_feedback=transpose_feedback,
                 tag=f"{type(rule_type).__name__} on {conn}",
+                encoders_factors=encoders_factors,
             )
         )
+        if weights_mode:
+            add_weights_operator(feedback, transpose_feedback)
+        _feedback_ready(model, rule, feedback, transpose_feedback)
+
+    if weights_mode:
+        add_weights_operator = _build_weights_learning(
+            model,
+            rule_type,
+            rule,
+            ens,
+            delta,
+            weights_delta,
+            gain_scale,
+            derivative_scale,
+        )
+    if down_rule is not None:
+        _build_chained_error(model, rule_type, rule, ens, down_rule, error)
 
     feedback = None
     if isinstance(rule_type, FeedbackAlignment):
         feedback = _build_fixed_feedback(model, rule_type, rule, n)
         add_operator(model.sig[rule]["feedback"], transpose_feedback=False)
-    elif isinstance(rule_type, BackProp):
+        _build_alignment(model, rule_type, rule, ens, derivative, error, down_rule)
+    elif isinstance(rule_type, (BackProp, SignSymmetry)):
         _build_backprop_feedback(model, rule_type, rule, ens, add_operator)
     else:
         raise BuildError(f"No feedback source for {type(rule_type).__name__}")
@@ -454,6 +707,59 @@ def build_hidden_layer_rule(model, rule_type, rule):
     model.params[rule] = BuiltHiddenLayerRule(
         feedback=feedback, gain_scale=gain_scale, derivative_scale=derivative_scale
     )
+
+
+def _build_encoder_update(
+    model, rule_type, ens, encoders, encoders_delta, learns_encoders
+):
+    """Choose how a rule's encoder update reaches the encoders.
+
+    Returns ``(encoders_delta, encoders_factors)`` for `.SimHiddenLayerRule`,
+    one of them None.
+
+    Nengo's ``build_learning_rule`` gave the rule an ``(n, d)`` delta signal
+    and a ``Copy(delta, encoders, inc=True)``. Filling that delta and adding it
+    costs several passes over an ``(n, d)`` array per step, several times the
+    cost of the ensemble itself. When the rule is the only one that learns
+    this ensemble's encoders, the update can instead be applied in place by a
+    `.SimHiddenLayerEncoderUpdate` from per-neuron factors, which gives the
+    same encoders (up to rounding); the generic ``Copy`` is then removed from
+    the model, so the ``(n, d)`` delta is never allocated. With several
+    encoder-learning rules on one ensemble each must see the encoders of the
+    start of the step, so the generic path is kept. A rule that does not learn
+    the encoders needs neither.
+    """
+    if encoders_delta is not None:
+        if not _FACTORED_ENCODER_UPDATE:
+            return encoders_delta, None
+        if learns_encoders:
+            learners = _encoder_learning_rules(model, ens)
+            if learners is None or len(learners) != 1:
+                return encoders_delta, None
+
+    # the factored path: drop nengo's generic copy of the (n, d) delta
+    if encoders_delta is not None:
+        model.operators[:] = [
+            op
+            for op in model.operators
+            if not (
+                isinstance(op, Copy) and op.src is encoders_delta and op.dst is encoders
+            )
+        ]
+    name = type(rule_type).__name__
+    n, d = encoders.shape
+    factors = (
+        Signal(np.ones(n), name=f"{name}:encoders_alpha"),
+        Signal(np.zeros(n), name=f"{name}:encoders_beta"),
+        Signal(np.zeros(d), name=f"{name}:encoders_x"),
+    )
+    if learns_encoders:
+        model.add_op(
+            SimHiddenLayerEncoderUpdate(
+                encoders, *factors, tag=f"{name}: encoders += update"
+            )
+        )
+    return None, factors
 
 
 def _build_fixed_feedback(model, fa, rule, n):
@@ -478,16 +784,44 @@ def _build_fixed_feedback(model, fa, rule, n):
     if not np.all(np.isfinite(feedback)):
         raise BuildError(f"FeedbackAlignment on {conn}: 'feedback' is not finite")
     model.sig[rule]["feedback"] = Signal(
-        feedback, name="FeedbackAlignment:feedback", readonly=True
+        feedback,
+        name="FeedbackAlignment:feedback",
+        readonly=fa.feedback_learning is None,
     )
     return feedback
 
 
 def _build_backprop_feedback(model, bp, rule, ens, add_operator):
-    """Check ``bp.downstream`` and read its weights once it is built."""
+    """Check ``bp.downstream`` and read its weights once it is built.
+
+    For `.SignSymmetry`, the feedback is a signal holding the scaled signs of
+    those weights, set every step by a `.SimSignFeedback` operator.
+    """
     conn = rule.connection
     down = bp.downstream
-    prefix = f"BackProp on {conn}"
+    prefix = f"{type(bp).__name__} on {conn}"
+    _check_downstream(model, prefix, down, ens)
+
+    sign_feedback = None
+    if isinstance(bp, SignSymmetry):
+        # made now so that probes can find it whatever the build order
+        sign_feedback = Signal(
+            shape=(down.size_out, ens.n_neurons), name="SignSymmetry:feedback"
+        )
+        model.sig[rule]["feedback"] = sign_feedback
+
+    def add_backprop_operator():
+        weights = _downstream_weights(model, prefix, down, ens)
+        if sign_feedback is not None:
+            model.add_op(SimSignFeedback(weights, sign_feedback, tag=prefix))
+            weights = sign_feedback
+        add_operator(weights, transpose_feedback=True)
+
+    _when_built(model, down, add_backprop_operator)
+
+
+def _check_downstream(model, prefix, down, ens):
+    """Check that ``down`` leaves ``ens`` with weights a rule can read."""
     if getattr(down.pre_obj, "ensemble", down.pre_obj) is not ens:
         raise BuildError(
             f"{prefix}: 'downstream' must start at {ens} or its neurons, the "
@@ -513,14 +847,525 @@ def _build_backprop_feedback(model, bp, rule, ens, add_operator):
             f"{prefix}: 'downstream' ({down}) is not part of the model being built"
         )
 
-    def add_backprop_operator():
-        weights = model.sig[down]["weights"]
-        if weights is None or weights.shape != (down.size_out, ens.n_neurons):
-            raise BuildError(
-                f"{prefix}: expected 'downstream' weights of shape "
-                f"{(down.size_out, ens.n_neurons)}, got "
-                f"{None if weights is None else weights.shape}"
-            )
-        add_operator(weights, transpose_feedback=True)
 
-    _when_built(model, down, add_backprop_operator)
+def _downstream_weights(model, prefix, down, ens):
+    """The weights signal of a built ``down``, checked against ``ens``."""
+    weights = model.sig[down]["weights"]
+    if weights is None or weights.shape != (down.size_out, ens.n_neurons):
+        raise BuildError(
+            f"{prefix}: expected 'downstream' weights of shape "
+            f"{(down.size_out, ens.n_neurons)}, got "
+            f"{None if weights is None else weights.shape}"
+        )
+    return weights
+
+
+def _build_alignment(model, fa, rule, ens, derivative, error, down_rule):
+    """Alignment diagnostics and feedback learning of a `.FeedbackAlignment`.
+
+    Without ``downstream`` there is nothing to compare with, and nothing is
+    added. With ``downstream``, once it is built, adds the `.SimAlignmentDiagnostics`
+    operator and, if the feedback learns, its `.SimKolenPollack` or
+    `.SimAlignmentTerms` operator. For a chained rule, the true feedback is
+    the transpose of the effective forward matrix into the next layer's
+    neurons, set every step by a `.SimForwardMatrix`.
+    """
+    down = fa.downstream
+    if down is None:
+        return  # nothing to compare with: the diagnostics cannot be probed
+    keys = ("delta_angle", "feedback_angle", "norm_ratio")
+    diagnostics = [Signal(shape=1, name=f"FA:{key}") for key in keys]
+    model.sig[rule].update(zip(keys, diagnostics))
+    prefix = f"FeedbackAlignment on {rule.connection}"
+    if down_rule is None:
+        _check_downstream(model, prefix, down, ens)
+    feedback = model.sig[rule]["feedback"]
+    learning = fa.feedback_learning
+
+    def add_operators():
+        if down_rule is None:
+            weights = _downstream_weights(model, prefix, down, ens)
+        else:
+            weights = _forward_matrix(model, down, down_rule, prefix)
+        if isinstance(learning, KolenPollack):
+            previous = Signal(weights.initial_value, name="KolenPollack:previous")
+            model.add_op(
+                SimKolenPollack(weights, previous, feedback, learning.decay, tag=prefix)
+            )
+        elif isinstance(learning, AlignmentTerms):
+            activities = None
+            if learning.uses_activities:
+                activities = build_or_passthrough(
+                    model, learning.activity_synapse, model.sig[ens.neurons]["out"]
+                )
+            model.add_op(
+                SimAlignmentTerms(weights, activities, feedback, learning, tag=prefix)
+            )
+        elif learning is not None:
+            raise BuildError(f"{prefix}: unknown feedback learning {learning!r}")
+        model.add_op(
+            SimAlignmentDiagnostics(
+                error,
+                feedback,
+                weights,
+                model.sig[ens.neurons]["in"],
+                *diagnostics,
+                derivative=derivative,
+                tag=f"{prefix}: alignment",
+            )
+        )
+
+    _when_built(model, down, add_operators)
+
+
+def _forward_matrix(model, down, down_rule, prefix):
+    """Signal of the effective weights from ``down``'s pre neurons to the next
+    layer's neurons (the matrix whose transpose backprop would use)."""
+    down_ens = getattr(down.post_obj, "ensemble", down.post_obj)
+    weights = model.sig[down]["weights"]
+    if down_rule.learning_rule_type.modifies == "encoders":
+        encoders = model.sig[down_ens]["encoders"]
+        row_gain = None
+        initial = encoders.initial_value @ weights.initial_value
+    else:
+        encoders = None
+        row_gain = _weights_row_gain(model, down, down_ens)
+        initial = row_gain[:, None] * weights.initial_value
+    matrix = Signal(initial, name="FA:forward_matrix")
+    model.add_op(
+        SimForwardMatrix(
+            weights, encoders, matrix, row_gain, tag=f"{prefix}: forward matrix"
+        )
+    )
+    return matrix
+
+
+# --- deep networks: chained errors, sign symmetry, weight learning ----------
+
+# model -> {rule: (feedback, transposed) once known, else [pending callbacks]}
+_feedback_sources = weakref.WeakKeyDictionary()
+
+
+def _feedback_ready(model, rule, feedback, transposed):
+    """Record the feedback signal a rule's operator uses, for chained rules."""
+    sources = _feedback_sources.setdefault(model, {})
+    pending = sources.get(rule, [])
+    sources[rule] = (feedback, transposed)
+    for callback in pending:
+        callback(feedback, transposed)
+
+
+def _when_feedback_ready(model, rule, callback):
+    """Call ``callback(feedback, transposed)`` once ``rule``'s operator exists.
+
+    A `.BackProp` rule's operator waits for its own downstream connection, so a
+    rule chained to it may have to wait too.
+    """
+    sources = _feedback_sources.setdefault(model, {})
+    entry = sources.setdefault(rule, [])
+    if isinstance(entry, tuple):
+        callback(*entry)
+    else:
+        entry.append(callback)
+
+
+def _chained_downstream_rule(rule_type, rule):
+    """The nengo_fa rule that ``rule`` takes its error from, or None."""
+    down = getattr(rule_type, "downstream", None)
+    down_rule = None if down is None else chained_rule(down)
+    expects_chain = rule.size_in == 0
+    if (down_rule is not None) != expects_chain:
+        raise BuildError(
+            f"{type(rule_type).__name__} on {rule.connection}: the learning rule of "
+            f"'downstream' ({down}) changed after this rule was made; make the "
+            "rule again so that it knows where its error comes from"
+        )
+    return down_rule
+
+
+def _chained_error_size(rule_type):
+    """Size of a chained rule's error: what its feedback matrix multiplies."""
+    down = rule_type.downstream
+    down_ens = down.post_obj
+    down_ens = getattr(down_ens, "ensemble", down_ens)
+    if isinstance(rule_type, FeedbackAlignment):
+        return rule_type.error_size  # n_{l+1}, set by FeedbackAlignment
+    if chained_rule(down).learning_rule_type.modifies == "weights":
+        return down_ens.n_neurons
+    return down_ens.dimensions
+
+
+def _build_chained_error(model, rule_type, rule, ens, down_rule, error):
+    """Feed the downstream rule's normalised local error to ``rule``.
+
+    Adds a `.SimChainedError` operator once the downstream connection is built
+    and its rule's feedback is known.
+    """
+    conn = rule.connection
+    down = rule_type.downstream
+    down_type = down_rule.learning_rule_type
+    down_ens = down.post_obj
+    down_ens = getattr(down_ens, "ensemble", down_ens)
+    prefix = f"{type(rule_type).__name__} on {conn}"
+    if getattr(down.pre_obj, "ensemble", down.pre_obj) is not ens:
+        raise BuildError(
+            f"{prefix}: 'downstream' must start at {ens} or its neurons, the "
+            f"ensemble this rule trains (it starts at {down.pre_obj})"
+        )
+    if down.post_slice != slice(None):
+        raise BuildError(
+            f"{prefix}: 'downstream' must go into all of {down.post_obj} to "
+            f"carry its rule's local error back (it goes into the slice "
+            f"{down.post_slice})"
+        )
+    if model.toplevel is not None and down not in model.toplevel.all_connections:
+        raise BuildError(
+            f"{prefix}: 'downstream' ({down}) is not part of the model being built"
+        )
+
+    def add_chain_operator(down_feedback, _):
+        built = model.params[down_rule]
+        encoders = None
+        if isinstance(rule_type, FeedbackAlignment):
+            scale = 1.0  # B_l takes the place of the whole W_l^T M
+        elif down_type.modifies == "encoders":
+            # (d / n) E^T ~ pinv(E) for spread-out unit encoders E: e_l is the
+            # decoded-space vector that the next layer would encode as its
+            # normalised local error, so every layer takes steps of one size
+            encoders = model.sig[down_ens]["encoders"]
+            scale = (
+                down_ens.radius
+                * down_ens.dimensions
+                / (built.gain_scale * down_ens.n_neurons)
+            )
+        else:
+            scale = _weights_row_gain(model, down, down_ens) / built.gain_scale
+        model.add_op(
+            SimChainedError(
+                delta=model.sig[down_rule]["delta"],
+                feedback=down_feedback,
+                error=error,
+                scale=scale,
+                derivative_scale=built.derivative_scale,
+                encoders=encoders,
+                tag=f"{prefix}: error from {down}",
+            )
+        )
+
+    _when_built(
+        model, down, lambda: _when_feedback_ready(model, down_rule, add_chain_operator)
+    )
+
+
+def _weights_row_gain(model, conn, ens):
+    """:math:`c`, the gains Nengo applies to the rows of ``conn``'s weights."""
+    if isinstance(conn.post_obj, Neurons):
+        return np.array(model.params[ens].gain, dtype=np.float64)
+    return np.ones(ens.n_neurons)  # weight solver: the gains are in the weights
+
+
+def _build_weights_learning(
+    model, rule_type, rule, ens, delta, weights_delta, gain_scale, derivative_scale
+):
+    """Set up learning of ``rule``'s connection weights (``modifies="weights"``).
+
+    Filters the presynaptic activities with ``pre_synapse`` (as `nengo.PES`
+    does) and returns a function that adds the `.SimHiddenLayerWeights`
+    operator once the rule's feedback signal is known.
+    """
+    conn = rule.connection
+    prefix = f"{type(rule_type).__name__} on {conn}"
+    if conn.post_slice != slice(None):
+        raise BuildError(
+            f"{prefix}: learning weights into a slice of {conn.post_obj} "
+            f"({conn.post_slice}) is not supported; connect to all its neurons "
+            "(e.g. with zero rows in the transform)"
+        )
+    pre_ens = getattr(conn.pre_obj, "ensemble", conn.pre_obj)
+    if not isinstance(pre_ens, Ensemble) or isinstance(pre_ens.neuron_type, Direct):
+        raise BuildError(
+            f"{prefix}: 'pre' must be neurons to learn weights (got {conn.pre_obj})"
+        )
+    weights = model.sig[conn]["weights"]
+    n_pre = weights.shape[1] if weights is not None and weights.ndim == 2 else None
+    if n_pre is None or weights.shape[0] != ens.n_neurons:
+        raise BuildError(
+            f"{prefix}: 'transform' must be a full (post neurons x pre neurons) "
+            f"matrix, shape {(ens.n_neurons, n_pre)}, to learn weights"
+        )
+
+    acts = build_or_passthrough(
+        model,
+        rule_type.pre_synapse,
+        slice_signal(model, model.sig[conn.pre_obj]["out"], conn.pre_slice),
+    )
+
+    # A^2: mean squared norm of the pre activities over the pre tuning curves
+    built_pre = model.params[pre_ens]
+    rates = get_activities(built_pre, pre_ens, built_pre.eval_points)
+    rates = rates[:, conn.pre_slice]
+    act_scale = float(np.mean(np.sum(rates**2, axis=1)))
+    act_scale = act_scale if act_scale > 0 else 1.0
+    row_gain = _weights_row_gain(model, conn, ens)
+    row_scale = gain_scale / (row_gain * derivative_scale * act_scale)
+
+    def add_weights_operator(feedback, transpose_feedback):
+        model.add_op(
+            SimHiddenLayerWeights(
+                delta=delta,
+                feedback=feedback,
+                pre_activities=acts,
+                weights_delta=weights_delta,
+                row_scale=row_scale,
+                learning_rate=rule_type.learning_rate,
+                fixed_feedback=not transpose_feedback and feedback.readonly,
+                tag=f"{prefix}: weights",
+            )
+        )
+
+    return add_weights_operator
+
+
+class SimChainedError(Operator):
+    r"""Pass a downstream rule's normalised local error back as an error.
+
+    Implements, with the notation of `.HiddenLayerRule`,
+
+    .. math:: e_l = M^T \delta_{l+1} / (\nu_{l+1} \bar{G'}_{l+1})
+
+    with :math:`M = s S_{l+1}` (``encoders`` given; :math:`s` a scalar) or
+    :math:`M = \mathrm{diag}(s)` (no ``encoders``), and :math:`\nu_{l+1}`
+    the RMS row norm of the downstream rule's feedback, recomputed every step.
+    :math:`e_l = 0` while :math:`\nu_{l+1} = 0`.
+
+    Parameters
+    ----------
+    delta : Signal
+        The downstream rule's local error :math:`\delta_{l+1}`, shape
+        ``(n_{l+1},)``. It is an updated signal, so this reads the value of
+        the previous step.
+    feedback : Signal
+        The downstream rule's feedback :math:`F_{l+1}` (or its transpose).
+    error : Signal
+        Output: the error :math:`e_l` of the upstream rule.
+    scale : float or ndarray
+        :math:`s`.
+    derivative_scale : float
+        :math:`\bar{G'}_{l+1}`.
+    encoders : Signal, optional
+        The live scaled encoders :math:`S_{l+1}`, shape ``(n_{l+1}, d_{l+1})``.
+    tag : str, optional
+        A label associated with the operator, for debugging purposes.
+
+    Notes
+    -----
+    1. sets ``[error]``
+    2. incs ``[]``
+    3. reads ``[delta, feedback]`` (``+ [encoders]``)
+    4. updates ``[]``
+    """
+
+    def __init__(
+        self, delta, feedback, error, scale, derivative_scale, encoders=None, tag=None
+    ):
+        super().__init__(tag=tag)
+        self.scale = scale
+        self.derivative_scale = derivative_scale
+        self.sets = [error]
+        self.incs = []
+        self.reads = [delta, feedback] + ([] if encoders is None else [encoders])
+        self.updates = []
+
+    @property
+    def error(self):
+        return self.sets[0]
+
+    @property
+    def delta(self):
+        return self.reads[0]
+
+    @property
+    def feedback(self):
+        return self.reads[1]
+
+    @property
+    def encoders(self):
+        return self.reads[2] if len(self.reads) > 2 else None
+
+    @property
+    def _descstr(self):
+        return f"{self.delta} -> {self.error}"
+
+    def make_step(self, signals, dt, rng):
+        delta = signals[self.delta]
+        feedback = signals[self.feedback]
+        error = signals[self.error]
+        S = None if self.encoders is None else signals[self.encoders]
+        n = delta.shape[0]
+        scale = self.scale
+        gbar = self.derivative_scale
+        tmp = np.empty(n)
+
+        def step_simchainederror():
+            nu = _rms_row_norm(feedback, n)
+            if nu == 0:
+                error[...] = 0
+                return
+            np.multiply(delta, scale, out=tmp)
+            np.multiply(tmp, 1.0 / (nu * gbar), out=tmp)
+            if S is None:
+                error[...] = tmp
+            else:
+                np.dot(tmp, S, out=error)  # S^T tmp
+
+        return step_simchainederror
+
+
+class SimSignFeedback(Operator):
+    r"""Set the sign-symmetry feedback from live weights.
+
+    Implements :math:`F = \rho \, \mathrm{sign}(W)` with
+    :math:`\rho = \sqrt{\mathrm{mean}(W^2)}`, so that :math:`\|F\|_F =
+    \|W\|_F` when no weight is zero.
+
+    Notes
+    -----
+    1. sets ``[feedback]``
+    2. incs ``[]``
+    3. reads ``[weights]``
+    4. updates ``[]``
+    """
+
+    def __init__(self, weights, feedback, tag=None):
+        super().__init__(tag=tag)
+        self.sets = [feedback]
+        self.incs = []
+        self.reads = [weights]
+        self.updates = []
+
+    @property
+    def feedback(self):
+        return self.sets[0]
+
+    @property
+    def weights(self):
+        return self.reads[0]
+
+    @property
+    def _descstr(self):
+        return f"sign({self.weights}) -> {self.feedback}"
+
+    def make_step(self, signals, dt, rng):
+        W = signals[self.weights]
+        F = signals[self.feedback]
+        size = W.size
+
+        def step_simsignfeedback():
+            flat = W.reshape(-1)
+            rho = np.sqrt(np.dot(flat, flat) / size)
+            np.sign(W, out=F)
+            np.multiply(F, rho, out=F)
+
+        return step_simsignfeedback
+
+
+class SimHiddenLayerWeights(Operator):
+    r"""Update a connection's full weight matrix from a local error.
+
+    Implements, with the notation of `.HiddenLayerRule`,
+
+    .. math:: \Delta W = -\kappa \, \Delta t \, \mathrm{diag}(s) \,
+              \delta \, a_{pre}^T / \nu
+
+    with the constant row scale :math:`s = \hat g / (c \bar{G'} \bar A^2)`
+    and :math:`\nu` the RMS row norm of the feedback. :math:`\Delta W = 0`
+    while :math:`\nu = 0`.
+
+    Parameters
+    ----------
+    delta : Signal
+        The local error :math:`\delta`, shape ``(n_post,)`` (an updated
+        signal: the value of the previous step is read).
+    feedback : Signal
+        The feedback matrix of the rule (or its transpose), for :math:`\nu`.
+    pre_activities : Signal
+        The filtered presynaptic activities :math:`a_{pre}`.
+    weights_delta : Signal
+        Output: :math:`\Delta W`, added to the weights on the next step.
+    row_scale : ndarray
+        :math:`s`, shape ``(n_post,)``.
+    learning_rate : float
+        :math:`\kappa`.
+    fixed_feedback : bool
+        Whether the feedback never changes (then :math:`\nu` is computed once).
+    tag : str, optional
+        A label associated with the operator, for debugging purposes.
+
+    Notes
+    -----
+    1. sets ``[]``
+    2. incs ``[]``
+    3. reads ``[delta, feedback, pre_activities]``
+    4. updates ``[weights_delta]``
+    """
+
+    def __init__(
+        self,
+        delta,
+        feedback,
+        pre_activities,
+        weights_delta,
+        row_scale,
+        learning_rate,
+        fixed_feedback,
+        tag=None,
+    ):
+        super().__init__(tag=tag)
+        self.row_scale = row_scale
+        self.learning_rate = learning_rate
+        self.fixed_feedback = fixed_feedback
+        self.sets = []
+        self.incs = []
+        self.reads = [delta, feedback, pre_activities]
+        self.updates = [weights_delta]
+
+    @property
+    def delta(self):
+        return self.reads[0]
+
+    @property
+    def feedback(self):
+        return self.reads[1]
+
+    @property
+    def pre_activities(self):
+        return self.reads[2]
+
+    @property
+    def weights_delta(self):
+        return self.updates[0]
+
+    @property
+    def _descstr(self):
+        return f"{self.delta}, {self.pre_activities} -> {self.weights_delta}"
+
+    def make_step(self, signals, dt, rng):
+        delta = signals[self.delta]
+        feedback = signals[self.feedback]
+        pre = signals[self.pre_activities]
+        weights_delta = signals[self.weights_delta]
+        n = delta.shape[0]
+        coef = -self.learning_rate * dt * np.asarray(self.row_scale, dtype=float)
+        fixed_nu = _rms_row_norm(feedback, n) if self.fixed_feedback else None
+        u = np.empty(n)
+
+        def step_simhiddenlayerweights():
+            nu = _rms_row_norm(feedback, n) if fixed_nu is None else fixed_nu
+            if nu == 0:
+                weights_delta[...] = 0
+                return
+            np.multiply(delta, coef, out=u)
+            np.multiply(u, 1.0 / nu, out=u)
+            np.outer(u, pre, out=weights_delta)
+
+        return step_simhiddenlayerweights

@@ -10,7 +10,10 @@ from nengo.dists import DistOrArrayParam, Gaussian
 from nengo.ensemble import Ensemble, Neurons
 from nengo.exceptions import ValidationError
 from nengo.learning_rules import LearningRuleType
-from nengo.params import Default, IntParam, NumberParam, Parameter
+from nengo.params import Default, EnumParam, IntParam, NumberParam, Parameter
+from nengo.synapses import Lowpass, SynapseParam
+
+from nengo_fa.feedback import FeedbackLearning
 
 
 class DerivativeParam(Parameter):
@@ -30,6 +33,8 @@ class DownstreamParam(Parameter):
     """A `nengo.Connection` leaving a neural population."""
 
     def coerce(self, instance, conn):  # pylint: disable=arguments-renamed
+        if conn is None:  # allowed only when optional
+            return super().coerce(instance, conn)
         self.check_type(instance, conn, Connection)
         if not isinstance(conn.pre_obj, (Ensemble, Neurons)):
             raise ValidationError(
@@ -39,6 +44,40 @@ class DownstreamParam(Parameter):
                 obj=instance,
             )
         return super().coerce(instance, conn)
+
+
+class FeedbackLearningParam(Parameter):
+    """A `.FeedbackLearning` describing how a feedback matrix learns, or None."""
+
+    def coerce(self, instance, value):  # pylint: disable=arguments-renamed
+        self.check_type(instance, value, FeedbackLearning)
+        return super().coerce(instance, value)
+
+
+def chained_rule(conn):
+    """The nengo_fa rule on ``conn``, whose local error a chained rule uses.
+
+    Returns the `nengo.connection.LearningRule` of ``conn`` whose type is a
+    `.HiddenLayerRule`, or None when ``conn`` carries no such rule (e.g. a
+    `nengo.PES` readout): then the rule upstream of ``conn`` gets its error
+    through a connection, as for `nengo.PES`. Internal; used by the rules and
+    the builder.
+    """
+    if conn.learning_rule is None:
+        return None
+    rules = conn.learning_rule
+    if isinstance(rules, dict):
+        rules = list(rules.values())
+    elif not isinstance(rules, list):
+        rules = [rules]
+    ours = [r for r in rules if isinstance(r.learning_rule_type, HiddenLayerRule)]
+    if len(ours) > 1:
+        raise ValidationError(
+            f"{conn} carries {len(ours)} nengo_fa rules, so it is ambiguous which "
+            "local error to chain from; give it at most one",
+            attr="downstream",
+        )
+    return ours[0] if ours else None
 
 
 class HiddenLayerRule(LearningRuleType):
@@ -67,6 +106,19 @@ class HiddenLayerRule(LearningRuleType):
         ``f(J)`` returning :math:`G'(J)`, the derivative of the neurons' rate
         response with respect to input current, elementwise. By default it is
         looked up in `nengo_fa.neurons` for the ensemble's neuron type.
+    modifies : {"encoders", "weights"}, optional
+        What the rule learns. ``"encoders"`` (default): the post ensemble's
+        encoders, gains and biases; the connection goes into an Ensemble.
+        ``"weights"``: the connection's own full weight matrix :math:`W`
+        (and the post ensemble's biases); the connection goes into
+        ``ens.neurons`` (e.g. ``a.neurons -> b.neurons``), or into an
+        Ensemble with a weight solver. Nengo checks which objects a rule may
+        connect when the connection is created, so this must be chosen when
+        the rule is made.
+    pre_synapse : Synapse, optional
+        With ``modifies="weights"``, the synapse filtering the presynaptic
+        activities :math:`a_{pre}`, as `nengo.PES` filters them. Unused
+        with ``modifies="encoders"``.
 
     Notes
     -----
@@ -122,21 +174,87 @@ class HiddenLayerRule(LearningRuleType):
 
     If the error contains NaN or inf, the simulation stops with a
     `nengo.exceptions.SimulationError` before any parameter is changed.
+
+    **Weight learning** (``modifies="weights"``). The post neurons' current is
+    :math:`J = c \odot (W a_{pre}) + \dots`, with :math:`c` the post gains for
+    a connection into ``ens.neurons`` (Nengo applies them to the weights) or 1
+    for a weight-solver connection (gains already in :math:`W`). The rule uses
+    the same :math:`\delta` and :math:`\hat\delta` and, by the same idea as
+    for the encoders (each neuron's current moves by about
+    :math:`\kappa \Delta t \, \hat g \hat\delta_i` per step at typical
+    presynaptic activity),
+
+    .. math:: \Delta W = -\kappa \, \Delta t \,
+              \mathrm{diag}(\hat g / c) \, \hat\delta \, a_{pre}^T / \bar A^2
+
+    where :math:`a_{pre}` are the presynaptic activities filtered by
+    ``pre_synapse`` and :math:`\bar A^2` is the mean of :math:`|a_{pre}|^2`
+    over the presynaptic ensemble's evaluation points (its rate tuning
+    curves), computed at build time. Up to that positive per-row scaling this
+    is the gradient :math:`\partial L / \partial W = (c \odot \delta)
+    a_{pre}^T`. The biases are learned as above with ``bias_learning_rate``;
+    ``gain_learning_rate`` is unused (the gains are part of :math:`W`). The
+    weight update uses the local error of the previous step (one step of
+    delay). The learned weights are probed on the connection,
+    ``nengo.Probe(conn, "weights")``. Slices of the post neurons are not
+    supported; slices of the pre neurons are.
+
+    **Chaining** (deep networks). A rule whose ``downstream`` connection
+    (from its ensemble, layer :math:`l`, into layer :math:`l+1`) itself
+    carries a nengo_fa rule takes its error from that rule instead of from an
+    error connection: only the rule nearest the output is connected to the
+    output error. The error passed back is the downstream rule's *normalised*
+    local error, the one it learns from,
+
+    .. math:: \hat\delta_{l+1} = \delta_{l+1} / (\nu_{l+1} \bar{G'}_{l+1}),
+
+    mapped into the space the downstream connection's weights :math:`W_l`
+    lead to. When the downstream rule learns encoders, that is the decoded
+    space of layer :math:`l+1`, reached through its live scaled encoders:
+
+    .. math:: e_l = \frac{r_{l+1} d_{l+1}}{\hat g_{l+1} n_{l+1}}
+              S_{l+1}^T \hat\delta_{l+1}
+
+    (:math:`d_{l+1}` dimensions, :math:`n_{l+1}` neurons; for unit encoders
+    spread over the sphere :math:`(d/n) E^T` approximates the pseudo-inverse
+    of :math:`E`, so :math:`e_l` is the decoded-space vector whose encoding
+    is :math:`\hat\delta_{l+1}`, and every layer takes steps of about the
+    same size). When the downstream rule learns weights,
+    :math:`e_l = (c / \hat g_{l+1}) \odot \hat\delta_{l+1}`.
+    `.BackProp` then uses :math:`F = W_l^T`, so that
+    :math:`\delta_l` is the backpropagated local error times one positive
+    scalar per layer (the normalisation, which keeps one default rate right
+    for every layer). `.FeedbackAlignment` uses
+    :math:`e_l = \hat\delta_{l+1}` and a fixed random
+    :math:`B_l` (``n_l x n_{l+1}``) instead [1]_. Each layer of a chain adds
+    one time step of delay: :math:`\delta_l` at step :math:`t` uses
+    :math:`\delta_{l+1}` from step :math:`t - 1`. Chains work for any number
+    of layers and whatever order the objects were created in.
+
+    References
+    ----------
+    .. [1] Lillicrap, T. P., Cownden, D., Tweed, D. B., & Akerman, C. J.
+       (2016). Random synaptic feedback weights support error backpropagation
+       for deep learning. Nature Communications, 7, 13276.
     """
 
-    modifies = "encoders"
     probeable = ("error", "delta", "encoders", "scaled_encoders", "gain", "bias")
 
-    learning_rate = NumberParam("learning_rate", low=0, readonly=True, default=1.0)
+    modifies = EnumParam(
+        "modifies", values=("encoders", "weights"), default="encoders", readonly=True
+    )
+
+    learning_rate = NumberParam("learning_rate", low=0, readonly=True, default=3.0)
     gain_learning_rate = NumberParam(
-        "gain_learning_rate", low=0, readonly=True, default=1.0
+        "gain_learning_rate", low=0, readonly=True, default=3.0
     )
     bias_learning_rate = NumberParam(
-        "bias_learning_rate", low=0, readonly=True, default=1.0
+        "bias_learning_rate", low=0, readonly=True, default=3.0
     )
     derivative = DerivativeParam(
         "derivative", default=None, optional=True, readonly=True
     )
+    pre_synapse = SynapseParam("pre_synapse", default=Lowpass(tau=0.005), readonly=True)
 
     def __init__(
         self,
@@ -145,11 +263,16 @@ class HiddenLayerRule(LearningRuleType):
         bias_learning_rate=Default,
         derivative=Default,
         size_in=0,
+        modifies=Default,
+        pre_synapse=Default,
     ):
+        # before nengo's connection checks read it
+        self.modifies = modifies
         super().__init__(learning_rate=learning_rate, size_in=size_in)
         self.gain_learning_rate = gain_learning_rate
         self.bias_learning_rate = bias_learning_rate
         self.derivative = derivative
+        self.pre_synapse = pre_synapse
 
 
 class FeedbackAlignment(HiddenLayerRule):
@@ -166,17 +289,17 @@ class FeedbackAlignment(HiddenLayerRule):
 
     Parameters
     ----------
-    error_size : int or NengoObject
+    error_size : int or NengoObject, optional
         Dimensionality of the error signal. A Nengo object (e.g. the output
         node the error is computed from) can be given instead; its
-        ``size_out`` is used.
+        ``size_out`` is used. Give either this or ``downstream``.
     feedback : Distribution or (n_neurons, error_size) array_like, optional
         The feedback matrix :math:`B`, or the distribution it is sampled from
         at build time (with a seed derived from the connection's seed, so it
         follows the model seed). Its overall scale does not matter: the update
         is normalised by the RMS row norm of :math:`B`.
     learning_rate : float, optional
-        Rate for the encoder directions. 0 freezes them.
+        Rate for the encoder directions (or the weights). 0 freezes them.
     gain_learning_rate : float, optional
         Rate for the gains. 0 freezes them.
     bias_learning_rate : float, optional
@@ -184,6 +307,27 @@ class FeedbackAlignment(HiddenLayerRule):
     derivative : callable, optional
         ``f(J)`` returning :math:`G'(J)`; by default looked up for the
         ensemble's neuron type in `nengo_fa.neurons`.
+    downstream : Connection, optional
+        The connection from this rule's ensemble (layer :math:`l`) whose
+        weights :math:`W` the feedback stands in for. If it carries a nengo_fa
+        rule itself (a layer below another trained layer), the rule is
+        *chained*: its error is that rule's normalised local error
+        :math:`\hat\delta_{l+1}`, fed back through :math:`B_l`
+        (``n_l x n_{l+1}``), and no error connection is made; ``error_size``
+        becomes :math:`n_{l+1}`. Otherwise (e.g. a `nengo.PES` readout) the
+        error is connected as usual and ``error_size`` is
+        ``downstream.size_out``. Either way, knowing ``downstream`` lets the
+        rule learn its feedback and report how well it aligns.
+    modifies : {"encoders", "weights"}, optional
+        Learn the post ensemble's encoders (default) or this connection's
+        weight matrix; see `.HiddenLayerRule`.
+    pre_synapse : Synapse, optional
+        Filter of the presynaptic activities when learning weights.
+    feedback_learning : FeedbackLearning, optional
+        How the feedback matrix learns (`.KolenPollack`,
+        `.SymmetricAlignment`, `.ActivationAlignment`, or any
+        `.AlignmentTerms`); None (default) keeps it fixed. Needs
+        ``downstream``.
 
     Attributes
     ----------
@@ -191,26 +335,56 @@ class FeedbackAlignment(HiddenLayerRule):
         Dimensionality of the error signal.
     feedback : Distribution or ndarray
         The feedback matrix, or its distribution.
+    downstream : Connection or None
+        The connection whose weights the feedback stands in for.
+    feedback_learning : FeedbackLearning or None
+        How the feedback matrix learns, if it does.
 
     See Also
     --------
-    BackProp
+    BackProp, SignSymmetry
 
     Notes
     -----
     Probeable: ``"error"``, ``"delta"`` (per-neuron :math:`\delta`),
-    ``"encoders"``/``"scaled_encoders"``, ``"gain"``, ``"bias"`` and
-    ``"feedback"``. The sampled matrix is also in
+    ``"encoders"``/``"scaled_encoders"``, ``"gain"``, ``"bias"``,
+    ``"feedback"`` (the live :math:`B`), and three alignment diagnostics,
+    defined as in the papers (see `.SimAlignmentDiagnostics`):
+    ``"delta_angle"``, the angle in degrees between the rule's local error
+    and the one backpropagation would give (Lillicrap et al. 2016);
+    ``"feedback_angle"``, the angle between :math:`B` and the true feedback
+    :math:`W^T` (Akrout et al. 2019); and ``"norm_ratio"``,
+    :math:`\|B\|_F / \|W\|_F`. The diagnostics need ``downstream``
+    (without it, probing them is a ``BuildError``) and are NaN while
+    undefined (e.g. while :math:`W = 0`). For a
+    chained rule, :math:`W` is the effective forward matrix from layer
+    :math:`l`'s neurons to layer :math:`l+1`'s (:math:`S_{l+1} W_l`, or
+    :math:`\mathrm{diag}(c) W_l` for neuron-to-neuron weights), the matrix
+    backpropagation would transpose. The initial matrix is also in
     ``sim.data[conn.learning_rule].feedback``.
+
+    **Direct feedback alignment** [2]_ needs no class of its own: put a
+    ``FeedbackAlignment(error_size=out)`` on the connection into *every*
+    hidden layer and connect the same output error to all of them. Each
+    layer gets its own random :math:`B_l` (``n_l x error_size``, sampled from
+    its connection's seed), so the output error reaches every layer directly,
+    with no delay and no dependence on the layers above. Chained feedback
+    alignment [1]_ instead passes the error down layer by layer with
+    ``downstream=``; see the second example.
 
     References
     ----------
     .. [1] Lillicrap, T. P., Cownden, D., Tweed, D. B., & Akerman, C. J.
        (2016). Random synaptic feedback weights support error backpropagation
        for deep learning. Nature Communications, 7, 13276.
+    .. [2] Nøkland, A. (2016). Direct feedback alignment provides learning in
+       deep neural networks. Advances in Neural Information Processing
+       Systems 29, 1037-1045.
 
     Examples
     --------
+    One hidden layer:
+
     .. testcode::
 
        with nengo.Network(seed=0) as model:
@@ -229,9 +403,44 @@ class FeedbackAlignment(HiddenLayerRule):
            nengo.Connection(stim, error, function=lambda x: -x[0] * x[1])
            nengo.Connection(error, readout.learning_rule)
            nengo.Connection(error, layer1.learning_rule)
+
+    Two hidden layers, direct feedback alignment (every layer gets the output
+    error) or chained feedback alignment (the error passes through ``h2``):
+
+    .. testcode::
+
+       direct = True
+       with nengo.Network(seed=0) as model:
+           stim = nengo.Node(lambda t: [np.sin(np.pi * t), np.cos(np.pi * t)])
+           h1 = nengo.Ensemble(20, 2, neuron_type=nengo.RectifiedLinear())
+           h2 = nengo.Ensemble(20, 2, neuron_type=nengo.RectifiedLinear())
+           out = nengo.Node(size_in=1)
+           readout = nengo.Connection(
+               h2, out, function=lambda x: 0, learning_rule_type=nengo.PES()
+           )
+           into_h2 = nengo.Connection(
+               h1, h2, learning_rule_type=nengo_fa.FeedbackAlignment(out)
+           )
+           if direct:
+               rule_h1 = nengo_fa.FeedbackAlignment(out)
+           else:
+               rule_h1 = nengo_fa.FeedbackAlignment(downstream=into_h2)
+           into_h1 = nengo.Connection(stim, h1, learning_rule_type=rule_h1)
+           error = nengo.Node(size_in=1)
+           nengo.Connection(out, error)
+           nengo.Connection(stim, error, function=lambda x: -x[0] * x[1])
+           nengo.Connection(error, readout.learning_rule)
+           nengo.Connection(error, into_h2.learning_rule)
+           if direct:
+               nengo.Connection(error, into_h1.learning_rule)
     """
 
-    probeable = HiddenLayerRule.probeable + ("feedback",)
+    probeable = HiddenLayerRule.probeable + (
+        "feedback",
+        "delta_angle",
+        "feedback_angle",
+        "norm_ratio",
+    )
 
     error_size = IntParam("error_size", low=1, readonly=True)
     feedback = DistOrArrayParam(
@@ -240,32 +449,106 @@ class FeedbackAlignment(HiddenLayerRule):
         sample_shape=("*", "error_size"),
         readonly=True,
     )
+    downstream = DownstreamParam(
+        "downstream", default=None, optional=True, readonly=True
+    )
+    feedback_learning = FeedbackLearningParam(
+        "feedback_learning", default=None, optional=True, readonly=True
+    )
 
-    _param_init_order = ["error_size"]
+    _param_init_order = ["downstream", "error_size"]
 
     def __init__(
         self,
-        error_size,
+        error_size=None,
         feedback=Default,
         learning_rate=Default,
         gain_learning_rate=Default,
         bias_learning_rate=Default,
         derivative=Default,
+        downstream=None,
+        modifies=Default,
+        pre_synapse=Default,
+        feedback_learning=None,
     ):
+        self.downstream = downstream
+        self.feedback_learning = feedback_learning
+        if feedback_learning is not None and downstream is None:
+            raise ValidationError(
+                "learning the feedback needs the forward weights it stands in "
+                "for: give 'downstream'",
+                attr="downstream",
+                obj=self,
+            )
         if isinstance(error_size, NengoObject):
             error_size = error_size.size_out
+        size_in = error_size
+        if downstream is not None and chained_rule(downstream) is None:
+            # the layer next to the output: the error is connected as usual
+            if error_size is not None and error_size != downstream.size_out:
+                raise ValidationError(
+                    f"the error of {downstream} has {downstream.size_out} "
+                    f"dimensions; leave error_size out (got {error_size})",
+                    attr="error_size",
+                    obj=self,
+                )
+            error_size = size_in = downstream.size_out
+        elif downstream is not None:
+            n_next = _post_ensemble(downstream).n_neurons
+            if error_size is not None and error_size != n_next:
+                raise ValidationError(
+                    f"with 'downstream', the error is the local error of the "
+                    f"{n_next} neurons of {_post_ensemble(downstream)}; leave "
+                    f"error_size out (got {error_size})",
+                    attr="error_size",
+                    obj=self,
+                )
+            error_size = n_next
+            size_in = 0  # no error connection: the error comes from down_rule
         self.error_size = error_size  # validated first: size_in depends on it
         super().__init__(
             learning_rate=learning_rate,
             gain_learning_rate=gain_learning_rate,
             bias_learning_rate=bias_learning_rate,
             derivative=derivative,
-            size_in=error_size,
+            size_in=size_in,
+            modifies=modifies,
+            pre_synapse=pre_synapse,
         )
         self.feedback = feedback
 
 
-class BackProp(HiddenLayerRule):
+class _LiveFeedbackRule(HiddenLayerRule):
+    """A rule whose feedback is computed from a downstream connection's live
+    weights (`.BackProp`, `.SignSymmetry`). Internal."""
+
+    downstream = DownstreamParam("downstream", readonly=True)
+
+    def __init__(
+        self,
+        downstream,
+        learning_rate=Default,
+        gain_learning_rate=Default,
+        bias_learning_rate=Default,
+        derivative=Default,
+        modifies=Default,
+        pre_synapse=Default,
+    ):
+        self.downstream = downstream
+        # chained: the error comes from the downstream rule, not a connection
+        size_in = 0 if chained_rule(downstream) is not None else downstream.size_out
+        super().__init__(
+            learning_rate=learning_rate,
+            gain_learning_rate=gain_learning_rate,
+            bias_learning_rate=bias_learning_rate,
+            derivative=derivative,
+            size_in=size_in,
+            modifies=modifies,
+            pre_synapse=pre_synapse,
+        )
+
+
+class BackProp(_LiveFeedbackRule):
     r"""Backpropagation through the live weights of a downstream connection.
 
     The local error of the hidden ensemble is
@@ -280,13 +563,16 @@ class BackProp(HiddenLayerRule):
     Parameters
     ----------
     downstream : Connection
-        The connection leaving the hidden ensemble (or its neurons) whose
-        output the error is measured on. It must start at the ensemble this
-        rule's connection goes into, have a `nengo.Dense` or no transform and
-        no weight solver. It can be created before or after this rule's
-        connection.
+        The connection leaving the hidden ensemble (or its neurons). It must
+        start at the ensemble this rule trains, have a `nengo.Dense` or no
+        transform and no weight solver. It can be created before or after
+        this rule's connection. If it carries a nengo_fa rule itself (it goes
+        into the next trained layer), the error comes from that rule, through
+        :math:`W` and the next layer's live encoders, and no error connection
+        is made (see Chaining in `.HiddenLayerRule`). Otherwise (e.g. a
+        `nengo.PES` readout), connect the output error to this rule.
     learning_rate : float, optional
-        Rate for the encoder directions. 0 freezes them.
+        Rate for the encoder directions (or the weights). 0 freezes them.
     gain_learning_rate : float, optional
         Rate for the gains. 0 freezes them.
     bias_learning_rate : float, optional
@@ -294,6 +580,11 @@ class BackProp(HiddenLayerRule):
     derivative : callable, optional
         ``f(J)`` returning :math:`G'(J)`; by default looked up for the
         ensemble's neuron type in `nengo_fa.neurons`.
+    modifies : {"encoders", "weights"}, optional
+        Learn the post ensemble's encoders (default) or this connection's
+        weight matrix; see `.HiddenLayerRule`.
+    pre_synapse : Synapse, optional
+        Filter of the presynaptic activities when learning weights.
 
     Attributes
     ----------
@@ -302,39 +593,118 @@ class BackProp(HiddenLayerRule):
 
     See Also
     --------
-    FeedbackAlignment
+    FeedbackAlignment, SignSymmetry
 
     Notes
     -----
-    The error has ``downstream.size_out`` dimensions. Probeable:
-    ``"error"``, ``"delta"``, ``"encoders"``/``"scaled_encoders"``,
-    ``"gain"`` and ``"bias"``. Because the update is normalised by the RMS
-    norm of :math:`W`, it does nothing while :math:`W = 0` (e.g. a readout
-    that starts with ``function=lambda x: 0``) and takes full-size steps as
-    soon as the readout has any structure.
+    The error has ``downstream.size_out`` dimensions (none to connect when
+    chained). Probeable: ``"error"``, ``"delta"``,
+    ``"encoders"``/``"scaled_encoders"``, ``"gain"`` and ``"bias"``. Because
+    the update is normalised by the RMS norm of :math:`W`, it does nothing
+    while :math:`W = 0` (e.g. a readout that starts with
+    ``function=lambda x: 0``) and takes full-size steps as soon as the readout
+    has any structure.
 
     References
     ----------
     .. [1] Rumelhart, D. E., Hinton, G. E., & Williams, R. J. (1986).
        Learning representations by back-propagating errors. Nature, 323,
        533-536.
+
+    Examples
+    --------
+    Two hidden layers trained by backpropagation; only the rule nearest the
+    output gets the error:
+
+    .. testcode::
+
+       with nengo.Network(seed=0) as model:
+           stim = nengo.Node(lambda t: [np.sin(np.pi * t), np.cos(np.pi * t)])
+           h1 = nengo.Ensemble(20, 2, neuron_type=nengo.RectifiedLinear())
+           h2 = nengo.Ensemble(20, 2, neuron_type=nengo.RectifiedLinear())
+           out = nengo.Node(size_in=1)
+           readout = nengo.Connection(
+               h2, out, function=lambda x: 0, learning_rule_type=nengo.PES()
+           )
+           into_h2 = nengo.Connection(
+               h1, h2, learning_rule_type=nengo_fa.BackProp(readout)
+           )
+           into_h1 = nengo.Connection(
+               stim, h1, learning_rule_type=nengo_fa.BackProp(into_h2)
+           )
+           error = nengo.Node(size_in=1)
+           nengo.Connection(out, error)
+           nengo.Connection(stim, error, function=lambda x: -x[0] * x[1])
+           nengo.Connection(error, readout.learning_rule)
+           nengo.Connection(error, into_h2.learning_rule)
     """
 
-    downstream = DownstreamParam("downstream", readonly=True)
 
-    def __init__(
-        self,
-        downstream,
-        learning_rate=Default,
-        gain_learning_rate=Default,
-        bias_learning_rate=Default,
-        derivative=Default,
-    ):
-        self.downstream = downstream
-        super().__init__(
-            learning_rate=learning_rate,
-            gain_learning_rate=gain_learning_rate,
-            bias_learning_rate=bias_learning_rate,
-            derivative=derivative,
-            size_in=downstream.size_out,
-        )
+class SignSymmetry(_LiveFeedbackRule):
+    r"""Sign symmetry: feedback through the signs of the live downstream
+    weights.
+
+    Like `.BackProp`, but the error comes back through
+    :math:`F = \rho \, \mathrm{sign}(W)^T` instead of :math:`W^T` [1]_: the
+    feedback pathway needs to know only the sign of each forward weight, not
+    its magnitude. :math:`\rho = \sqrt{\mathrm{mean}(W^2)}` is the RMS
+    magnitude of the entries of :math:`W`, so that :math:`F` has the same
+    Frobenius norm (and RMS row norm :math:`\nu`) as :math:`W^T` when no
+    entry is zero, and ``delta`` is on the scale `.BackProp` would give. The
+    updates are normalised by :math:`\nu` (see `.HiddenLayerRule`), so
+    :math:`\rho` changes only the scale of the probed ``delta``. Both are
+    recomputed from the live weights every step.
+
+    With ``downstream`` into an Ensemble (decoders :math:`D`, or a decoded
+    connection into the next layer) :math:`W` is the decoder matrix, so the
+    sign is taken in Nengo's factored form; with a full weight matrix
+    (``a.neurons -> b.neurons``) it is the sign of the synaptic weights, as
+    in [1]_.
+
+    Parameters
+    ----------
+    downstream : Connection
+        As for `.BackProp`; chaining works the same way.
+    learning_rate : float, optional
+        Rate for the encoder directions (or the weights). 0 freezes them.
+    gain_learning_rate : float, optional
+        Rate for the gains. 0 freezes them.
+    bias_learning_rate : float, optional
+        Rate for the biases. 0 freezes them.
+    derivative : callable, optional
+        ``f(J)`` returning :math:`G'(J)`; by default looked up for the
+        ensemble's neuron type in `nengo_fa.neurons`.
+    modifies : {"encoders", "weights"}, optional
+        Learn the post ensemble's encoders (default) or this connection's
+        weight matrix; see `.HiddenLayerRule`.
+    pre_synapse : Synapse, optional
+        Filter of the presynaptic activities when learning weights.
+
+    Attributes
+    ----------
+    downstream : Connection
+        The connection whose weights' signs carry the error back.
+
+    See Also
+    --------
+    BackProp, FeedbackAlignment
+
+    Notes
+    -----
+    Probeable: ``"error"``, ``"delta"``, ``"encoders"``/``"scaled_encoders"``,
+    ``"gain"``, ``"bias"`` and ``"feedback"`` (the live
+    :math:`\rho \, \mathrm{sign}(W)`, shaped like :math:`W`).
+
+    References
+    ----------
+    .. [1] Liao, Q., Leibo, J. Z., & Poggio, T. (2016). How important is
+       weight symmetry in backpropagation? Proceedings of the AAAI Conference
+       on Artificial Intelligence, 30(1).
+    """
+
+    probeable = HiddenLayerRule.probeable + ("feedback",)
+
+
+def _post_ensemble(conn):
+    post = conn.post_obj
+    return post.ensemble if isinstance(post, Neurons) else post

@@ -477,7 +477,8 @@ def test_invariants(Simulator, seed, rule):
     with pytest.raises(ReadonlyError):
         rule_type.learning_rate = 2.0
 
-    # every probeable key can be probed and has the documented shape
+    # every probeable key can be probed and has the documented shape; the
+    # alignment diagnostics need a downstream connection (tests/test_feedback.py)
     n, d = net.hidden.n_neurons, net.hidden.dimensions
     shapes = {
         "error": (1,),
@@ -488,15 +489,23 @@ def test_invariants(Simulator, seed, rule):
         "bias": (n,),
         "feedback": (n, 1),
     }
+    diagnostics = {"delta_angle", "feedback_angle", "norm_ratio"}
+    keys = set(net.layer1.learning_rule.probeable)
+    assert keys - diagnostics == set(shapes) - ({"feedback"} if rule == "bp" else set())
     with net:
         probes = {
-            k: nengo.Probe(net.layer1.learning_rule, k)
-            for k in net.layer1.learning_rule.probeable
+            k: nengo.Probe(net.layer1.learning_rule, k) for k in keys - diagnostics
         }
     with Simulator(net) as sim:
         sim.run_steps(3)
     for key, p in probes.items():
         assert sim.data[p].shape[1:] == shapes[key], key
+    if keys & diagnostics:
+        with net:
+            nengo.Probe(net.layer1.learning_rule, "delta_angle")
+        with pytest.raises(BuildError, match="delta_angle"):
+            with Simulator(net):
+                pass
 
     # halving dt gives (nearly) the same learning over the same time
     finals = []

@@ -1,0 +1,133 @@
+"""How well does the feedback align? FA, Kolen-Pollack, SA, AA and BP.
+
+One hidden layer of 30 rectified-linear neurons learns the product of two
+sines, with a PES readout. Its rule sends the error back through a feedback
+matrix B in place of the readout's transposed decoders D^T:
+
+- FA: B fixed and random (Lillicrap et al. 2016);
+- KP: B gets the readout's own update, transposed, plus decay (Akrout et al.
+  2019);
+- SA: Symmetric Alignment, B relaxes toward D^T (Kunin et al. 2020);
+- AA: Activation Alignment, B learns from hidden and output activity only;
+- BP: B = D^T exactly (angle 0 by construction).
+
+Run it as a script to plot, over training, the angle between B and D^T and
+the angle between each rule's local error and backprop's. Open it in Nengo
+GUI to watch the Kolen-Pollack network (probe its ``feedback_angle``). Set
+the environment variable ``NENGO_FA_EXAMPLE_SCALE`` to a number below 1 for a
+shorter run.
+"""
+
+import os
+
+import nengo
+import numpy as np
+
+import nengo_fa
+
+SCALE = float(os.environ.get("NENGO_FA_EXAMPLE_SCALE", "1"))
+FEEDBACK_LEARNING = {
+    "FA": None,
+    "KP": nengo_fa.KolenPollack(),
+    "SA": nengo_fa.SymmetricAlignment(),
+    "AA": nengo_fa.ActivationAlignment(),
+}
+
+
+def build(feedback_learning=None, seed=0, n_neurons=30):
+    with nengo.Network(label="alignment", seed=seed) as net:
+        stim = nengo.Node(
+            lambda t: [np.sin(np.pi * t), np.sin(0.7 * np.pi * t)], label="input"
+        )
+        hidden = nengo.Ensemble(
+            n_neurons, 2, neuron_type=nengo.RectifiedLinear(), seed=seed + 1
+        )
+        out = nengo.Node(size_in=1, label="output")
+        readout = nengo.Connection(
+            hidden,
+            out,
+            function=lambda x: 0,
+            learning_rule_type=nengo.PES(),
+            seed=seed + 2,
+        )
+        # downstream=readout: B stands in for the readout's decoders, so the
+        # rule can learn it and measure its alignment
+        layer1 = nengo.Connection(
+            stim,
+            hidden,
+            learning_rule_type=nengo_fa.FeedbackAlignment(
+                downstream=readout,
+                # on the decoders' scale, so that KP's updates can turn it
+                feedback=nengo.dists.Gaussian(0, 1e-4),
+                feedback_learning=feedback_learning,
+            ),
+            seed=seed + 3,
+        )
+        error = nengo.Node(size_in=1, label="error")
+        nengo.Connection(out, error)
+        nengo.Connection(stim, error, function=lambda x: -x[0] * x[1])
+        nengo.Connection(error, readout.learning_rule)
+        nengo.Connection(error, layer1.learning_rule)
+
+        net.p_feedback_angle = nengo.Probe(
+            layer1.learning_rule, "feedback_angle", sample_every=0.05
+        )
+        net.p_delta_angle = nengo.Probe(
+            layer1.learning_rule, "delta_angle", synapse=0.5, sample_every=0.05
+        )
+        net.p_error = nengo.Probe(error, synapse=None)
+    return net
+
+
+# Nengo GUI loads the module-level `model`
+model = build(FEEDBACK_LEARNING["KP"])
+
+
+def finite_mean(values):
+    """Mean of the finite values (angles are NaN while undefined)."""
+    values = values[np.isfinite(values)]
+    return values.mean() if values.size > 0 else np.nan
+
+
+def main(sim_time=20.0 * SCALE, seed=0):
+    import matplotlib.pyplot as plt
+
+    fig, (ax_b, ax_delta) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    summary = {}
+    for name, feedback_learning in FEEDBACK_LEARNING.items():
+        net = build(feedback_learning, seed=seed)
+        with nengo.Simulator(net) as sim:
+            sim.run(sim_time)
+        t = sim.trange(sample_every=0.05)
+        b_angle = sim.data[net.p_feedback_angle][:, 0]
+        d_angle = sim.data[net.p_delta_angle][:, 0]
+        ax_b.plot(t, b_angle, label=name)
+        ax_delta.plot(t, d_angle, label=name)
+        err = sim.data[net.p_error][:, 0]
+        last = t > 0.9 * sim_time
+        summary[name] = (
+            finite_mean(b_angle[last]),
+            finite_mean(d_angle[last]),
+            np.mean(err[sim.trange() > 0.75 * sim_time] ** 2),
+        )
+    for ax in (ax_b, ax_delta):
+        ax.axhline(0, color="k", lw=1, label="BP")
+        ax.axhline(90, color="gray", ls="--", lw=1)
+        ax.set_ylim(-5, 120)
+    ax_b.set_ylabel("angle(B, D^T) (deg)")
+    ax_delta.set_ylabel("angle(local error, BP's) (deg)")
+    ax_delta.set_xlabel("time (s)")
+    ax_b.legend(loc="upper right", ncol=5)
+    fig.tight_layout()
+
+    print(f"{'rule':>4} {'B angle':>8} {'delta angle':>12} {'final MSE':>10}")
+    for name, (b, d, mse) in summary.items():
+        print(f"{name:>4} {b:8.1f} {d:12.1f} {mse:10.5f}")
+    return fig, summary
+
+
+if __name__ == "__main__":
+    import matplotlib.pyplot as plt
+
+    main()
+    plt.show()

@@ -1,0 +1,154 @@
+"""Training a network with two hidden layers: BP, FA, DFA and readout only.
+
+Two sine waves go through two hidden layers of rectified-linear neurons,
+``stim -> h1 -> h2 -> out``, and a PES-learned readout must output their
+product. The first hidden layer has only 10 neurons, so it limits what the
+network can compute unless it is trained too. Four variants start from the
+same network:
+
+- **readout only**: `nengo.PES` on the readout, the hidden layers stay fixed;
+- **BackProp**: ``BackProp(readout)`` trains ``h2``; ``BackProp(into_h2)``
+  trains ``h1`` with the error backpropagated through the live weights
+  (chained: only the rule into ``h2`` is connected to the error);
+- **FeedbackAlignment** (chained): ``FeedbackAlignment(out)`` trains ``h2``;
+  ``FeedbackAlignment(downstream=into_h2)`` trains ``h1`` with ``h2``'s local
+  error sent back through a fixed random matrix;
+- **direct feedback alignment**: ``FeedbackAlignment(out)`` on both layers,
+  both connected to the output error.
+
+``nengo_fa.SignSymmetry`` can replace ``BackProp`` anywhere here.
+
+Run it as a script to train the four variants and plot their errors, or open
+it in Nengo GUI (``nengo examples/deep_network.py``) to watch the chained
+backprop network learn. Set the environment variable
+``NENGO_FA_EXAMPLE_SCALE`` to a number below 1 for a shorter run.
+"""
+
+import os
+
+import nengo
+import numpy as np
+
+import nengo_fa
+
+SCALE = float(os.environ.get("NENGO_FA_EXAMPLE_SCALE", "1"))
+
+RULES = {
+    None: "readout only",
+    "bp": "BackProp",
+    "fa": "FeedbackAlignment",
+    "dfa": "direct feedback alignment",
+}
+
+
+def inputs(t):
+    return [np.sin(np.pi * t), np.sin(0.7 * np.pi * t)]
+
+
+def product(x):
+    return x[0] * x[1]
+
+
+def build(rule="bp", seed=0, n1=10, n2=20):
+    """The network, with ``rule`` in ``RULES`` on the hidden layers.
+
+    All objects get seeds, so the variants start from the same network and
+    differ only in how the hidden layers learn.
+    """
+    relu = nengo.RectifiedLinear()
+    with nengo.Network(label=f"deep network ({RULES[rule]})", seed=seed) as net:
+        net.stim = nengo.Node(inputs, label="input")
+        net.h1 = nengo.Ensemble(n1, 2, neuron_type=relu, seed=seed + 1, label="h1")
+        net.h2 = nengo.Ensemble(n2, 2, neuron_type=relu, seed=seed + 2, label="h2")
+        net.out = nengo.Node(size_in=1, label="output")
+        readout = nengo.Connection(
+            net.h2,
+            net.out,
+            function=lambda x: 0,
+            learning_rule_type=nengo.PES(),
+            seed=seed + 3,
+        )
+
+        if rule == "bp":
+            rule_h2 = nengo_fa.BackProp(readout)
+        elif rule in ("fa", "dfa"):
+            rule_h2 = nengo_fa.FeedbackAlignment(error_size=net.out)
+        else:
+            rule_h2 = None
+        into_h2 = nengo.Connection(
+            net.h1, net.h2, learning_rule_type=rule_h2, seed=seed + 4
+        )
+
+        if rule == "bp":
+            rule_h1 = nengo_fa.BackProp(into_h2)  # chained: error from h2's rule
+        elif rule == "fa":
+            rule_h1 = nengo_fa.FeedbackAlignment(downstream=into_h2)  # chained
+        elif rule == "dfa":
+            rule_h1 = nengo_fa.FeedbackAlignment(error_size=net.out)  # direct
+        else:
+            rule_h1 = None
+        into_h1 = nengo.Connection(
+            net.stim, net.h1, learning_rule_type=rule_h1, seed=seed + 5
+        )
+
+        # error = actual - target, as for nengo.PES
+        net.error = nengo.Node(size_in=1, label="error")
+        nengo.Connection(net.out, net.error)
+        nengo.Connection(net.stim, net.error, function=product, transform=-1)
+        nengo.Connection(net.error, readout.learning_rule)
+        if rule_h2 is not None:
+            nengo.Connection(net.error, into_h2.learning_rule)
+        if rule == "dfa":  # every layer gets the output error directly
+            nengo.Connection(net.error, into_h1.learning_rule)
+
+        net.target = nengo.Node(size_in=1, label="target")
+        nengo.Connection(net.stim, net.target, function=product, synapse=None)
+        net.p_error = nengo.Probe(net.error, synapse=0.01)
+        net.p_out = nengo.Probe(net.out, synapse=0.01)
+        net.p_target = nengo.Probe(net.target, synapse=0.01)
+    return net
+
+
+# Nengo GUI loads the module-level `model`
+model = build("bp")
+
+
+def main(sim_time=40.0 * SCALE, seed=0):
+    import matplotlib.pyplot as plt
+
+    fig, (ax_err, ax_out) = plt.subplots(2, 1, figsize=(9, 7))
+    window = max(sim_time / 8, 0.01)
+    final_mse = {}
+    for rule, label in RULES.items():
+        net = build(rule, seed=seed)
+        with nengo.Simulator(net) as sim:  # shows nengo's progress bar
+            sim.run(sim_time)
+        t = sim.trange()
+        err = sim.data[net.p_error][:, 0]
+        last = t > sim_time - window
+        final_mse[label] = float(np.mean(err[last] ** 2))
+        # squared error averaged over windows of sim_time / 8
+        steps = max(int(round(window / sim.dt)), 1)
+        n_windows = len(err) // steps
+        mse = np.mean(err[: n_windows * steps].reshape(n_windows, steps) ** 2, 1)
+        ax_err.semilogy(window * (np.arange(n_windows) + 1), mse, "o-", label=label)
+        ax_out.plot(t[last], sim.data[net.p_out][last, 0], label=label)
+    ax_out.plot(t[last], sim.data[net.p_target][last, 0], "k--", label="target")
+    ax_err.set_xlabel("time (s)")
+    ax_err.set_ylabel(f"mean squared error ({window:g}-s windows)")
+    ax_err.legend(loc="upper right")
+    ax_out.set_xlabel("time (s)")
+    ax_out.set_ylabel("output")
+    ax_out.legend(loc="upper right", ncol=3)
+    fig.tight_layout()
+
+    for label, value in final_mse.items():
+        print(f"{label:>26}: final-window MSE {value:.5f}")
+    return fig, final_mse
+
+
+if __name__ == "__main__":
+    import matplotlib.pyplot as plt
+
+    main()
+    plt.show()

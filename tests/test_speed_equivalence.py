@@ -1,0 +1,128 @@
+"""The fast, in-place encoder update gives the same results as the
+straightforward one (Nengo's generic ``(n, d)`` delta plus ``Copy``)."""
+
+import nengo
+import numpy as np
+import pytest
+from nengo.builder.operator import Copy
+
+import nengo_fa
+from nengo_fa import builder
+from nengo_fa.builder import SimHiddenLayerEncoderUpdate, SimHiddenLayerRule
+
+KEYS = ("scaled_encoders", "gain", "bias", "delta")
+
+
+def two_layer(rule, seed, n_neurons=40, d=3, d_out=2, neuron_type=None, extra=False):
+    """Sines in, a random linear map of them out, a learned hidden layer.
+
+    With ``extra``, a second rule on a second connection learns the same
+    ensemble's encoders.
+    """
+    neuron_type = nengo.RectifiedLinear() if neuron_type is None else neuron_type
+    rng = np.random.RandomState(seed)
+    freqs = rng.uniform(1, 3, size=d)
+    target = rng.normal(size=(d_out, d))
+    with nengo.Network(seed=seed) as net:
+        stim = nengo.Node(lambda t: np.sin(freqs * t))
+        hidden = nengo.Ensemble(n_neurons, d, neuron_type=neuron_type)
+        out = nengo.Node(size_in=d_out)
+        readout = nengo.Connection(
+            hidden,
+            out,
+            function=lambda x: np.full(d_out, 0.1),
+            learning_rule_type=nengo.PES(learning_rate=1e-3),
+        )
+        if rule == "bp":
+            rule_type = nengo_fa.BackProp(readout)
+        else:
+            rule_type = nengo_fa.FeedbackAlignment(error_size=d_out)
+        layer1 = nengo.Connection(stim, hidden, learning_rule_type=rule_type)
+        error = nengo.Node(size_in=d_out)
+        nengo.Connection(out, error)
+        nengo.Connection(stim, error, transform=-target)
+        nengo.Connection(error, readout.learning_rule)
+        nengo.Connection(error, layer1.learning_rule)
+        if extra:
+            layer2 = nengo.Connection(
+                stim,
+                hidden,
+                transform=0.5,
+                learning_rule_type=nengo_fa.FeedbackAlignment(error_size=d_out),
+            )
+            nengo.Connection(error, layer2.learning_rule)
+        net.rule_probes = {
+            key: nengo.Probe(layer1.learning_rule, key, synapse=None) for key in KEYS
+        }
+        net.rule_probes["out"] = nengo.Probe(out, synapse=None)
+    return net
+
+
+def run(net, Simulator, factored, optimize, monkeypatch, steps=300):
+    monkeypatch.setattr(builder, "_FACTORED_ENCODER_UPDATE", factored)
+    with Simulator(net, optimize=optimize, progress_bar=False) as sim:
+        sim.run_steps(steps)
+        ops = sim.step_order if hasattr(sim, "step_order") else []
+    return {k: sim.data[p] for k, p in net.rule_probes.items()}, ops
+
+
+def assert_same(fast, ref):
+    for key in ref:
+        scale = np.max(np.abs(ref[key]))
+        assert np.allclose(fast[key], ref[key], rtol=1e-12, atol=1e-12 * scale), key
+
+
+@pytest.mark.parametrize("rule", ["fa", "bp"])
+@pytest.mark.parametrize("optimize", [True, False])
+def test_factored_update_equals_straightforward(
+    Simulator, seed, rule, optimize, monkeypatch
+):
+    net = two_layer(rule, seed)
+    fast, fast_ops = run(net, Simulator, True, optimize, monkeypatch)
+    ref, ref_ops = run(net, Simulator, False, optimize, monkeypatch)
+    assert_same(fast, ref)
+    # the rule really learned, so the comparison means something
+    S = ref["scaled_encoders"]
+    assert np.max(np.abs(S[-1] - S[0])) > 1e-3 * np.max(np.abs(S[0]))
+
+    if Simulator is nengo.Simulator:
+        # the fast path has the in-place operator and no (n, d) delta
+        fast_types = [type(op) for op in fast_ops]
+        assert SimHiddenLayerEncoderUpdate in fast_types
+        assert SimHiddenLayerEncoderUpdate not in [type(op) for op in ref_ops]
+        n_d_copies = [
+            op
+            for op in fast_ops
+            if isinstance(op, Copy) and op.dst.shape == S.shape[1:]
+        ]
+        assert not n_d_copies
+        assert any(isinstance(op, SimHiddenLayerRule) for op in fast_ops)
+
+
+def test_factored_update_equals_straightforward_lif(Simulator, seed, monkeypatch):
+    net = two_layer("fa", seed, neuron_type=nengo.LIF())
+    fast, _ = run(net, Simulator, True, True, monkeypatch, steps=400)
+    ref, _ = run(net, Simulator, False, True, monkeypatch, steps=400)
+    assert_same(fast, ref)
+
+
+def test_two_encoder_rules_keep_generic_path(Simulator, seed, monkeypatch):
+    """Each rule must see the start-of-step encoders: no in-place update."""
+    net = two_layer("fa", seed, extra=True)
+    fast, ops = run(net, Simulator, True, True, monkeypatch)
+    ref, _ = run(net, Simulator, False, True, monkeypatch)
+    assert_same(fast, ref)
+    if Simulator is nengo.Simulator:
+        assert SimHiddenLayerEncoderUpdate not in [type(op) for op in ops]
+
+
+def test_encoder_update_is_in_place():
+    """The BLAS path writes into the encoder array, never into a copy."""
+    S = np.random.RandomState(0).normal(size=(7, 3))
+    before = S.copy()
+    ger = builder._inplace_ger(S)
+    assert ger is not None
+    x, beta = np.arange(3.0), np.arange(7.0)
+    ger(1.0, x, beta, a=S.T, overwrite_a=True)
+    assert np.allclose(S, before + np.outer(beta, x))
+    assert builder._inplace_ger(np.asfortranarray(S)) is None
