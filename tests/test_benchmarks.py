@@ -1,0 +1,81 @@
+"""Smoke tests of the benchmark scripts: they run and print their tables.
+
+Benchmarks measure; they never assert timings. These tests only check that
+each script's smallest run works and prints the rows and columns it promises.
+"""
+
+import importlib.util
+import pathlib
+import sys
+
+import pytest
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name):
+    """Import ``benchmarks/<name>.py`` (not a package) as a module."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))  # memory.py imports speed.py
+    spec = importlib.util.spec_from_file_location(
+        f"bench_{name}", BENCHMARKS / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def table(text, header_start):
+    """The rows of the printed table that starts with a header line."""
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert lines[0].split()[0] == header_start, text
+    return [line.split() for line in lines]
+
+
+def test_speed_prints_ratio_table(capsys):
+    speed = load("speed")
+    rows = speed.run([(20, 2, 1)], repeats=1, target_s=0.001)
+    lines = table(capsys.readouterr().out, "n")
+    assert lines[0] == list(speed.COLUMNS)
+    assert len(lines) == 2 and len(lines[1]) == len(speed.COLUMNS)
+    assert [int(v) for v in lines[1][:3]] == [20, 2, 1]
+    assert all(float(v) > 0 for v in lines[1][3:])
+    assert set(rows[0]) == set(speed.COLUMNS)
+
+
+def test_memory_prints_ratio_table(capsys):
+    memory = load("memory")
+    memory.run([(20, 3, 2)])
+    lines = table(capsys.readouterr().out, "n")
+    assert lines[0] == list(memory.COLUMNS)
+    assert len(lines) == 2 and len(lines[1]) == len(memory.COLUMNS)
+    assert [int(v) for v in lines[1][:3]] == [20, 3, 2]
+    ratios = [v for c, v in zip(memory.COLUMNS, lines[1]) if "/" in c]
+    assert len(ratios) == 8 and all(float(v) > 0 for v in ratios)
+
+
+def test_learning_prints_quality_table(capsys):
+    pytest.importorskip("sklearn")
+    learning = load("learning")
+    rows = learning.run_product(seeds=[0], sim_time=0.3, last=0.1)
+    rows += learning.run_digits(
+        [("rate", learning.nengo.RectifiedLinear())],
+        n_train=10,
+        n_test=10,
+        present=0.005,
+        n_hidden=10,
+    )
+    print(learning.format_header())
+    for row in rows:
+        print(learning.format_row(row))
+    lines = table(capsys.readouterr().out, "task")
+    assert lines[0] == list(learning.COLUMNS)
+    assert all(len(line) == len(learning.COLUMNS) for line in lines)
+    models = [(line[0], line[1]) for line in lines[1:]]
+    expected = [("product", r) for r in learning.RULES]
+    expected += [("digits_rate", r) for r in learning.RULES]
+    expected += [("digits_offline", "MLP(10)")]
+    assert models == expected
+    for line in lines[1:]:
+        value = float(line[3])
+        assert value >= 0 and (line[0] == "product" or value <= 1)
