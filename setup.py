@@ -21,30 +21,43 @@ extras_req = [
     "nengo-extras>=0.5",
 ]
 gui_req = [
+    # 0.6.0 works with nengo 4.1 and runs models with nengo_fa's rules
     "nengo-gui>=0.6",
+]
+examples_req = [
+    # what the scripts in examples/ use besides nengo_fa
+    "matplotlib",
+    "scikit-learn",
 ]
 docs_req = [
     # nengo-sphinx-theme 20.9 fails with Sphinx 9
     "sphinx>=7,<=8.2.3",
     "nengo-sphinx-theme>=20.9",
-    "nbsphinx",
-    "numpydoc",
-    "matplotlib",
-    "jupyter",
+    "nbsphinx>=0.9",
+    "nbformat",
+    "nbconvert",
+    "numpydoc>=1.6",
     "ipykernel",
-    # ships a pandoc binary, which nbsphinx needs
+    # ships a pandoc binary, which nbsphinx needs for markdown cells
     "pypandoc_binary",
-]
-tests_req = [
-    # pytest 9 cannot load the pytest plugin bundled with nengo 4.1
-    "pytest>=8,<9",
-    "pytest-plt",
-    "pytest-rng",
-    "pytest-allclose",
-    "matplotlib",
-    "nengo-extras>=0.5",
-    "scikit-learn",
-]
+] + examples_req
+tests_req = (
+    [
+        # pytest 9 cannot load the pytest plugin bundled with nengo 4.1
+        "pytest>=8,<9",
+        "pytest-plt",
+        "pytest-rng",
+        "pytest-allclose",
+        "nengo-extras>=0.5",
+        # tests/test_gui.py drives nengo-gui in Chromium (Debian's chromium and
+        # chromium-driver, installed by .ci/run in CI) through Selenium
+        "selenium>=4",
+    ]
+    + gui_req
+    + examples_req
+    # tests/test_docs.py builds the documentation with -W
+    + docs_req
+)
 
 
 def union(*requirement_lists):
@@ -68,8 +81,9 @@ setup(
     python_requires=">=3.9",
     install_requires=install_req,
     extras_require={
-        "all": union(extras_req, gui_req, docs_req, tests_req),
+        "all": union(extras_req, gui_req, examples_req, docs_req, tests_req),
         "docs": docs_req,
+        "examples": examples_req,
         "extras": extras_req,
         "gui": gui_req,
         "tests": tests_req,
