@@ -41,6 +41,17 @@ docs_req = [
     # ships a pandoc binary, which nbsphinx needs for markdown cells
     "pypandoc_binary",
 ] + examples_req
+dl_req = [
+    # NengoDL 3.6 (non-commercial licence) imports on Python 3.11 only with
+    # TensorFlow 2.12, which pins numpy<=1.24.3: use a separate environment and
+    # install in ONE pip command (.ci/dl does); GPU: tensorflow==2.12.1 instead
+    # of tensorflow-cpu. Not part of "all", which has numpy 2.
+    "nengo-dl==3.6.0",
+    "tensorflow-cpu==2.12.1",
+    "nengo==4.1.0",
+    "numpy<1.25",
+    "matplotlib<3.10",
+]
 tests_req = (
     [
         # pytest 9 cannot load the pytest plugin bundled with nengo 4.1
@@ -82,6 +93,7 @@ setup(
     install_requires=install_req,
     extras_require={
         "all": union(extras_req, gui_req, examples_req, docs_req, tests_req),
+        "dl": dl_req,
         "docs": docs_req,
         "examples": examples_req,
         "extras": extras_req,

@@ -5,7 +5,8 @@ The network is the seed task scaled up: a 2-D input into a hidden ensemble of
 `nengo_fa.FeedbackAlignment` or `nengo_fa.BackProp`, and a PES-learned
 readout from the neurons. Each simulator is built once, warmed up (NengoDL traces its
 TensorFlow graph on the first run; the warm-up runs as many steps as are
-timed), then timed over ``--steps`` steps.
+timed), then timed over ``--steps`` steps (200 by default: with n = 50000, in
+float32, NengoDL's run diverges after about 490 steps; see docs/scaling.rst).
 NengoDL runs ``unroll_simulation`` steps per TensorFlow loop iteration
 (``--unroll``), in float32, on the CPU unless TensorFlow sees a GPU.
 
@@ -71,7 +72,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1000, 10000, 50000])
     parser.add_argument("--rule", nargs="+", default=["fa", "bp"])
-    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--unroll", type=int, default=10)
     args = parser.parse_args(argv)
     nengo.rc["decoder_cache"]["enabled"] = "False"

@@ -1,0 +1,353 @@
+"""nengo_fa models give the same results in NengoDL as in the reference simulator.
+
+Needs NengoDL, which needs its own environment (TensorFlow 2.12 pins numpy
+< 1.25); the module is skipped where nengo_dl is not installed. ``.ci/dl``
+creates that environment and runs this module in it::
+
+    bash .ci/dl
+
+Each test builds one model, runs it in ``nengo.Simulator`` and in
+``nengo_dl.Simulator`` (two ``run`` calls, so what NengoDL keeps between calls
+is checked too) and compares every probe: the output error and, for every
+rule, its local error ``delta``, scaled encoders, gains and biases.
+
+- float64 in NengoDL: the same arithmetic up to rounding, so all probes agree
+  to ``F64_RTOL`` relative to the largest value of each probe (measured:
+  at most 6e-14).
+- float32 (NengoDL's default), rate neurons: ``F32_RTOL`` (measured: at most
+  1.7e-4). With spiking neurons, float32 rounding moves spikes by a step, and
+  learning then amplifies that difference, so spiking types are compared in
+  float64.
+"""
+
+import nengo
+import numpy as np
+import pytest
+from nengo.exceptions import BuildError
+
+import nengo_fa
+
+nengo_dl = pytest.importorskip("nengo_dl")
+tf = pytest.importorskip("tensorflow")
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:No GPU support detected:UserWarning"),
+    # see nengo_fa.dl: harmless, and filtered there too (pytest resets filters)
+    pytest.mark.filterwarnings("ignore:Unknown incer type:UserWarning"),
+]
+
+
+class Float64Simulator(nengo_dl.Simulator):
+    """``nengo_dl.Simulator`` in float64, for nengo's pytest plugin.
+
+    Runs the reference test suite on NengoDL with the arithmetic of the
+    reference simulator (float32 rounding breaks tests that check single
+    updates to 1e-5)::
+
+        pytest tests/test_learning_rules.py -o nengo_simulator=test_dl.Float64Simulator
+    """
+
+    def __init__(self, network, *args, **kwargs):
+        if network is not None:
+            with network:
+                nengo_dl.configure_settings(dtype="float64")
+        kwargs.setdefault("progress_bar", False)
+        super().__init__(network, *args, **kwargs)
+
+
+# max |ref - dl| / max |ref|, per probe
+F64_RTOL = 1e-9
+F32_RTOL = 1e-3
+
+KINDS = ("fa", "bp", "sign", "dfa", "chain_fa", "chain_bp", "kp", "terms")
+
+
+def stim_func(t):
+    return [np.sin(np.pi * t), np.cos(0.7 * np.pi * t)]
+
+
+def two_layers(kind, neuron_type, seed, modifies="encoders", n=(20, 15)):
+    """stim -> h1 -> h2 -> out, learning the product of the two inputs.
+
+    ``kind`` picks the rules: on both hidden layers FeedbackAlignment ("fa"),
+    BackProp ("bp"), SignSymmetry ("sign"); direct feedback alignment ("dfa",
+    both layers get the output error) or chained rules ("chain_fa",
+    "chain_bp": h1's rule takes its error from h2's rule); chained feedback
+    alignment with learned feedback matrices and alignment diagnostics
+    ("kp": Kolen-Pollack, "terms": all five alignment terms). With
+    ``modifies="weights"`` the rule on h1 -> h2 learns a full weight matrix.
+    """
+    with nengo.Network(seed=seed) as net:
+        # Sigmoid(tau_ref=0.002) needs max rates in (250, 500) Hz
+        net.config[nengo.Ensemble].max_rates = nengo.dists.Uniform(300, 400)
+        stim = nengo.Node(stim_func)
+        h1 = nengo.Ensemble(n[0], 2, neuron_type=neuron_type)
+        h2 = nengo.Ensemble(n[1], 2, neuron_type=neuron_type)
+        out = nengo.Node(size_in=1)
+        readout = nengo.Connection(
+            h2, out, function=lambda x: 0, learning_rule_type=nengo.PES()
+        )
+        if modifies == "weights":
+            rng = np.random.RandomState(seed)
+            into_h2 = nengo.Connection(
+                h1.neurons,
+                h2.neurons,
+                transform=rng.normal(scale=1e-3, size=(n[1], n[0])),
+            )
+        else:
+            into_h2 = nengo.Connection(h1, h2)
+
+        kw = {"modifies": modifies} if modifies == "weights" else {}
+        if kind in ("fa", "dfa", "chain_fa"):
+            into_h2.learning_rule_type = nengo_fa.FeedbackAlignment(out, **kw)
+        elif kind in ("bp", "chain_bp"):
+            into_h2.learning_rule_type = nengo_fa.BackProp(readout, **kw)
+        elif kind == "sign":
+            into_h2.learning_rule_type = nengo_fa.SignSymmetry(readout, **kw)
+        elif kind in ("kp", "terms"):
+            learning = (
+                nengo_fa.KolenPollack(decay=0.5)
+                if kind == "kp"
+                else nengo_fa.AlignmentTerms(
+                    learning_rate=0.5, decay=0.1, self_=1, amp=1, sparse=1, null=1
+                )
+            )
+            into_h2.learning_rule_type = nengo_fa.FeedbackAlignment(
+                downstream=readout, feedback_learning=learning, **kw
+            )
+
+        if kind == "chain_fa":
+            rule_h1 = nengo_fa.FeedbackAlignment(downstream=into_h2)
+        elif kind in ("kp", "terms"):
+            rule_h1 = nengo_fa.FeedbackAlignment(
+                downstream=into_h2, feedback_learning=learning
+            )
+        elif kind == "chain_bp":
+            rule_h1 = nengo_fa.BackProp(into_h2)
+        elif kind in ("fa", "dfa"):
+            rule_h1 = nengo_fa.FeedbackAlignment(out)
+        else:
+            rule_h1 = None  # bp, sign: h1 learns nothing (h1 -> h2 is not a readout)
+        into_h1 = nengo.Connection(stim, h1, learning_rule_type=rule_h1)
+
+        error = nengo.Node(size_in=1)
+        nengo.Connection(out, error)
+        nengo.Connection(stim, error, function=lambda x: -x[0] * x[1])
+        nengo.Connection(error, readout.learning_rule)
+        nengo.Connection(error, into_h2.learning_rule)
+        if kind in ("fa", "dfa"):
+            nengo.Connection(error, into_h1.learning_rule)
+
+        net.fa_probes = {"error": nengo.Probe(error), "out": nengo.Probe(out)}
+        for name, conn in (("h1", into_h1), ("h2", into_h2)):
+            if conn.learning_rule_type is None:
+                continue
+            keys = ("delta", "gain", "bias") + (
+                ("scaled_encoders",) if modifies == "encoders" or name == "h1" else ()
+            )
+            extra = ("feedback", "delta_angle", "feedback_angle", "norm_ratio")
+            if kind in ("kp", "terms"):
+                keys += extra
+            for key in keys:
+                net.fa_probes[f"{name}.{key}"] = nengo.Probe(conn.learning_rule, key)
+        if modifies == "weights":
+            net.fa_probes["h2.weights"] = nengo.Probe(into_h2, "weights")
+    return net
+
+
+def run_both(net, dtype="float64", minibatch_size=1, steps=(150, 150)):
+    """Probe data from nengo.Simulator and nengo_dl.Simulator."""
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        for k in steps:
+            sim.run_steps(k)
+        ref = {key: sim.data[p] for key, p in net.fa_probes.items()}
+
+    with net:
+        nengo_dl.configure_settings(dtype=dtype)
+    with nengo_dl.Simulator(
+        net, minibatch_size=minibatch_size, progress_bar=False
+    ) as sim:
+        for k in steps:
+            sim.run_steps(k)
+        dl = {key: sim.data[p] for key, p in net.fa_probes.items()}
+    return ref, dl
+
+
+def assert_match(ref, dl, rtol, item=None):
+    """Every probe agrees to ``rtol`` of its largest value; returns the errors."""
+    errors = {}
+    for key, a in ref.items():
+        b = dl[key]
+        b = b[item] if item is not None else b[0]  # minibatch item
+        assert b.shape == a.shape, key
+        # the alignment diagnostics are NaN while undefined (e.g. W = 0)
+        nan = np.isnan(a)
+        assert np.array_equal(nan, np.isnan(b)), key
+        a, b = a[~nan], b[~nan]
+        scale = np.max(np.abs(a), initial=0)
+        errors[key] = np.max(np.abs(a - b), initial=0) / (scale if scale > 0 else 1.0)
+    bad = {key: err for key, err in errors.items() if not err <= rtol}
+    assert not bad, f"relative differences above {rtol}: {bad}"
+    return errors
+
+
+def assert_learned(ref):
+    """Guard against a vacuous comparison: the rules did change something."""
+    changed = [
+        key
+        for key, a in ref.items()
+        if key.endswith(("bias", "gain", "scaled_encoders", "weights"))
+        and not np.allclose(a[0], a[-1])
+    ]
+    assert changed, "nothing learned"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_rules_match_reference_float64(kind, seed):
+    ref, dl = run_both(two_layers(kind, nengo.RectifiedLinear(), seed))
+    assert_learned(ref)
+    assert_match(ref, dl, F64_RTOL)
+
+
+@pytest.mark.parametrize("kind", ("fa", "bp", "dfa", "chain_bp"))
+def test_rules_match_reference_float32(kind, seed):
+    ref, dl = run_both(two_layers(kind, nengo.RectifiedLinear(), seed), dtype="float32")
+    assert_match(ref, dl, F32_RTOL)
+
+
+@pytest.mark.parametrize(
+    "neuron_type",
+    (
+        nengo.SpikingRectifiedLinear(),
+        nengo.LIFRate(),
+        nengo.LIF(),
+        nengo.Sigmoid(tau_ref=0.002),
+        nengo.Tanh(tau_ref=0.002),
+        nengo.AdaptiveLIF(),
+        nengo.RegularSpiking(nengo.LIFRate(), amplitude=0.5),
+    ),
+    ids=lambda nt: type(nt).__name__,
+)
+def test_neuron_types_match_reference(neuron_type, seed):
+    ref, dl = run_both(two_layers("dfa", neuron_type, seed))
+    assert_learned(ref)
+    assert_match(ref, dl, F64_RTOL)
+
+
+@pytest.mark.parametrize("kind", ("fa", "bp", "chain_bp"))
+def test_weight_learning_matches_reference(kind, seed):
+    ref, dl = run_both(
+        two_layers(kind, nengo.RectifiedLinear(), seed, modifies="weights")
+    )
+    assert_learned(ref)
+    assert_match(ref, dl, F64_RTOL)
+
+
+def test_minibatch_items_learn_independently(seed):
+    """Every minibatch item has the same input here, so each one must match."""
+    ref, dl = run_both(
+        two_layers("bp", nengo.RectifiedLinear(), seed), minibatch_size=3
+    )
+    for item in range(3):
+        assert_match(ref, dl, F64_RTOL, item=item)
+
+
+def test_ops_are_merged(seed):
+    """The FA rules of ensembles of different sizes become one TensorFlow op."""
+    from nengo_fa.builder import SimHiddenLayerRule
+
+    net = two_layers("dfa", nengo.RectifiedLinear(), seed, n=(20, 15))
+    with nengo_dl.Simulator(net, progress_bar=False) as sim:
+        groups = [
+            ops
+            for ops in sim.tensor_graph.plan
+            if isinstance(ops[0], SimHiddenLayerRule)
+        ]
+    assert [len(ops) for ops in groups] == [2]
+
+
+def test_reset_restores_learned_state(seed):
+    net = two_layers("fa", nengo.RectifiedLinear(), seed)
+    with net:
+        nengo_dl.configure_settings(dtype="float64")
+    with nengo_dl.Simulator(net, progress_bar=False) as sim:
+        sim.run_steps(100)
+        first = {key: sim.data[p].copy() for key, p in net.fa_probes.items()}
+        sim.reset()
+        sim.run_steps(100)
+        for key, p in net.fa_probes.items():
+            assert np.array_equal(sim.data[p], first[key]), key
+
+
+def test_nan_error_stops_the_run():
+    with nengo.Network(seed=0) as net:
+        hidden = nengo.Ensemble(10, 1)
+        conn = nengo.Connection(
+            nengo.Node([0.5]),
+            hidden,
+            learning_rule_type=nengo_fa.FeedbackAlignment(1),
+        )
+        # the node's output is finite; the transform overflows it to inf
+        nengo.Connection(
+            nengo.Node(lambda t: 1e300 if t > 0.0055 else 1.0),
+            conn.learning_rule,
+            transform=1e10,
+            synapse=None,
+        )
+        p_enc = nengo.Probe(conn.learning_rule, "scaled_encoders")
+    with nengo_dl.Simulator(net, progress_bar=False) as sim:
+        before = sim.model.sig[hidden]["encoders"].initial_value
+        with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or inf"):
+            sim.run_steps(10)
+        # the failed run wrote nothing back: the encoders are as built
+        assert sim.n_steps == 0
+        sim.run_steps(1)
+        assert np.all(np.isfinite(sim.data[p_enc]))
+        assert np.allclose(sim.data[p_enc][0], before, rtol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "neuron_type, derivative, match",
+    (
+        (nengo.Izhikevich(), None, "no TensorFlow derivative for neuron type "),
+        (nengo.RectifiedLinear(), lambda J: np.ones_like(J), "user 'derivative'"),
+    ),
+    ids=("Izhikevich", "user_derivative"),
+)
+def test_unsupported_derivative_raises(neuron_type, derivative, match):
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node([0.5, 0.2])
+        hidden = nengo.Ensemble(10, 2, neuron_type=neuron_type)
+        out = nengo.Node(size_in=1)
+        nengo.Connection(hidden, out, function=lambda x: 0)
+        rule = nengo_fa.FeedbackAlignment(out, derivative=derivative)
+        layer1 = nengo.Connection(stim, hidden, learning_rule_type=rule)
+        nengo.Connection(nengo.Node([0.1]), layer1.learning_rule)
+    with pytest.raises(BuildError, match=match):
+        with nengo_dl.Simulator(net, progress_bar=False):
+            pass
+
+
+@pytest.mark.parametrize(
+    "neuron_type",
+    (nengo.LIFRate(), nengo.LIFRate(tau_rc=0.05, amplitude=2), nengo.Sigmoid()),
+    ids=lambda nt: repr(nt),
+)
+def test_tf_derivative_equals_numpy(neuron_type):
+    """The TensorFlow derivative against nengo_fa.neurons, far into both tails."""
+    from nengo_fa import dl
+    from nengo_fa.neurons import make_derivative
+
+    J = np.concatenate(
+        [-np.logspace(-3, 31, 50), np.linspace(-3, 5, 801), np.logspace(-3, 31, 50)]
+    )
+    expected = make_derivative(neuron_type, np.ones_like(J), np.zeros_like(J))(
+        J, np.empty_like(J)
+    )
+    family, params = dl.derivative_family(neuron_type)
+    for dtype, rtol in ((tf.float64, 1e-12), (tf.float32, 1e-4)):
+        tf_params = {k: tf.constant(v, dtype=dtype) for k, v in params.items()}
+        got = dl._FAMILIES[family](tf.constant(J, dtype=dtype), **tf_params).numpy()
+        assert np.all(np.isfinite(got))
+        tiny = np.finfo(dtype.as_numpy_dtype).tiny / rtol
+        assert np.allclose(got, expected, rtol=rtol, atol=tiny), dtype
