@@ -225,3 +225,70 @@ def test_feedback_learning_repr():
     assert repr(nengo_fa.KolenPollack(decay=0.5)) == "KolenPollack(decay=0.5)"
     assert repr(AlignmentTerms(decay=1, amp=2)) == "AlignmentTerms(decay=1, amp=2)"
     assert repr(nengo_fa.SymmetricAlignment()) == "SymmetricAlignment()"
+
+
+@pytest.mark.parametrize("modifies", ["encoders", "weights"])
+def test_chained_feedback_learning(Simulator, seed, modifies):
+    """In a chain, B_l learns toward the effective forward matrix M^T.
+
+    h1 -> h2 -> out; the rule into h2 is BackProp on the readout, the rule into
+    h1 is FeedbackAlignment chained through it (B_l is n1 x n2). With Symmetric
+    Alignment, B_l relaxes onto M^T, where M = S_2 W_1 (decoded connection into
+    h2) or diag(c) W_1 (neuron-to-neuron weights); fixed B_l does not. The
+    probed diagnostics are checked against M recomputed from probes.
+    """
+    n1, n2 = 15, 20
+    results = {}
+    for learning in (None, nengo_fa.SymmetricAlignment(learning_rate=5.0)):
+        with nengo.Network(seed=seed) as net:
+            stim = nengo.Node(lambda t: [np.sin(2 * t), np.cos(3 * t)])
+            h1 = nengo.Ensemble(n1, 2, neuron_type=nengo.RectifiedLinear())
+            h2 = nengo.Ensemble(n2, 2, neuron_type=nengo.RectifiedLinear())
+            out = nengo.Node(size_in=1)
+            readout = nengo.Connection(
+                h2, out, function=lambda x: x[0] * x[1], learning_rule_type=nengo.PES()
+            )
+            if modifies == "weights":
+                into_h2 = nengo.Connection(
+                    h1.neurons,
+                    h2.neurons,
+                    transform=np.random.RandomState(seed).normal(0, 1e-3, (n2, n1)),
+                    learning_rule_type=nengo_fa.BackProp(readout, modifies="weights"),
+                )
+            else:
+                into_h2 = nengo.Connection(
+                    h1, h2, learning_rule_type=nengo_fa.BackProp(readout)
+                )
+            into_h1 = nengo.Connection(
+                stim,
+                h1,
+                learning_rule_type=nengo_fa.FeedbackAlignment(
+                    downstream=into_h2, feedback_learning=learning
+                ),
+            )
+            error = nengo.Node(size_in=1)
+            nengo.Connection(out, error)
+            nengo.Connection(stim, error, function=lambda x: -x[0] * x[1])
+            nengo.Connection(error, readout.learning_rule)
+            nengo.Connection(error, into_h2.learning_rule)
+            rule = into_h1.learning_rule
+            p_angle = nengo.Probe(rule, "feedback_angle")
+            p_b = nengo.Probe(rule, "feedback")
+            p_w = nengo.Probe(into_h2, "weights")
+            p_s = nengo.Probe(into_h2.learning_rule, "scaled_encoders")
+        with Simulator(net) as sim:
+            sim.run(2.0)
+        angles = sim.data[p_angle][:, 0]
+        assert sim.data[p_b].shape[1:] == (n1, n2)
+        # the diagnostic measures the angle to (S_2 W_1)^T or (c W_1)^T
+        k = len(angles) - 1
+        W = sim.data[p_w][k]
+        if modifies == "weights":
+            M = sim.data[h2].gain[:, None] * W
+        else:
+            M = sim.data[p_s][k] @ W
+        assert np.isclose(angles[k], angle(sim.data[p_b][k - 1], M.T), atol=1e-6)
+        results[learning is None] = np.mean(angles[-100:])
+    fixed, learned = results[True], results[False]
+    assert fixed > 60
+    assert learned < 15
