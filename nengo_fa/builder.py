@@ -330,6 +330,13 @@ class SimHiddenLayerRule(Operator):
             # direction step on the unit sphere, renormalised exactly, with
             # a = kE u / (r g) = kE c w / r and w = delta / g
             np.divide(delta, g, out=w)
+            # bound the step to |a| |x| <= 1 (at most 45 degrees a step). Only
+            # a neuron whose gain sits near its floor comes close; beyond it,
+            # alpha S + beta x cancels catastrophically (in float32 first)
+            x_norm = np.sqrt(np.dot(x, x))
+            if kE > 0 and x_norm > 0:
+                w_max = r / (kE * c * x_norm)
+                np.clip(w, -w_max, w_max, out=w)
             # nrm = sqrt(1 + a^2 (|x|^2 - p^2))
             #     = hypot(kE c w sqrt(|x|^2 / r^2 - q^2), 1), without overflow
             np.multiply(q, q, out=nrm)

@@ -523,6 +523,9 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
 
         a = u * self.kE_r / g
         xx = tf.reduce_sum(tf.square(x), axis=-1)
+        # |a| |x| <= 1, as in SimHiddenLayerRule.make_step
+        a_max = tf.math.rsqrt(tf.maximum(xx, np.finfo(np.float32).tiny))
+        a = tf.clip_by_value(a, -a_max, a_max)
         nrm = _hypot1(tf.sqrt(tf.maximum(xx - tf.square(p), 0.0)) * a)
         alpha = (a * p + 1.0) * g_new / g / nrm
         beta = a / nrm * g_new * (-1.0 / self.radius)

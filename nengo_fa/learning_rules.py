@@ -158,7 +158,9 @@ class HiddenLayerRule(LearningRuleType):
     The direction update is a step along the sphere, renormalised exactly, so
     that a gain rate of 0 keeps gains fixed. Gains are kept at or above
     ``nengo_fa.builder.MIN_GAIN_FRACTION`` (0.001) times :math:`\hat g`, since a
-    zero gain would lose the encoder's direction. With
+    zero gain would lose the encoder's direction. A direction step is
+    bounded to turn an encoder by at most 45 degrees per time step, a bound
+    that only a neuron whose gain sits near that floor can reach. With
     :math:`\kappa_g = \kappa_E = \kappa`, to first order in :math:`\Delta t`,
     :math:`\Delta S = -\kappa \Delta t \, \hat g \, \hat\delta x^T / r^2`:
     gradient descent on the scaled encoders. One unit of rate changes each
