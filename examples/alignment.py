@@ -72,8 +72,10 @@ def build(feedback_learning=None, seed=0, n_neurons=30):
         net.p_feedback_angle = nengo.Probe(
             layer1.learning_rule, "feedback_angle", sample_every=0.05
         )
+        # unfiltered: the angles are NaN while undefined (D = 0 at first),
+        # and a synapse would carry that NaN forward
         net.p_delta_angle = nengo.Probe(
-            layer1.learning_rule, "delta_angle", synapse=0.5, sample_every=0.05
+            layer1.learning_rule, "delta_angle", sample_every=0.01
         )
         net.p_error = nengo.Probe(error, synapse=None)
     return net
@@ -89,6 +91,15 @@ def finite_mean(values):
     return values.mean() if values.size > 0 else np.nan
 
 
+def smooth(values, width):
+    """Running mean over ``width`` samples of the finite values."""
+    finite = np.isfinite(values)
+    kernel = np.ones(width)
+    total = np.convolve(np.where(finite, values, 0.0), kernel, mode="same")
+    count = np.convolve(finite.astype(float), kernel, mode="same")
+    return np.divide(total, count, out=np.full(len(values), np.nan), where=count > 0)
+
+
 def main(sim_time=20.0 * SCALE, seed=0):
     import matplotlib.pyplot as plt
 
@@ -100,14 +111,15 @@ def main(sim_time=20.0 * SCALE, seed=0):
             sim.run(sim_time)
         t = sim.trange(sample_every=0.05)
         b_angle = sim.data[net.p_feedback_angle][:, 0]
-        d_angle = sim.data[net.p_delta_angle][:, 0]
+        t_delta = sim.trange(sample_every=0.01)
+        # the local errors' angle changes from step to step: 1-s running mean
+        d_angle = smooth(sim.data[net.p_delta_angle][:, 0], 100)
         ax_b.plot(t, b_angle, label=name)
-        ax_delta.plot(t, d_angle, label=name)
+        ax_delta.plot(t_delta, d_angle, label=name)
         err = sim.data[net.p_error][:, 0]
-        last = t > 0.9 * sim_time
         summary[name] = (
-            finite_mean(b_angle[last]),
-            finite_mean(d_angle[last]),
+            finite_mean(b_angle[t > 0.9 * sim_time]),
+            finite_mean(d_angle[t_delta > 0.9 * sim_time]),
             np.mean(err[sim.trange() > 0.75 * sim_time] ** 2),
         )
     for ax in (ax_b, ax_delta):
@@ -115,7 +127,7 @@ def main(sim_time=20.0 * SCALE, seed=0):
         ax.axhline(90, color="gray", ls="--", lw=1)
         ax.set_ylim(-5, 120)
     ax_b.set_ylabel("angle(B, D^T) (deg)")
-    ax_delta.set_ylabel("angle(local error, BP's) (deg)")
+    ax_delta.set_ylabel("angle(local error, BP's) (deg), 1-s mean")
     ax_delta.set_xlabel("time (s)")
     ax_b.legend(loc="upper right", ncol=5)
     fig.tight_layout()
