@@ -94,7 +94,7 @@ def finite_mean(values):
 def smooth(values, width):
     """Running mean over ``width`` samples of the finite values."""
     finite = np.isfinite(values)
-    kernel = np.ones(width)
+    kernel = np.ones(min(width, len(values)))
     total = np.convolve(np.where(finite, values, 0.0), kernel, mode="same")
     count = np.convolve(finite.astype(float), kernel, mode="same")
     return np.divide(total, count, out=np.full(len(values), np.nan), where=count > 0)

@@ -16,7 +16,6 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-
 @pytest.mark.slow
 def test_docs_build_without_warnings(tmp_path):
     html = tmp_path / "html"
