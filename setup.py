@@ -51,6 +51,8 @@ dl_req = [
     "nengo==4.1.0",
     "numpy<1.25",
     "matplotlib<3.10",
+    # benchmarks/dl_fit_digits.py; the last release for numpy 1.24
+    "scikit-learn<1.6",
 ]
 tests_req = (
     [
