@@ -20,6 +20,7 @@ from nengo.neurons import Direct
 from nengo.transforms import Dense, NoTransform
 from scipy.linalg.blas import get_blas_funcs
 
+from nengo_fa._numerics import BLOCK, squared_norm
 from nengo_fa.feedback import (
     AlignmentTerms,
     KolenPollack,
@@ -45,10 +46,9 @@ MIN_GAIN_FRACTION = 1e-3
 #: Private: the tests switch it off to compare against the straightforward path.
 _FACTORED_ENCODER_UPDATE = True
 
-#: Elements per BLAS ``ger`` or ``dot`` call: below OpenBLAS's thresholds for
-#: running them multithreaded (9216 and 10000 elements), which is slow on a
-#: busy machine.
-_GER_BLOCK = 8192
+#: Elements per BLAS ``ger`` call: below OpenBLAS's threshold for running it
+#: multithreaded (9216 elements), which is slow on a busy machine.
+_GER_BLOCK = BLOCK
 
 BuiltHiddenLayerRule = collections.namedtuple(
     "BuiltHiddenLayerRule", ("feedback", "gain_scale", "derivative_scale")
@@ -501,14 +501,7 @@ def _encoder_learning_rules(model, ens):
 
 def _rms_row_norm(F, n):
     """``||F||_F / sqrt(n)``: the RMS row norm of F, or of F^T, with n rows."""
-    flat = F.reshape(-1)  # a view for the contiguous arrays signals hold
-    # in blocks: above 10000 elements OpenBLAS runs ``ddot`` multithreaded,
-    # measured 1000x slower (14 ms for 50000 elements) on a busy 2-core machine
-    total = 0.0
-    for i in range(0, flat.size, _GER_BLOCK):
-        block = flat[i : i + _GER_BLOCK]
-        total += np.dot(block, block)
-    return np.sqrt(total / n)
+    return np.sqrt(squared_norm(F) / n)
 
 
 def _derivative_scale(neuron_type, derivative, gain, bias):

@@ -27,6 +27,8 @@ from nengo.config import SupportDefaultsMixin
 from nengo.params import Default, FrozenObject, NumberParam
 from nengo.synapses import Lowpass, SynapseParam
 
+from nengo_fa._numerics import blocked_dot, squared_norm
+
 
 class FeedbackLearning(FrozenObject, SupportDefaultsMixin):
     """Base class of the ways a feedback matrix can learn."""
@@ -284,7 +286,7 @@ class SimAlignmentTerms(Operator):
                 np.multiply(W.T, -t.self_, out=scratch)
                 np.add(grad, scratch, out=grad)
             if use_activities:
-                norm = np.sqrt(np.dot(a, a))
+                norm = np.sqrt(blocked_dot(a, a))
                 if norm > 0:
                     np.divide(a, norm, out=x)
                     np.dot(W, x, out=Wx)
@@ -474,12 +476,14 @@ class SimAlignmentDiagnostics(Operator):
         gp = np.empty(n)
         u = np.empty(n)
         v = np.empty(n)
+        product = np.empty_like(B)
 
         def step_simalignmentdiagnostics():
-            b_norm = np.sqrt(np.vdot(B, B))
-            w_norm = np.sqrt(np.vdot(W, W))
+            b_norm = np.sqrt(squared_norm(B))
+            w_norm = np.sqrt(squared_norm(W))
             norm_ratio[...] = b_norm / w_norm if w_norm > 0 else np.nan
-            feedback_angle[...] = _angle(np.vdot(B, W.T), b_norm, w_norm)
+            np.multiply(B, W.T, out=product)  # <B, W^T>, without copying W^T
+            feedback_angle[...] = _angle(product.sum(), b_norm, w_norm)
 
             derivative(J, gp)
             np.dot(B, e, out=u)
@@ -487,7 +491,9 @@ class SimAlignmentDiagnostics(Operator):
             np.dot(W.T, e, out=v)
             np.multiply(v, gp, out=v)
             delta_angle[...] = _angle(
-                np.dot(u, v), np.sqrt(np.dot(u, u)), np.sqrt(np.dot(v, v))
+                blocked_dot(u, v),
+                np.sqrt(blocked_dot(u, u)),
+                np.sqrt(blocked_dot(v, v)),
             )
 
         return step_simalignmentdiagnostics
