@@ -5,8 +5,7 @@ The network is the seed task scaled up: a 2-D input into a hidden ensemble of
 `nengo_fa.FeedbackAlignment` or `nengo_fa.BackProp`, and a PES-learned
 readout from the neurons. Each simulator is built once, warmed up (NengoDL traces its
 TensorFlow graph on the first run; the warm-up runs as many steps as are
-timed), then timed over ``--steps`` steps (200 by default: with n = 50000, in
-float32, NengoDL's run diverges after about 490 steps; see docs/scaling.rst).
+timed), then timed over ``--steps`` steps (200 by default).
 NengoDL runs ``unroll_simulation`` steps per TensorFlow loop iteration
 (``--unroll``), in float32, on the CPU unless TensorFlow sees a GPU.
 

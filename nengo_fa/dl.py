@@ -363,12 +363,6 @@ def _scatter(signals, dst, value, mode="update"):
     signals.scatter(dst, tf.reshape(value, dst.full_shape), mode=mode)
 
 
-def _hypot1(z):
-    """``hypot(z, 1)`` without overflow."""
-    m = tf.maximum(tf.abs(z), 1.0)
-    return m * tf.sqrt(tf.square(z / m) + tf.square(1.0 / m))
-
-
 @Builder.register(SimHiddenLayerRule)
 class SimHiddenLayerRuleBuilder(OpBuilder):
     """Build a group of `.SimHiddenLayerRule` operators in TensorFlow.
@@ -382,10 +376,11 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
        \\delta &= (F e) \\odot G'(J), \\quad
        u = \\Delta t \\, \\hat g \\, \\delta / (\\nu \\bar{G'}) \\\\
        \\Delta b &= -\\kappa_b u, \\quad
-       \\Delta g = \\max(g - \\kappa_g u p / r, g_{min}) - g, \\quad
-       \\Delta S = (\\alpha - 1) S + \\beta x^T
+       \\Delta g = g' - g, \\quad
+       \\Delta S = (\\alpha - 1) S + \\alpha \\beta x^T
 
-    (see `.SimHiddenLayerRule` for :math:`p, \\alpha, \\beta`). Per-operator
+    (see `.SimHiddenLayerRule` for :math:`\\beta, g'` and
+    :math:`\\alpha = g' / m`). Per-operator
     constants (radius, rates, scales, derivative parameters) become per-neuron
     vectors, so operators with different constants merge.
     """
@@ -451,8 +446,27 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         )
         self.min_gain = per_neuron([MIN_GAIN_FRACTION * op.gain_scale for op in ops])
         self.kb = per_neuron([op.bias_learning_rate for op in ops])
-        self.kg_r = per_neuron([op.gain_learning_rate / op.radius for op in ops])
-        self.kE_r = per_neuron([op.learning_rate / op.radius for op in ops])
+        self.kg = per_neuron([op.gain_learning_rate for op in ops])
+        self.kE_r2 = per_neuron([op.learning_rate / op.radius**2 for op in ops])
+        self.kg_kE = per_neuron(
+            [
+                op.gain_learning_rate / op.learning_rate if op.learning_rate > 0 else 0
+                for op in ops
+            ]
+        )
+        self.learns_encoders = tf.constant(
+            np.concatenate(
+                [
+                    np.full(n, op.learning_rate > 0 or op.gain_learning_rate > 0)
+                    for n, op in zip(self.sizes, ops)
+                ]
+            )
+        )
+        self.learns_directions = tf.constant(
+            np.concatenate(
+                [np.full(n, op.learning_rate > 0) for n, op in zip(self.sizes, ops)]
+            )
+        )
 
         families = [_op_family(op) for op in ops]
         family = families[0][0]
@@ -513,22 +527,38 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         )
         bias_delta = u * -self.kb
 
-        # p = E x = (S x) r / g
+        # the update of SimHiddenLayerRule.make_step: a bounded gradient step
+        # beta x on S, then the rows rescaled to the gains g'
         x = self._repeat(x_ops)  # (B, N or 1, d)
-        g = tf.maximum(gain, self.min_gain)
-        p = tf.reduce_sum(S * x, axis=-1) * self.radius / g
-
-        g_new = tf.maximum(u * p * -self.kg_r + g, self.min_gain)
-        gain_delta = g_new - g
-
-        a = u * self.kE_r / g
+        sx = tf.reduce_sum(S * x, axis=-1)
         xx = tf.reduce_sum(tf.square(x), axis=-1)
-        # |a| |x| <= 1, as in SimHiddenLayerRule.make_step
-        a_max = tf.math.rsqrt(tf.maximum(xx, np.finfo(np.float32).tiny))
-        a = tf.clip_by_value(a, -a_max, a_max)
-        nrm = _hypot1(tf.sqrt(tf.maximum(xx - tf.square(p), 0.0)) * a)
-        alpha = (a * p + 1.0) * g_new / g / nrm
-        beta = a / nrm * g_new * (-1.0 / self.radius)
+        has_x = xx > 0
+        g_floor = tf.maximum(gain, self.min_gain)
+
+        beta = u * -self.kE_r2
+        # |beta| |x| <= max(g, g_min) / (2 r)
+        b_max = g_floor / (2.0 * self.radius) * tf.math.rsqrt(
+            tf.where(has_x, xx, tf.ones_like(xx))
+        )
+        beta = tf.where(has_x, tf.clip_by_value(beta, -b_max, b_max), 0.0 * beta)
+        # t = m^2 - g^2, and dg_E = m - g = t / (m + g) without cancellation
+        t = tf.square(self.radius) * beta * (2.0 * sx + beta * xx)
+        m = tf.sqrt(tf.maximum(tf.square(gain) + t, 0.0))
+        m_g = m + gain
+        dg_E = tf.where(m_g > 0, t / tf.where(m_g > 0, m_g, tf.ones_like(m_g)), 0.0 * t)
+        # with directions fixed (kE = 0): dg = -kg u (S x) / g
+        dg = tf.where(
+            self.learns_directions,
+            dg_E * self.kg_kE,
+            u * sx * -self.kg / g_floor,
+        )
+        g_new = tf.maximum(gain + dg, self.min_gain)
+        m = gain + dg_E  # the gain of S + beta x
+        # no update at all without feedback, input or encoder learning
+        ok = (m > 0) & has_feedback & has_x & self.learns_encoders
+        alpha = tf.where(ok, g_new / tf.where(ok, m, tf.ones_like(m)), tf.ones_like(m))
+        gain_delta = tf.where(ok, g_new - gain, 0.0 * gain)
+        beta = alpha * beta
 
         _scatter(signals, self.delta_data, delta)
         _scatter(signals, self.bias_delta_data, bias_delta)

@@ -99,7 +99,8 @@ class HiddenLayerRule(LearningRuleType):
         described under Notes). 0 freezes them.
     gain_learning_rate : float, optional
         Rate :math:`\kappa_g` for the gains. 0 freezes them. When it equals
-        ``learning_rate``, the scaled encoders follow plain gradient descent.
+        ``learning_rate`` (the default), the scaled encoders follow plain
+        gradient descent, the fastest case to simulate.
     bias_learning_rate : float, optional
         Rate :math:`\kappa_b` for the biases. 0 freezes them.
     derivative : callable, optional
@@ -136,15 +137,14 @@ class HiddenLayerRule(LearningRuleType):
 
     The updates are these gradients times one positive scalar per ensemble,
     chosen so that the same default rates work for any ensemble size, gain,
-    radius, neuron type and feedback scale:
+    radius, neuron type and feedback scale. The bias and the scaled encoders
+    take the steps
 
     .. math::
 
        \Delta b &= -\kappa_b \, \Delta t \, \hat g \, \hat\delta \\
-       \Delta g_i &= -\kappa_g \, \Delta t \, \hat g \, \hat\delta_i
-                     (E_i \cdot x) / r \\
-       \Delta E_i &\propto -\kappa_E \, \Delta t \, \frac{\hat g}{g_i r}
-                     \hat\delta_i (x - (E_i \cdot x) E_i)
+       S_i &\rightarrow S_i + \beta_i x, \qquad
+       \beta_i = -\kappa_E \, \Delta t \, \hat g \, \hat\delta_i / r^2
 
     with :math:`\hat\delta = (F e) \odot G'(J) / (\nu \bar{G'})`, where
 
@@ -155,15 +155,39 @@ class HiddenLayerRule(LearningRuleType):
       neurons), computed at build time,
     * :math:`\hat g` is the mean build-time gain.
 
-    The direction update is a step along the sphere, renormalised exactly, so
-    that a gain rate of 0 keeps gains fixed. Gains are kept at or above
-    ``nengo_fa.builder.MIN_GAIN_FRACTION`` (0.001) times :math:`\hat g`, since a
-    zero gain would lose the encoder's direction. A direction step is
-    bounded to turn an encoder by at most 45 degrees per time step, a bound
-    that only a neuron whose gain sits near that floor can reach. With
-    :math:`\kappa_g = \kappa_E = \kappa`, to first order in :math:`\Delta t`,
-    :math:`\Delta S = -\kappa \Delta t \, \hat g \, \hat\delta x^T / r^2`:
-    gradient descent on the scaled encoders. One unit of rate changes each
+    The encoder step changes the gain :math:`g_i = r |S_i|` to
+    :math:`m_i = r |S_i + \beta_i x|`. The gain rate then sets how much of
+    that change is kept, and the row is rescaled to the new gain:
+
+    .. math::
+
+       g_i' = \max\left(g_i + \frac{\kappa_g}{\kappa_E} (m_i - g_i),
+                        \, g_{min}\right), \qquad
+       S_i' = \frac{g_i'}{m_i} (S_i + \beta_i x).
+
+    With :math:`\kappa_g = \kappa_E` (the default), :math:`g_i' = m_i`: the
+    update is exactly gradient descent on the scaled encoders,
+    :math:`\Delta S = -\kappa \Delta t \, \hat g \, \hat\delta x^T / r^2`, and
+    costs one rank-1 update of :math:`S` per step. With
+    :math:`\kappa_g = 0` the gains stay fixed; with :math:`\kappa_E = 0` the
+    directions stay fixed and
+    :math:`\Delta g_i = -\kappa_g \Delta t \, \hat g \, \hat\delta_i (E_i
+    \cdot x) / r`. To first order in :math:`\Delta t`, whatever the rates,
+
+    .. math::
+
+       \Delta g_i &= -\kappa_g \, \Delta t \, \hat g \, \hat\delta_i
+                     (E_i \cdot x) / r \\
+       \Delta E_i &= -\kappa_E \, \Delta t \, \frac{\hat g}{g_i r}
+                     \hat\delta_i (x - (E_i \cdot x) E_i)
+
+    the gradients with respect to gains and unit encoders, each with its
+    own rate. Gains are kept at or above :math:`g_{min}` =
+    ``nengo_fa.builder.MIN_GAIN_FRACTION`` (0.001) times :math:`\hat g`, so
+    that no row of :math:`S` shrinks to nothing, and each step is bounded to
+    :math:`|\beta_i| |x| \le \max(g_i, g_{min}) / (2 r)`, half the length of
+    the row (at most 30 degrees of turn), a bound that only a neuron whose
+    gain is near the floor reaches. One unit of rate changes each
     neuron's current by about :math:`\kappa \Delta t \, \hat g |F e| / \nu`,
     i.e. by a fraction :math:`\kappa \Delta t` of its range per unit of
     normalised error, whatever the ensemble.

@@ -55,6 +55,7 @@ def two_layer(rule, seed, n_neurons=40, d=3, d_out=2, neuron_type=None, extra=Fa
             key: nengo.Probe(layer1.learning_rule, key, synapse=None) for key in KEYS
         }
         net.rule_probes["out"] = nengo.Probe(out, synapse=None)
+    net.hidden, net.layer1 = hidden, layer1
     return net
 
 
@@ -126,3 +127,112 @@ def test_encoder_update_is_in_place():
     ger(1.0, x, beta, a=S.T, overwrite_a=True)
     assert np.allclose(S, before + np.outer(beta, x))
     assert builder._inplace_ger(np.asfortranarray(S)) is None
+
+
+def test_equal_rates_step_is_one_rank_one_update(Simulator, seed):
+    """With the default rates, S changes by exactly beta x^T each step and
+    the gain signal stays the length of the scaled encoders."""
+    net = two_layer("fa", seed)
+    with net:
+        x_probe = nengo.Probe(net.hidden, "input", synapse=None)
+    with Simulator(net) as sim:
+        sim.run_steps(300)
+    rule = net.layer1.learning_rule_type
+    assert rule.learning_rate == rule.gain_learning_rate
+    info = sim.data[net.layer1.learning_rule]
+    r = net.hidden.radius
+    nu = np.linalg.norm(info.feedback) / np.sqrt(net.hidden.n_neurons)
+    c = sim.dt * info.gain_scale / (nu * info.derivative_scale)
+    S = sim.data[net.rule_probes["scaled_encoders"]]
+    delta = sim.data[net.rule_probes["delta"]]
+    x = sim.data[x_probe]
+    beta = -rule.learning_rate * c * delta / r**2
+    # the update computed on step t is applied on step t + 1
+    expected = S[:-1] + beta[:-1, :, None] * x[:-1, None, :]
+    assert np.allclose(S[1:], expected, rtol=1e-10, atol=1e-12 * np.abs(S).max())
+    assert np.abs(S[-1] - S[0]).max() > 1e-3 * np.abs(S[0]).max()
+    gain = sim.data[net.rule_probes["gain"]]
+    assert np.allclose(gain, r * np.linalg.norm(S, axis=2), rtol=1e-10)
+
+
+def with_noise(net):
+    with net:
+        net.hidden.noise = nengo.processes.WhiteNoise(
+            nengo.dists.Gaussian(0, 0.05), seed=1
+        )
+
+
+def with_neuron_input(net):
+    with net:
+        kick = nengo.Node(lambda t: np.sin(7 * t))
+        nengo.Connection(kick, net.hidden.neurons, transform=np.ones((40, 1)))
+
+
+@pytest.mark.parametrize("extra_input", [None, with_noise, with_neuron_input])
+def test_projection_from_current(Simulator, seed, extra_input, monkeypatch):
+    """S x is read as J - b only when nothing else drives the neurons, and
+    gives the same results as computing it."""
+    net = two_layer("fa", seed)
+    if extra_input is not None:
+        extra_input(net)
+    fast, ops = run(net, Simulator, True, True, monkeypatch)
+    rule_ops = [op for op in ops if isinstance(op, SimHiddenLayerRule)]
+    if Simulator is nengo.Simulator:
+        assert len(rule_ops) == 1
+        assert rule_ops[0].projection_from_current == (extra_input is None)
+
+    monkeypatch.setattr(builder, "_only_encoding_drives", lambda model, ens: False)
+    computed, ops = run(net, Simulator, True, True, monkeypatch)
+    if Simulator is nengo.Simulator:
+        assert not any(
+            op.projection_from_current
+            for op in ops
+            if isinstance(op, SimHiddenLayerRule)
+        )
+    for key in computed:
+        scale = np.max(np.abs(computed[key]))
+        assert np.allclose(fast[key], computed[key], rtol=1e-9, atol=1e-9 * scale), key
+
+
+@pytest.mark.parametrize("gain_learning_rate", [3.0, 1.0])
+def test_gains_below_the_floor_are_raised(
+    Simulator, seed, gain_learning_rate, monkeypatch
+):
+    """A gain under MIN_GAIN_FRACTION times the mean is raised to it, on the
+    fast path as on the straightforward one, and only that row is scaled."""
+    n = 40
+    rng = np.random.RandomState(seed)
+    gains = rng.uniform(1, 3, size=n)
+    gains[3] = 1e-6
+    with nengo.Network(seed=seed) as net:
+        stim = nengo.Node(lambda t: [np.sin(3 * t), np.cos(2 * t)])
+        hidden = nengo.Ensemble(
+            n,
+            2,
+            neuron_type=nengo.RectifiedLinear(),
+            gain=gains,
+            bias=rng.uniform(0.5, 1, size=n),
+        )
+        out = nengo.Node(size_in=1)
+        nengo.Connection(hidden.neurons, out, transform=rng.normal(size=(1, n)) / n)
+        layer1 = nengo.Connection(
+            stim,
+            hidden,
+            learning_rule_type=nengo_fa.FeedbackAlignment(
+                1, gain_learning_rate=gain_learning_rate
+            ),
+        )
+        nengo.Connection(out, layer1.learning_rule)
+        net.rule_probes = {
+            key: nengo.Probe(layer1.learning_rule, key, synapse=None)
+            for key in ("scaled_encoders", "gain")
+        }
+    fast, _ = run(net, Simulator, True, True, monkeypatch, steps=50)
+    ref, _ = run(net, Simulator, False, True, monkeypatch, steps=50)
+    assert_same(fast, ref)
+
+    gain, S = fast["gain"], fast["scaled_encoders"]
+    min_gain = builder.MIN_GAIN_FRACTION * np.mean(gains)
+    assert gain[0, 3] < min_gain  # before the first update
+    assert np.all(gain[2:] >= min_gain * (1 - 1e-12))
+    assert np.allclose(gain, hidden.radius * np.linalg.norm(S, axis=2), rtol=1e-10)
