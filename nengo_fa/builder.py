@@ -391,6 +391,11 @@ class SimHiddenLayerRule(Operator):
                 return
 
             xx = float(np.dot(x, x))
+            if not math.isfinite(xx) and not np.all(np.isfinite(x)):
+                raise SimulationError(
+                    f"{self.tag or 'nengo_fa rule'}: the ensemble's input contains "
+                    "NaN or inf; stopping before it reaches the encoders and gains."
+                )
             if xx == 0:
                 # nothing to learn from: p = 0 and beta x = 0
                 gain_delta[...] = 0

@@ -468,6 +468,27 @@ def test_nan_error_stops_before_encoders_change(Simulator):
         assert sim.n_steps == 5  # the sixth step raised
 
 
+def test_infinite_input_stops_before_encoders_change(Simulator):
+    with nengo.Network(seed=0) as net:
+        hidden = nengo.Ensemble(10, 1, neuron_type=nengo.RectifiedLinear())
+        # the node's output is finite; the transform overflows it to inf
+        conn = nengo.Connection(
+            nengo.Node(lambda t: 1e300 if t > 0.0055 else 0.5),
+            hidden,
+            transform=1e10,
+            synapse=None,
+            learning_rule_type=nengo_fa.FeedbackAlignment(1),
+        )
+        nengo.Connection(nengo.Node([0.1]), conn.learning_rule, synapse=None)
+    with Simulator(net) as sim:
+        with pytest.warns(RuntimeWarning, match="overflow"):
+            with pytest.raises(SimulationError, match="input contains NaN or inf"):
+                sim.run(0.01)
+        S = sim.signals[sim.model.sig[hidden]["encoders"]]
+        assert np.all(np.isfinite(S))
+        assert sim.n_steps == 5  # the sixth step raised
+
+
 @pytest.mark.parametrize("rule", ["fa", "bp"])
 def test_invariants(Simulator, seed, rule):
     """Repr, frozen params, probeable keys, dt independence."""
