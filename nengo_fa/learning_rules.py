@@ -198,8 +198,9 @@ class HiddenLayerRule(LearningRuleType):
     probe the live scaled encoders :math:`S` (the signal Nengo multiplies the
     input by); divide row :math:`i` by :math:`g_i / r` for unit encoders.
 
-    If the error contains NaN or inf, the simulation stops with a
-    `nengo.exceptions.SimulationError` before any parameter is changed.
+    If the error or the ensemble's input contains NaN or inf, the simulation
+    stops with a `nengo.exceptions.SimulationError` before any parameter is
+    changed.
 
     **Weight learning** (``modifies="weights"``). The post neurons' current is
     :math:`J = c \odot (W a_{pre}) + \dots`, with :math:`c` the post gains for
