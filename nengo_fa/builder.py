@@ -21,6 +21,7 @@ from nengo.neurons import Direct
 from nengo.transforms import Dense, NoTransform
 from scipy.linalg.blas import get_blas_funcs
 
+from nengo_fa import _kernels
 from nengo_fa._numerics import BLOCK, squared_norm
 from nengo_fa.feedback import (
     AlignmentTerms,
@@ -47,6 +48,11 @@ MIN_GAIN_FRACTION = 1e-3
 #: Nengo's generic ``(n, d)`` delta plus ``Copy`` and :math:`S x` computed.
 #: Private: the tests switch it off to compare against the straightforward path.
 _FACTORED_ENCODER_UPDATE = True
+
+#: Use the compiled loops of ``nengo_fa._kernels`` (numba) for the per-neuron
+#: work of the in-place update, when numba is available. Private: the tests
+#: switch it off to check the numpy code, which gives the same results.
+_USE_KERNELS = True
 
 #: Elements per BLAS ``ger`` call: below OpenBLAS's threshold for running it
 #: multithreaded (9216 elements), which is slow on a busy machine.
@@ -106,6 +112,11 @@ class SimHiddenLayerRule(Operator):
     :math:`g_i' / m_i` is exactly 1 for every neuron whose gain stays above
     :math:`g_{min}`: the update of :math:`S` is then a single rank-1 update,
     plain gradient descent on :math:`S`.
+
+    With the in-place update (``encoders_factors``) and numba installed, all
+    the per-neuron work after :math:`G'(J)`, :math:`F e` and :math:`S x` runs
+    as one compiled loop (``nengo_fa._kernels``); otherwise as numpy calls,
+    with the same results up to rounding.
 
     Parameters
     ----------
@@ -317,6 +328,13 @@ class SimHiddenLayerRule(Operator):
         min_gain = MIN_GAIN_FRACTION * self.gain_scale
 
         derivative = self.derivative
+        # the compiled loop does everything after G'(J), F e and S x
+        kernel = (
+            _kernels.compiled(_kernels.hidden_layer_update)
+            if self.factored and _USE_KERNELS and _kernels.AVAILABLE
+            else None
+        )
+        r_, kE_, kg_, kb_, min_gain_ = (float(v) for v in (r, kE, kg, kb, min_gain))
         fe = np.empty(n)
         sx = np.empty(n)  # S x
         t = np.empty(n)
@@ -368,6 +386,45 @@ class SimHiddenLayerRule(Operator):
             np.multiply(beta, alpha, out=beta)
             scaled[0] = True
 
+        def check_input(xx):
+            if not math.isfinite(xx) and not np.all(np.isfinite(x)):
+                raise SimulationError(
+                    f"{self.tag or 'nengo_fa rule'}: the ensemble's input contains "
+                    "NaN or inf; stopping before it reaches the encoders and gains."
+                )
+
+        def compiled_step(nu):
+            # all of the update after G'(J) in one loop; False: not handled
+            # here (no input), the numpy code below does it
+            xx = float(np.dot(x, x))
+            check_input(xx)
+            if xx == 0:
+                return False
+            if from_current:
+                np.subtract(current, bias, out=sx)
+            else:
+                np.dot(S, x, out=sx)
+            c = base_scale / nu
+            scaled[0] = 0 < kernel(
+                delta,
+                fe,
+                sx,
+                gain,
+                bias_delta,
+                beta,
+                gain_delta,
+                alpha,
+                xx,
+                r_,
+                c,
+                kE_,
+                kg_,
+                kb_,
+                min_gain_,
+            )
+            x_out[...] = x
+            return True
+
         def step_simhiddenlayerrule():
             check_error()
             nu = _rms_row_norm(feedback, n) if fixed_nu is None else fixed_nu
@@ -376,6 +433,9 @@ class SimHiddenLayerRule(Operator):
             else:
                 np.dot(error, FT, out=fe)
             derivative(current, delta)
+            if kernel is not None and nu > 0 and learn_encoders:
+                if compiled_step(nu):
+                    return
             np.multiply(delta, fe, out=delta)
             if nu == 0:
                 # no feedback yet (e.g. a readout that starts at zero)
@@ -391,11 +451,7 @@ class SimHiddenLayerRule(Operator):
                 return
 
             xx = float(np.dot(x, x))
-            if not math.isfinite(xx) and not np.all(np.isfinite(x)):
-                raise SimulationError(
-                    f"{self.tag or 'nengo_fa rule'}: the ensemble's input contains "
-                    "NaN or inf; stopping before it reaches the encoders and gains."
-                )
+            check_input(xx)
             if xx == 0:
                 # nothing to learn from: p = 0 and beta x = 0
                 gain_delta[...] = 0
@@ -483,6 +539,9 @@ class SimHiddenLayerEncoderUpdate(Operator):
     but without the ``(n, d)`` delta: one BLAS rank-1 update (``dger``) on
     :math:`S` itself, after scaling the rows whose :math:`\alpha_i \ne 1`
     (none with equal gain and encoder rates, unless a gain meets its floor).
+    With numba installed, one compiled pass does both and skips the rows that
+    do not change (:math:`\alpha_i = 1, \beta_i = 0`, e.g. every inactive
+    rectified linear neuron).
 
     This is an *increment* only if nothing else changes :math:`S` in the same
     step, because the scaling acts on all of :math:`S`; the builder uses it
@@ -540,6 +599,16 @@ class SimHiddenLayerEncoderUpdate(Operator):
         beta = signals[self.beta]
         x = signals[self.x]
         n = S.shape[0]
+        if _USE_KERNELS and _kernels.AVAILABLE:
+            # one pass that skips the rows that do not change (for rectified
+            # linear neurons, every inactive one)
+            encoder_update = _kernels.compiled(_kernels.encoder_update)
+
+            def step_simhiddenlayerencoderupdate():
+                encoder_update(S, alpha, beta, x)
+
+            return step_simhiddenlayerencoderupdate
+
         rows = max(1, _GER_BLOCK // max(S.shape[1], 1))
         starts = range(0, n, rows)
         gers = [_inplace_ger(S[i : i + rows]) for i in starts]

@@ -537,8 +537,10 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
 
         beta = u * -self.kE_r2
         # |beta| |x| <= max(g, g_min) / (2 r)
-        b_max = g_floor / (2.0 * self.radius) * tf.math.rsqrt(
-            tf.where(has_x, xx, tf.ones_like(xx))
+        b_max = (
+            g_floor
+            / (2.0 * self.radius)
+            * tf.math.rsqrt(tf.where(has_x, xx, tf.ones_like(xx)))
         )
         beta = tf.where(has_x, tf.clip_by_value(beta, -b_max, b_max), 0.0 * beta)
         # t = m^2 - g^2, and dg_E = m - g = t / (m + g) without cancellation

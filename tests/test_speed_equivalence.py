@@ -7,10 +7,22 @@ import pytest
 from nengo.builder.operator import Copy
 
 import nengo_fa
-from nengo_fa import builder
+from nengo_fa import _kernels, builder
 from nengo_fa.builder import SimHiddenLayerEncoderUpdate, SimHiddenLayerRule
 
 KEYS = ("scaled_encoders", "gain", "bias", "delta")
+
+
+@pytest.fixture(params=[True, False], ids=["kernels", "numpy"], autouse=True)
+def kernels(request, monkeypatch):
+    """Every test runs with the compiled loops and with the numpy code."""
+    monkeypatch.setattr(builder, "_USE_KERNELS", request.param)
+    return request.param
+
+
+def test_kernels_available():
+    # numba is a dependency: the fast path must not silently fall back
+    assert _kernels.AVAILABLE
 
 
 def two_layer(rule, seed, n_neurons=40, d=3, d_out=2, neuron_type=None, extra=False):
@@ -115,6 +127,19 @@ def test_two_encoder_rules_keep_generic_path(Simulator, seed, monkeypatch):
     assert_same(fast, ref)
     if Simulator is nengo.Simulator:
         assert SimHiddenLayerEncoderUpdate not in [type(op) for op in ops]
+
+
+def test_compiled_encoder_update():
+    """S <- diag(alpha) S + beta x^T in place, rows that do not change kept."""
+    rng = np.random.RandomState(0)
+    S = rng.normal(size=(6, 4))
+    before = S.copy()
+    alpha = np.array([1.0, 1.0, 0.5, 2.0, 1.0, 1.0])
+    beta = np.array([0.0, 0.3, 0.0, -0.2, 1.5, 0.0])
+    x = rng.normal(size=4)
+    _kernels.compiled(_kernels.encoder_update)(S, alpha, beta, x)
+    assert np.allclose(S, alpha[:, None] * before + np.outer(beta, x), rtol=1e-15)
+    assert np.array_equal(S[[0, 5]], before[[0, 5]])
 
 
 def test_encoder_update_is_in_place():
