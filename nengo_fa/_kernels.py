@@ -37,13 +37,17 @@ def compiled(function):
 def hidden_layer_update(  # noqa: C901
     delta,
     fe,
+    current,
+    bias,
     sx,
+    from_current,
+    x,
+    x_out,
     gain,
     bias_delta,
     beta,
     gain_delta,
     alpha,
-    xx,
     r,
     c,
     kE,
@@ -53,14 +57,24 @@ def hidden_layer_update(  # noqa: C901
 ):
     """The updates of `.SimHiddenLayerRule`, one neuron at a time.
 
-    On entry ``delta`` holds :math:`G'(J)`, ``fe`` :math:`F e` and ``sx``
-    :math:`S x`; ``xx`` is :math:`|x|^2 > 0` and ``c`` the normalisation
-    scale (:math:`u = c \\delta`). Writes the local error into ``delta`` and
-    the bias, encoder and gain updates into ``bias_delta``, ``beta``,
-    ``gain_delta`` and ``alpha``, with the same arithmetic as the numpy code
-    of `.SimHiddenLayerRule.make_step`. Returns the number of rows whose
-    ``alpha`` is not 1.
+    On entry ``delta`` holds :math:`G'(J)` and ``fe`` :math:`F e`;
+    :math:`S x` is ``current - bias`` if ``from_current``, else ``sx``;
+    ``c`` is the normalisation scale (:math:`u = c \\delta`). Writes the local
+    error into ``delta``, the bias, encoder and gain updates into
+    ``bias_delta``, ``beta``, ``gain_delta`` and ``alpha`` and copies ``x``
+    into ``x_out``, with the arithmetic of the numpy code of
+    `.SimHiddenLayerRule.make_step`. Returns the number of rows whose
+    ``alpha`` is not 1, or, having written nothing, -1 if :math:`|x|^2` is
+    not finite and -2 if it is 0.
     """
+    xx = 0.0
+    for j in range(x.shape[0]):
+        xx += x[j] * x[j]
+    if not math.isfinite(xx):
+        return -1
+    if xx == 0:
+        return -2
+    x_out[:] = x
     n = delta.shape[0]
     r2 = r * r
     step_limit = 0.5 / (r * math.sqrt(xx))
@@ -78,7 +92,7 @@ def hidden_layer_update(  # noqa: C901
         bias_delta[i] = d * kbc
         g = gain[i]
         g_floor = max(g, min_gain)
-        s = sx[i]
+        s = current[i] - bias[i] if from_current else sx[i]
         if kE > 0:
             # the gradient step b x, at most half the length of the row
             limit = g_floor * step_limit

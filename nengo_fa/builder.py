@@ -394,35 +394,36 @@ class SimHiddenLayerRule(Operator):
                 )
 
         def compiled_step(nu):
-            # all of the update after G'(J) in one loop; False: not handled
-            # here (no input), the numpy code below does it
-            xx = float(np.dot(x, x))
-            check_input(xx)
-            if xx == 0:
-                return False
-            if from_current:
-                np.subtract(current, bias, out=sx)
-            else:
+            # all of the update after G'(J) and F e in one loop; False: not
+            # handled there (no input), the numpy code below does it
+            if not from_current:
                 np.dot(S, x, out=sx)
-            c = base_scale / nu
-            scaled[0] = 0 < kernel(
+            n_scaled = kernel(
                 delta,
                 fe,
+                current,
+                bias if from_current else sx,
                 sx,
+                from_current,
+                x,
+                x_out,
                 gain,
                 bias_delta,
                 beta,
                 gain_delta,
                 alpha,
-                xx,
                 r_,
-                c,
+                base_scale / nu,
                 kE_,
                 kg_,
                 kb_,
                 min_gain_,
             )
-            x_out[...] = x
+            if n_scaled == -1:
+                check_input(np.inf)  # raises unless x is finite but huge
+            if n_scaled < 0:
+                return False
+            scaled[0] = n_scaled > 0
             return True
 
         def step_simhiddenlayerrule():
