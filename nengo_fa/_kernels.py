@@ -30,7 +30,8 @@ def compiled(function):
     if function not in _compiled:
         import numba  # deferred: importing numba takes about 0.5 s
 
-        _compiled[function] = numba.njit(cache=True, nogil=True)(function)
+        options = getattr(function, "numba_options", {})
+        _compiled[function] = numba.njit(cache=True, nogil=True, **options)(function)
     return _compiled[function]
 
 
@@ -134,3 +135,47 @@ def encoder_update(S, alpha, beta, x):
         elif b != 0.0:
             for j in range(d):
                 S[i, j] += b * x[j]
+
+
+def dot(a, b):
+    """:math:`a \\cdot b` for 1-D arrays, single-threaded.
+
+    Summed in any order (``fastmath`` reassociation, so that the sum is
+    vectorised): the result differs from ``np.dot`` by rounding only.
+    """
+    total = 0.0
+    for i in range(a.shape[0]):
+        total += a[i] * b[i]
+    return total
+
+
+dot.numba_options = {"fastmath": {"reassoc"}}
+
+
+def encoder_update_encode(S, alpha, beta, x, x_new, current):
+    """`encoder_update`, then :math:`J \\mathrel{+}= S x_{new}`, in one pass
+    over :math:`S` (the ensemble's encoding, which it replaces). The dot
+    products are summed in any order (vectorised), so :math:`J` differs from
+    ``np.dot``'s by rounding only."""
+    n, d = S.shape
+    for i in range(n):
+        a = alpha[i]
+        b = beta[i]
+        acc = 0.0
+        if a != 1.0:
+            for j in range(d):
+                v = a * S[i, j] + b * x[j]
+                S[i, j] = v
+                acc += v * x_new[j]
+        elif b != 0.0:
+            for j in range(d):
+                v = S[i, j] + b * x[j]
+                S[i, j] = v
+                acc += v * x_new[j]
+        else:
+            for j in range(d):
+                acc += S[i, j] * x_new[j]
+        current[i] += acc
+
+
+encoder_update_encode.numba_options = {"fastmath": {"reassoc"}}

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from nengo_fa import _kernels
+
 #: Elements per block for BLAS level-1/2 calls on large arrays. Above about
 #: 10000 elements OpenBLAS runs ``ddot`` and ``dger`` multithreaded, which was
 #: measured 1000x slower on a busy 2-core machine (14 ms for a 50000-element
@@ -10,7 +12,11 @@ BLOCK = 8192
 
 
 def blocked_dot(a, b):
-    """``a . b`` for 1-D arrays, summed over blocks of `BLOCK` elements."""
+    """``a . b`` for 1-D arrays, without threaded BLAS: a compiled loop
+    (``_kernels.dot``) for long arrays when numba is available, else numpy's
+    ``dot`` over blocks of `BLOCK` elements."""
+    if a.size > BLOCK and _kernels.AVAILABLE:
+        return _kernels.compiled(_kernels.dot)(a, b)
     total = 0.0
     for i in range(0, a.size, BLOCK):
         total += np.dot(a[i : i + BLOCK], b[i : i + BLOCK])

@@ -548,6 +548,11 @@ class SimHiddenLayerEncoderUpdate(Operator):
     step, because the scaling acts on all of :math:`S`; the builder uses it
     only when the rule is the ensemble's only encoder-learning rule.
 
+    With ``encode``, the operator also takes over the ensemble's encoding,
+    :math:`J \mathrel{+}= S x` (Nengo's ``DotInc``, which the builder then
+    removes), so that :math:`S` is read once a step instead of twice. The
+    builder does this when numba is available.
+
     Parameters
     ----------
     scaled_encoders : Signal
@@ -558,21 +563,29 @@ class SimHiddenLayerEncoderUpdate(Operator):
         The input the update was computed for, shape ``(d,)``.
     tag : str, optional
         A label associated with the operator, for debugging purposes.
+    encode : (Signal, Signal), optional
+        The ensemble's input :math:`x` of this step (shape ``(d,)``) and the
+        neurons' input current :math:`J` (shape ``(n,)``), to do
+        :math:`J \mathrel{+}= S x` after the update.
 
     Notes
     -----
     1. sets ``[]``
-    2. incs ``[scaled_encoders]``
-    3. reads ``[alpha, beta, x]``
+    2. incs ``[scaled_encoders]``, plus ``J`` with ``encode``
+    3. reads ``[alpha, beta, x]``, plus the ensemble's input with ``encode``
     4. updates ``[]``
     """
 
-    def __init__(self, scaled_encoders, alpha, beta, x, tag=None):
+    def __init__(self, scaled_encoders, alpha, beta, x, tag=None, encode=None):
         super().__init__(tag=tag)
         self.sets = []
         self.incs = [scaled_encoders]
         self.reads = [alpha, beta, x]
         self.updates = []
+        if encode is not None:
+            encode_input, current = encode
+            self.incs.append(current)
+            self.reads.append(encode_input)
 
     @property
     def scaled_encoders(self):
@@ -591,6 +604,11 @@ class SimHiddenLayerEncoderUpdate(Operator):
         return self.reads[2]
 
     @property
+    def encode(self):
+        """``(x, J)`` when the operator also encodes (``J += S x``), or None."""
+        return (self.reads[3], self.incs[1]) if len(self.incs) > 1 else None
+
+    @property
     def _descstr(self):
         return f"{self.scaled_encoders} <- alpha * S + beta x^T"
 
@@ -600,16 +618,41 @@ class SimHiddenLayerEncoderUpdate(Operator):
         beta = signals[self.beta]
         x = signals[self.x]
         n = S.shape[0]
+        if self.encode is not None:
+            x_new, current = (signals[s] for s in self.encode)
         if _USE_KERNELS and _kernels.AVAILABLE:
             # one pass that skips the rows that do not change (for rectified
-            # linear neurons, every inactive one)
-            encoder_update = _kernels.compiled(_kernels.encoder_update)
+            # linear neurons, every inactive one), and encodes in the same pass
+            if self.encode is not None:
+                encode = _kernels.compiled(_kernels.encoder_update_encode)
 
-            def step_simhiddenlayerencoderupdate():
-                encoder_update(S, alpha, beta, x)
+                def step_simhiddenlayerencoderupdate():
+                    encode(S, alpha, beta, x, x_new, current)
+
+            else:
+                encoder_update = _kernels.compiled(_kernels.encoder_update)
+
+                def step_simhiddenlayerencoderupdate():
+                    encoder_update(S, alpha, beta, x)
 
             return step_simhiddenlayerencoderupdate
 
+        if self.encode is not None:
+            # numpy: the update below, then the encoding it replaced
+            update = self._make_update_step(S, alpha, beta, x, n)
+            encoded = np.empty(n)
+
+            def step_simhiddenlayerencoderupdate():
+                update()
+                np.dot(S, x_new, out=encoded)
+                np.add(current, encoded, out=current)
+
+            return step_simhiddenlayerencoderupdate
+        return self._make_update_step(S, alpha, beta, x, n)
+
+    @staticmethod
+    def _make_update_step(S, alpha, beta, x, n):
+        """The numpy code: rows scaled where alpha != 1, then blocked dger."""
         rows = max(1, _GER_BLOCK // max(S.shape[1], 1))
         starts = range(0, n, rows)
         gers = [_inplace_ger(S[i : i + rows]) for i in starts]
@@ -767,13 +810,14 @@ def _only_encoding_drives(model, ens):
     ]
     bias = model.sig[ens.neurons]["bias"]
     encoders = model.sig[ens]["encoders"]
+    x = model.sig[ens]["in"]
     return len(writers) == 2 and all(
         (isinstance(op, Copy) and op.src is bias and op.dst is J and not op.inc)
+        or (isinstance(op, DotInc) and op.A is encoders and op.X is x and op.Y is J)
         or (
-            isinstance(op, DotInc)
-            and op.A is encoders
-            and op.X is model.sig[ens]["in"]
-            and op.Y is J
+            isinstance(op, SimHiddenLayerEncoderUpdate)
+            and op.scaled_encoders is encoders
+            and op.encode == (x, J)
         )
         for op in writers
     )
@@ -969,7 +1013,8 @@ def _build_encoder_update(
     this ensemble's encoders, the update can instead be applied in place by a
     `.SimHiddenLayerEncoderUpdate` from per-neuron factors, which gives the
     same encoders (up to rounding); the generic ``Copy`` is then removed from
-    the model, so the ``(n, d)`` delta is never allocated. With several
+    the model, so the ``(n, d)`` delta is never allocated, and the update
+    takes over the ensemble's encoding (``_take_encoding``). With several
     encoder-learning rules on one ensemble each must see the encoders of the
     start of the step, so the generic path is kept. A rule that does not learn
     the encoders needs neither.
@@ -1001,10 +1046,31 @@ def _build_encoder_update(
     if learns_encoders:
         model.add_op(
             SimHiddenLayerEncoderUpdate(
-                encoders, *factors, tag=f"{name}: encoders += update"
+                encoders,
+                *factors,
+                tag=f"{name}: encoders += update",
+                encode=_take_encoding(model, ens, encoders),
             )
         )
     return None, factors
+
+
+def _take_encoding(model, ens, encoders):
+    """Remove the ensemble's encoding ``DotInc`` (``J += S x``), so that the
+    encoder update does it in the same pass over :math:`S`; returns
+    ``(x, J)``, or None (nothing removed) without the compiled loops."""
+    if not (_USE_KERNELS and _kernels.AVAILABLE):
+        return None
+    x, J = model.sig[ens]["in"], model.sig[ens.neurons]["in"]
+    encodings = [
+        op
+        for op in model.operators
+        if isinstance(op, DotInc) and op.A is encoders and op.X is x and op.Y is J
+    ]
+    if len(encodings) != 1:
+        return None
+    model.operators.remove(encodings[0])
+    return x, J
 
 
 def _build_fixed_feedback(model, fa, rule, n):

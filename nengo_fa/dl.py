@@ -641,7 +641,8 @@ class SimHiddenLayerEncoderUpdateBuilder(OpBuilder):
 
     :math:`S \leftarrow \mathrm{diag}(\alpha) S + \beta x^T`, written as a
     new value of :math:`S` (the builder guarantees that no other operator
-    changes :math:`S` in the same step).
+    changes :math:`S` in the same step); then, for operators that took over
+    the ensemble's encoding, :math:`J \mathrel{+}= S x`.
     """
 
     def build_pre(self, signals, config):
@@ -653,20 +654,32 @@ class SimHiddenLayerEncoderUpdateBuilder(OpBuilder):
         self.alpha_data = signals.combine([op.alpha for op in ops])
         self.beta_data = signals.combine([op.beta for op in ops])
         self.x_data = signals.combine([op.x for op in ops]).reshape((len(ops), d))
+        self.encodes = ops[0].encode is not None
+        if self.encodes:
+            # J += S x_new, the ensemble encoding the operator took over
+            self.x_new_data = signals.combine([op.encode[0] for op in ops])
+            self.x_new_data = self.x_new_data.reshape((len(ops), d))
+            self.current_data = signals.combine([op.encode[1] for op in ops])
+
+    def _repeat(self, tensor):
+        return tf.repeat(tensor, self.sizes, axis=1) if len(self.sizes) > 1 else tensor
 
     def build_step(self, signals):
         S = _with_batch(signals.gather(self.encoder_data), self.encoder_data)
         alpha = _with_batch(signals.gather(self.alpha_data), self.alpha_data)
         beta = _with_batch(signals.gather(self.beta_data), self.beta_data)
-        x = _with_batch(signals.gather(self.x_data), self.x_data)
-        if len(self.sizes) > 1:
-            x = tf.repeat(x, self.sizes, axis=1)
+        x = self._repeat(_with_batch(signals.gather(self.x_data), self.x_data))
         S = alpha[..., None] * S + beta[..., None] * x
         _scatter(signals, self.encoder_data, S)
+        if self.encodes:
+            x_new = _with_batch(signals.gather(self.x_new_data), self.x_new_data)
+            encoded = tf.reduce_sum(S * self._repeat(x_new), axis=-1)
+            _scatter(signals, self.current_data, encoded, mode="inc")
 
     @staticmethod
     def mergeable(x, y):
-        return True  # the generic checks ensure the same d
+        # the generic checks ensure the same d
+        return (x.encode is None) == (y.encode is None)
 
 
 @Builder.register(SimChainedError)

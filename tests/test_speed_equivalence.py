@@ -4,10 +4,10 @@ straightforward one (Nengo's generic ``(n, d)`` delta plus ``Copy``)."""
 import nengo
 import numpy as np
 import pytest
-from nengo.builder.operator import Copy
+from nengo.builder.operator import Copy, DotInc
 
 import nengo_fa
-from nengo_fa import _kernels, builder
+from nengo_fa import _kernels, _numerics, builder
 from nengo_fa.builder import SimHiddenLayerEncoderUpdate, SimHiddenLayerRule
 
 KEYS = ("scaled_encoders", "gain", "bias", "delta")
@@ -88,7 +88,7 @@ def assert_same(fast, ref):
 @pytest.mark.parametrize("rule", ["fa", "bp"])
 @pytest.mark.parametrize("optimize", [True, False])
 def test_factored_update_equals_straightforward(
-    Simulator, seed, rule, optimize, monkeypatch
+    Simulator, seed, rule, optimize, monkeypatch, kernels
 ):
     net = two_layer(rule, seed)
     fast, fast_ops = run(net, Simulator, True, optimize, monkeypatch)
@@ -110,6 +110,13 @@ def test_factored_update_equals_straightforward(
         ]
         assert not n_d_copies
         assert any(isinstance(op, SimHiddenLayerRule) for op in fast_ops)
+        # with the compiled loops, the update also does the ensemble's encoding
+        (update,) = [op for op in fast_ops if type(op) is SimHiddenLayerEncoderUpdate]
+        encodings = [
+            op for op in fast_ops if isinstance(op, DotInc) and op.A is update.incs[0]
+        ]
+        assert (update.encode is not None) == kernels
+        assert len(encodings) == (0 if kernels else 1)
 
 
 def test_factored_update_equals_straightforward_lif(Simulator, seed, monkeypatch):
@@ -140,6 +147,22 @@ def test_compiled_encoder_update():
     _kernels.compiled(_kernels.encoder_update)(S, alpha, beta, x)
     assert np.allclose(S, alpha[:, None] * before + np.outer(beta, x), rtol=1e-15)
     assert np.array_equal(S[[0, 5]], before[[0, 5]])
+
+
+def test_compiled_encoder_update_and_encoding():
+    """The update, then J += S x_new, in one pass."""
+    rng = np.random.RandomState(1)
+    S = rng.normal(size=(5, 3))
+    before = S.copy()
+    alpha = np.array([1.0, 0.5, 1.0, 1.0, 2.0])
+    beta = np.array([0.0, 0.1, -0.4, 0.0, 0.2])
+    x, x_new = rng.normal(size=3), rng.normal(size=3)
+    J = rng.normal(size=5)
+    J0 = J.copy()
+    _kernels.compiled(_kernels.encoder_update_encode)(S, alpha, beta, x, x_new, J)
+    expected = alpha[:, None] * before + np.outer(beta, x)
+    assert np.allclose(S, expected, rtol=1e-15)
+    assert np.allclose(J, J0 + expected @ x_new, rtol=1e-13)
 
 
 def test_encoder_update_is_in_place():
@@ -261,3 +284,15 @@ def test_gains_below_the_floor_are_raised(
     assert gain[0, 3] < min_gain  # before the first update
     assert np.all(gain[2:] >= min_gain * (1 - 1e-12))
     assert np.allclose(gain, hidden.radius * np.linalg.norm(S, axis=2), rtol=1e-10)
+
+
+@pytest.mark.parametrize("size", [100, 50000])
+def test_blocked_dot(size, kernels, monkeypatch):
+    """The single-threaded dot product (feedback norms, diagnostics) agrees
+    with numpy's, compiled or not."""
+    monkeypatch.setattr(_kernels, "AVAILABLE", kernels)
+    rng = np.random.RandomState(size)
+    a, b = rng.normal(size=size), rng.normal(size=size)
+    assert np.isclose(_numerics.blocked_dot(a, b), np.dot(a, b), rtol=1e-12)
+    A = rng.normal(size=(10, size // 10))
+    assert np.isclose(_numerics.squared_norm(A), np.sum(A**2), rtol=1e-12)
