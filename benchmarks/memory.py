@@ -7,7 +7,9 @@ sketch) and reports, for each:
   the state that lives for the whole simulation;
 - ``peak``: the peak of memory allocated while building the simulator and
   running a few steps (``tracemalloc``), which also counts build temporaries
-  such as decoder solves and operator scratch arrays.
+  such as decoder solves and operator scratch arrays (but not one-time costs
+  such as importing numba and loading nengo_fa's compiled loops: a small
+  warm-up run does those first).
 
 Both are in MiB; ``x/pes`` columns are ratios to PES only. Memory does not
 depend on timing, so one measurement is enough.
@@ -71,6 +73,10 @@ def measure(variant, n, d, d_out, steps=5):
 def run(sizes, out=sys.stdout):
     """Measure every configuration in ``sizes`` and print the table."""
     rows = []
+    # one-time costs are not per-simulator memory: importing numba and
+    # loading (or compiling) nengo_fa's kernels happen in this warm-up
+    for v in VARIANTS:
+        measure(v, 10, 2, 1)
     print(format_header(), file=out)
     for n, d, d_out in sizes:
         m = {v: measure(v, n, d, d_out) for v in VARIANTS if v != "bp_ref"}
