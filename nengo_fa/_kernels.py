@@ -35,7 +35,7 @@ def compiled(function):
     return _compiled[function]
 
 
-def hidden_layer_update(  # noqa: C901
+def hidden_layer_update(
     delta,
     fe,
     current,

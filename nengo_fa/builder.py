@@ -740,46 +740,18 @@ def _derivative_scale(neuron_type, derivative, gain, bias):
     return float(scale) if scale > 0 else 1.0
 
 
-def _when_built(model, obj, callback):
-    """Call ``callback()`` once ``obj`` has been built into ``model``.
+def _when_built(model, objs, callback):
+    """Call ``callback()`` once every object in ``objs`` has been built into
+    ``model`` (at once if they all have).
 
     Lets a rule depend on another connection whatever order they were created
     in, without building that connection out of turn.
     """
-    if model.has_built(obj):
+    pending = {id(obj) for obj in objs if not model.has_built(obj)}
+    if not pending:
         callback()
         return
 
-    previous = model.build_callback
-    called = [False]
-
-    def build_callback(built_obj):
-        if previous is not None:
-            previous(built_obj)
-        if built_obj is obj and not called[0]:
-            called[0] = True
-            callback()
-
-    model.build_callback = build_callback
-
-
-def _when_model_built(model, callback):
-    """Call ``callback()`` once every object of the network being built (the
-    model's toplevel network) has been built, or never if there is none.
-
-    Nengo has no hook at the end of a build; this counts the toplevel
-    network's objects as they are built, with one counter per model.
-    """
-    callbacks = getattr(model, "_nengo_fa_when_built", None)
-    if callbacks is not None:
-        callbacks.append(callback)
-        return
-    if model.toplevel is None:
-        return
-    pending = {
-        id(obj) for obj in model.toplevel.all_objects if not model.has_built(obj)
-    }
-    callbacks = model._nengo_fa_when_built = [callback]
     previous = model.build_callback
 
     def build_callback(built_obj):
@@ -788,10 +760,32 @@ def _when_model_built(model, callback):
         if pending:
             pending.discard(id(built_obj))
             if not pending:
-                for cb in callbacks:
-                    cb()
+                callback()
 
     model.build_callback = build_callback
+
+
+def _when_model_built(model, callback):
+    """Call ``callback()`` once every object of the network being built (the
+    model's toplevel network) has been built, or never if there is none.
+
+    Nengo has no hook at the end of a build; this waits (with `_when_built`)
+    for all the toplevel network's objects, once per model, however many
+    callbacks are registered.
+    """
+    callbacks = getattr(model, "_nengo_fa_when_built", None)
+    if callbacks is not None:
+        callbacks.append(callback)
+        return
+    if model.toplevel is None:
+        return
+    callbacks = model._nengo_fa_when_built = [callback]
+
+    def call_all():
+        for cb in callbacks:
+            cb()
+
+    _when_built(model, model.toplevel.all_objects, call_all)
 
 
 def _only_encoding_drives(model, ens):
@@ -1128,7 +1122,7 @@ def _build_backprop_feedback(model, bp, rule, ens, add_operator):
             weights = sign_feedback
         add_operator(weights, transpose_feedback=True)
 
-    _when_built(model, down, add_backprop_operator)
+    _when_built(model, [down], add_backprop_operator)
 
 
 def _check_downstream(model, prefix, down, ens):
@@ -1226,7 +1220,7 @@ def _build_alignment(model, fa, rule, ens, derivative, error, down_rule):
             )
         )
 
-    _when_built(model, down, add_operators)
+    _when_built(model, [down], add_operators)
 
 
 def _forward_matrix(model, down, down_rule, prefix):
@@ -1364,7 +1358,9 @@ def _build_chained_error(model, rule_type, rule, ens, down_rule, error):
         )
 
     _when_built(
-        model, down, lambda: _when_feedback_ready(model, down_rule, add_chain_operator)
+        model,
+        [down],
+        lambda: _when_feedback_ready(model, down_rule, add_chain_operator),
     )
 
 

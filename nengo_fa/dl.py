@@ -363,6 +363,13 @@ def _scatter(signals, dst, value, mode="update"):
     signals.scatter(dst, tf.reshape(value, dst.full_shape), mode=mode)
 
 
+def _repeat_per_neuron(tensor, sizes):
+    """Repeat per-op rows (axis 1) for each of the op's ``sizes`` neurons."""
+    if len(sizes) == 1:
+        return tensor  # broadcasts
+    return tf.repeat(tensor, sizes, axis=1)
+
+
 @Builder.register(SimHiddenLayerRule)
 class SimHiddenLayerRuleBuilder(OpBuilder):
     """Build a group of `.SimHiddenLayerRule` operators in TensorFlow.
@@ -478,12 +485,6 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         }
         self.n_total = n_total
 
-    def _repeat(self, tensor):
-        """Repeat per-op rows (axis 1) for each of the op's neurons."""
-        if len(self.sizes) == 1:
-            return tensor  # broadcasts
-        return tf.repeat(tensor, self.sizes, axis=1)
-
     def build_step(self, signals):
         error = _with_batch(signals.gather(self.error_data), self.error_data)
         error = tf.debugging.check_numerics(
@@ -497,7 +498,7 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         gain = _with_batch(signals.gather(self.gain_data), self.gain_data)
 
         # F e, per neuron, and the RMS row norm nu of each op's F
-        e = self._repeat(error)  # (B, N or 1, d_out)
+        e = _repeat_per_neuron(error, self.sizes)  # (B, N or 1, d_out)
         if self.feedback_constant is not None:
             fe = tf.reduce_sum(self.feedback_constant * e, axis=-1)
             nu = self.nu
@@ -529,7 +530,7 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
 
         # the update of SimHiddenLayerRule.make_step: a bounded gradient step
         # beta x on S, then the rows rescaled to the gains g'
-        x = self._repeat(x_ops)  # (B, N or 1, d)
+        x = _repeat_per_neuron(x_ops, self.sizes)  # (B, N or 1, d)
         sx = tf.reduce_sum(S * x, axis=-1)
         xx = tf.reduce_sum(tf.square(x), axis=-1)
         has_x = xx > 0
@@ -661,19 +662,17 @@ class SimHiddenLayerEncoderUpdateBuilder(OpBuilder):
             self.x_new_data = self.x_new_data.reshape((len(ops), d))
             self.current_data = signals.combine([op.encode[1] for op in ops])
 
-    def _repeat(self, tensor):
-        return tf.repeat(tensor, self.sizes, axis=1) if len(self.sizes) > 1 else tensor
-
     def build_step(self, signals):
         S = _with_batch(signals.gather(self.encoder_data), self.encoder_data)
         alpha = _with_batch(signals.gather(self.alpha_data), self.alpha_data)
         beta = _with_batch(signals.gather(self.beta_data), self.beta_data)
-        x = self._repeat(_with_batch(signals.gather(self.x_data), self.x_data))
+        x = _with_batch(signals.gather(self.x_data), self.x_data)
+        x = _repeat_per_neuron(x, self.sizes)
         S = alpha[..., None] * S + beta[..., None] * x
         _scatter(signals, self.encoder_data, S)
         if self.encodes:
             x_new = _with_batch(signals.gather(self.x_new_data), self.x_new_data)
-            encoded = tf.reduce_sum(S * self._repeat(x_new), axis=-1)
+            encoded = tf.reduce_sum(S * _repeat_per_neuron(x_new, self.sizes), axis=-1)
             _scatter(signals, self.current_data, encoded, mode="inc")
 
     @staticmethod
