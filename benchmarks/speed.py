@@ -20,10 +20,14 @@ layer is treated:
     bias offset, computes the input current ``S x + b'``, and updates both
     from ``delta = (B e) * (a > 0)`` with a fixed random ``B``.
 
-The four simulators are built side by side and timed in turn, so that they
-share whatever else the machine is doing; each time is the median of several
-repeats. Ratios are reported against ``pes``; ``fa/node`` and ``bp/node`` below
-0.5 mean the rule is more than twice as fast as the Node.
+The simulators are built side by side and timed in turn, repeat after
+repeat, so that they share whatever else the machine is doing; each ratio is
+the median over the repeats of the ratio within one repeat. ``fa/node`` and
+``bp/node`` compare whole steps: below 0.5, the network with the rule steps
+more than twice as fast as the one with the Node. A network's step also holds
+everything PES-only does, so no rule can go below ``1 / (node/pes)`` there.
+``fa+/node+`` and ``bp+/node+`` compare what learning the hidden layer adds to
+a step: ``(fa - pes) / (node - pes)``, the rule's cost against the Node's.
 
 Run ``python benchmarks/speed.py`` (``--quick`` for a small subset,
 ``--help`` for the options).
@@ -51,6 +55,8 @@ COLUMNS = (
     "node/pes",
     "fa/node",
     "bp/node",
+    "fa+/node+",
+    "bp+/node+",
     "fa_ref/pes",
     "bp_ref/pes",
 )
@@ -150,10 +156,10 @@ def make_simulator(variant, n, d, d_out):
 
 
 def time_variants(n, d, d_out, repeats=5, target_s=0.1, variants=VARIANTS):
-    """Median seconds per step of each variant, timed in turn.
+    """Seconds per step of each variant in each repeat, timed in turn.
 
-    The number of steps per repeat is chosen so that one PES-only run takes
-    about ``target_s`` seconds.
+    Returns ``{variant: array of shape (repeats,)}``. The number of steps per
+    repeat is chosen so that one PES-only run takes about ``target_s`` seconds.
     """
     sims = {}
     try:
@@ -175,7 +181,7 @@ def time_variants(n, d, d_out, repeats=5, target_s=0.1, variants=VARIANTS):
     finally:
         for sim in sims.values():
             sim.close()
-    return {variant: float(np.median(t)) for variant, t in times.items()}
+    return {variant: np.array(t) for variant, t in times.items()}
 
 
 def run(sizes, repeats=5, target_s=0.1, out=sys.stdout):
@@ -187,22 +193,33 @@ def run(sizes, repeats=5, target_s=0.1, out=sys.stdout):
     print(format_header(), file=out)
     for n, d, d_out in sizes:
         t = time_variants(n, d, d_out, repeats=repeats, target_s=target_s)
+        # each ratio is the median of the ratios within a repeat, whose
+        # variants ran back to back
+        pes, node = t["pes"], t["node"]
         row = {
             "n": n,
             "d": d,
             "d_out": d_out,
-            "pes_us": t["pes"] * 1e6,
-            "fa/pes": t["fa"] / t["pes"],
-            "bp/pes": t["bp"] / t["pes"],
-            "node/pes": t["node"] / t["pes"],
-            "fa/node": t["fa"] / t["node"],
-            "bp/node": t["bp"] / t["node"],
-            "fa_ref/pes": t["fa_ref"] / t["pes"],
-            "bp_ref/pes": t["bp_ref"] / t["pes"],
+            "pes_us": float(np.median(pes)) * 1e6,
+            "fa/pes": median_ratio(t["fa"], pes),
+            "bp/pes": median_ratio(t["bp"], pes),
+            "node/pes": median_ratio(node, pes),
+            "fa/node": median_ratio(t["fa"], node),
+            "bp/node": median_ratio(t["bp"], node),
+            # what learning adds to the step, against what the Node adds
+            "fa+/node+": median_ratio(t["fa"] - pes, node - pes),
+            "bp+/node+": median_ratio(t["bp"] - pes, node - pes),
+            "fa_ref/pes": median_ratio(t["fa_ref"], pes),
+            "bp_ref/pes": median_ratio(t["bp_ref"], pes),
         }
         rows.append(row)
         print(format_row(row), file=out, flush=True)
     return rows
+
+
+def median_ratio(a, b):
+    """The median over repeats of ``a / b``."""
+    return float(np.median(a / b))
 
 
 def format_header():
@@ -241,8 +258,8 @@ def main(argv=None):
         sizes = list(itertools.product(args.n, args.d, args.d_out))
         repeats, target_s = args.repeats, args.target_s
     print(
-        f"# seconds per step: median of {repeats} repeats, variants timed in turn; "
-        "ratios are to PES only (pes_us)"
+        f"# variants timed in turn, {repeats} repeats; pes_us: median us per "
+        "PES-only step; ratios: median over repeats; x+: x - pes"
     )
     return run(sizes, repeats=repeats, target_s=target_s)
 

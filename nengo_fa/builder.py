@@ -113,10 +113,14 @@ class SimHiddenLayerRule(Operator):
     :math:`g_{min}`: the update of :math:`S` is then a single rank-1 update,
     plain gradient descent on :math:`S`.
 
-    With the in-place update (``encoders_factors``) and numba installed, all
-    the per-neuron work after :math:`G'(J)`, :math:`F e` and :math:`S x` runs
-    as one compiled loop (``nengo_fa._kernels``); otherwise as numpy calls,
-    with the same results up to rounding.
+    With the in-place update (``encoders_factors``) and numba installed, the
+    step runs as two compiled loops (``nengo_fa._kernels``): the checks,
+    :math:`F e`, :math:`\nu` and, for rectified linear neurons,
+    :math:`G'(J)`, then all the per-neuron work. Only :math:`G'(J)` of other
+    neuron types, :math:`F e` for a learned feedback matrix that is not a
+    transpose, and :math:`S x` when it cannot be read from the current stay
+    numpy calls. Without numba, every part is a numpy call, with the same
+    results up to rounding.
 
     Parameters
     ----------
@@ -328,13 +332,11 @@ class SimHiddenLayerRule(Operator):
         min_gain = MIN_GAIN_FRACTION * self.gain_scale
 
         derivative = self.derivative
-        # the compiled loop does everything after G'(J), F e and S x
-        kernel = (
-            _kernels.compiled(_kernels.hidden_layer_update)
-            if self.factored and _USE_KERNELS and _kernels.AVAILABLE
-            else None
+        # compiled loops do the whole step but for G'(J) of other than
+        # rectified linear neurons and F e for a learned, untransposed F
+        use_kernels = (
+            self.factored and learn_encoders and _USE_KERNELS and _kernels.AVAILABLE
         )
-        r_, kE_, kg_, kb_, min_gain_ = (float(v) for v in (r, kE, kg, kb, min_gain))
         fe = np.empty(n)
         sx = np.empty(n)  # S x
         t = np.empty(n)
@@ -393,39 +395,6 @@ class SimHiddenLayerRule(Operator):
                     "NaN or inf; stopping before it reaches the encoders and gains."
                 )
 
-        def compiled_step(nu):
-            # all of the update after G'(J) and F e in one loop; False: not
-            # handled there (no input), the numpy code below does it
-            if not from_current:
-                np.dot(S, x, out=sx)
-            n_scaled = kernel(
-                delta,
-                fe,
-                current,
-                bias if from_current else sx,
-                sx,
-                from_current,
-                x,
-                x_out,
-                gain,
-                bias_delta,
-                beta,
-                gain_delta,
-                alpha,
-                r_,
-                base_scale / nu,
-                kE_,
-                kg_,
-                kb_,
-                min_gain_,
-            )
-            if n_scaled == -1:
-                check_input(np.inf)  # raises unless x is finite but huge
-            if n_scaled < 0:
-                return False
-            scaled[0] = n_scaled > 0
-            return True
-
         def step_simhiddenlayerrule():
             check_error()
             nu = _rms_row_norm(feedback, n) if fixed_nu is None else fixed_nu
@@ -434,9 +403,6 @@ class SimHiddenLayerRule(Operator):
             else:
                 np.dot(error, FT, out=fe)
             derivative(current, delta)
-            if kernel is not None and nu > 0 and learn_encoders:
-                if compiled_step(nu):
-                    return
             np.multiply(delta, fe, out=delta)
             if nu == 0:
                 # no feedback yet (e.g. a readout that starts at zero)
@@ -524,7 +490,61 @@ class SimHiddenLayerRule(Operator):
             np.multiply(beta[:, None], x, out=encoders_delta)
             np.add(encoders_delta, tmp[:, None] * S, out=encoders_delta)
 
-        return step_simhiddenlayerrule
+        if not use_kernels:
+            return step_simhiddenlayerrule
+
+        prologue = _kernels.compiled(_kernels.hidden_layer_prologue)
+        update = _kernels.compiled(_kernels.hidden_layer_update)
+        relu_amplitude = getattr(derivative, "rectified_linear_amplitude", 0.0)
+        # F^T as the loops read it; with no rows, F e is computed here
+        kernel_FT = FT if FT is not None and FT.flags.c_contiguous else np.empty((0, n))
+        norm_here = fixed_nu is None and kernel_FT.shape[0] == 0
+        given_norm = _kernels.RULE_PARAMS.index("given_norm")
+        params = np.zeros(len(_kernels.RULE_PARAMS))
+        params[:9] = (
+            r,
+            base_scale,
+            kE,
+            kg,
+            kb,
+            min_gain,
+            -1.0 if fixed_nu is None else fixed_nu,
+            relu_amplitude,
+            from_current,
+        )
+        kernel_bias = bias if from_current else sx
+
+        def step_simhiddenlayerrule_compiled():
+            if norm_here:
+                params[given_norm] = _rms_row_norm(feedback, n)
+            if kernel_FT.shape[0] == 0:
+                np.dot(F, error, out=fe)
+            if relu_amplitude == 0:
+                derivative(current, delta)
+            if prologue(error, kernel_FT, fe, delta, current, x, tmp, params):
+                # a case the numpy code handles (see the prologue)
+                step_simhiddenlayerrule()
+                return
+            if not from_current:
+                np.dot(S, x, out=sx)
+            n_scaled = update(
+                fe,
+                delta,
+                current,
+                kernel_bias,
+                sx,
+                x,
+                x_out,
+                gain,
+                bias_delta,
+                beta,
+                gain_delta,
+                alpha,
+                params,
+            )
+            scaled[0] = n_scaled > 0
+
+        return step_simhiddenlayerrule_compiled
 
 
 class SimHiddenLayerEncoderUpdate(Operator):

@@ -256,6 +256,8 @@ def _rectified_linear_derivative(neuron_type, gain, bias):
             np.multiply(out, amplitude, out=out)
         return out
 
+    # lets the reference builder compute G'(J) inside its compiled loop
+    step.rectified_linear_amplitude = float(amplitude)
     return step
 
 
@@ -530,6 +532,10 @@ def _rates_to_spikes_derivative(neuron_type, gain, bias):
         out *= amplitude
         return out
 
+    if hasattr(base_step, "rectified_linear_amplitude"):
+        step.rectified_linear_amplitude = (
+            base_step.rectified_linear_amplitude * amplitude
+        )
     return step
 
 

@@ -47,6 +47,15 @@ def two_layer(rule, seed, n_neurons=40, d=3, d_out=2, neuron_type=None, extra=Fa
         )
         if rule == "bp":
             rule_type = nengo_fa.BackProp(readout)
+        elif rule == "ss":
+            rule_type = nengo_fa.SignSymmetry(readout)
+        elif rule == "kp":
+            # learned feedback that is not a transpose: F e outside the loop
+            rule_type = nengo_fa.FeedbackAlignment(
+                downstream=readout,
+                feedback=nengo.dists.Gaussian(0, 1e-2),
+                feedback_learning=nengo_fa.KolenPollack(),
+            )
         else:
             rule_type = nengo_fa.FeedbackAlignment(error_size=d_out)
         layer1 = nengo.Connection(stim, hidden, learning_rule_type=rule_type)
@@ -119,11 +128,37 @@ def test_factored_update_equals_straightforward(
         assert len(encodings) == (0 if kernels else 1)
 
 
-def test_factored_update_equals_straightforward_lif(Simulator, seed, monkeypatch):
-    net = two_layer("fa", seed, neuron_type=nengo.LIF())
+@pytest.mark.parametrize("rule", ["ss", "kp"])
+def test_factored_update_equals_straightforward_live_feedback(
+    Simulator, seed, rule, monkeypatch
+):
+    net = two_layer(rule, seed)
+    fast, _ = run(net, Simulator, True, True, monkeypatch)
+    ref, _ = run(net, Simulator, False, True, monkeypatch)
+    assert_same(fast, ref)
+    S = ref["scaled_encoders"]
+    assert np.max(np.abs(S[-1] - S[0])) > 1e-3 * np.max(np.abs(S[0]))
+
+
+@pytest.mark.parametrize(
+    "neuron_type",
+    [
+        nengo.LIF(),
+        # G'(J) computed in the compiled loop, with an amplitude
+        nengo.RectifiedLinear(amplitude=0.5),
+        nengo.RegularSpiking(nengo.RectifiedLinear(amplitude=0.5), amplitude=3.0),
+    ],
+    ids=["lif", "relu-amplitude", "regular-spiking"],
+)
+def test_factored_update_equals_straightforward_neurons(
+    Simulator, seed, neuron_type, monkeypatch
+):
+    net = two_layer("fa", seed, neuron_type=neuron_type)
     fast, _ = run(net, Simulator, True, True, monkeypatch, steps=400)
     ref, _ = run(net, Simulator, False, True, monkeypatch, steps=400)
     assert_same(fast, ref)
+    S = ref["scaled_encoders"]
+    assert np.max(np.abs(S[-1] - S[0])) > 1e-3 * np.max(np.abs(S[0]))
 
 
 def test_two_encoder_rules_keep_generic_path(Simulator, seed, monkeypatch):
