@@ -210,11 +210,24 @@ def hidden_layer_update(
     return n_scaled
 
 
+#: Up to this many dimensions, the encoder updates go column by column over
+#: every row: a loop over a row this short costs more than the work it skips
+#: (measured 1.5-5x faster at n=5000 for d <= 3, and slower from d=4).
+COLUMNS_MAX_D = 3
+
+
 def encoder_update(S, alpha, beta, x):
     """:math:`S \\leftarrow \\mathrm{diag}(\\alpha) S + \\beta x^T` in place,
     skipping the rows that do not change (:math:`\\alpha_i = 1`,
-    :math:`\\beta_i = 0`: inactive neurons)."""
+    :math:`\\beta_i = 0`: inactive neurons) unless :math:`d` is at most
+    `COLUMNS_MAX_D`."""
     n, d = S.shape
+    if d <= COLUMNS_MAX_D:
+        for j in range(d):
+            xj = x[j]
+            for i in range(n):
+                S[i, j] = alpha[i] * S[i, j] + beta[i] * xj
+        return
     for i in range(n):
         a = alpha[i]
         b = beta[i]
@@ -247,6 +260,15 @@ def encoder_update_encode(S, alpha, beta, x, x_new, current):
     products are summed in any order (vectorised), so :math:`J` differs from
     ``np.dot``'s by rounding only."""
     n, d = S.shape
+    if d <= COLUMNS_MAX_D:
+        for j in range(d):
+            xj = x[j]
+            yj = x_new[j]
+            for i in range(n):
+                v = alpha[i] * S[i, j] + beta[i] * xj
+                S[i, j] = v
+                current[i] += v * yj
+        return
     for i in range(n):
         a = alpha[i]
         b = beta[i]

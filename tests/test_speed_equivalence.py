@@ -11,6 +11,8 @@ from nengo_fa import _kernels, _numerics, builder
 from nengo_fa.builder import SimHiddenLayerEncoderUpdate, SimHiddenLayerRule
 
 KEYS = ("scaled_encoders", "gain", "bias", "delta")
+# one d for the compiled loop over columns and one for the loop over rows
+SMALL_AND_LARGE_D = [_kernels.COLUMNS_MAX_D, _kernels.COLUMNS_MAX_D + 1]
 
 
 @pytest.fixture(params=[True, False], ids=["kernels", "numpy"], autouse=True)
@@ -96,10 +98,11 @@ def assert_same(fast, ref):
 
 @pytest.mark.parametrize("rule", ["fa", "bp"])
 @pytest.mark.parametrize("optimize", [True, False])
+@pytest.mark.parametrize("d", SMALL_AND_LARGE_D)
 def test_factored_update_equals_straightforward(
-    Simulator, seed, rule, optimize, monkeypatch, kernels
+    Simulator, seed, rule, optimize, d, monkeypatch, kernels
 ):
-    net = two_layer(rule, seed)
+    net = two_layer(rule, seed, d=d)
     fast, fast_ops = run(net, Simulator, True, optimize, monkeypatch)
     ref, ref_ops = run(net, Simulator, False, optimize, monkeypatch)
     assert_same(fast, ref)
@@ -171,27 +174,29 @@ def test_two_encoder_rules_keep_generic_path(Simulator, seed, monkeypatch):
         assert SimHiddenLayerEncoderUpdate not in [type(op) for op in ops]
 
 
-def test_compiled_encoder_update():
+@pytest.mark.parametrize("d", SMALL_AND_LARGE_D)
+def test_compiled_encoder_update(d):
     """S <- diag(alpha) S + beta x^T in place, rows that do not change kept."""
     rng = np.random.RandomState(0)
-    S = rng.normal(size=(6, 4))
+    S = rng.normal(size=(6, d))
     before = S.copy()
     alpha = np.array([1.0, 1.0, 0.5, 2.0, 1.0, 1.0])
     beta = np.array([0.0, 0.3, 0.0, -0.2, 1.5, 0.0])
-    x = rng.normal(size=4)
+    x = rng.normal(size=d)
     _kernels.compiled(_kernels.encoder_update)(S, alpha, beta, x)
     assert np.allclose(S, alpha[:, None] * before + np.outer(beta, x), rtol=1e-15)
     assert np.array_equal(S[[0, 5]], before[[0, 5]])
 
 
-def test_compiled_encoder_update_and_encoding():
+@pytest.mark.parametrize("d", SMALL_AND_LARGE_D)
+def test_compiled_encoder_update_and_encoding(d):
     """The update, then J += S x_new, in one pass."""
     rng = np.random.RandomState(1)
-    S = rng.normal(size=(5, 3))
+    S = rng.normal(size=(5, d))
     before = S.copy()
     alpha = np.array([1.0, 0.5, 1.0, 1.0, 2.0])
     beta = np.array([0.0, 0.1, -0.4, 0.0, 0.2])
-    x, x_new = rng.normal(size=3), rng.normal(size=3)
+    x, x_new = rng.normal(size=d), rng.normal(size=d)
     J = rng.normal(size=5)
     J0 = J.copy()
     _kernels.compiled(_kernels.encoder_update_encode)(S, alpha, beta, x, x_new, J)
