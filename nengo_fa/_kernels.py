@@ -18,6 +18,8 @@ which gives the same results up to rounding
 import importlib.util
 import math
 
+import numpy as np
+
 #: Whether numba is installed (it is a dependency; without it the operators
 #: use their numpy code). numba itself is imported on first use, not here.
 AVAILABLE = importlib.util.find_spec("numba") is not None
@@ -51,7 +53,28 @@ RULE_PARAMS = (
     "input_sq",  # written: |x|^2
     "feedback_norm",  # written: nu
 )
-_GIVEN_NORM, _RELU, _INPUT_SQ, _NORM = 6, 7, 9, 10
+(
+    _RADIUS,
+    _SCALE,
+    _KE,
+    _KG,
+    _KB,
+    _MIN_GAIN,
+    GIVEN_NORM,
+    _RELU,
+    _FROM_CURRENT,
+    _INPUT_SQ,
+    _NORM,
+) = range(len(RULE_PARAMS))
+
+
+def rule_params(**values):
+    """The ``params`` array of the rule's kernels, from the scalars named in
+    `RULE_PARAMS` (those not given, the written ones, start at 0)."""
+    params = np.zeros(len(RULE_PARAMS))
+    for name, value in values.items():
+        params[RULE_PARAMS.index(name)] = value
+    return params
 
 
 def hidden_layer_prologue(error, FT, fe, delta, current, x, scratch, params):
@@ -87,7 +110,7 @@ def hidden_layer_prologue(error, FT, fe, delta, current, x, scratch, params):
         return -1
     if xx == 0:
         return -2
-    nu = params[_GIVEN_NORM]
+    nu = params[GIVEN_NORM]
     n = fe.shape[0]
     if FT.shape[0] > 0:
         # F e, and the squares of F summed over each row when nu is wanted
@@ -154,15 +177,14 @@ def hidden_layer_update(
     `.SimHiddenLayerRule.make_step`. Returns the number of rows whose
     ``alpha`` is not 1.
     """
-    # the order of RULE_PARAMS
-    r = params[0]
-    kE = params[2]
-    kg = params[3]
-    kb = params[4]
-    min_gain = params[5]
-    from_current = params[8] != 0.0
+    r = params[_RADIUS]
+    kE = params[_KE]
+    kg = params[_KG]
+    kb = params[_KB]
+    min_gain = params[_MIN_GAIN]
+    from_current = params[_FROM_CURRENT] != 0.0
     xx = params[_INPUT_SQ]
-    c = params[1] / params[_NORM]
+    c = params[_SCALE] / params[_NORM]
     x_out[:] = x
     n = delta.shape[0]
     r2 = r * r

@@ -496,28 +496,27 @@ class SimHiddenLayerRule(Operator):
         prologue = _kernels.compiled(_kernels.hidden_layer_prologue)
         update = _kernels.compiled(_kernels.hidden_layer_update)
         relu_amplitude = getattr(derivative, "rectified_linear_amplitude", 0.0)
-        # F^T as the loops read it; with no rows, F e is computed here
-        kernel_FT = FT if FT is not None and FT.flags.c_contiguous else np.empty((0, n))
-        norm_here = fixed_nu is None and kernel_FT.shape[0] == 0
-        given_norm = _kernels.RULE_PARAMS.index("given_norm")
-        params = np.zeros(len(_kernels.RULE_PARAMS))
-        params[:9] = (
-            r,
-            base_scale,
-            kE,
-            kg,
-            kb,
-            min_gain,
-            -1.0 if fixed_nu is None else fixed_nu,
-            relu_amplitude,
-            from_current,
+        # F^T as the loops read it; without it, F e is computed here
+        fe_here = FT is None or not FT.flags.c_contiguous
+        kernel_FT = np.empty((0, n)) if fe_here else FT
+        norm_here = fixed_nu is None and fe_here
+        params = _kernels.rule_params(
+            radius=r,
+            scale=base_scale,
+            learning_rate=kE,
+            gain_learning_rate=kg,
+            bias_learning_rate=kb,
+            min_gain=min_gain,
+            given_norm=-1.0 if fixed_nu is None else fixed_nu,
+            relu_amplitude=relu_amplitude,
+            from_current=from_current,
         )
         kernel_bias = bias if from_current else sx
 
         def step_simhiddenlayerrule_compiled():
             if norm_here:
-                params[given_norm] = _rms_row_norm(feedback, n)
-            if kernel_FT.shape[0] == 0:
+                params[_kernels.GIVEN_NORM] = _rms_row_norm(feedback, n)
+            if fe_here:
                 np.dot(F, error, out=fe)
             if relu_amplitude == 0:
                 derivative(current, delta)
