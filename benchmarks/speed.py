@@ -42,7 +42,6 @@ import nengo
 import numpy as np
 
 import nengo_fa
-from nengo_fa import builder
 
 VARIANTS = ("pes", "fa", "bp", "node", "fa_ref", "bp_ref")
 COLUMNS = (
@@ -147,12 +146,10 @@ def build_network(variant, n, d, d_out, seed=0, neuron_type=None):
 
 def make_simulator(variant, n, d, d_out):
     """Build the network of one variant into a `nengo.Simulator`."""
-    # the private switch selects the straightforward encoder update
-    builder._FACTORED_ENCODER_UPDATE = not variant.endswith("_ref")
-    try:
+    # the *_ref variants use the straightforward encoder update
+    inplace = not variant.endswith("_ref")
+    with nengo_fa.settings.override(inplace_encoder_update=inplace):
         return nengo.Simulator(build_network(variant, n, d, d_out), progress_bar=False)
-    finally:
-        builder._FACTORED_ENCODER_UPDATE = True
 
 
 def time_variants(n, d, d_out, repeats=5, target_s=0.1, variants=VARIANTS):

@@ -10,6 +10,11 @@ from .version import version as __version__
 check_nengo_version()
 
 # isort: off
+# nengo_fa's settings live in nengo.rc; add their section and defaults
+from . import settings  # noqa: E402
+
+settings.install()
+
 # Importing the builder registers its build functions with nengo's Builder,
 # as nengo/builder/__init__.py does, so that nengo.Simulator can build our rules.
 from . import builder  # noqa: E402

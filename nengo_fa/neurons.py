@@ -6,13 +6,15 @@ ensemble's neuron type as a function of the input current ``J``, and ``G'`` is i
 derivative, evaluated elementwise on the live ``J`` [1]_ [2]_. This module maps
 neuron types to ``G'``:
 
-- `make_derivative` returns a ``step(J, out)`` function for one built ensemble;
+- `make_derivative` returns a `Derivative` for one built ensemble: an object
+  called as ``derivative(J, out)``, which pickles (so a running simulator does)
+  and says how NengoDL computes it (`Derivative.tensorflow_form`);
 - `register_derivative` adds the derivative of a new neuron type to the registry;
 - `smoothed_lif_derivative` is the smoothed ("soft") LIF derivative, the surrogate
   used for `nengo.LIFRate` and `nengo.LIF`, whose exact derivative is singular at
   the firing threshold [3]_.
 
-The step functions compute into pre-allocated buffers: they are called every
+The derivatives compute into pre-allocated buffers: they are called every
 simulation step.
 
 References
@@ -74,6 +76,33 @@ _LIF_TAIL = -30.0
 # Currents are clipped to +-_J_CLIP so that no intermediate overflows.
 _J_CLIP = 1e30
 
+
+class Derivative:
+    """:math:`G'(J)` of one built ensemble: ``derivative(J, out)``.
+
+    Calling it writes :math:`G'(J)`, elementwise, into ``out`` and returns
+    ``out``; it computes into buffers allocated at build time. Instances are
+    plain objects (no closures), so operators that hold one pickle.
+
+    Attributes
+    ----------
+    tensorflow_form : (str, dict) or None
+        How NengoDL computes the same derivative: a family name (``"relu"``,
+        ``"logistic"`` or ``"lif"``, see `nengo_fa.dl`) and its scalar
+        parameters; None for derivatives that are Python code only (tabulated,
+        registered by users, or given to a rule as a function).
+    rectified_linear_amplitude : float
+        :math:`a` when :math:`G'(J) = a [J > 0]` (which the reference
+        builder's compiled loop computes itself), else 0.
+    """
+
+    tensorflow_form = None
+    rectified_linear_amplitude = 0.0
+
+    def __call__(self, J, out):
+        raise NotImplementedError
+
+
 _DERIVATIVES = {}
 
 
@@ -82,11 +111,13 @@ def register_derivative(neuron_cls):
 
     The decorated function is a factory, ``factory(neuron_type, gain, bias)``,
     called once at build time with the neuron type instance and the ensemble's
-    built ``gain`` and ``bias`` (arrays of shape ``(n,)``). It returns a function
-    ``step(J, out)`` that writes :math:`G'(J)`, the derivative of the rate
-    response with respect to the input current, elementwise into ``out`` (and
-    returns ``out``). ``step`` is called every simulation step, so it should
-    compute into buffers allocated by the factory.
+    built ``gain`` and ``bias`` (arrays of shape ``(n,)``). It returns a
+    callable ``step(J, out)`` that writes :math:`G'(J)`, the derivative of the
+    rate response with respect to the input current, elementwise into ``out``
+    (and returns ``out``). ``step`` is called every simulation step, so it
+    should compute into buffers allocated by the factory. A `Derivative`
+    subclass (or any module-level callable) pickles; a closure, as in the
+    example below, works everywhere except in ``pickle.dumps(sim)``.
 
     Lookup walks the neuron type's method resolution order, as
     `nengo.builder.Builder` does, so a subclass uses its parent's factory unless
@@ -175,7 +206,9 @@ def make_derivative(neuron_type, gain, bias, derivative=None):
     Returns
     -------
     step : callable
-        ``step(J, out)`` for ``J`` and ``out`` of shape ``(n,)``.
+        ``step(J, out)`` for ``J`` and ``out`` of shape ``(n,)``: a
+        `Derivative` for the built-in types and for ``derivative``, or what a
+        registered factory returns.
 
     Raises
     ------
@@ -229,11 +262,18 @@ def _user_derivative(derivative, neuron_type, gain, bias):
             "values (NaN or inf) at J = bias"
         )
 
-    def step(J, out):
-        out[...] = derivative(J)
-        return out
+    return UserDerivative(derivative)
 
-    return step
+
+class UserDerivative(Derivative):
+    """A rule's own ``derivative(J) -> G'(J)`` function, as a `Derivative`."""
+
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, J, out):
+        out[...] = self.function(J)
+        return out
 
 
 # --- Rectified linear --------------------------------------------------------
@@ -247,18 +287,24 @@ def _rectified_linear_derivative(neuron_type, gain, bias):
     At the kink, ``J = 0``, the derivative is taken as 0, so that a neuron that
     receives no current does not learn.
     """
-    amplitude = neuron_type.amplitude
+    return RectifiedLinearDerivative(neuron_type.amplitude)
 
-    def step(J, out):
+
+class RectifiedLinearDerivative(Derivative):
+    """:math:`G'(J) = a [J > 0]` (see `_rectified_linear_derivative`)."""
+
+    def __init__(self, amplitude):
+        self.amplitude = amplitude
+        # lets the reference builder compute G'(J) inside its compiled loop
+        self.rectified_linear_amplitude = float(amplitude)
+        self.tensorflow_form = ("relu", {"scale": amplitude})
+
+    def __call__(self, J, out):
         # measured 3x faster than np.heaviside, despite the cast from bool
         np.greater(J, 0.0, out=out)
-        if amplitude != 1:
-            np.multiply(out, amplitude, out=out)
+        if self.amplitude != 1:
+            np.multiply(out, self.amplitude, out=out)
         return out
-
-    # lets the reference builder compute G'(J) inside its compiled loop
-    step.rectified_linear_amplitude = float(amplitude)
-    return step
 
 
 # --- Sigmoid and tanh ---------------------------------------------------------
@@ -271,20 +317,7 @@ def _sigmoid_derivative(neuron_type, gain, bias):
     :math:`G'(J) = \\tau_{ref}^{-1} e^{-|J|} / (1 + e^{-|J|})^2`, which is the
     usual :math:`\\tau_{ref}^{-1} s (1 - s)` written so that nothing overflows.
     """
-    scale = 1.0 / neuron_type.tau_ref
-    e = np.empty(gain.shape)
-    denom = np.empty(gain.shape)
-
-    def step(J, out):
-        np.abs(J, out=e)
-        np.negative(e, out=e)
-        np.exp(e, out=e)
-        np.add(e, 1.0, out=denom)
-        np.square(denom, out=denom)
-        np.divide(e, denom, out=e)
-        return np.multiply(e, scale, out=out)
-
-    return step
+    return LogisticDerivative(1.0 / neuron_type.tau_ref, 1.0, gain.shape)
 
 
 @register_derivative(Tanh)
@@ -294,20 +327,31 @@ def _tanh_derivative(neuron_type, gain, bias):
     :math:`G'(J) = \\tau_{ref}^{-1} \\mathrm{sech}^2(J)
     = \\tau_{ref}^{-1} 4 e^{-2|J|} / (1 + e^{-2|J|})^2` (no overflow).
     """
-    scale = 4.0 / neuron_type.tau_ref
-    e = np.empty(gain.shape)
-    denom = np.empty(gain.shape)
+    return LogisticDerivative(4.0 / neuron_type.tau_ref, 2.0, gain.shape)
 
-    def step(J, out):
+
+class LogisticDerivative(Derivative):
+    """:math:`G'(J) = c \\, e^{-k|J|} / (1 + e^{-k|J|})^2`: `nengo.Sigmoid`
+    (:math:`c = 1/\\tau_{ref}, k = 1`) and `nengo.Tanh`
+    (:math:`c = 4/\\tau_{ref}, k = 2`)."""
+
+    def __init__(self, scale, slope, shape):
+        self.scale = scale
+        self.slope = slope
+        self.tensorflow_form = ("logistic", {"scale": scale, "slope": slope})
+        self._e = np.empty(shape)
+        self._denom = np.empty(shape)
+
+    def __call__(self, J, out):
+        e, denom = self._e, self._denom
         np.abs(J, out=e)
-        np.multiply(e, -2.0, out=e)
+        # times -1 is exact: the same bits as np.negative
+        np.multiply(e, -self.slope, out=e)
         np.exp(e, out=e)
         np.add(e, 1.0, out=denom)
         np.square(denom, out=denom)
         np.divide(e, denom, out=e)
-        return np.multiply(e, scale, out=out)
-
-    return step
+        return np.multiply(e, self.scale, out=out)
 
 
 # --- LIF ----------------------------------------------------------------------
@@ -325,19 +369,35 @@ def _check_lif_params(tau_rc, tau_ref, amplitude, sigma):
             raise ValidationError(f"must be finite and {low}, got {value}", attr=name)
 
 
-def _smoothed_lif_step(shape, tau_rc, tau_ref, amplitude, sigma):
-    """Allocation-free ``step(J, out)`` for `smoothed_lif_derivative`."""
-    _check_lif_params(tau_rc, tau_ref, amplitude, sigma)
-    log_sigma = np.log(sigma)
-    y_tail = _LIF_TAIL - max(log_sigma, 0.0)
-    scale = amplitude * tau_rc
-    y = np.empty(shape)
-    a = np.empty(shape)
-    b = np.empty(shape)
-    c = np.empty(shape)
-    tail = np.empty(shape, dtype=bool)
+class SmoothedLIFDerivative(Derivative):
+    """Allocation-free `smoothed_lif_derivative` for currents of one shape."""
 
-    def step(J, out):
+    def __init__(self, shape, tau_rc, tau_ref, amplitude, sigma):
+        _check_lif_params(tau_rc, tau_ref, amplitude, sigma)
+        self.tau_rc = tau_rc
+        self.tau_ref = tau_ref
+        self.amplitude = amplitude
+        self.sigma = sigma
+        self.tensorflow_form = (
+            "lif",
+            {
+                "scale": amplitude * tau_rc,
+                "tau_rc": tau_rc,
+                "tau_ref": tau_ref,
+                "sigma": sigma,
+            },
+        )
+        self._log_sigma = np.log(sigma)
+        self._y_tail = _LIF_TAIL - max(self._log_sigma, 0.0)
+        self._buffers = tuple(np.empty(shape) for _ in range(4))
+        self._tail = np.empty(shape, dtype=bool)
+
+    def __call__(self, J, out):
+        tau_rc, tau_ref, sigma = self.tau_rc, self.tau_ref, self.sigma
+        log_sigma, y_tail = self._log_sigma, self._y_tail
+        scale = self.amplitude * tau_rc
+        y, a, b, c = self._buffers
+        tail = self._tail
         # y = (J - 1) / sigma
         np.clip(J, -_J_CLIP, _J_CLIP, out=y)
         np.subtract(y, 1.0, out=y)
@@ -382,8 +442,6 @@ def _smoothed_lif_step(shape, tau_rc, tau_ref, amplitude, sigma):
         np.divide(scale, a, out=a)
         np.copyto(out, a, where=tail)
         return out
-
-    return step
 
 
 def smoothed_lif_derivative(
@@ -466,7 +524,7 @@ def smoothed_lif_derivative(
         raise ValidationError(
             f"out must have the shape of J, {J.shape}; got {out.shape}", attr="out"
         )
-    return _smoothed_lif_step(J.shape, tau_rc, tau_ref, amplitude, sigma)(J, out)
+    return SmoothedLIFDerivative(J.shape, tau_rc, tau_ref, amplitude, sigma)(J, out)
 
 
 @register_derivative(AdaptiveLIF)
@@ -480,7 +538,7 @@ def _lif_derivative(neuron_type, gain, bias):
     adaptive types, the derivative is that of the LIF response to ``J``: the
     adaptation state, which subtracts from the input current, is ignored.
     """
-    return _smoothed_lif_step(
+    return SmoothedLIFDerivative(
         gain.shape,
         neuron_type.tau_rc,
         neuron_type.tau_ref,
@@ -501,7 +559,7 @@ if SoftLIFRate is not None:
         `nengo.LIFRate` (its ``step_math`` is not called); this derivative is then
         a smoothed surrogate of the LIF derivative with the chosen ``sigma``.
         """
-        return _smoothed_lif_step(
+        return SmoothedLIFDerivative(
             gain.shape,
             neuron_type.tau_rc,
             neuron_type.tau_ref,
@@ -523,20 +581,29 @@ def _rates_to_spikes_derivative(neuron_type, gain, bias):
     the base type's rates without the amplitude.)
     """
     base_step = _lookup(neuron_type.base_type, gain, bias)
-    amplitude = neuron_type.amplitude
-    if amplitude == 1:
+    if neuron_type.amplitude == 1:
         return base_step
+    return ScaledDerivative(base_step, neuron_type.amplitude)
 
-    def step(J, out):
-        base_step(J, out)
-        out *= amplitude
+
+class ScaledDerivative(Derivative):
+    """:math:`a \\, G_{base}'(J)`: a spiking wrapper's derivative."""
+
+    def __init__(self, base, amplitude):
+        self.base = base
+        self.amplitude = amplitude
+        base_amplitude = getattr(base, "rectified_linear_amplitude", 0.0)
+        self.rectified_linear_amplitude = base_amplitude * amplitude
+        base_form = getattr(base, "tensorflow_form", None)
+        if base_form is not None:
+            family, params = base_form
+            params = dict(params, scale=params["scale"] * amplitude)
+            self.tensorflow_form = (family, params)
+
+    def __call__(self, J, out):
+        self.base(J, out)
+        out *= self.amplitude
         return out
-
-    if hasattr(base_step, "rectified_linear_amplitude"):
-        step.rectified_linear_amplitude = (
-            base_step.rectified_linear_amplitude * amplitude
-        )
-    return step
 
 
 # --- Tabulated derivatives --------------------------------------------------------
@@ -596,27 +663,28 @@ def _tabulate(neuron_type, lo, hi, n_points, smoothing=0.0):
     return J, np.gradient(rates, dJ, edge_order=2)
 
 
-def _interpolating_step(J_table, table, n):
-    """``step(J, out)``: linear interpolation in a table, clamped at its ends.
+class InterpolatedDerivative(Derivative):
+    """:math:`G'(J)` interpolated linearly in a table, clamped at its ends."""
 
-    All work is done in buffers allocated here, so ``step`` does not allocate.
-    """
-    J0 = J_table[0]
-    inv_dJ = 1.0 / (J_table[1] - J_table[0])
-    last = len(table) - 1
-    values = np.array(table, dtype=float)
-    slopes = np.diff(values)
-    pos = np.empty(n)
-    index_f = np.empty(n)
-    index = np.empty(n, dtype=np.intp)
-    scratch = np.empty(n)
-    left = np.empty(n)
+    def __init__(self, J_table, table, n):
+        self.J0 = J_table[0]
+        self.inv_dJ = 1.0 / (J_table[1] - J_table[0])
+        self.last = len(table) - 1
+        self.values = np.array(table, dtype=float)
+        self.slopes = np.diff(self.values)
+        self._pos = np.empty(n)
+        self._index_f = np.empty(n)
+        self._index = np.empty(n, dtype=np.intp)
+        self._scratch = np.empty(n)
+        self._left = np.empty(n)
 
-    def step(J, out):
+    def __call__(self, J, out):
+        pos, index_f, index = self._pos, self._index_f, self._index
+        scratch, left = self._scratch, self._left
         # fractional position in the table, clamped to its ends (NaN stays NaN)
-        np.subtract(J, J0, out=pos)
-        np.multiply(pos, inv_dJ, out=pos)
-        np.clip(pos, 0, last, out=pos)
+        np.subtract(J, self.J0, out=pos)
+        np.multiply(pos, self.inv_dJ, out=pos)
+        np.clip(pos, 0, self.last, out=pos)
         # index of the left point (fmax maps NaN to 0, a valid index). At the top
         # end, index = last: take's mode="clip" picks slopes[last - 1], with
         # weight pos - index = 0, so the result is values[last].
@@ -624,12 +692,10 @@ def _interpolating_step(J_table, table, n):
         np.fmax(index_f, 0, out=index_f)
         np.copyto(index, index_f, casting="unsafe")
         np.subtract(pos, index_f, out=pos)  # weight of the right point
-        np.take(slopes, index, out=scratch, mode="clip")
+        np.take(self.slopes, index, out=scratch, mode="clip")
         np.multiply(scratch, pos, out=scratch)
-        np.take(values, index, out=left, mode="clip")
+        np.take(self.values, index, out=left, mode="clip")
         return np.add(left, scratch, out=out)
-
-    return step
 
 
 def _tabulated_derivative(neuron_type, gain, bias, n_points=None, smoothing=0.0):
@@ -649,7 +715,7 @@ def _tabulated_derivative(neuron_type, gain, bias, n_points=None, smoothing=0.0)
             "ensemble's gains and biases (are the neurons below threshold?).",
             UserWarning,
         )
-    return _interpolating_step(J, table, gain.size)
+    return InterpolatedDerivative(J, table, gain.size)
 
 
 @register_derivative(NeuronType)

@@ -347,7 +347,7 @@ def test_tf_derivative_equals_numpy(neuron_type):
     family, params = dl.derivative_family(neuron_type)
     for dtype, rtol in ((tf.float64, 1e-12), (tf.float32, 1e-4)):
         tf_params = {k: tf.constant(v, dtype=dtype) for k, v in params.items()}
-        got = dl._FAMILIES[family](tf.constant(J, dtype=dtype), **tf_params).numpy()
+        got = dl.FAMILIES[family](tf.constant(J, dtype=dtype), **tf_params).numpy()
         assert np.all(np.isfinite(got))
         tiny = np.finfo(dtype.as_numpy_dtype).tiny / rtol
         assert np.allclose(got, expected, rtol=rtol, atol=tiny), dtype

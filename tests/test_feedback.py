@@ -4,7 +4,8 @@ import pytest
 from nengo.exceptions import ValidationError
 
 import nengo_fa
-from nengo_fa.feedback import AlignmentTerms, SimAlignmentTerms
+from nengo_fa.builder.alignment import SimAlignmentTerms
+from nengo_fa.feedback import AlignmentTerms
 
 
 def product_task(feedback_learning=None, seed=0, n_neurons=30, rule="fa"):

@@ -7,8 +7,11 @@ import pytest
 from nengo.builder.operator import Copy, DotInc
 
 import nengo_fa
-from nengo_fa import _kernels, _numerics, builder
+from nengo_fa import builder, settings
 from nengo_fa.builder import SimHiddenLayerEncoderUpdate, SimHiddenLayerRule
+from nengo_fa.builder import encoder_update
+from nengo_fa.builder import kernels as _kernels
+from nengo_fa.builder import numerics as _numerics
 
 KEYS = ("scaled_encoders", "gain", "bias", "delta")
 # one d for the compiled loop over columns and one for the loop over rows
@@ -16,10 +19,10 @@ SMALL_AND_LARGE_D = [_kernels.COLUMNS_MAX_D, _kernels.COLUMNS_MAX_D + 1]
 
 
 @pytest.fixture(params=[True, False], ids=["kernels", "numpy"], autouse=True)
-def kernels(request, monkeypatch):
+def kernels(request):
     """Every test runs with the compiled loops and with the numpy code."""
-    monkeypatch.setattr(builder, "_USE_KERNELS", request.param)
-    return request.param
+    with settings.override(compiled_kernels=request.param):
+        yield request.param
 
 
 def test_kernels_available():
@@ -83,8 +86,9 @@ def two_layer(rule, seed, n_neurons=40, d=3, d_out=2, neuron_type=None, extra=Fa
 
 
 def run(net, Simulator, factored, optimize, monkeypatch, steps=300):
-    monkeypatch.setattr(builder, "_FACTORED_ENCODER_UPDATE", factored)
-    with Simulator(net, optimize=optimize, progress_bar=False) as sim:
+    with settings.override(inplace_encoder_update=factored):
+        sim = Simulator(net, optimize=optimize, progress_bar=False)
+    with sim:
         sim.run_steps(steps)
         ops = sim.step_order if hasattr(sim, "step_order") else []
     return {k: sim.data[p] for k, p in net.rule_probes.items()}, ops
@@ -209,12 +213,12 @@ def test_encoder_update_is_in_place():
     """The BLAS path writes into the encoder array, never into a copy."""
     S = np.random.RandomState(0).normal(size=(7, 3))
     before = S.copy()
-    ger = builder._inplace_ger(S)
+    ger = encoder_update.inplace_ger(S)
     assert ger is not None
     x, beta = np.arange(3.0), np.arange(7.0)
     ger(1.0, x, beta, a=S.T, overwrite_a=True)
     assert np.allclose(S, before + np.outer(beta, x))
-    assert builder._inplace_ger(np.asfortranarray(S)) is None
+    assert encoder_update.inplace_ger(np.asfortranarray(S)) is None
 
 
 def test_equal_rates_step_is_one_rank_one_update(Simulator, seed):
@@ -269,7 +273,9 @@ def test_projection_from_current(Simulator, seed, extra_input, monkeypatch):
         assert len(rule_ops) == 1
         assert rule_ops[0].projection_from_current == (extra_input is None)
 
-    monkeypatch.setattr(builder, "_only_encoding_drives", lambda model, ens: False)
+    monkeypatch.setattr(
+        encoder_update, "only_encoding_drives", lambda model, ens: False
+    )
     computed, ops = run(net, Simulator, True, True, monkeypatch)
     if Simulator is nengo.Simulator:
         assert not any(

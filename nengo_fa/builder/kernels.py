@@ -15,23 +15,27 @@ which gives the same results up to rounding
    Compiler Infrastructure in HPC, 1-6.
 """
 
-import importlib.util
 import math
 
 import numpy as np
 
-#: Whether numba is installed (it is a dependency; without it the operators
-#: use their numpy code). numba itself is imported on first use, not here.
-AVAILABLE = importlib.util.find_spec("numba") is not None
+from nengo_fa.settings import NUMBA_AVAILABLE as AVAILABLE
 
 _compiled = {}
 
 
 def compiled(function):
-    """``function`` compiled by numba (once, then cached on disk)."""
+    """``function`` compiled by numba (once, then cached on disk).
+
+    A kernel that calls helper loops lists them in its ``helpers`` attribute;
+    they are compiled first and bound to their module-level names, which is how
+    numba resolves them inside the caller.
+    """
     if function not in _compiled:
         import numba  # deferred: importing numba takes about 0.5 s
 
+        for helper in getattr(function, "helpers", ()):
+            globals()[helper.__name__] = compiled(helper)
         options = getattr(function, "numba_options", {})
         _compiled[function] = numba.njit(cache=True, nogil=True, **options)(function)
     return _compiled[function]
@@ -77,9 +81,61 @@ def rule_params(**values):
     return params
 
 
+def sum_squares(v):
+    """:math:`v \\cdot v`, summed in index order."""
+    total = 0.0
+    for k in range(v.shape[0]):
+        total += v[k] * v[k]
+    return total
+
+
+def sum4(v):
+    """The sum of ``v`` as four partial sums: independent adds, in a fixed
+    order."""
+    n = v.shape[0]
+    s0 = s1 = s2 = s3 = 0.0
+    n4 = n - n % 4
+    for i in range(0, n4, 4):
+        s0 += v[i]
+        s1 += v[i + 1]
+        s2 += v[i + 2]
+        s3 += v[i + 3]
+    for i in range(n4, n):
+        s0 += v[i]
+    return (s0 + s1) + (s2 + s3)
+
+
+def feedback_error(error, FT, fe, scratch, nu):
+    """The *feedback error* stage: :math:`F e` into ``fe`` from
+    :math:`F^T` (``(d_out, n)``), and the RMS row norm :math:`\\nu` of
+    :math:`F` when ``nu`` is negative (otherwise ``nu`` is returned as
+    given). ``scratch`` holds the squares of :math:`F` summed over each row."""
+    n = fe.shape[0]
+    norm = nu < 0
+    fe[:] = 0.0
+    scratch[:] = 0.0
+    for k in range(FT.shape[0]):
+        ek = error[k]
+        if norm:
+            for i in range(n):
+                f = FT[k, i]
+                fe[i] += ek * f
+                scratch[i] += f * f
+        else:
+            for i in range(n):
+                fe[i] += ek * FT[k, i]
+    if norm:
+        nu = math.sqrt(sum4(scratch) / n) if n > 0 else 0.0
+    return nu
+
+
+feedback_error.helpers = (sum4,)
+
+
 def hidden_layer_prologue(error, FT, fe, delta, current, x, scratch, params):
-    """The first part of a step of `.SimHiddenLayerRule`: checks, :math:`F e`,
-    the feedback norm :math:`\\nu` and, for rectified linear neurons,
+    """The first stages of a step of `.SimHiddenLayerRule`: the checks, the
+    *feedback error* (:math:`F e` and :math:`\\nu`, `feedback_error`) and,
+    for rectified linear neurons, the derivative of the *local error*,
     :math:`G'(J)`.
 
     ``FT`` is :math:`F^T`, shape ``(d_out, n)``; with no rows, ``fe`` holds
@@ -89,66 +145,37 @@ def hidden_layer_prologue(error, FT, fe, delta, current, x, scratch, params):
     :math:`\\nu` into ``params``. ``scratch`` is an ``(n,)`` work array.
 
     Returns 0, or, having written nothing but ``fe`` and ``scratch``, a
-    negative code for the cases that the numpy code of
-    `.SimHiddenLayerRule.make_step` handles: -1 if :math:`|x|^2` is not
-    finite, -2 if it is 0, -3 if :math:`e \\cdot e` is not finite, -4 if
+    negative code for the cases that the numpy stages
+    (`nengo_fa.builder.stages.NumpyStep`) handle: -1 if :math:`|x|^2` is
+    not finite, -2 if it is 0, -3 if :math:`e \\cdot e` is not finite, -4 if
     :math:`\\nu = 0`.
 
     It is a separate function from `hidden_layer_update` on purpose: with
     these loops in the same function, LLVM no longer vectorised the
     per-neuron loop (measured 2.3-2.5x slower at n=1000).
     """
-    ee = 0.0
-    for k in range(error.shape[0]):
-        ee += error[k] * error[k]
-    if not math.isfinite(ee):
+    if not math.isfinite(sum_squares(error)):
         return -3
-    xx = 0.0
-    for j in range(x.shape[0]):
-        xx += x[j] * x[j]
+    xx = sum_squares(x)
     if not math.isfinite(xx):
         return -1
     if xx == 0:
         return -2
     nu = params[GIVEN_NORM]
-    n = fe.shape[0]
     if FT.shape[0] > 0:
-        # F e, and the squares of F summed over each row when nu is wanted
-        norm = nu < 0
-        for i in range(n):
-            fe[i] = 0.0
-            scratch[i] = 0.0
-        for k in range(FT.shape[0]):
-            ek = error[k]
-            if norm:
-                for i in range(n):
-                    f = FT[k, i]
-                    fe[i] += ek * f
-                    scratch[i] += f * f
-            else:
-                for i in range(n):
-                    fe[i] += ek * FT[k, i]
-        if norm:
-            # four partial sums: independent adds, in a fixed order
-            s0 = s1 = s2 = s3 = 0.0
-            n4 = n - n % 4
-            for i in range(0, n4, 4):
-                s0 += scratch[i]
-                s1 += scratch[i + 1]
-                s2 += scratch[i + 2]
-                s3 += scratch[i + 3]
-            for i in range(n4, n):
-                s0 += scratch[i]
-            nu = math.sqrt(((s0 + s1) + (s2 + s3)) / n) if n > 0 else 0.0
+        nu = feedback_error(error, FT, fe, scratch, nu)
     if not nu > 0:
         return -4
     relu = params[_RELU]
     if relu > 0:
-        for i in range(n):
+        for i in range(fe.shape[0]):
             delta[i] = relu if current[i] > 0.0 else 0.0
     params[_INPUT_SQ] = xx
     params[_NORM] = nu
     return 0
+
+
+hidden_layer_prologue.helpers = (sum_squares, feedback_error)
 
 
 def hidden_layer_update(

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nengo_fa import _kernels
+from nengo_fa.builder import kernels as _kernels
 
 #: Elements per block for BLAS level-1/2 calls on large arrays. Above about
 #: 10000 elements OpenBLAS runs ``ddot`` and ``dger`` multithreaded, which was
@@ -27,3 +27,15 @@ def squared_norm(A):
     """Squared Frobenius norm of a contiguous array, without threaded BLAS."""
     flat = A.reshape(-1)  # a view for the contiguous arrays signals hold
     return blocked_dot(flat, flat)
+
+
+def rms_row_norm(F, n):
+    """``||F||_F / sqrt(n)``: the RMS row norm of F, or of F^T, with n rows."""
+    return np.sqrt(squared_norm(F) / n)
+
+
+def angle(dot, norm_a, norm_b):
+    """Angle in degrees from a dot product and norms; NaN if a norm is 0."""
+    if norm_a == 0 or norm_b == 0:
+        return np.nan
+    return np.degrees(np.arccos(np.clip(dot / (norm_a * norm_b), -1.0, 1.0)))

@@ -1,0 +1,57 @@
+"""Build functions and operators for the reference simulator.
+
+Importing this package registers its build functions with
+`nengo.builder.Builder` (``nengo_fa`` imports it). Only nengo_fa's own types
+are registered, so models that do not use nengo_fa build exactly as before.
+
+One module per topic, as in `nengo.builder`:
+
+- `~nengo_fa.builder.rule`: the build function of every `.HiddenLayerRule`;
+- `~nengo_fa.builder.feedback_sources`: where each rule's feedback comes from
+  (`register_feedback_source`), including `.SimSignFeedback`;
+- `~nengo_fa.builder.hidden_layer`: `.SimHiddenLayerRule` and its
+  `.RuleConstants`; its numpy and compiled stages are in
+  `~nengo_fa.builder.stages` and `~nengo_fa.builder.kernels`;
+- `~nengo_fa.builder.encoder_update`: the in-place encoder update and the one
+  pass that installs it;
+- `~nengo_fa.builder.alignment`: learned feedback and alignment diagnostics;
+- `~nengo_fa.builder.chained`: chained rules' errors;
+- `~nengo_fa.builder.weights`: learning neuron-to-neuron weights;
+- `~nengo_fa.builder.deferred`: build steps that wait for other objects.
+"""
+
+from nengo_fa.builder.alignment import (
+    SimAlignmentDiagnostics,
+    SimAlignmentTerms,
+    SimForwardMatrix,
+    SimKolenPollack,
+)
+from nengo_fa.builder.chained import SimChainedError
+from nengo_fa.builder.encoder_update import SimHiddenLayerEncoderUpdate
+from nengo_fa.builder.feedback_sources import (
+    FeedbackSource,
+    RuleBuild,
+    SimSignFeedback,
+    register_feedback_source,
+)
+from nengo_fa.builder.hidden_layer import (
+    MIN_GAIN_FRACTION,
+    BuiltHiddenLayerRule,
+    RuleConstants,
+    SimHiddenLayerRule,
+)
+from nengo_fa.builder.rule import build_hidden_layer_rule
+from nengo_fa.builder.weights import SimHiddenLayerWeights
+
+#: Every operator type that nengo_fa's build functions add.
+OPERATORS = (
+    SimHiddenLayerRule,
+    SimHiddenLayerEncoderUpdate,
+    SimChainedError,
+    SimSignFeedback,
+    SimHiddenLayerWeights,
+    SimForwardMatrix,
+    SimKolenPollack,
+    SimAlignmentTerms,
+    SimAlignmentDiagnostics,
+)

@@ -1,0 +1,432 @@
+r"""Feedback sources: where a rule's feedback matrix :math:`F` comes from.
+
+`.FeedbackAlignment`, `.BackProp` and `.SignSymmetry` differ only in their
+feedback. Each rule type has a registered `FeedbackSource` (the same pattern
+as `nengo_fa.neurons.register_derivative`); the rule build function
+(`nengo_fa.builder.rule`) looks it up through the type's method resolution
+order, so a new rule is a declaration plus one registered source:
+
+.. testcode::
+
+   class RandomSignFeedback(nengo_fa.learning_rules.HiddenLayerRule):
+       def __init__(self, error_size, **kwargs):
+           super().__init__(size_in=error_size, **kwargs)
+
+   @nengo_fa.builder.register_feedback_source(RandomSignFeedback)
+   class RandomSignSource(nengo_fa.builder.FeedbackSource):
+       def build(self, ctx, ready):
+           rng = np.random.RandomState(ctx.model.seeds[ctx.rule.connection])
+           F = np.sign(rng.normal(size=(ctx.ens.n_neurons, ctx.rule.size_in)))
+           ready(nengo.builder.Signal(F, readonly=True), False)
+           return F
+
+See :doc:`/adding_a_rule` for the whole recipe.
+"""
+
+import collections
+
+import numpy as np
+from nengo.builder import Operator, Signal
+from nengo.builder.learning_rules import (
+    build_or_passthrough,
+    get_post_ens,
+    get_pre_ens,
+)
+from nengo.ensemble import Ensemble, Neurons
+from nengo.exceptions import BuildError
+from nengo.transforms import Dense, NoTransform
+
+from nengo_fa.builder.alignment import (
+    SimAlignmentDiagnostics,
+    SimAlignmentTerms,
+    SimForwardMatrix,
+    SimKolenPollack,
+)
+from nengo_fa.builder.deferred import when_built
+from nengo_fa.builder.weights import weights_row_gain
+from nengo_fa.feedback import AlignmentTerms, KolenPollack
+from nengo_fa.learning_rules import BackProp, FeedbackAlignment, SignSymmetry
+
+RuleBuild = collections.namedtuple(
+    "RuleBuild",
+    ("model", "rule_type", "rule", "ens", "derivative", "error", "down_rule", "prefix"),
+)
+RuleBuild.__doc__ = """What a feedback source may need about the rule being built.
+
+Attributes
+----------
+model : Model
+    The model being built.
+rule_type : HiddenLayerRule
+    The rule's type (its parameters).
+rule : LearningRule
+    The learning rule object.
+ens : Ensemble
+    The hidden ensemble the rule trains.
+derivative : callable
+    The ensemble's :math:`G'(J)`, ``derivative(J, out)``.
+error : Signal
+    The rule's error :math:`e`.
+down_rule : LearningRule or None
+    The nengo_fa rule this one is chained to (takes its error from), if any.
+prefix : str
+    ``"<RuleType> on <connection>"``, to begin error messages with.
+"""
+
+_SOURCES = {}
+
+
+def register_feedback_source(rule_cls):
+    """Register the `FeedbackSource` of a rule type (a class decorator).
+
+    Lookup walks the rule type's method resolution order, as
+    `nengo.builder.Builder` does, so a subclass uses its parent's source unless
+    it has its own.
+
+    Parameters
+    ----------
+    rule_cls : type
+        A subclass of `.HiddenLayerRule`.
+    """
+
+    def register(source_cls):
+        _SOURCES[rule_cls] = source_cls
+        return source_cls
+
+    return register
+
+
+def feedback_source(rule_type):
+    """The registered `FeedbackSource` (an instance) for ``rule_type``."""
+    for cls in type(rule_type).__mro__:
+        if cls in _SOURCES:
+            return _SOURCES[cls]()
+    raise BuildError(
+        f"No feedback source registered for {type(rule_type).__name__}; "
+        "register one with nengo_fa.builder.register_feedback_source"
+    )
+
+
+class FeedbackSource:
+    """Where a `.HiddenLayerRule`'s feedback matrix :math:`F` comes from.
+
+    Subclass it, implement `build`, and register it for a rule type with
+    `register_feedback_source`.
+
+    Attributes
+    ----------
+    replaces_forward_matrix : bool
+        For a rule chained to another (``downstream`` carrying a nengo_fa
+        rule): whether :math:`F` stands in for the whole product of the next
+        layer's weights and encoders, as feedback alignment's random matrix
+        does (its error is then the next layer's local error, of size
+        ``rule_type.error_size``), rather than being read from the live
+        weights (backprop: the error is the next layer's local error encoded
+        into its decoded space).
+    """
+
+    replaces_forward_matrix = False
+
+    def build(self, ctx, ready):
+        """Make the feedback signal and pass it to ``ready``.
+
+        Parameters
+        ----------
+        ctx : RuleBuild
+            The rule being built.
+        ready : callable
+            ``ready(feedback, transposed)``, to call once (at once, or later,
+            e.g. from `nengo_fa.builder.deferred.when_built` once a
+            connection it reads is built) with the feedback `~nengo.builder.Signal`:
+            :math:`F` (``n x d_out``), or :math:`F^T` (``d_out x n``, e.g. live
+            weights) with ``transposed=True``. A read-only signal is taken to
+            never change (its norm is computed once).
+
+        Returns
+        -------
+        feedback : ndarray or None
+            A fixed feedback matrix, shown as ``sim.data[rule].feedback``, or
+            None.
+        """
+        raise NotImplementedError
+
+
+@register_feedback_source(FeedbackAlignment)
+class FixedFeedback(FeedbackSource):
+    """A fixed random matrix, or a learned one (`.FeedbackAlignment`)."""
+
+    replaces_forward_matrix = True
+
+    def build(self, ctx, ready):
+        feedback = self.sample(ctx)
+        ready(ctx.model.sig[ctx.rule]["feedback"], False)
+        self.build_alignment(ctx)
+        return feedback
+
+    @staticmethod
+    def sample(ctx):
+        """Sample (or check) the fixed feedback matrix of a `.FeedbackAlignment`."""
+        model, fa, conn = ctx.model, ctx.rule_type, ctx.rule.connection
+        n = ctx.ens.n_neurons
+        if isinstance(fa.feedback, np.ndarray):
+            feedback = np.array(fa.feedback, dtype=np.float64)
+            if feedback.shape != (n, fa.error_size):
+                raise BuildError(
+                    f"FeedbackAlignment on {conn}: 'feedback' has shape "
+                    f"{feedback.shape}, but the post ensemble has {n} neurons and "
+                    f"the error has {fa.error_size} dimensions: expected "
+                    f"{(n, fa.error_size)}"
+                )
+        else:
+            # a stream of its own, derived from the connection's seed
+            seed = np.random.SeedSequence([model.seeds[conn], 0xFA]).generate_state(1)
+            rng = np.random.RandomState(seed[0])
+            feedback = np.asarray(
+                fa.feedback.sample(n, fa.error_size, rng=rng), dtype=np.float64
+            )
+        if not np.all(np.isfinite(feedback)):
+            raise BuildError(f"FeedbackAlignment on {conn}: 'feedback' is not finite")
+        model.sig[ctx.rule]["feedback"] = Signal(
+            feedback,
+            name="FeedbackAlignment:feedback",
+            readonly=fa.feedback_learning is None,
+        )
+        return feedback
+
+    @staticmethod
+    def build_alignment(ctx):
+        """Alignment diagnostics and feedback learning of a `.FeedbackAlignment`.
+
+        Without ``downstream`` there is nothing to compare with, and nothing
+        is added. With ``downstream``, once it is built, adds the
+        `.SimAlignmentDiagnostics` operator and, if the feedback learns, the
+        operator of its `.FeedbackLearning` (`FEEDBACK_LEARNING`). For a
+        chained rule, the true feedback is the transpose of the effective
+        forward matrix into the next layer's neurons, set every step by a
+        `.SimForwardMatrix`.
+        """
+        model, rule, ens = ctx.model, ctx.rule, ctx.ens
+        down, prefix = ctx.rule_type.downstream, ctx.prefix
+        if down is None:
+            return  # nothing to compare with: the diagnostics cannot be probed
+        keys = ("delta_angle", "feedback_angle", "norm_ratio")
+        diagnostics = [Signal(shape=1, name=f"FA:{key}") for key in keys]
+        model.sig[rule].update(zip(keys, diagnostics))
+        if ctx.down_rule is None:
+            check_downstream(model, prefix, down, ens)
+        feedback = model.sig[rule]["feedback"]
+        learning = ctx.rule_type.feedback_learning
+
+        def add_operators():
+            if ctx.down_rule is None:
+                weights = downstream_weights(model, prefix, down, ens)
+            else:
+                weights = forward_matrix(model, down, ctx.down_rule, prefix)
+            if learning is not None:
+                feedback_learning_builder(learning, prefix)(
+                    ctx, learning, weights, feedback
+                )
+            model.add_op(
+                SimAlignmentDiagnostics(
+                    ctx.error,
+                    feedback,
+                    weights,
+                    model.sig[ens.neurons]["in"],
+                    *diagnostics,
+                    derivative=ctx.derivative,
+                    neuron_type=ens.neuron_type,
+                    tag=f"{prefix}: alignment",
+                )
+            )
+
+        when_built(model, [down], add_operators)
+
+
+def build_kolen_pollack(ctx, learning, weights, feedback):
+    """Add the `.SimKolenPollack` of a `.KolenPollack` feedback."""
+    previous = Signal(weights.initial_value, name="KolenPollack:previous")
+    ctx.model.add_op(
+        SimKolenPollack(weights, previous, feedback, learning.decay, tag=ctx.prefix)
+    )
+
+
+def build_alignment_terms(ctx, learning, weights, feedback):
+    """Add the `.SimAlignmentTerms` of an `.AlignmentTerms` feedback."""
+    activities = None
+    if learning.uses_activities:
+        activities = build_or_passthrough(
+            ctx.model,
+            learning.activity_synapse,
+            ctx.model.sig[ctx.ens.neurons]["out"],
+        )
+    ctx.model.add_op(
+        SimAlignmentTerms(weights, activities, feedback, learning, tag=ctx.prefix)
+    )
+
+
+#: The build function of each kind of `.FeedbackLearning`:
+#: ``build(ctx, learning, weights, feedback)``.
+FEEDBACK_LEARNING = {
+    KolenPollack: build_kolen_pollack,
+    AlignmentTerms: build_alignment_terms,
+}
+
+
+def feedback_learning_builder(learning, prefix):
+    """The `FEEDBACK_LEARNING` entry for ``learning`` (MRO lookup)."""
+    for cls in type(learning).__mro__:
+        if cls in FEEDBACK_LEARNING:
+            return FEEDBACK_LEARNING[cls]
+    raise BuildError(f"{prefix}: unknown feedback learning {learning!r}")
+
+
+@register_feedback_source(BackProp)
+class LiveTranspose(FeedbackSource):
+    """:math:`F = W^T`, the live weights of ``downstream`` (`.BackProp`)."""
+
+    def build(self, ctx, ready):
+        down = ctx.rule_type.downstream
+        check_downstream(ctx.model, ctx.prefix, down, ctx.ens)
+        when_built(ctx.model, [down], lambda: ready(self.weights(ctx), True))
+        return None
+
+    @staticmethod
+    def weights(ctx):
+        return downstream_weights(
+            ctx.model, ctx.prefix, ctx.rule_type.downstream, ctx.ens
+        )
+
+
+@register_feedback_source(SignSymmetry)
+class SignFeedback(LiveTranspose):
+    """The scaled signs of ``downstream``'s live weights (`.SignSymmetry`),
+    set every step by a `.SimSignFeedback`."""
+
+    def build(self, ctx, ready):
+        down = ctx.rule_type.downstream
+        check_downstream(ctx.model, ctx.prefix, down, ctx.ens)
+        # made now so that probes can find it whatever the build order
+        sign_feedback = Signal(
+            shape=(down.size_out, ctx.ens.n_neurons), name="SignSymmetry:feedback"
+        )
+        ctx.model.sig[ctx.rule]["feedback"] = sign_feedback
+
+        def add_operator():
+            weights = self.weights(ctx)
+            ctx.model.add_op(SimSignFeedback(weights, sign_feedback, tag=ctx.prefix))
+            ready(sign_feedback, True)
+
+        when_built(ctx.model, [down], add_operator)
+        return None
+
+
+def check_downstream(model, prefix, down, ens):
+    """Check that ``down`` leaves ``ens`` with weights a rule can read."""
+    if get_pre_ens(down) is not ens:
+        raise BuildError(
+            f"{prefix}: 'downstream' must start at {ens} or its neurons, the "
+            f"ensemble this rule trains (it starts at {down.pre_obj})"
+        )
+    if isinstance(down.pre_obj, Neurons) and down.pre_slice != slice(None):
+        raise BuildError(
+            f"{prefix}: 'downstream' must read all of {ens.neurons} "
+            f"(it reads the slice {down.pre_slice})"
+        )
+    if not isinstance(down.transform, (Dense, NoTransform)) or not down.has_weights:
+        raise BuildError(
+            f"{prefix}: 'downstream' must have a Dense transform or decoders "
+            f"(got {type(down.transform).__name__})"
+        )
+    if isinstance(down.pre_obj, Ensemble) and down.solver.weights:
+        raise BuildError(
+            f"{prefix}: 'downstream' uses a weight solver ({down.solver}); it "
+            "needs decoders, so set weights=False"
+        )
+    if model.toplevel is not None and down not in model.toplevel.all_connections:
+        raise BuildError(
+            f"{prefix}: 'downstream' ({down}) is not part of the model being built"
+        )
+
+
+def downstream_weights(model, prefix, down, ens):
+    """The weights signal of a built ``down``, checked against ``ens``."""
+    weights = model.sig[down]["weights"]
+    if weights is None or weights.shape != (down.size_out, ens.n_neurons):
+        raise BuildError(
+            f"{prefix}: expected 'downstream' weights of shape "
+            f"{(down.size_out, ens.n_neurons)}, got "
+            f"{None if weights is None else weights.shape}"
+        )
+    return weights
+
+
+def forward_matrix(model, down, down_rule, prefix):
+    """Signal of the effective weights from ``down``'s pre neurons to the next
+    layer's neurons (the matrix whose transpose backprop would use)."""
+    down_ens = get_post_ens(down)
+    weights = model.sig[down]["weights"]
+    if down_rule.learning_rule_type.modifies == "encoders":
+        encoders = model.sig[down_ens]["encoders"]
+        row_gain = None
+        initial = encoders.initial_value @ weights.initial_value
+    else:
+        encoders = None
+        row_gain = weights_row_gain(model, down, down_ens)
+        initial = row_gain[:, None] * weights.initial_value
+    matrix = Signal(initial, name="FA:forward_matrix")
+    model.add_op(
+        SimForwardMatrix(
+            weights, encoders, matrix, row_gain, tag=f"{prefix}: forward matrix"
+        )
+    )
+    return matrix
+
+
+
+
+class SimSignFeedback(Operator):
+    r"""Set the sign-symmetry feedback from live weights.
+
+    Implements :math:`F = \rho \, \mathrm{sign}(W)` with
+    :math:`\rho = \sqrt{\mathrm{mean}(W^2)}`, so that :math:`\|F\|_F =
+    \|W\|_F` when no weight is zero.
+
+    Notes
+    -----
+    1. sets ``[feedback]``
+    2. incs ``[]``
+    3. reads ``[weights]``
+    4. updates ``[]``
+    """
+
+    def __init__(self, weights, feedback, tag=None):
+        super().__init__(tag=tag)
+        self.sets = [feedback]
+        self.incs = []
+        self.reads = [weights]
+        self.updates = []
+
+    @property
+    def feedback(self):
+        return self.sets[0]
+
+    @property
+    def weights(self):
+        return self.reads[0]
+
+    @property
+    def _descstr(self):
+        return f"sign({self.weights}) -> {self.feedback}"
+
+    def make_step(self, signals, dt, rng):
+        W = signals[self.weights]
+        F = signals[self.feedback]
+        size = W.size
+
+        def step_simsignfeedback():
+            flat = W.reshape(-1)
+            rho = np.sqrt(np.dot(flat, flat) / size)
+            np.sign(W, out=F)
+            np.multiply(F, rho, out=F)
+
+        return step_simsignfeedback

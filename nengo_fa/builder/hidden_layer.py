@@ -1,0 +1,326 @@
+"""The hidden-layer operator: local error and updates of encoders, gains, biases."""
+
+import collections
+
+import numpy as np
+from nengo.builder import Operator
+
+from nengo_fa.builder import kernels, stages
+from nengo_fa.builder.numerics import rms_row_norm
+
+#: Gains are kept at or above this fraction of the mean build-time gain.
+MIN_GAIN_FRACTION = 1e-3
+
+BuiltHiddenLayerRule = collections.namedtuple(
+    "BuiltHiddenLayerRule", ("feedback", "gain_scale", "derivative_scale")
+)
+BuiltHiddenLayerRule.__doc__ = """Build-time information about a `.HiddenLayerRule`.
+
+Available as ``sim.data[conn.learning_rule]``.
+
+Attributes
+----------
+feedback : ndarray or None
+    The fixed feedback matrix :math:`F` (``n_neurons x error_size``), or None
+    when the feedback is read live from another connection (`.BackProp`).
+gain_scale : float
+    :math:`\\hat g`, the mean build-time gain of the hidden ensemble.
+derivative_scale : float
+    :math:`\\bar{G'}`, the mean derivative of the active neurons over the
+    ensemble's radius.
+"""
+
+
+class RuleConstants(
+    collections.namedtuple(
+        "RuleConstants",
+        (
+            "radius",
+            "scale",
+            "learning_rate",
+            "gain_learning_rate",
+            "bias_learning_rate",
+            "min_gain",
+            "feedback_norm",
+            "relu_amplitude",
+            "from_current",
+            "transpose_feedback",
+            "compiled",
+        ),
+    )
+):
+    r"""The build-time constants of one `.SimHiddenLayerRule`.
+
+    Computed once, by the build function, and read by every backend: the
+    numpy stages (`nengo_fa.builder.stages`), the compiled loops (as the
+    ``params`` array of `kernel_params`) and NengoDL's builder.
+
+    Attributes
+    ----------
+    radius : float
+        :math:`r`.
+    scale : float
+        :math:`\Delta t \, \hat g / \bar{G'}`; the step's coefficient is
+        :math:`c = ` ``scale`` :math:`/ \nu`.
+    learning_rate, gain_learning_rate, bias_learning_rate : float
+        :math:`\kappa_E, \kappa_g, \kappa_b`.
+    min_gain : float
+        :math:`g_{min}` = ``MIN_GAIN_FRACTION`` :math:`\hat g`.
+    feedback_norm : float or None
+        :math:`\nu`, the RMS row norm of a fixed feedback matrix; None when
+        the feedback changes (live weights, learned feedback) and :math:`\nu`
+        is computed every step.
+    relu_amplitude : float
+        :math:`a` when :math:`G'(J) = a [J > 0]`, else 0.
+    from_current : bool
+        Whether :math:`J = S x + b` exactly, so that :math:`S x` is read as
+        :math:`J - b` (decided once the whole model is built).
+    transpose_feedback : bool
+        Whether the feedback signal holds :math:`F^T` (live weights).
+    compiled : bool
+        Whether the step runs the compiled loops (the ``compiled_kernels``
+        setting, with the in-place encoder update).
+    """
+
+    __slots__ = ()
+
+    @property
+    def learns_encoders(self):
+        """Whether the encoders or the gains learn."""
+        return self.learning_rate > 0 or self.gain_learning_rate > 0
+
+    @property
+    def same_rates(self):
+        r""":math:`\kappa_g = \kappa_E > 0`: then :math:`g' = m`."""
+        return self.learning_rate > 0 and self.gain_learning_rate == self.learning_rate
+
+    def kernel_params(self):
+        """The ``params`` array of the compiled loops (`kernels.RULE_PARAMS`)."""
+        return kernels.rule_params(
+            radius=self.radius,
+            scale=self.scale,
+            learning_rate=self.learning_rate,
+            gain_learning_rate=self.gain_learning_rate,
+            bias_learning_rate=self.bias_learning_rate,
+            min_gain=self.min_gain,
+            given_norm=-1.0 if self.feedback_norm is None else self.feedback_norm,
+            relu_amplitude=self.relu_amplitude,
+            from_current=self.from_current,
+        )
+
+
+def rule_constants(
+    rule_type, model, gain_scale, derivative_scale, radius, derivative, **options
+):
+    """`RuleConstants` of a rule; ``options`` gives the fields that depend on
+    the model as a whole (``feedback_norm``, ``from_current``,
+    ``transpose_feedback``, ``compiled``) and may override the rates."""
+    values = dict(
+        radius=radius,
+        scale=model.dt * gain_scale / derivative_scale,
+        learning_rate=rule_type.learning_rate,
+        gain_learning_rate=rule_type.gain_learning_rate,
+        bias_learning_rate=rule_type.bias_learning_rate,
+        # a gain of 0 would lose the encoder's direction: keep gains positive
+        min_gain=MIN_GAIN_FRACTION * gain_scale,
+        feedback_norm=None,
+        relu_amplitude=getattr(derivative, "rectified_linear_amplitude", 0.0),
+        from_current=False,
+        transpose_feedback=False,
+        compiled=False,
+    )
+    values.update(options)
+    return RuleConstants(**values)
+
+
+def fixed_feedback_norm(feedback):
+    """:math:`\\nu` of a feedback signal that never changes, else None."""
+    if not feedback.readonly:
+        return None
+    return rms_row_norm(feedback.initial_value, feedback.shape[0])
+
+
+EnsembleSignals = collections.namedtuple(
+    "EnsembleSignals", ("current", "x", "scaled_encoders", "gain", "bias")
+)
+EnsembleSignals.__doc__ = """The signals of the hidden ensemble a rule reads:
+:math:`J` ``(n,)``, :math:`x` ``(d,)``, :math:`S` ``(n, d)``, :math:`g`
+``(n,)`` and :math:`b` ``(n,)`` (None unless :math:`S x` is read as
+:math:`J - b`)."""
+
+RuleOutputs = collections.namedtuple(
+    "RuleOutputs",
+    ("delta", "gain_delta", "bias_delta", "encoders_delta", "encoders_factors"),
+)
+RuleOutputs.__doc__ = """The signals a rule updates: :math:`\\delta`,
+:math:`\\Delta g`, :math:`\\Delta b` (all ``(n,)``) and either the ``(n, d)``
+``encoders_delta`` that Nengo's ``Copy`` adds or the ``encoders_factors``
+:math:`(\\alpha, \\beta', x)` that `.SimHiddenLayerEncoderUpdate` applies in
+place (the other None)."""
+
+
+class SimHiddenLayerRule(Operator):
+    r"""Compute the updates of a hidden ensemble from a fed-back error.
+
+    Implements, with the notation of `.HiddenLayerRule`, in named stages
+    (the same names in the numpy step, the compiled loops and NengoDL):
+
+    1. *feedback error*: :math:`F e`, and :math:`\nu`, the RMS row norm of
+       :math:`F`;
+    2. *local error*: :math:`\delta = (F e) \odot G'(J)` and
+       :math:`u = c \, \delta` with :math:`c = \Delta t \, \hat g / (\nu
+       \bar{G'})`;
+    3. *bias step*: :math:`\Delta b = -\kappa_b u`;
+    4. *step bounds*: :math:`\beta_i = -\kappa_E u_i / r^2`, bounded to
+       :math:`|\beta_i| |x| \le \max(g_i, g_{min}) / (2 r)`, at most half the
+       length of the encoder row;
+    5. *encoder/gain step*: :math:`m_i = r \, |S_i + \beta_i x|` and
+       :math:`g_i' = \max(g_i + (\kappa_g / \kappa_E)(m_i - g_i), g_{min})`
+       (with :math:`\kappa_E = 0`: :math:`\beta = 0` and
+       :math:`g_i' = \max(g_i - \kappa_g u_i p_i / r, g_{min})`, where
+       :math:`p_i = E_i \cdot x`);
+    6. *row scaling*: :math:`S_i' = (g_i' / m_i) (S_i + \beta_i x)`.
+
+    :math:`g_{min}` is ``MIN_GAIN_FRACTION`` times :math:`\hat g`.
+    :math:`S_i \cdot x`, which :math:`m_i` needs, is :math:`J_i - b_i` when
+    nothing but the encoders and the bias drives the neurons
+    (``constants.from_current``), and is computed from :math:`S` otherwise.
+
+    When :math:`\kappa_g = \kappa_E`, :math:`g_i' = m_i` and the scale
+    :math:`g_i' / m_i` is exactly 1 for every neuron whose gain stays above
+    :math:`g_{min}`: the update of :math:`S` is then a single rank-1 update,
+    plain gradient descent on :math:`S`.
+
+    With the in-place update (``encoders_factors``) and ``constants.compiled``,
+    the step runs as two compiled loops (`nengo_fa.builder.kernels`): the
+    checks, the feedback error and, for rectified linear neurons,
+    :math:`G'(J)`, then all the per-neuron stages. Otherwise every stage is
+    numpy code (`nengo_fa.builder.stages.NumpyStep`), with the same results
+    up to rounding.
+
+    Parameters
+    ----------
+    error : Signal
+        The error :math:`e`, shape ``(d_out,)``.
+    feedback : Signal
+        :math:`F`, shape ``(n, d_out)``, or :math:`F^T` (shape
+        ``(d_out, n)``) when ``constants.transpose_feedback``.
+    ensemble : EnsembleSignals
+        The signals of the hidden ensemble.
+    outputs : RuleOutputs
+        The signals the operator updates, applied on the next step by
+        ``Copy(..., inc=True)`` or `.SimHiddenLayerEncoderUpdate`.
+    derivative : callable
+        ``derivative(J, out)`` writes :math:`G'(J)` into ``out`` (a
+        `nengo_fa.neurons.Derivative` for the built-in neuron types).
+    neuron_type : NeuronType
+        The hidden ensemble's neuron type (for NengoDL's builder).
+    constants : RuleConstants
+        The build-time constants.
+    tag : str, optional
+        A label associated with the operator, for debugging purposes.
+
+    Notes
+    -----
+    1. sets ``[]``
+    2. incs ``[]``
+    3. reads ``[error, feedback, current, x, scaled_encoders, gain]``, plus
+       ``bias`` if given
+    4. updates ``[delta, gain_delta, bias_delta, encoders_delta]``, or
+       ``[delta, gain_delta, bias_delta, alpha, beta, x]`` with
+       ``encoders_factors``
+    """
+
+    def __init__(
+        self, error, feedback, ensemble, outputs, derivative, neuron_type, constants, tag
+    ):
+        super().__init__(tag=tag)
+        self.derivative = derivative
+        self.neuron_type = neuron_type
+        self.constants = constants
+        self.sets = []
+        self.incs = []
+        self.reads = [error, feedback] + list(ensemble[:4])
+        if ensemble.bias is not None:
+            self.reads.append(ensemble.bias)
+        self.factored = outputs.encoders_factors is not None
+        if self.factored == (outputs.encoders_delta is not None):
+            raise ValueError("give either 'encoders_delta' or 'encoders_factors'")
+        self.updates = list(outputs[:3]) + (
+            list(outputs.encoders_factors)
+            if self.factored
+            else [outputs.encoders_delta]
+        )
+
+    @property
+    def error(self):
+        return self.reads[0]
+
+    @property
+    def feedback(self):
+        return self.reads[1]
+
+    @property
+    def current(self):
+        return self.reads[2]
+
+    @property
+    def x(self):
+        return self.reads[3]
+
+    @property
+    def scaled_encoders(self):
+        return self.reads[4]
+
+    @property
+    def gain(self):
+        return self.reads[5]
+
+    @property
+    def bias(self):
+        return self.reads[6] if len(self.reads) > 6 else None
+
+    @property
+    def delta(self):
+        return self.updates[0]
+
+    @property
+    def gain_delta(self):
+        return self.updates[1]
+
+    @property
+    def bias_delta(self):
+        return self.updates[2]
+
+    @property
+    def encoders_delta(self):
+        return None if self.factored else self.updates[3]
+
+    @property
+    def encoders_factors(self):
+        return tuple(self.updates[3:6]) if self.factored else None
+
+    @property
+    def transpose_feedback(self):
+        return self.constants.transpose_feedback
+
+    @property
+    def projection_from_current(self):
+        """Whether :math:`S x` is read as :math:`J - b` (see `.RuleConstants`)."""
+        return self.constants.from_current and self.bias is not None
+
+    @property
+    def _descstr(self):
+        return f"error={self.error}, feedback={self.feedback} -> {self.delta}"
+
+    def make_step(self, signals, dt, rng):
+        numpy_step = stages.NumpyStep(self, signals)
+        use_kernels = (
+            self.factored
+            and self.constants.compiled
+            and self.constants.learns_encoders
+            and kernels.AVAILABLE
+        )
+        if not use_kernels:
+            return numpy_step.step_simhiddenlayerrule
+        return stages.compiled_step(self, signals, numpy_step)

@@ -1,0 +1,185 @@
+"""Learning a connection's full weight matrix (``modifies="weights"``)."""
+
+import numpy as np
+from nengo.builder import Operator
+from nengo.builder.connection import slice_signal
+from nengo.builder.ensemble import get_activities
+from nengo.builder.learning_rules import build_or_passthrough, get_pre_ens
+from nengo.ensemble import Ensemble, Neurons
+from nengo.exceptions import BuildError
+from nengo.neurons import Direct
+
+from nengo_fa.builder.numerics import rms_row_norm
+
+
+def weights_row_gain(model, conn, ens):
+    """:math:`c`, the gains Nengo applies to the rows of ``conn``'s weights."""
+    if isinstance(conn.post_obj, Neurons):
+        return np.array(model.params[ens].gain, dtype=np.float64)
+    return np.ones(ens.n_neurons)  # weight solver: the gains are in the weights
+
+
+def build_weights_learning(
+    model, rule_type, rule, ens, delta, weights_delta, gain_scale, derivative_scale
+):
+    """Set up learning of ``rule``'s connection weights (``modifies="weights"``).
+
+    Filters the presynaptic activities with ``pre_synapse`` (as `nengo.PES`
+    does) and returns a function that adds the `.SimHiddenLayerWeights`
+    operator once the rule's feedback signal is known.
+    """
+    conn = rule.connection
+    prefix = f"{type(rule_type).__name__} on {conn}"
+    if conn.post_slice != slice(None):
+        raise BuildError(
+            f"{prefix}: learning weights into a slice of {conn.post_obj} "
+            f"({conn.post_slice}) is not supported; connect to all its neurons "
+            "(e.g. with zero rows in the transform)"
+        )
+    pre_ens = (
+        get_pre_ens(conn) if isinstance(conn.pre_obj, (Ensemble, Neurons)) else None
+    )
+    if pre_ens is None or isinstance(pre_ens.neuron_type, Direct):
+        raise BuildError(
+            f"{prefix}: 'pre' must be neurons to learn weights (got {conn.pre_obj})"
+        )
+    weights = model.sig[conn]["weights"]
+    n_pre = weights.shape[1] if weights is not None and weights.ndim == 2 else None
+    if n_pre is None or weights.shape[0] != ens.n_neurons:
+        raise BuildError(
+            f"{prefix}: 'transform' must be a full (post neurons x pre neurons) "
+            f"matrix, shape {(ens.n_neurons, n_pre)}, to learn weights"
+        )
+
+    acts = build_or_passthrough(
+        model,
+        rule_type.pre_synapse,
+        slice_signal(model, model.sig[conn.pre_obj]["out"], conn.pre_slice),
+    )
+
+    # A^2: mean squared norm of the pre activities over the pre tuning curves
+    built_pre = model.params[pre_ens]
+    rates = get_activities(built_pre, pre_ens, built_pre.eval_points)
+    rates = rates[:, conn.pre_slice]
+    act_scale = float(np.mean(np.sum(rates**2, axis=1)))
+    act_scale = act_scale if act_scale > 0 else 1.0
+    row_gain = weights_row_gain(model, conn, ens)
+    row_scale = gain_scale / (row_gain * derivative_scale * act_scale)
+
+    def add_weights_operator(feedback, transpose_feedback):
+        model.add_op(
+            SimHiddenLayerWeights(
+                delta=delta,
+                feedback=feedback,
+                pre_activities=acts,
+                weights_delta=weights_delta,
+                row_scale=row_scale,
+                learning_rate=rule_type.learning_rate,
+                fixed_feedback=not transpose_feedback and feedback.readonly,
+                tag=f"{prefix}: weights",
+            )
+        )
+
+    return add_weights_operator
+
+
+class SimHiddenLayerWeights(Operator):
+    r"""Update a connection's full weight matrix from a local error.
+
+    Implements, with the notation of `.HiddenLayerRule`,
+
+    .. math:: \Delta W = -\kappa \, \Delta t \, \mathrm{diag}(s) \,
+              \delta \, a_{pre}^T / \nu
+
+    with the constant row scale :math:`s = \hat g / (c \bar{G'} \bar A^2)`
+    and :math:`\nu` the RMS row norm of the feedback. :math:`\Delta W = 0`
+    while :math:`\nu = 0`.
+
+    Parameters
+    ----------
+    delta : Signal
+        The local error :math:`\delta`, shape ``(n_post,)`` (an updated
+        signal: the value of the previous step is read).
+    feedback : Signal
+        The feedback matrix of the rule (or its transpose), for :math:`\nu`.
+    pre_activities : Signal
+        The filtered presynaptic activities :math:`a_{pre}`.
+    weights_delta : Signal
+        Output: :math:`\Delta W`, added to the weights on the next step.
+    row_scale : ndarray
+        :math:`s`, shape ``(n_post,)``.
+    learning_rate : float
+        :math:`\kappa`.
+    fixed_feedback : bool
+        Whether the feedback never changes (then :math:`\nu` is computed once).
+    tag : str, optional
+        A label associated with the operator, for debugging purposes.
+
+    Notes
+    -----
+    1. sets ``[]``
+    2. incs ``[]``
+    3. reads ``[delta, feedback, pre_activities]``
+    4. updates ``[weights_delta]``
+    """
+
+    def __init__(
+        self,
+        delta,
+        feedback,
+        pre_activities,
+        weights_delta,
+        row_scale,
+        learning_rate,
+        fixed_feedback,
+        tag=None,
+    ):
+        super().__init__(tag=tag)
+        self.row_scale = row_scale
+        self.learning_rate = learning_rate
+        self.fixed_feedback = fixed_feedback
+        self.sets = []
+        self.incs = []
+        self.reads = [delta, feedback, pre_activities]
+        self.updates = [weights_delta]
+
+    @property
+    def delta(self):
+        return self.reads[0]
+
+    @property
+    def feedback(self):
+        return self.reads[1]
+
+    @property
+    def pre_activities(self):
+        return self.reads[2]
+
+    @property
+    def weights_delta(self):
+        return self.updates[0]
+
+    @property
+    def _descstr(self):
+        return f"{self.delta}, {self.pre_activities} -> {self.weights_delta}"
+
+    def make_step(self, signals, dt, rng):
+        delta = signals[self.delta]
+        feedback = signals[self.feedback]
+        pre = signals[self.pre_activities]
+        weights_delta = signals[self.weights_delta]
+        n = delta.shape[0]
+        coef = -self.learning_rate * dt * np.asarray(self.row_scale, dtype=float)
+        fixed_nu = rms_row_norm(feedback, n) if self.fixed_feedback else None
+        u = np.empty(n)
+
+        def step_simhiddenlayerweights():
+            nu = rms_row_norm(feedback, n) if fixed_nu is None else fixed_nu
+            if nu == 0:
+                weights_delta[...] = 0
+                return
+            np.multiply(delta, coef, out=u)
+            np.multiply(u, 1.0 / nu, out=u)
+            np.outer(u, pre, out=weights_delta)
+
+        return step_simhiddenlayerweights
