@@ -57,6 +57,14 @@ dl_req = [
     # benchmarks/dl_fit_digits.py; the last release for numpy 1.24
     "scikit-learn<1.6",
 ]
+# the linters .ci/run runs, at the versions .pre-commit-config.yaml pins
+lint_req = [
+    "black==24.10.0",
+    "isort==5.13.2",
+    "ruff==0.8.4",
+    "codespell==2.3.0",
+]
+
 tests_req = (
     [
         # pytest 9 cannot load the pytest plugin bundled with nengo 4.1
@@ -69,6 +77,7 @@ tests_req = (
         # chromium-driver, installed by .ci/run in CI) through Selenium
         "selenium>=4",
     ]
+    + lint_req
     + gui_req
     + examples_req
     # tests/test_docs.py builds the documentation with -W
@@ -103,6 +112,7 @@ setup(
         "examples": examples_req,
         "extras": extras_req,
         "gui": gui_req,
+        "lint": lint_req,
         "tests": tests_req,
     },
     keywords=["nengo", "learning rule", "feedback alignment", "backpropagation"],

@@ -66,6 +66,44 @@ def stim_func(t):
     return [np.sin(np.pi * t), np.cos(0.7 * np.pi * t)]
 
 
+def _feedback_learning(kind):
+    if kind == "kp":
+        return nengo_fa.KolenPollack(decay=0.5)
+    if kind == "terms":
+        return nengo_fa.AlignmentTerms(
+            learning_rate=0.5, decay=0.1, self_=1, amp=1, sparse=1, null=1
+        )
+    return None
+
+
+def _upper_rule(kind, out, readout, learning, kw):
+    """The rule on h1 -> h2 for `two_layers`."""
+    if kind in ("fa", "dfa", "chain_fa"):
+        return nengo_fa.FeedbackAlignment(out, **kw)
+    if kind in ("bp", "chain_bp"):
+        return nengo_fa.BackProp(readout, **kw)
+    if kind == "sign":
+        return nengo_fa.SignSymmetry(readout, **kw)
+    return nengo_fa.FeedbackAlignment(
+        downstream=readout, feedback_learning=learning, **kw
+    )
+
+
+def _lower_rule(kind, out, into_h2, learning):
+    """The rule on stim -> h1 for `two_layers`."""
+    if kind == "chain_fa":
+        return nengo_fa.FeedbackAlignment(downstream=into_h2)
+    if kind in ("kp", "terms"):
+        return nengo_fa.FeedbackAlignment(
+            downstream=into_h2, feedback_learning=learning
+        )
+    if kind == "chain_bp":
+        return nengo_fa.BackProp(into_h2)
+    if kind in ("fa", "dfa"):
+        return nengo_fa.FeedbackAlignment(out)
+    return None  # bp, sign: h1 learns nothing (h1 -> h2 is not a readout)
+
+
 def two_layers(kind, neuron_type, seed, modifies="encoders", n=(20, 15)):
     """stim -> h1 -> h2 -> out, learning the product of the two inputs.
 
@@ -98,36 +136,9 @@ def two_layers(kind, neuron_type, seed, modifies="encoders", n=(20, 15)):
             into_h2 = nengo.Connection(h1, h2)
 
         kw = {"modifies": modifies} if modifies == "weights" else {}
-        if kind in ("fa", "dfa", "chain_fa"):
-            into_h2.learning_rule_type = nengo_fa.FeedbackAlignment(out, **kw)
-        elif kind in ("bp", "chain_bp"):
-            into_h2.learning_rule_type = nengo_fa.BackProp(readout, **kw)
-        elif kind == "sign":
-            into_h2.learning_rule_type = nengo_fa.SignSymmetry(readout, **kw)
-        elif kind in ("kp", "terms"):
-            learning = (
-                nengo_fa.KolenPollack(decay=0.5)
-                if kind == "kp"
-                else nengo_fa.AlignmentTerms(
-                    learning_rate=0.5, decay=0.1, self_=1, amp=1, sparse=1, null=1
-                )
-            )
-            into_h2.learning_rule_type = nengo_fa.FeedbackAlignment(
-                downstream=readout, feedback_learning=learning, **kw
-            )
-
-        if kind == "chain_fa":
-            rule_h1 = nengo_fa.FeedbackAlignment(downstream=into_h2)
-        elif kind in ("kp", "terms"):
-            rule_h1 = nengo_fa.FeedbackAlignment(
-                downstream=into_h2, feedback_learning=learning
-            )
-        elif kind == "chain_bp":
-            rule_h1 = nengo_fa.BackProp(into_h2)
-        elif kind in ("fa", "dfa"):
-            rule_h1 = nengo_fa.FeedbackAlignment(out)
-        else:
-            rule_h1 = None  # bp, sign: h1 learns nothing (h1 -> h2 is not a readout)
+        learning = _feedback_learning(kind)
+        into_h2.learning_rule_type = _upper_rule(kind, out, readout, learning, kw)
+        rule_h1 = _lower_rule(kind, out, into_h2, learning)
         into_h1 = nengo.Connection(stim, h1, learning_rule_type=rule_h1)
 
         error = nengo.Node(size_in=1)

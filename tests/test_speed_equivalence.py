@@ -8,8 +8,11 @@ from nengo.builder.operator import Copy, DotInc
 
 import nengo_fa
 from nengo_fa import builder, settings
-from nengo_fa.builder import SimHiddenLayerEncoderUpdate, SimHiddenLayerRule
-from nengo_fa.builder import encoder_update
+from nengo_fa.builder import (
+    SimHiddenLayerEncoderUpdate,
+    SimHiddenLayerRule,
+    encoder_update,
+)
 from nengo_fa.builder import kernels as _kernels
 from nengo_fa.builder import numerics as _numerics
 

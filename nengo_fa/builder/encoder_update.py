@@ -285,7 +285,9 @@ def request_inplace_update(model, request):
     if model.toplevel is None:
         apply_inplace_update(model, request, whole_model=False)
         return
-    when_model_built(model, lambda: apply_inplace_update(model, request, whole_model=True))
+    when_model_built(
+        model, lambda: apply_inplace_update(model, request, whole_model=True)
+    )
 
 
 def apply_inplace_update(model, request, whole_model):

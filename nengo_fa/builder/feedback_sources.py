@@ -27,11 +27,7 @@ import collections
 
 import numpy as np
 from nengo.builder import Operator, Signal
-from nengo.builder.learning_rules import (
-    build_or_passthrough,
-    get_post_ens,
-    get_pre_ens,
-)
+from nengo.builder.learning_rules import build_or_passthrough, get_post_ens, get_pre_ens
 from nengo.ensemble import Ensemble, Neurons
 from nengo.exceptions import BuildError
 from nengo.transforms import Dense, NoTransform
@@ -380,8 +376,6 @@ def forward_matrix(model, down, down_rule, prefix):
         )
     )
     return matrix
-
-
 
 
 class SimSignFeedback(Operator):

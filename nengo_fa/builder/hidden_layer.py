@@ -2,7 +2,6 @@
 
 import collections
 
-import numpy as np
 from nengo.builder import Operator
 
 from nengo_fa.builder import kernels, stages
@@ -232,7 +231,15 @@ class SimHiddenLayerRule(Operator):
     """
 
     def __init__(
-        self, error, feedback, ensemble, outputs, derivative, neuron_type, constants, tag
+        self,
+        error,
+        feedback,
+        ensemble,
+        outputs,
+        derivative,
+        neuron_type,
+        constants,
+        tag,
     ):
         super().__init__(tag=tag)
         self.derivative = derivative

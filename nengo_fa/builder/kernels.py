@@ -19,7 +19,10 @@ import math
 
 import numpy as np
 
-from nengo_fa.settings import NUMBA_AVAILABLE as AVAILABLE
+from nengo_fa.settings import NUMBA_AVAILABLE
+
+#: Whether numba is installed (`nengo_fa.settings.NUMBA_AVAILABLE`).
+AVAILABLE = NUMBA_AVAILABLE
 
 _compiled = {}
 

@@ -60,156 +60,178 @@ def build_hidden_layer_rule(model, rule_type, rule):
     -----
     Sets ``model.params[rule]`` to a `.BuiltHiddenLayerRule`.
     """
-    ens = _hidden_ensemble(rule_type, rule)
-    weights_mode = rule_type.modifies == "weights"
-    built_ens = model.params[ens]
-    encoders = model.sig[ens]["encoders"]
-    bias = model.sig[ens.neurons]["bias"]
-    bias.readonly = False  # before the simulator allocates it
-    gain = _ensemble_gain_signal(model, ens)
-
-    # a chained rule's error is the local error of the rule downstream of it
-    source = feedback_source(rule_type)
-    down_rule = chained_downstream_rule(rule_type, rule)
-    name = type(rule_type).__name__
-    error = Signal(
-        shape=(
-            rule.size_in
-            if down_rule is None
-            else chained_error_size(rule_type, source)
-        ),
-        name=f"{name}:error",
-    )
-    if down_rule is None:
-        model.add_op(Reset(error))
-    model.sig[rule]["in"] = error  # error connection will attach here
-
-    derivative = make_derivative(
-        ens.neuron_type, built_ens.gain, built_ens.bias, rule_type.derivative
-    )
-    gain_scale = float(np.mean(np.abs(gain.initial_value)))
-    gain_scale = gain_scale if gain_scale > 0 else 1.0
-    derivative_scale = _derivative_scale(
-        ens.neuron_type, derivative, built_ens.gain, built_ens.bias
-    )
-    ctx = RuleBuild(
-        model,
-        rule_type,
-        rule,
-        ens,
-        derivative,
-        error,
-        down_rule,
-        f"{name} on {rule.connection}",
+    build = _HiddenLayerBuild(model, rule_type, rule)
+    build.connect_feedback()
+    model.sig[rule]["error"] = build.error
+    model.sig[rule]["delta"] = build.delta
+    model.sig[rule]["encoders"] = build.encoders
+    model.sig[rule]["scaled_encoders"] = build.encoders
+    model.sig[rule]["gain"] = build.gain
+    model.sig[rule]["bias"] = build.bias
+    model.params[rule] = BuiltHiddenLayerRule(
+        feedback=build.fixed_feedback,
+        gain_scale=build.gain_scale,
+        derivative_scale=build.derivative_scale,
     )
 
-    # nengo's build_learning_rule made an (n, d) delta that it adds to the
-    # encoders (or, with modifies="weights", to the weights); the per-neuron
-    # local error takes over the name "delta"
-    nengo_delta = model.sig[rule]["delta"]
-    n = ens.n_neurons
-    delta = Signal(shape=n, name=f"{name}:delta")
-    gain_delta = Signal(shape=n, name=f"{name}:gain_delta")
-    bias_delta = Signal(shape=n, name=f"{name}:bias_delta")
-    model.add_op(Copy(gain_delta, gain, inc=True, tag="gain += delta"))
-    model.add_op(Copy(bias_delta, bias, inc=True, tag="bias += delta"))
 
-    rates = {} if not weights_mode else {"learning_rate": 0, "gain_learning_rate": 0}
-    learns_encoders = not weights_mode and (
-        rule_type.learning_rate > 0 or rule_type.gain_learning_rate > 0
-    )
-    encoders_delta = None if weights_mode else nengo_delta
-    inplace = encoder_update.uses_inplace_update(
-        model, ens, encoders_delta, learns_encoders
-    )
-    factors = encoder_update.encoder_factors(name, *encoders.shape) if inplace else None
-    if weights_mode:
-        add_weights_operator = build_weights_learning(
+class _HiddenLayerBuild:
+    """The pieces of one rule's build, and the operators they make."""
+
+    def __init__(self, model, rule_type, rule):
+        self.model, self.rule_type, self.rule = model, rule_type, rule
+        self.ens = ens = _hidden_ensemble(rule_type, rule)
+        self.weights_mode = rule_type.modifies == "weights"
+        self.encoders = model.sig[ens]["encoders"]
+        self.bias = model.sig[ens.neurons]["bias"]
+        self.bias.readonly = False  # before the simulator allocates it
+        self.gain = _ensemble_gain_signal(model, ens)
+        self.source = feedback_source(rule_type)
+        self.name = type(rule_type).__name__
+        self.error, down_rule = self._error_signal()
+        built_ens = model.params[ens]
+        self.derivative = make_derivative(
+            ens.neuron_type, built_ens.gain, built_ens.bias, rule_type.derivative
+        )
+        gain_scale = float(np.mean(np.abs(self.gain.initial_value)))
+        self.gain_scale = gain_scale if gain_scale > 0 else 1.0
+        self.derivative_scale = _derivative_scale(
+            ens.neuron_type, self.derivative, built_ens.gain, built_ens.bias
+        )
+        self.ctx = RuleBuild(
             model,
             rule_type,
             rule,
             ens,
-            delta,
-            nengo_delta,
-            gain_scale,
-            derivative_scale,
+            self.derivative,
+            self.error,
+            down_rule,
+            f"{self.name} on {rule.connection}",
         )
-    if down_rule is not None:
-        build_chained_error(ctx, source)
+        self._update_signals()
 
-    def add_operator(feedback, transposed, from_current=False, compiled=False):
+    def _error_signal(self):
+        # a chained rule's error is the local error of the rule downstream of it
+        down_rule = chained_downstream_rule(self.rule_type, self.rule)
+        size = (
+            self.rule.size_in
+            if down_rule is None
+            else chained_error_size(self.rule_type, self.source)
+        )
+        error = Signal(shape=size, name=f"{self.name}:error")
+        if down_rule is None:
+            self.model.add_op(Reset(error))
+        self.model.sig[self.rule]["in"] = error  # error connection will attach here
+        return error, down_rule
+
+    def _update_signals(self):
+        # nengo's build_learning_rule made an (n, d) delta that it adds to the
+        # encoders (or, with modifies="weights", to the weights); the
+        # per-neuron local error takes over the name "delta"
+        model, name, n = self.model, self.name, self.ens.n_neurons
+        self.nengo_delta = model.sig[self.rule]["delta"]
+        self.delta = Signal(shape=n, name=f"{name}:delta")
+        self.gain_delta = Signal(shape=n, name=f"{name}:gain_delta")
+        self.bias_delta = Signal(shape=n, name=f"{name}:bias_delta")
+        model.add_op(Copy(self.gain_delta, self.gain, inc=True, tag="gain += delta"))
+        model.add_op(Copy(self.bias_delta, self.bias, inc=True, tag="bias += delta"))
+        rule_type = self.rule_type
+        self.learns_encoders = not self.weights_mode and (
+            rule_type.learning_rate > 0 or rule_type.gain_learning_rate > 0
+        )
+        self.encoders_delta = None if self.weights_mode else self.nengo_delta
+        self.inplace = encoder_update.uses_inplace_update(
+            model, self.ens, self.encoders_delta, self.learns_encoders
+        )
+        self.factors = (
+            encoder_update.encoder_factors(name, *self.encoders.shape)
+            if self.inplace
+            else None
+        )
+
+    def connect_feedback(self):
+        """Weights learning and chained error first (they check their
+        connections), then the feedback source, which calls `feedback_ready`."""
+        self.add_weights_operator = None
+        if self.weights_mode:
+            self.add_weights_operator = build_weights_learning(
+                self.model,
+                self.rule_type,
+                self.rule,
+                self.ens,
+                self.delta,
+                self.nengo_delta,
+                self.gain_scale,
+                self.derivative_scale,
+            )
+        if self.ctx.down_rule is not None:
+            build_chained_error(self.ctx, self.source)
+        if self.inplace:
+            encoder_update.request_inplace_update(
+                self.model,
+                encoder_update.InplaceRequest(
+                    rule=self.rule,
+                    ensemble=self.ens,
+                    encoders=self.encoders,
+                    encoders_delta=self.encoders_delta,
+                    factors=self.factors,
+                    learns=self.learns_encoders,
+                    name=self.name,
+                    add_operator=self.add_operator,
+                ),
+            )
+        self.fixed_feedback = self.source.build(self.ctx, self.feedback_ready)
+
+    def feedback_ready(self, feedback, transposed):
+        if not self.inplace:
+            self.add_operator(feedback, transposed)
+        if self.add_weights_operator is not None:
+            self.add_weights_operator(feedback, transposed)
+        publish(self.model, (self.rule, "feedback"), (feedback, transposed))
+
+    def add_operator(self, feedback, transposed, from_current=False, compiled=False):
+        """Add the rule's `.SimHiddenLayerRule`, reading ``feedback``."""
+        ens, model = self.ens, self.model
+        rates = {"learning_rate": 0, "gain_learning_rate": 0}
         constants = rule_constants(
-            rule_type,
+            self.rule_type,
             model,
-            gain_scale,
-            derivative_scale,
+            self.gain_scale,
+            self.derivative_scale,
             ens.radius,
-            derivative,
+            self.derivative,
             feedback_norm=None if transposed else fixed_feedback_norm(feedback),
             from_current=from_current,
             transpose_feedback=transposed,
             compiled=compiled,
-            **rates,
+            **(rates if self.weights_mode else {}),
+        )
+        signals = EnsembleSignals(
+            model.sig[ens.neurons]["in"],
+            model.sig[ens]["in"],
+            self.encoders,
+            self.gain,
+            self.bias if self.inplace else None,
+        )
+        outputs = RuleOutputs(
+            self.delta,
+            self.gain_delta,
+            self.bias_delta,
+            None if self.inplace else self.nengo_delta,
+            self.factors,
         )
         model.add_op(
             SimHiddenLayerRule(
-                error,
+                self.error,
                 feedback,
-                EnsembleSignals(
-                    model.sig[ens.neurons]["in"],
-                    model.sig[ens]["in"],
-                    encoders,
-                    gain,
-                    bias if inplace else None,
-                ),
-                RuleOutputs(
-                    delta,
-                    gain_delta,
-                    bias_delta,
-                    None if inplace else nengo_delta,
-                    factors,
-                ),
-                derivative,
+                signals,
+                outputs,
+                self.derivative,
                 ens.neuron_type,
                 constants,
-                tag=ctx.prefix,
+                tag=self.ctx.prefix,
             )
         )
-
-    def feedback_ready(feedback, transposed):
-        if not inplace:
-            add_operator(feedback, transposed)
-        if weights_mode:
-            add_weights_operator(feedback, transposed)
-        publish(model, (rule, "feedback"), (feedback, transposed))
-
-    if inplace:
-        encoder_update.request_inplace_update(
-            model,
-            encoder_update.InplaceRequest(
-                rule=rule,
-                ensemble=ens,
-                encoders=encoders,
-                encoders_delta=encoders_delta,
-                factors=factors,
-                learns=learns_encoders,
-                name=name,
-                add_operator=add_operator,
-            ),
-        )
-    fixed_feedback = source.build(ctx, feedback_ready)
-
-    model.sig[rule]["error"] = error
-    model.sig[rule]["delta"] = delta
-    model.sig[rule]["encoders"] = encoders
-    model.sig[rule]["scaled_encoders"] = encoders
-    model.sig[rule]["gain"] = gain
-    model.sig[rule]["bias"] = bias
-    model.params[rule] = BuiltHiddenLayerRule(
-        feedback=fixed_feedback,
-        gain_scale=gain_scale,
-        derivative_scale=derivative_scale,
-    )
 
 
 def _hidden_ensemble(rule_type, rule):

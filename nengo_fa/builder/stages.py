@@ -170,7 +170,9 @@ class NumpyStep:
         np.maximum(self.gain, self.c.min_gain, out=self.tmp)
         np.divide(self.sx, self.tmp, out=self.gain_delta)
         np.multiply(self.gain_delta, self.delta, out=self.gain_delta)
-        np.multiply(self.gain_delta, -self.c.gain_learning_rate * c, out=self.gain_delta)
+        np.multiply(
+            self.gain_delta, -self.c.gain_learning_rate * c, out=self.gain_delta
+        )
         self.t.fill(0.0)
         return self.t
 
@@ -195,9 +197,7 @@ class NumpyStep:
         the factored path is tested against."""
         np.subtract(self.alpha, 1, out=self.tmp)
         np.multiply(self.beta[:, None], self.x, out=self.encoders_delta)
-        np.add(
-            self.encoders_delta, self.tmp[:, None] * self.S, out=self.encoders_delta
-        )
+        np.add(self.encoders_delta, self.tmp[:, None] * self.S, out=self.encoders_delta)
 
     # --- the step -----------------------------------------------------------
 
@@ -275,7 +275,14 @@ def compiled_step(op, signals, numpy_step):
     params = c.kernel_params()
     kernel_bias = s.bias if s.bias is not None else s.sx
     encode_sx = s.bias is None
-    error, feedback, F, fe, delta, current = s.error, s.feedback, s.F, s.fe, s.delta, s.current
+    error, feedback, F, fe, delta, current = (
+        s.error,
+        s.feedback,
+        s.F,
+        s.fe,
+        s.delta,
+        s.current,
+    )
     x, S, sx, x_out, gain, n = s.x, s.S, s.sx, s.x_out, s.gain, s.n
     bias_delta, beta, gain_delta, alpha = s.bias_delta, s.beta, s.gain_delta, s.alpha
     derivative, scratch = s.derivative, s.tmp

@@ -25,7 +25,9 @@ def _where_positive(values, expression, fallback):
     """``expression(safe)`` where ``values > 0`` (``safe`` is ``values`` with
     ones elsewhere), else ``fallback``."""
     ok = values > 0
-    return tf.where(ok, expression(tf.where(ok, values, tf.ones_like(values))), fallback)
+    return tf.where(
+        ok, expression(tf.where(ok, values, tf.ones_like(values))), fallback
+    )
 
 
 @Builder.register(SimHiddenLayerRule)
@@ -69,7 +71,9 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         self.error_data = self.error_data.reshape((K, self.d_out))
         self.x_data = signals.combine([op.x for op in ops]).reshape((K, self.d))
         for name in ("current", "scaled_encoders", "gain", "delta"):
-            setattr(self, f"{name}_data", signals.combine([getattr(op, name) for op in ops]))
+            setattr(
+                self, f"{name}_data", signals.combine([getattr(op, name) for op in ops])
+            )
         self.gain_delta_data = signals.combine([op.gain_delta for op in ops])
         self.bias_delta_data = signals.combine([op.bias_delta for op in ops])
         if self.factored:
@@ -148,7 +152,9 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
             # F^T of each op is (d_out, n), with the same n and d_out in a group
             n = self.sizes[0]
             F = tf.reshape(F, (-1, len(self.ops), self.d_out, n))
-            F = tf.reshape(tf.transpose(F, (0, 1, 3, 2)), (-1, self.n_total, self.d_out))
+            F = tf.reshape(
+                tf.transpose(F, (0, 1, 3, 2)), (-1, self.n_total, self.d_out)
+            )
         fe = tf.reduce_sum(F * e, axis=-1)
         # live feedback: the RMS row norm of each op's F, every step
         sq = tf.reduce_sum(tf.square(F), axis=-1)  # (B, N)
