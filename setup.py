@@ -15,7 +15,7 @@ install_req = [
     "nengo>=4.0,<5",
     "numpy>=1.21",
     "scipy>=1.7",
-    # compiles the per-neuron loops of the encoder update (nengo_fa/_kernels.py);
+    # compiles the per-neuron loops of the encoder update (nengo_fa/builder/kernels.py);
     # without it the rules fall back to numpy, 1.5-3x slower per step
     "numba>=0.57",
 ]

@@ -229,7 +229,9 @@ def test_rule_declared_outside_the_package_learns(Simulator, plt):
         assert np.all(np.abs(op.feedback.initial_value) == 1)
         sq = np.square(sim.data[net.p_error][:, 0])
         errors[name] = np.mean(sq[int(round(train / sim.dt)) :])
-        plt.plot(sim.trange(), nengo.Lowpass(1.0).filt(sq[:, None], dt=sim.dt), label=name)
+        plt.plot(
+            sim.trange(), nengo.Lowpass(1.0).filt(sq[:, None], dt=sim.dt), label=name
+        )
     plt.axvline(train, color="k", linestyle=":", label="frozen")
     plt.legend(loc="upper right")
     plt.xlabel("time [s]")

@@ -203,8 +203,9 @@ def hidden_layer_update(
     :math:`S x` is ``current - bias`` or ``sx`` (see `RULE_PARAMS`). Writes
     the local error into ``delta``, the bias, encoder and gain updates into
     ``bias_delta``, ``beta``, ``gain_delta`` and ``alpha`` and copies ``x``
-    into ``x_out``, with the arithmetic of the numpy code of
-    `.SimHiddenLayerRule.make_step`. Returns the number of rows whose
+    into ``x_out``, with the arithmetic of the numpy stages
+    (`nengo_fa.builder.stages.NumpyStep`): local error, bias step, step
+    bounds, encoder/gain step and row scaling. Returns the number of rows whose
     ``alpha`` is not 1.
     """
     r = params[_RADIUS]
