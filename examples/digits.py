@@ -28,8 +28,9 @@ train the three networks side by side and plot their test accuracy over
 training (``--save DIR`` saves the figures instead of showing them), or open
 it in Nengo GUI (``nengo examples/digits.py``) to watch them learn; the layout
 that comes with it (``digits.py.cfg``) shows the digit being presented, the
-one-hot label, and the output and error of the feedback-alignment network. Set the environment variable ``NENGO_FA_EXAMPLE_SCALE`` to a
-fraction to shorten the run (the tests use 0.1).
+one-hot label, and the output and error of the feedback-alignment network.
+Set the environment variable ``NENGO_FA_EXAMPLE_SCALE`` to a fraction to
+shorten the run (the tests use 0.1).
 """
 
 import os
