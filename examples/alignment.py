@@ -136,6 +136,11 @@ def build(feedback_learning=None, seed=0, n_neurons=30):
 
         # for Nengo GUI, which can only plot nodes and ensembles
         net.error = error
+        net.compare = nengo.Node(size_in=2, label="output and target")
+        nengo.Connection(out, net.compare[0], synapse=None)
+        nengo.Connection(
+            stim, net.compare[1], function=lambda x: x[0] * x[1], synapse=None
+        )
         net.angle = nengo.Node(
             RuleSignal(layer1.learning_rule, "feedback_angle"),
             label="feedback angle",
