@@ -97,6 +97,14 @@ def test_docs_load_nothing_from_other_sites(html):
         for url in LOADED.findall(page.read_text(encoding="utf-8")):
             if re.match(r"(https?:)?//", url):
                 external.setdefault(url, page.relative_to(html).as_posix())
+    # nor does a stylesheet pull in fonts or styles from another site
+    for css in html.glob("_static/**/*.css"):
+        found = re.findall(
+            r"(?:url\(|@import)\s*[\"']?((?:https?:)?//[^\"')\s]+)",
+            css.read_text(encoding="utf-8", errors="replace"),
+        )
+        if found:
+            external.setdefault(found[0], css.relative_to(html).as_posix())
     assert not external, external
     # MathJax is bundled, with its fonts
     mathjax = html / "_static" / "mathjax"
