@@ -140,8 +140,8 @@ def test_frozen_rebuild_reproduces_trained_network(mode, neuron_type, seed, plt)
     else:
         # spike times differ (the voltages start afresh); filtered at 20 ms,
         # the outputs agree within a small fraction of what training changed
-        # (measured: 1-3% over four seeds)
-        assert mismatch < 0.1 * change, (mismatch, change)
+        # (measured: 0.5-7% over three seeds and both modes)
+        assert mismatch < 0.15 * change, (mismatch, change)
     # training changed the output well beyond that tolerance, and helped (the
     # untrained readout outputs 0; after 2 s the frozen error is 20-80% of that)
     assert change > 0.05, change
