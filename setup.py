@@ -33,16 +33,15 @@ examples_req = [
     "scikit-learn",
 ]
 docs_req = [
-    # nengo-sphinx-theme 20.9 fails with Sphinx 9
-    "sphinx>=7,<=8.2.3",
-    "nengo-sphinx-theme>=20.9",
-    "nbsphinx>=0.9",
-    "nbformat",
-    "nbconvert",
+    # tested with Sphinx 8.2
+    "sphinx>=7,<9",
+    # a self-contained theme: no fonts, scripts or styles from other sites
+    "furo>=2024.1",
+    # renders examples/*.py, run, with their figures
+    "sphinx-gallery>=0.16",
+    # copies MathJax into the build, so that equations render offline
+    "sphinx-mathjax-offline>=0.0.2",
     "numpydoc>=1.6",
-    "ipykernel",
-    # ships a pandoc binary, which nbsphinx needs for markdown cells
-    "pypandoc_binary",
 ] + examples_req
 dl_req = [
     # NengoDL 3.6 (non-commercial licence) imports on Python 3.11 only with
@@ -73,8 +72,9 @@ tests_req = (
         "pytest-rng",
         "pytest-allclose",
         "nengo-extras>=0.5",
-        # tests/test_gui.py drives nengo-gui in Chromium (Debian's chromium and
-        # chromium-driver, installed by .ci/run in CI) through Selenium
+        # tests/test_gui.py and tests/test_docs.py drive Chromium (Debian's
+        # chromium and chromium-driver, installed by .ci/run in CI) through
+        # Selenium
         "selenium>=4",
     ]
     + lint_req

@@ -1,4 +1,6 @@
-"""How well does the feedback align? FA, Kolen-Pollack, SA, AA and BP.
+"""
+How well does the feedback align? FA, Kolen-Pollack, SA, AA and BP
+==================================================================
 
 One hidden layer of 30 rectified-linear neurons learns the product of two
 sines, with a PES readout. Its rule sends the error back through a feedback
@@ -12,9 +14,13 @@ matrix B in place of the readout's transposed decoders D^T:
 - BP: B = D^T exactly (angle 0 by construction).
 
 Run it as a script to plot, over training, the angle between B and D^T and
-the angle between each rule's local error and backprop's. Open it in Nengo
-GUI to watch the Kolen-Pollack network (probe its ``feedback_angle``). Set
-the environment variable ``NENGO_FA_EXAMPLE_SCALE`` to a number below 1 for a
+the angle between each rule's local error and backprop's (``--save DIR``
+saves the figure instead of showing it). Open it in Nengo GUI
+(``nengo examples/alignment.py``) to watch the Kolen-Pollack network: its
+layout (``alignment.py.cfg``) plots the error and the angle between B and
+D^T, which the node ``feedback angle`` passes on from the rule (Nengo GUI
+plots nodes and ensembles, not learning-rule probes). Set the environment
+variable ``NENGO_FA_EXAMPLE_SCALE`` to a number below 1 for a
 shorter run.
 """
 
@@ -22,6 +28,8 @@ import os
 
 import nengo
 import numpy as np
+from nengo.builder import Builder
+from nengo.builder.operator import SimPyFunc
 
 import nengo_fa
 
@@ -34,13 +42,58 @@ FEEDBACK_LEARNING = {
 }
 
 
+class RuleSignal:
+    """A node's output: the live value of a learning rule's probeable signal.
+
+    Nengo GUI plots the output of nodes and ensembles, but not probes, so it
+    cannot show a rule's ``feedback_angle``. This passes it on: a `SignalTap`
+    probe (built after the rule) copies the signal into ``value`` every step,
+    and the node outputs it (one step late). A node's output must be finite:
+    while the angle is undefined (NaN, as long as D = 0), this gives ``undefined``.
+    """
+
+    def __init__(self, rule, attr, undefined=90.0):
+        self.undefined = undefined
+        self.value = np.full(1, undefined)
+        self.tap = SignalTap(rule, attr, self)
+
+    def __call__(self, t):
+        return self.value
+
+
+class SignalTap(nengo.Probe):
+    """A probe that writes its target's value into ``receiver.value``.
+
+    It records nothing (``sim.data`` has no entry for it); it only makes the
+    value available to a node, through the build function below.
+    """
+
+    def __init__(self, target, attr, receiver):
+        super().__init__(target, attr)
+        self.receiver = receiver
+
+
+@Builder.register(SignalTap)
+def build_signal_tap(model, tap):
+    signal = model.sig[tap.target][tap.attr]
+
+    def copy(x):
+        tap.receiver.value[...] = np.where(np.isfinite(x), x, tap.receiver.undefined)
+
+    model.add_op(SimPyFunc(None, copy, None, signal))
+
+
 def build(feedback_learning=None, seed=0, n_neurons=30):
     with nengo.Network(label="alignment", seed=seed) as net:
         stim = nengo.Node(
             lambda t: [np.sin(np.pi * t), np.sin(0.7 * np.pi * t)], label="input"
         )
         hidden = nengo.Ensemble(
-            n_neurons, 2, neuron_type=nengo.RectifiedLinear(), seed=seed + 1
+            n_neurons,
+            2,
+            neuron_type=nengo.RectifiedLinear(),
+            seed=seed + 1,
+            label="hidden",
         )
         out = nengo.Node(size_in=1, label="output")
         readout = nengo.Connection(
@@ -49,6 +102,7 @@ def build(feedback_learning=None, seed=0, n_neurons=30):
             function=lambda x: 0,
             learning_rule_type=nengo.PES(),
             seed=seed + 2,
+            label="readout",
         )
         # downstream=readout: B stands in for the readout's decoders, so the
         # rule can learn it and measure its alignment
@@ -62,6 +116,7 @@ def build(feedback_learning=None, seed=0, n_neurons=30):
                 feedback_learning=feedback_learning,
             ),
             seed=seed + 3,
+            label="layer 1",
         )
         error = nengo.Node(size_in=1, label="error")
         nengo.Connection(out, error)
@@ -78,6 +133,18 @@ def build(feedback_learning=None, seed=0, n_neurons=30):
             layer1.learning_rule, "delta_angle", sample_every=0.01
         )
         net.p_error = nengo.Probe(error, synapse=None)
+
+        # for Nengo GUI, which can only plot nodes and ensembles
+        net.error = error
+        net.compare = nengo.Node(size_in=2, label="output and target")
+        nengo.Connection(out, net.compare[0], synapse=None)
+        nengo.Connection(
+            stim, net.compare[1], function=lambda x: x[0] * x[1], synapse=None
+        )
+        net.angle = nengo.Node(
+            RuleSignal(layer1.learning_rule, "feedback_angle"),
+            label="feedback angle",
+        )
     return net
 
 
@@ -103,7 +170,9 @@ def smooth(values, width):
 def main(sim_time=20.0 * SCALE, seed=0):
     import matplotlib.pyplot as plt
 
-    fig, (ax_b, ax_delta) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    fig, (ax_b, ax_delta) = plt.subplots(
+        2, 1, figsize=(9, 7), sharex=True, layout="constrained"
+    )
     summary = {}
     for name, feedback_learning in FEEDBACK_LEARNING.items():
         net = build(feedback_learning, seed=seed)
@@ -123,14 +192,17 @@ def main(sim_time=20.0 * SCALE, seed=0):
             np.mean(err[sim.trange() > 0.75 * sim_time] ** 2),
         )
     for ax in (ax_b, ax_delta):
-        ax.axhline(0, color="k", lw=1, label="BP")
-        ax.axhline(90, color="gray", ls="--", lw=1)
-        ax.set_ylim(-5, 120)
+        ax.axhline(0, color="k", lw=1, label="BP (0 by construction)")
+        ax.axhline(90, color="gray", ls="--", lw=1, label="90: orthogonal")
+        ax.set_ylim(-5, 100)
     ax_b.set_ylabel("angle(B, D^T) (deg)")
-    ax_delta.set_ylabel("angle(local error, BP's) (deg), 1-s mean")
+    ax_b.set_title("Angle between the feedback B and the readout's D^T")
+    ax_delta.set_ylabel("angle (deg), 1-s mean")
+    ax_delta.set_title("Angle between each rule's local error and backprop's")
     ax_delta.set_xlabel("time (s)")
-    ax_b.legend(loc="upper right", ncol=5)
-    fig.tight_layout()
+    fig.suptitle("How well does the feedback align?")
+    # one legend for both panels, below them, where it hides no data
+    fig.legend(*ax_b.get_legend_handles_labels(), loc="outside lower center", ncol=6)
 
     print(f"{'rule':>4} {'B angle':>8} {'delta angle':>12} {'final MSE':>10}")
     for name, (b, d, mse) in summary.items():
@@ -138,8 +210,42 @@ def main(sim_time=20.0 * SCALE, seed=0):
     return fig, summary
 
 
-if __name__ == "__main__":
+def show_or_save(name, save_dir=None):
+    """Show the open figures, or save them as PNG files.
+
+    They are saved in ``save_dir`` (``--save DIR``) or, when matplotlib has no
+    interactive backend (a headless machine, where ``plt.show()`` would drop
+    them), in the current folder, as ``NAME.png`` or ``NAME_LABEL.png``.
+    Under sphinx-gallery, which collects the figures itself, nothing happens.
+    """
+    import pathlib
+    import sys
+
     import matplotlib.pyplot as plt
 
+    if save_dir is None and "sphinx_gallery" in sys.modules:
+        return
+    non_interactive = ("agg", "cairo", "pdf", "pgf", "ps", "svg", "template")
+    if save_dir is None and plt.get_backend().lower() not in non_interactive:
+        plt.show()
+        return
+    folder = pathlib.Path(save_dir or ".")
+    folder.mkdir(parents=True, exist_ok=True)
+    for number in plt.get_fignums():
+        fig = plt.figure(number)
+        label = f"_{fig.get_label()}" if fig.get_label() else ""
+        path = folder / f"{name}{label}.png"
+        fig.savefig(path, dpi=100)
+        print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
+    parser.add_argument(
+        "--save", metavar="DIR", help="save the figures in DIR instead of showing them"
+    )
+    args = parser.parse_args()
     main()
-    plt.show()
+    show_or_save("alignment", args.save)

@@ -1,4 +1,6 @@
-"""Training a network with two hidden layers: BP, FA, DFA and readout only.
+"""
+Training a network with two hidden layers: BP, FA, DFA and readout only
+=======================================================================
 
 Two sine waves go through two hidden layers of rectified-linear neurons,
 ``stim -> h1 -> h2 -> out``, and a PES-learned readout must output their
@@ -18,9 +20,11 @@ same network:
 
 ``nengo_fa.SignSymmetry`` can replace ``BackProp`` anywhere here.
 
-Run it as a script to train the four variants and plot their errors, or open
-it in Nengo GUI (``nengo examples/deep_network.py``) to watch the chained
-backprop network learn. Set the environment variable
+Run it as a script to train the four variants and plot their errors
+(``--save DIR`` saves the figure instead of showing it), or open it in Nengo
+GUI (``nengo examples/deep_network.py``) to watch the chained backprop network
+learn: its layout (``deep_network.py.cfg``) plots the error and the output
+against the target. Set the environment variable
 ``NENGO_FA_EXAMPLE_SCALE`` to a number below 1 for a shorter run.
 """
 
@@ -103,6 +107,10 @@ def build(rule="bp", seed=0, n1=10, n2=20):
 
         net.target = nengo.Node(size_in=1, label="target")
         nengo.Connection(net.stim, net.target, function=product, synapse=None)
+        # both in one node, for one plot in Nengo GUI
+        net.compare = nengo.Node(size_in=2, label="output and target")
+        nengo.Connection(net.out, net.compare[0], synapse=None)
+        nengo.Connection(net.target, net.compare[1], synapse=None)
         net.p_error = nengo.Probe(net.error, synapse=0.01)
         net.p_out = nengo.Probe(net.out, synapse=0.01)
         net.p_target = nengo.Probe(net.target, synapse=0.01)
@@ -116,7 +124,7 @@ model = build("bp")
 def main(sim_time=40.0 * SCALE, seed=0):
     import matplotlib.pyplot as plt
 
-    fig, (ax_err, ax_out) = plt.subplots(2, 1, figsize=(9, 7))
+    fig, (ax_err, ax_out) = plt.subplots(2, 1, figsize=(9, 7), layout="constrained")
     window = max(sim_time / 8, 0.01)
     final_mse = {}
     for rule, label in RULES.items():
@@ -136,19 +144,54 @@ def main(sim_time=40.0 * SCALE, seed=0):
     ax_out.plot(t[last], sim.data[net.p_target][last, 0], "k--", label="target")
     ax_err.set_xlabel("time (s)")
     ax_err.set_ylabel(f"mean squared error ({window:g}-s windows)")
-    ax_err.legend(loc="upper right")
+    ax_err.set_title("Error while learning the product, two hidden layers")
     ax_out.set_xlabel("time (s)")
     ax_out.set_ylabel("output")
-    ax_out.legend(loc="upper right", ncol=3)
-    fig.tight_layout()
+    ax_out.set_title(f"Output over the last {window:g} s")
+    # one legend for both panels, above them, where it hides no data
+    fig.legend(*ax_out.get_legend_handles_labels(), loc="outside upper center", ncol=5)
 
     for label, value in final_mse.items():
         print(f"{label:>26}: final-window MSE {value:.5f}")
     return fig, final_mse
 
 
-if __name__ == "__main__":
+def show_or_save(name, save_dir=None):
+    """Show the open figures, or save them as PNG files.
+
+    They are saved in ``save_dir`` (``--save DIR``) or, when matplotlib has no
+    interactive backend (a headless machine, where ``plt.show()`` would drop
+    them), in the current folder, as ``NAME.png`` or ``NAME_LABEL.png``.
+    Under sphinx-gallery, which collects the figures itself, nothing happens.
+    """
+    import pathlib
+    import sys
+
     import matplotlib.pyplot as plt
 
+    if save_dir is None and "sphinx_gallery" in sys.modules:
+        return
+    non_interactive = ("agg", "cairo", "pdf", "pgf", "ps", "svg", "template")
+    if save_dir is None and plt.get_backend().lower() not in non_interactive:
+        plt.show()
+        return
+    folder = pathlib.Path(save_dir or ".")
+    folder.mkdir(parents=True, exist_ok=True)
+    for number in plt.get_fignums():
+        fig = plt.figure(number)
+        label = f"_{fig.get_label()}" if fig.get_label() else ""
+        path = folder / f"{name}{label}.png"
+        fig.savefig(path, dpi=100)
+        print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
+    parser.add_argument(
+        "--save", metavar="DIR", help="save the figures in DIR instead of showing them"
+    )
+    args = parser.parse_args()
     main()
-    plt.show()
+    show_or_save("deep_network", args.save)

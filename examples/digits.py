@@ -1,4 +1,6 @@
-"""Online classification of handwritten digits with a spiking hidden layer.
+"""
+Online classification of handwritten digits with a spiking hidden layer
+=======================================================================
 
 scikit-learn's ``load_digits`` images (8 x 8 pixels, 10 classes) are shown one
 at a time, for 30 ms each, to a hidden ensemble of 50 spiking `nengo.LIF`
@@ -23,10 +25,12 @@ better features.
 
 Run it as a script (``python examples/digits.py``, a couple of minutes) to
 train the three networks side by side and plot their test accuracy over
-training, or open it in Nengo GUI (``nengo examples/digits.py``) to watch them
-learn; the layout that comes with it (``digits.py.cfg``) shows the digit being
-presented. Set the environment variable ``NENGO_FA_EXAMPLE_SCALE`` to a
-fraction to shorten the run (the tests use 0.1).
+training (``--save DIR`` saves the figures instead of showing them), or open
+it in Nengo GUI (``nengo examples/digits.py``) to watch them learn; the layout
+that comes with it (``digits.py.cfg``) shows the digit being presented, the
+one-hot label, and the output and error of the feedback-alignment network.
+Set the environment variable ``NENGO_FA_EXAMPLE_SCALE`` to a fraction to
+shorten the run (the tests use 0.1).
 """
 
 import os
@@ -191,6 +195,8 @@ def build(n_presentations=None, n_neurons=50, seed=0):
                     nengo.Connection(error, layer1.learning_rule)
 
                 net.outputs[rule] = nengo.Probe(out, synapse=0.005)
+                if rule == "FeedbackAlignment":  # plotted in Nengo GUI
+                    net.fa_output, net.fa_error = out, error
                 net.hidden[rule] = hidden
                 net.layer1[rule] = layer1
     return net
@@ -217,15 +223,27 @@ def accuracy(sim, net):
     return correct
 
 
-def plot_encoder_changes(ax_row, sim, net, rule, learned):
-    """How training changed a few hidden neurons' encoders, as 8 x 8 images."""
-    before = sim.data[net.hidden[rule]].scaled_encoders
-    for i, ax in enumerate(ax_row):
-        change = (learned[i] - before[i]).reshape(8, 8)
-        limit = np.abs(change).max()
-        ax.imshow(change, cmap="RdBu_r", vmin=-limit, vmax=limit)
-        ax.set_xticks([])
-        ax.set_yticks([])
+def plot_encoder_changes(axes, sim, net, learned, n_neurons=10):
+    """How training changed a few hidden neurons' encoders, as 8 x 8 images.
+
+    One row per rule in ``learned`` (the live scaled encoders after training),
+    all on one colour scale, so that the rows can be compared.
+    """
+    # sim.data keeps the encoders the network was built with
+    changes = {
+        rule: (S[:n_neurons] - sim.data[net.hidden[rule]].scaled_encoders[:n_neurons])
+        for rule, S in learned.items()
+    }
+    limit = max(np.abs(change).max() for change in changes.values())
+    for ax_row, (rule, change) in zip(axes, changes.items()):
+        for ax, neuron in zip(ax_row, change):
+            image = ax.imshow(
+                neuron.reshape(8, 8), cmap="RdBu_r", vmin=-limit, vmax=limit
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+        ax_row[0].set_ylabel(rule, fontsize=8)
+    return image
 
 
 def main(n_presentations=None, seed=0, plot=True):
@@ -258,7 +276,8 @@ def main(n_presentations=None, seed=0, plot=True):
 
     n_test = len(next(iter(correct.values())))
     window = max(n_test // 10, 1)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    fig.set_label("accuracy")
     for rule, c in correct.items():
         # accuracy over a sliding window of test images
         running = np.convolve(c, np.ones(window) / window, mode="valid")
@@ -268,21 +287,55 @@ def main(n_presentations=None, seed=0, plot=True):
     ax.set_xlabel("images shown (training and test)")
     ax.set_ylabel(f"test accuracy (%, last {window} test images)")
     ax.set_ylim(0, 100)
-    ax.legend(loc="lower right")
+    # above the chance line, below the curves (all above 30% after 100 images)
+    ax.legend(loc="lower right", bbox_to_anchor=(1, 0.13))
     ax.set_title("Online digit classification, 50 spiking LIF neurons")
-    fig.tight_layout()
 
-    fig2, axes = plt.subplots(2, 10, figsize=(10, 2.6))
-    for ax_row, rule in zip(axes, ("FeedbackAlignment", "BackProp")):
-        plot_encoder_changes(ax_row, sim, net, rule, learned[rule])
-        ax_row[0].set_ylabel(rule, fontsize=8)
+    trained = {rule: learned[rule] for rule in ("FeedbackAlignment", "BackProp")}
+    fig2, axes = plt.subplots(2, 10, figsize=(10, 2.8), layout="constrained")
+    fig2.set_label("encoders")
+    image = plot_encoder_changes(axes, sim, net, trained)
+    fig2.colorbar(image, ax=axes, shrink=0.9, label="change in\nscaled encoder")
     fig2.suptitle("Change in the encoders of ten hidden neurons (8 x 8 pixels)")
-    fig2.tight_layout()
     return results
 
 
-if __name__ == "__main__":
+def show_or_save(name, save_dir=None):
+    """Show the open figures, or save them as PNG files.
+
+    They are saved in ``save_dir`` (``--save DIR``) or, when matplotlib has no
+    interactive backend (a headless machine, where ``plt.show()`` would drop
+    them), in the current folder, as ``NAME.png`` or ``NAME_LABEL.png``.
+    Under sphinx-gallery, which collects the figures itself, nothing happens.
+    """
+    import pathlib
+    import sys
+
     import matplotlib.pyplot as plt
 
+    if save_dir is None and "sphinx_gallery" in sys.modules:
+        return
+    non_interactive = ("agg", "cairo", "pdf", "pgf", "ps", "svg", "template")
+    if save_dir is None and plt.get_backend().lower() not in non_interactive:
+        plt.show()
+        return
+    folder = pathlib.Path(save_dir or ".")
+    folder.mkdir(parents=True, exist_ok=True)
+    for number in plt.get_fignums():
+        fig = plt.figure(number)
+        label = f"_{fig.get_label()}" if fig.get_label() else ""
+        path = folder / f"{name}{label}.png"
+        fig.savefig(path, dpi=100)
+        print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
+    parser.add_argument(
+        "--save", metavar="DIR", help="save the figures in DIR instead of showing them"
+    )
+    args = parser.parse_args()
     main()
-    plt.show()
+    show_or_save("digits", args.save)

@@ -1,4 +1,6 @@
-"""Learning a product with a trained hidden layer.
+"""
+Learning a product with a trained hidden layer
+==============================================
 
 Two sine waves go into a hidden ensemble of 10 rectified-linear neurons, and a
 PES-learned readout must output their product. The product is a nonlinear
@@ -8,8 +10,10 @@ too, with `nengo_fa.FeedbackAlignment` or `nengo_fa.BackProp`, lowers the error
 much further.
 
 Run it as a script to train the three variants side by side and plot their
-errors, or open it in Nengo GUI (``nengo examples/learn_product.py``) to watch
-the feedback-alignment network learn. Set the environment variable
+errors (``--save DIR`` saves the figure instead of showing it), or open it in
+Nengo GUI (``nengo examples/learn_product.py``) to watch the
+feedback-alignment network learn: its layout (``learn_product.py.cfg``) plots
+the error and the output against the target. Set the environment variable
 ``NENGO_FA_EXAMPLE_SCALE`` to a number below 1 for a shorter run.
 """
 
@@ -74,6 +78,10 @@ def build(rule="fa", seed=0, n_neurons=10):
 
         net.target = nengo.Node(size_in=1, label="target")
         nengo.Connection(net.stim, net.target, function=product, synapse=None)
+        # both in one node, for one plot in Nengo GUI
+        net.compare = nengo.Node(size_in=2, label="output and target")
+        nengo.Connection(net.out, net.compare[0], synapse=None)
+        nengo.Connection(net.target, net.compare[1], synapse=None)
         net.p_error = nengo.Probe(net.error, synapse=0.01)
         net.p_out = nengo.Probe(net.out, synapse=0.01)
         net.p_target = nengo.Probe(net.target, synapse=0.01)
@@ -88,8 +96,9 @@ def main(sim_time=60.0 * SCALE, seed=0):
     import matplotlib.pyplot as plt
 
     labels = {None: "PES only", "fa": "FeedbackAlignment", "bp": "BackProp"}
-    fig, (ax_err, ax_out) = plt.subplots(2, 1, figsize=(9, 7))
+    fig, (ax_err, ax_out) = plt.subplots(2, 1, figsize=(9, 7), layout="constrained")
     final_mse = {}
+    window = min(5.0, sim_time / 6)
     for rule, label in labels.items():
         net = build(rule, seed=seed)
         with nengo.Simulator(net) as sim:
@@ -97,29 +106,65 @@ def main(sim_time=60.0 * SCALE, seed=0):
         t = sim.trange()
         err = sim.data[net.p_error][:, 0]
         final_mse[label] = np.mean(err[t > sim_time - min(10, sim_time / 2)] ** 2)
-        # squared error averaged over 5-s windows (the input repeats every 20 s)
-        window = int(round(5.0 / sim.dt))
-        n_windows = len(err) // window
-        mse = np.mean(err[: n_windows * window].reshape(n_windows, window) ** 2, 1)
-        ax_err.semilogy(5.0 * (np.arange(n_windows) + 1), mse, "o-", label=label)
-        last = t > sim_time - 5
+        # squared error averaged over 5-s windows (the input repeats every 20 s;
+        # shorter windows in a shortened run)
+        steps = int(round(window / sim.dt))
+        n_windows = len(err) // steps
+        mse = np.mean(err[: n_windows * steps].reshape(n_windows, steps) ** 2, 1)
+        ax_err.semilogy(window * (np.arange(n_windows) + 1), mse, "o-", label=label)
+        last = t > sim_time - window
         ax_out.plot(t[last], sim.data[net.p_out][last, 0], label=label)
     ax_out.plot(t[last], sim.data[net.p_target][last, 0], "k--", label="target")
     ax_err.set_xlabel("time (s)")
-    ax_err.set_ylabel("mean squared error (5-s windows)")
-    ax_err.legend(loc="upper right")
+    ax_err.set_ylabel(f"mean squared error ({window:g}-s windows)")
+    ax_err.set_title("Error while learning the product")
     ax_out.set_xlabel("time (s)")
     ax_out.set_ylabel("output")
-    ax_out.legend(loc="upper right", ncol=4)
-    fig.tight_layout()
+    ax_out.set_title(f"Output over the last {window:g} s")
+    # one legend for both panels, above them, where it hides no data
+    fig.legend(*ax_out.get_legend_handles_labels(), loc="outside upper center", ncol=4)
 
     for label, value in final_mse.items():
         print(f"{label:>18}: final MSE {value:.5f}")
     return fig, final_mse
 
 
-if __name__ == "__main__":
+def show_or_save(name, save_dir=None):
+    """Show the open figures, or save them as PNG files.
+
+    They are saved in ``save_dir`` (``--save DIR``) or, when matplotlib has no
+    interactive backend (a headless machine, where ``plt.show()`` would drop
+    them), in the current folder, as ``NAME.png`` or ``NAME_LABEL.png``.
+    Under sphinx-gallery, which collects the figures itself, nothing happens.
+    """
+    import pathlib
+    import sys
+
     import matplotlib.pyplot as plt
 
+    if save_dir is None and "sphinx_gallery" in sys.modules:
+        return
+    non_interactive = ("agg", "cairo", "pdf", "pgf", "ps", "svg", "template")
+    if save_dir is None and plt.get_backend().lower() not in non_interactive:
+        plt.show()
+        return
+    folder = pathlib.Path(save_dir or ".")
+    folder.mkdir(parents=True, exist_ok=True)
+    for number in plt.get_fignums():
+        fig = plt.figure(number)
+        label = f"_{fig.get_label()}" if fig.get_label() else ""
+        path = folder / f"{name}{label}.png"
+        fig.savefig(path, dpi=100)
+        print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
+    parser.add_argument(
+        "--save", metavar="DIR", help="save the figures in DIR instead of showing them"
+    )
+    args = parser.parse_args()
     main()
-    plt.show()
+    show_or_save("learn_product", args.save)

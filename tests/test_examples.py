@@ -5,7 +5,9 @@ Each example is picked up automatically. The contract an example follows (see
 
 - it defines a module-level ``nengo.Network`` called ``model`` (what Nengo GUI
   loads) without running a simulation;
-- it runs as a script, ``python examples/NAME.py``, plotting its results;
+- it runs as a script, ``python examples/NAME.py``, plotting its results,
+  and saves its figures as ``NAME*.png`` with ``--save DIR`` (or wherever
+  matplotlib cannot show them);
 - it scales its run length by the environment variable
   ``NENGO_FA_EXAMPLE_SCALE`` (default 1), which these tests set small;
 - if it has a ``main()`` that returns measured results, ``CHECKS`` below may
@@ -14,6 +16,7 @@ Each example is picked up automatically. The contract an example follows (see
 
 import pathlib
 import runpy
+import sys
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -57,11 +60,27 @@ def test_example_defines_model(path, example_env):
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
-def test_example_runs_as_script(path, example_env, monkeypatch):
-    """``python examples/NAME.py``, scaled down, runs and plots something."""
+def test_example_runs_as_script(path, example_env, monkeypatch, tmp_path):
+    """``python examples/NAME.py --save DIR``, scaled down, saves its figures."""
     monkeypatch.setenv(SCALE_VARIABLE, "0.02")  # a smoke test; CHECKS measure
+    monkeypatch.setattr(sys, "argv", [str(path), "--save", str(tmp_path)])
     load(path, run_name="__main__")
-    assert plt.get_fignums(), f"{path.name} made no plot"
+    n_figures = len(plt.get_fignums())
+    assert n_figures > 0, f"{path.name} made no plot"
+    saved = sorted(tmp_path.glob(f"{path.stem}*.png"))
+    assert len(saved) == n_figures, saved
+    assert all(png.stat().st_size > 10000 for png in saved)  # drawn, not blank
+
+
+def test_example_saves_figures_where_none_can_be_shown(
+    example_env, monkeypatch, tmp_path
+):
+    """Without ``--save``, a non-interactive backend saves into the current dir."""
+    monkeypatch.setenv(SCALE_VARIABLE, "0.02")
+    monkeypatch.setattr(sys, "argv", ["learn_product.py"])
+    monkeypatch.chdir(tmp_path)
+    load(EXAMPLES_DIR / "learn_product.py", run_name="__main__")
+    assert (tmp_path / "learn_product.png").exists()
 
 
 def check_digits(results):

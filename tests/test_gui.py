@@ -2,8 +2,11 @@
 
 The test starts ``nengo`` (nengo-gui's server) on 127.0.0.1 with a copy of an
 example, opens it in headless Chromium through Selenium and chromedriver,
-presses play, and checks that simulated time advances and that no error is
-shown. It saves a screenshot, ``nengo_gui.png``, in the test's ``tmp_path``.
+presses play, and checks that simulated time advances, that the plots of the
+example's layout (``NAME.py.cfg``) are drawn and their lines change as time
+goes on, and that no error is shown. It saves a screenshot, ``nengo_gui.png``,
+in the test's ``tmp_path``. The layouts of all examples are checked without a
+browser: every line runs, and every plotted object is in the model.
 
 It is skipped only when no Chromium or chromedriver is installed (Debian:
 ``apt-get install chromium chromium-driver``; ``.ci/run`` installs them in CI).
@@ -61,6 +64,7 @@ def gui_server(tmp_path):
     # nengo-gui writes a .cfg file next to the model: keep it out of the repo
     model_file = tmp_path / GUI_EXAMPLE.name
     shutil.copy(GUI_EXAMPLE, model_file)
+    shutil.copy(GUI_EXAMPLE.with_suffix(".py.cfg"), tmp_path)
     log_path = tmp_path / "nengo_gui.log"
     port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
@@ -137,6 +141,14 @@ def sim_time(driver):
     return float(match.group(1)) if match else None
 
 
+def plotted_lines(driver):
+    """The ``d`` attribute (the drawn points) of every line of the Value plots."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('path.line'))"
+        ".map(function (p) { return p.getAttribute('d') || ''; });"
+    )
+
+
 def shown_error(driver):
     return driver.execute_script(
         "var el = document.getElementById('console_error');"
@@ -186,12 +198,52 @@ def test_example_runs_in_nengo_gui(gui_server, browser, tmp_path):
         fail("simulated time did not advance after pressing play")
     assert status(browser) == "running"
     t0 = sim_time(browser)
+    lines0 = plotted_lines(browser)
     time.sleep(1.0)
     t1 = sim_time(browser)
+    lines1 = plotted_lines(browser)
     assert t1 > t0, "simulated time stopped advancing"
+
+    # the layout's plots: error (1 line) and output against target (2 lines),
+    # each drawn through many points, and redrawn with new data as time goes on
+    assert len(lines1) >= 3, lines1
+    assert all(d.count("L") > 10 for d in lines1), [d[:80] for d in lines1]
+    assert all(a != b for a, b in zip(lines0, lines1)), "the plots did not change"
 
     assert shown_error(browser).strip() == ""
     assert "Traceback" not in log_path.read_text()
     screenshot = tmp_path / "nengo_gui.png"
     assert browser.save_screenshot(str(screenshot))
     assert screenshot.stat().st_size > 10000  # a rendered page, not a blank one
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.stem)
+def test_example_gui_layout_is_valid(path, monkeypatch):
+    """Each example ships a layout whose every line runs, and labels everything.
+
+    Nengo GUI skips a layout line that fails without saying so: this runs
+    each line the way it does, but lets errors through. It needs no browser.
+    """
+    import runpy
+
+    import matplotlib
+    import nengo_gui
+    import nengo_gui.config
+
+    monkeypatch.setenv("NENGO_FA_EXAMPLE_SCALE", "0.02")
+    matplotlib.use("Agg")
+    namespace = runpy.run_path(str(path), run_name="nengo_fa_example")
+    namespace.update(nengo_gui=nengo_gui, _viz_config=nengo_gui.config.Config())
+    cfg = path.with_suffix(".py.cfg")
+    assert cfg.exists(), f"{path.name} has no Nengo GUI layout"
+    for line in cfg.read_text(encoding="utf-8").splitlines():
+        exec(line, namespace)  # noqa: S102 (our own layout file)
+    model = namespace["model"]
+    values = [
+        v for v in namespace.values() if isinstance(v, nengo_gui.components.Value)
+    ]
+    assert len(values) >= 2, "a layout plots at least the error and the output"
+    in_model = set(model.all_objects)
+    assert all(v.obj in in_model for v in values)
+    unlabelled = [obj for obj in model.all_ensembles + model.all_nodes if not obj.label]
+    assert not unlabelled, f"{path.name}: objects without a label: {unlabelled}"
