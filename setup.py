@@ -70,7 +70,6 @@ tests_req = (
         "pytest>=8,<9",
         "pytest-plt",
         "pytest-rng",
-        "pytest-allclose",
         "nengo-extras>=0.5",
         # tests/test_gui.py and tests/test_docs.py drive Chromium (Debian's
         # chromium and chromium-driver, installed by .ci/run in CI) through

@@ -40,6 +40,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 import nengo_fa
+from nengo_fa.utils import show_or_save
 
 # Fraction of the full run length (3000 images); the tests and docs shorten it.
 SCALE = float(os.environ.get("NENGO_FA_EXAMPLE_SCALE", "1"))
@@ -298,35 +299,6 @@ def main(n_presentations=None, seed=0, plot=True):
     fig2.colorbar(image, ax=axes, shrink=0.9, label="change in\nscaled encoder")
     fig2.suptitle("Change in the encoders of ten hidden neurons (8 x 8 pixels)")
     return results
-
-
-def show_or_save(name, save_dir=None):
-    """Show the open figures, or save them as PNG files.
-
-    They are saved in ``save_dir`` (``--save DIR``) or, when matplotlib has no
-    interactive backend (a headless machine, where ``plt.show()`` would drop
-    them), in the current folder, as ``NAME.png`` or ``NAME_LABEL.png``.
-    Under sphinx-gallery, which collects the figures itself, nothing happens.
-    """
-    import pathlib
-    import sys
-
-    import matplotlib.pyplot as plt
-
-    if save_dir is None and "sphinx_gallery" in sys.modules:
-        return
-    non_interactive = ("agg", "cairo", "pdf", "pgf", "ps", "svg", "template")
-    if save_dir is None and plt.get_backend().lower() not in non_interactive:
-        plt.show()
-        return
-    folder = pathlib.Path(save_dir or ".")
-    folder.mkdir(parents=True, exist_ok=True)
-    for number in plt.get_fignums():
-        fig = plt.figure(number)
-        label = f"_{fig.get_label()}" if fig.get_label() else ""
-        path = folder / f"{name}{label}.png"
-        fig.savefig(path, dpi=100)
-        print(f"saved {path}")
 
 
 if __name__ == "__main__":

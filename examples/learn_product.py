@@ -23,6 +23,7 @@ import nengo
 import numpy as np
 
 import nengo_fa
+from nengo_fa.utils import show_or_save
 
 SCALE = float(os.environ.get("NENGO_FA_EXAMPLE_SCALE", "1"))
 
@@ -127,35 +128,6 @@ def main(sim_time=60.0 * SCALE, seed=0):
     for label, value in final_mse.items():
         print(f"{label:>18}: final MSE {value:.5f}")
     return fig, final_mse
-
-
-def show_or_save(name, save_dir=None):
-    """Show the open figures, or save them as PNG files.
-
-    They are saved in ``save_dir`` (``--save DIR``) or, when matplotlib has no
-    interactive backend (a headless machine, where ``plt.show()`` would drop
-    them), in the current folder, as ``NAME.png`` or ``NAME_LABEL.png``.
-    Under sphinx-gallery, which collects the figures itself, nothing happens.
-    """
-    import pathlib
-    import sys
-
-    import matplotlib.pyplot as plt
-
-    if save_dir is None and "sphinx_gallery" in sys.modules:
-        return
-    non_interactive = ("agg", "cairo", "pdf", "pgf", "ps", "svg", "template")
-    if save_dir is None and plt.get_backend().lower() not in non_interactive:
-        plt.show()
-        return
-    folder = pathlib.Path(save_dir or ".")
-    folder.mkdir(parents=True, exist_ok=True)
-    for number in plt.get_fignums():
-        fig = plt.figure(number)
-        label = f"_{fig.get_label()}" if fig.get_label() else ""
-        path = folder / f"{name}{label}.png"
-        fig.savefig(path, dpi=100)
-        print(f"saved {path}")
 
 
 if __name__ == "__main__":

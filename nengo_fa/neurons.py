@@ -70,11 +70,12 @@ _MAX_TABLE_POINTS = 16001
 # the tabulated Izhikevich tuning curve; see `_izhikevich_derivative`.
 _IZHIKEVICH_SMOOTHING = 1.0
 
-# Smoothed LIF: where y = (J - 1) / sigma is below this (minus log(sigma) when
-# sigma > 1), exp(y) < 1e-13 and the asymptotic form is exact to double precision.
-_LIF_TAIL = -30.0
-# Currents are clipped to +-_J_CLIP so that no intermediate overflows.
-_J_CLIP = 1e30
+#: Smoothed LIF: where y = (J - 1) / sigma is below this (minus log(sigma) when
+#: sigma > 1), exp(y) < 1e-13 and the asymptotic form is exact to double
+#: precision (shared with NengoDL's builder, `nengo_fa.dl.derivatives`).
+LIF_TAIL = -30.0
+#: Currents are clipped to +-J_CLIP so that no intermediate overflows.
+J_CLIP = 1e30
 
 
 class Derivative:
@@ -388,7 +389,7 @@ class SmoothedLIFDerivative(Derivative):
             },
         )
         self._log_sigma = np.log(sigma)
-        self._y_tail = _LIF_TAIL - max(self._log_sigma, 0.0)
+        self._y_tail = LIF_TAIL - max(self._log_sigma, 0.0)
         self._buffers = tuple(np.empty(shape) for _ in range(4))
         self._tail = np.empty(shape, dtype=bool)
 
@@ -399,7 +400,7 @@ class SmoothedLIFDerivative(Derivative):
         y, a, b, c = self._buffers
         tail = self._tail
         # y = (J - 1) / sigma
-        np.clip(J, -_J_CLIP, _J_CLIP, out=y)
+        np.clip(J, -J_CLIP, J_CLIP, out=y)
         np.subtract(y, 1.0, out=y)
         np.divide(y, sigma, out=y)
         np.less(y, y_tail, out=tail)

@@ -3,7 +3,7 @@
 Fixtures come from plugins that are loaded automatically once installed:
 nengo's ``pytest_nengo`` (``Simulator``, the neuron-type parametrisations,
 ``--slow``), pytest-rng (``seed``, ``rng``), pytest-plt (``plt``; plots are
-saved only with ``--plots``) and pytest-allclose (``allclose``).
+saved only with ``--plots``).
 """
 
 import matplotlib

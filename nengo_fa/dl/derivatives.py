@@ -84,8 +84,8 @@ def _lif(J, scale, tau_rc, tau_ref, sigma):
     """`nengo_fa.neurons.smoothed_lif_derivative`, operation for operation."""
     dtype = J.dtype
     log_sigma = tf.math.log(sigma)
-    y_tail = fa_neurons._LIF_TAIL - tf.maximum(log_sigma, 0.0)
-    clip = tf.constant(min(fa_neurons._J_CLIP, dtype.max), dtype=dtype)
+    y_tail = fa_neurons.LIF_TAIL - tf.maximum(log_sigma, 0.0)
+    clip = tf.constant(min(fa_neurons.J_CLIP, dtype.max), dtype=dtype)
     y = (tf.clip_by_value(J, -clip, clip) - 1.0) / sigma
     tail = y < y_tail
 
