@@ -602,6 +602,14 @@ def format_table(lines):
     return "\n".join([head] + body)
 
 
+def write_csv(path, rows):
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="seconds: one seed, short runs")
@@ -612,7 +620,22 @@ def main(argv=None):
     parser.add_argument("--rates", default=None, help="kE,kg,kb for FA and BP")
     parser.add_argument("--no-numpy", action="store_true", help="skip the numpy reference")
     parser.add_argument("--csv", default=None, help="write every run to this CSV file")
+    parser.add_argument(
+        "--summarise", nargs="+", default=None, metavar="CSV",
+        help="print the table of runs saved with --csv (no simulation)",
+    )
     args = parser.parse_args(argv)
+    if args.summarise:
+        rows = []
+        for path in args.summarise:
+            with open(path, newline="") as fh:
+                for r in csv.DictReader(fh):
+                    rows.append({k: (v if k in ("task", "rule") else (int(v) if k == "seed" else float(v)))
+                                 for k, v in r.items() if v != ""})
+        rules = tuple(dict.fromkeys(r["rule"] for r in rows))
+        lines = summarise(rows, rules)
+        print(format_table(lines))
+        return rows, lines
     nengo.rc.set("decoder_cache", "enabled", "False")
     tasks = ALL_TASKS if args.tasks == "all" else tuple(args.tasks.split(","))
     for t in tasks:
@@ -633,12 +656,8 @@ def main(argv=None):
             else:
                 rows += run_continuous(task, rules, seed, rates, args.quick, not args.no_numpy)
             print(f"# {task} seed {seed} done ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
-    if args.csv:
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        with open(args.csv, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
+            if args.csv:  # rewritten after every seed: a long run keeps what it did
+                write_csv(args.csv, rows)
     lines = summarise(rows, rules)
     print(
         "frozen = error after learning stops (MSE; nRMSE for weights; accuracy for "
