@@ -544,6 +544,9 @@ def summarise(rows, rules):
                     line["seeds_worse"] = int(np.sum(w < p))
                 else:
                     line["vs_pes"] = float(p.mean() / w.mean())  # >1: better than PES
+                    # one outlier seed can carry a ratio of means: also the
+                    # geometric mean of the per-seed ratios
+                    line["gm_ratio"] = float(np.exp(np.mean(np.log(p / w))))
                     line["seeds_worse"] = int(np.sum(w > p))
                 if "novel" in runs[seeds[0]]:
                     pn = np.mean([pes[s]["novel"] for s in common])
@@ -575,6 +578,7 @@ COLS = [
     ("frozen_mean", ">11", ".4g"),
     ("frozen_worst", ">12", ".4g"),
     ("vs_pes", ">7", ".3g"),
+    ("gm_ratio", ">8", ".3g"),
     ("seeds_worse", ">11", "d"),
     ("novel_mean", ">10", ".4g"),
     ("novel_vs_pes", ">12", ".3g"),
@@ -662,7 +666,7 @@ def main(argv=None):
     print(
         "frozen = error after learning stops (MSE; nRMSE for weights; accuracy for "
         "digits, higher is better); vs_pes = PES-only mean / rule mean (digits: "
-        "accuracy difference); online = with learning on, last part of training"
+        "accuracy difference); gm_ratio = geometric mean of per-seed PES/rule; online = with learning on, last part of training"
     )
     print(format_table(lines))
     print(f"# {time.time() - t0:.0f} s, rates {rates or 'defaults'}")
