@@ -345,12 +345,22 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref):
         else:
             n = 10 if task.startswith("product") else 10 * X.shape[1] + 10
             net = continuous_network(task, rule, seed, X, Y, t_train, r, n)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with nengo.Simulator(net, progress_bar=False, dt=DT) as sim:
-                sim.run_steps(len(X))
-        err = sim.data[net.p_diff][:, 0]
         row = dict(task=task, rule=rule, seed=seed)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with nengo.Simulator(net, progress_bar=False, dt=DT) as sim:
+                    sim.run_steps(len(X))
+        except Exception as exc:  # pylint: disable=broad-except
+            # a run that blows up (e.g. overflowing weights) is reported as
+            # diverged: infinite error, never silently left out
+            print(f"# {task} {rule} seed {seed} failed: {exc!r}", file=sys.stderr)
+            row.update(online=np.inf, trained=np.inf, diverged=1.0)
+            if "novel" in windows:
+                row["novel"] = np.inf
+            rows.append(row)
+            continue
+        err = sim.data[net.p_diff][:, 0]
         norm = rms**2 if task == "weights" else 1.0
         row["online"] = mse(err, (n_tr - int(last / DT), n_tr)) / norm
         for name, w in windows.items():
@@ -556,11 +566,11 @@ def summarise(rows, rules):
                     line["novel_vs_pes"] = float(pn / np.mean([runs[s]["novel"] for s in common]))
             for key in ("lsq", "numpy"):
                 if key in runs[seeds[0]]:
-                    line[key] = float(np.mean([runs[s][key] for s in seeds]))
-            if rule == "fa" and "angle" in runs[seeds[0]]:
+                    line[key] = float(np.nanmean([runs[s].get(key, np.nan) for s in seeds]))
+            if rule == "fa" and any("angle" in runs[s] for s in seeds):
                 fail = 0
                 for s in seeds:
-                    bad_angle = not (runs[s]["angle"] < 90)
+                    bad_angle = not (runs[s].get("angle", np.nan) < 90)
                     worse = s in pes and (
                         runs[s]["trained"] < pes[s]["trained"]
                         if acc
@@ -568,7 +578,7 @@ def summarise(rows, rules):
                     )
                     fail += bad_angle or worse
                 line["fa_fail"] = f"{fail}/{len(seeds)}"
-                line["angle"] = float(np.nanmean([runs[s]["angle"] for s in seeds]))
+                line["angle"] = float(np.nanmean([runs[s].get("angle", np.nan) for s in seeds]))
             out.append(line)
     return out
 
