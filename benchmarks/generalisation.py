@@ -1,0 +1,690 @@
+"""Train, freeze, test: do the networks the rules leave behind keep what they learned?
+
+Every run trains a network with its error connected, then gates the error to
+zero (all learning stops: the PES readout and the hidden-layer rule alike),
+then measures the error of the frozen network. PES only (the hidden layer
+stays random, same explicit ensemble and connection seeds) is run in the same
+process on the same inputs, and every rule is reported as a ratio to it.
+Online error (learning on, the last ``--last`` seconds of training) is
+reported beside it, labelled as online; it is not a measure of learning.
+
+Tasks (``--tasks``, comma separated; ``all`` by default)
+
+``product``, ``product-lif``, ``product-tanh``, ``product-spiking``
+    The seed task of issue 13: two sines ``sin(pi t)``, ``sin(0.7 pi t)`` into
+    10 hidden neurons, ``x0 * x1`` out through a PES readout (``function=lambda
+    x: 0``, PES 1e-4, default synapses). Train 40 s, freeze, test 20 s (one
+    full period of the pair, so these are inputs it trained on). Hidden neurons:
+    RectifiedLinear, LIF (spiking), Tanh, and RegularSpiking(RectifiedLinear).
+``white1`` .. ``white4``
+    A nonlinear function of a 1-4 D low-pass white-noise input
+    (`nengo.processes.WhiteSignal`, period = training time, 1 Hz, rms 0.5):
+    ``x0^2``, ``x0 x1``, ``x0 x1 + x2^2``, ``x0 x1 + x2 x3``; 10 d + 10
+    RectifiedLinear neurons. Train 60 s, freeze, test 20 s on the first 20 s of
+    the training signal (trained inputs) and 20 s of a held-out noise seed.
+``weights``
+    Neuron-to-neuron weight learning: a 2-D white-noise input into ``a`` (50
+    neurons), ``a.neurons -> b.neurons`` (20 neurons) from zero weights with
+    ``modifies="weights"``, and a *fixed* random readout of ``b``; target
+    ``x0 x1``. The PES-only reference is a PES readout learned from ``a``
+    itself (there is no hidden layer to leave random). Error as nRMSE.
+``digits``
+    scikit-learn ``load_digits`` through a 32-neuron RectifiedLinear hidden
+    layer (PES 2e-4 readout from its neurons), i.i.d. presentations of 0.03 s,
+    several epochs in a fresh random order, then frozen and tested on 397
+    held-out images. Error: 1 - accuracy (reported as accuracy).
+
+Seeds: run ``s`` gives the network seed ``s`` and *explicit* seeds
+``1000 s + k`` to every ensemble and connection, the same in every variant.
+
+References
+    ``lsq``: least-squares decoders fitted offline on the frozen (learned)
+    tuning curves over the trained-input test window, evaluated there: how
+    good the features are. ``numpy``: the same maths (the update equations of
+    ``nengo_fa.HiddenLayerRule`` and nengo.PES, the same synapses) simulated in
+    numpy from the same initial network (encoders, biases, feedback matrix read
+    from the built simulator); for digits, batch-1 online SGD of the same
+    network with the same normalised steps, one step per image. Given for
+    RectifiedLinear rate tasks and digits.
+
+FA alignment failure: ``FeedbackAlignment(..., downstream=readout)`` makes
+``delta_angle`` probeable; a seed fails when its mean over the last quarter of
+training is not below 90 degrees, or when its frozen error is above PES
+only's.
+
+Run ``python benchmarks/generalisation.py`` (10 seeds, all tasks: hours on one
+core; measured on a shared core, 10 seeds of one product task: 7 min without the
+numpy reference, 28 min with it; a white-noise task about 1 min per seed),
+``--quick`` (one seed, 2 s of training: ~15 s for ``--tasks product,weights``,
+1-2 min for all tasks), ``--summarise runs.csv`` (the table of saved runs),
+``--tasks product,white2 --seeds 5 --rules pes,bp --csv out.csv``.
+``--rates kE,kg,kb`` sets the hidden-layer rates (default: the rules'
+defaults) for ablations.
+"""
+
+import argparse
+import csv
+import sys
+import time
+import warnings
+
+import nengo
+import numpy as np
+
+import nengo_fa
+
+DT = 0.001
+ALL_TASKS = (
+    "product",
+    "product-lif",
+    "product-tanh",
+    "product-spiking",
+    "white1",
+    "white2",
+    "white3",
+    "white4",
+    "weights",
+    "digits",
+)
+ALL_RULES = ("pes", "fa", "bp")
+
+FUNCTIONS = {
+    1: lambda x: x[..., 0] ** 2,
+    2: lambda x: x[..., 0] * x[..., 1],
+    3: lambda x: x[..., 0] * x[..., 1] + x[..., 2] ** 2,
+    4: lambda x: x[..., 0] * x[..., 1] + x[..., 2] * x[..., 3],
+}
+
+
+def neuron_type(task):
+    return {
+        "product-lif": nengo.LIF(),
+        "product-tanh": nengo.Tanh(),
+        "product-spiking": nengo.RegularSpiking(nengo.RectifiedLinear()),
+    }.get(task, nengo.RectifiedLinear())
+
+
+def rule_type(rule, readout, rates, **kwargs):
+    if rule == "pes":
+        return None
+    kw = dict(kwargs)
+    if rates is not None:
+        kw.update(
+            learning_rate=rates[0], gain_learning_rate=rates[1], bias_learning_rate=rates[2]
+        )
+    if rule == "fa":
+        return nengo_fa.FeedbackAlignment(downstream=readout, **kw)
+    if rule == "bp":
+        return nengo_fa.BackProp(readout, **kw)
+    raise ValueError(f"unknown rule {rule!r}")
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def continuous_inputs(task, seed, t_train, t_test):
+    """(X, target, windows) for the product and white-noise tasks.
+
+    X holds the input at every step of train + tests; windows maps a test name
+    to its (start, stop) step indices."""
+    n_tr, n_te = int(round(t_train / DT)), int(round(t_test / DT))
+    if task.startswith("product"):
+        t = np.arange(1, n_tr + n_te + 1) * DT
+        X = np.stack([np.sin(np.pi * t), np.sin(0.7 * np.pi * t)], axis=1)
+        windows = {"trained": (n_tr, n_tr + n_te)}
+        f = FUNCTIONS[2]
+    else:
+        d = 2 if task == "weights" else int(task[-1])
+        proc = nengo.processes.WhiteSignal(period=t_train, high=1.0, rms=0.5)
+        train = proc.run_steps(n_tr, d=d, dt=DT, rng=np.random.RandomState(seed))
+        novel = proc.run_steps(
+            n_te, d=d, dt=DT, rng=np.random.RandomState(seed + 10**6)
+        )
+        # the signal has period t_train: the first test replays its start
+        X = np.vstack([train, train[:n_te], novel])
+        windows = {
+            "trained": (n_tr, n_tr + n_te),
+            "novel": (n_tr + n_te, n_tr + 2 * n_te),
+        }
+        f = FUNCTIONS[d]
+    return X, f(X)[:, None], windows
+
+
+def array_node(X, label):
+    n = len(X)
+    return nengo.Node(lambda t: X[min(max(int(round(t / DT)) - 1, 0), n - 1)], label=label)
+
+
+# ---------------------------------------------------------------- networks
+
+
+def continuous_network(task, rule, seed, X, Y, t_train, rates, n_neurons):
+    """Hidden ensemble -> PES readout; ``rule`` trains the hidden layer."""
+    d = X.shape[1]
+    s = 1000 * seed
+    with nengo.Network(seed=seed) as net:
+        stim = array_node(X, "stim")
+        target = array_node(Y, "target")
+        hidden = nengo.Ensemble(
+            n_neurons, d, neuron_type=neuron_type(task), seed=s + 1, label="hidden"
+        )
+        out = nengo.Node(size_in=1)
+        readout = nengo.Connection(
+            hidden, out, function=lambda x: 0, learning_rule_type=nengo.PES(), seed=s + 2
+        )
+        rt = rule_type(rule, readout, rates)
+        layer1 = nengo.Connection(stim, hidden, learning_rule_type=rt, seed=s + 3)
+        # error = actual - target while training, then 0: all learning stops
+        error = nengo.Node(lambda t, v: v if t < t_train else 0 * v, size_in=1)
+        nengo.Connection(out, error, seed=s + 4)
+        nengo.Connection(target, error, transform=-1, seed=s + 5)
+        nengo.Connection(error, readout.learning_rule, seed=s + 6)
+        # the measured error: the same wiring as the error, never gated
+        diff = nengo.Node(size_in=1)
+        nengo.Connection(out, diff, seed=s + 7)
+        nengo.Connection(target, diff, transform=-1, seed=s + 8)
+        if rt is not None:
+            nengo.Connection(error, layer1.learning_rule, seed=s + 9)
+        net.p_diff = nengo.Probe(diff, synapse=None)
+        net.p_out = nengo.Probe(out, synapse=None)
+        # the readout sees activities through two 5 ms lowpasses (readout and
+        # measurement synapses): an alpha filter
+        net.p_act = nengo.Probe(hidden.neurons, synapse=nengo.Alpha(0.005))
+        if rule == "fa":
+            net.p_angle = nengo.Probe(layer1.learning_rule, "delta_angle", sample_every=0.05)
+        net.hidden, net.layer1, net.readout = hidden, layer1, readout
+    return net
+
+
+def weights_network(rule, seed, X, Y, t_train, rates, n_pre=50, n_post=20):
+    """``a.neurons -> b.neurons`` learned from zero, fixed random readout of b.
+
+    ``rule == "pes"``: the reference, a PES readout learned from ``a``."""
+    s = 1000 * seed
+    readout_rng = np.random.RandomState(s + 11)
+    R = readout_rng.standard_normal((1, n_post)) / (20.0 * n_post)
+    with nengo.Network(seed=seed) as net:
+        stim = array_node(X, "stim")
+        target = array_node(Y, "target")
+        a = nengo.Ensemble(n_pre, X.shape[1], neuron_type=nengo.RectifiedLinear(), seed=s + 1)
+        nengo.Connection(stim, a, seed=s + 3)
+        out = nengo.Node(size_in=1)
+        error = nengo.Node(lambda t, v: v if t < t_train else 0 * v, size_in=1)
+        if rule == "pes":
+            readout = nengo.Connection(
+                a, out, function=lambda x: 0, learning_rule_type=nengo.PES(), seed=s + 2
+            )
+            nengo.Connection(error, readout.learning_rule, seed=s + 6)
+        else:
+            b = nengo.Ensemble(n_post, 1, neuron_type=nengo.RectifiedLinear(), seed=s + 12)
+            readout = nengo.Connection(b.neurons, out, transform=R, seed=s + 13)
+            rt = rule_type(rule, readout, rates, modifies="weights")
+            conn = nengo.Connection(
+                a.neurons,
+                b.neurons,
+                transform=np.zeros((n_post, n_pre)),
+                learning_rule_type=rt,
+                seed=s + 14,
+            )
+            nengo.Connection(error, conn.learning_rule, seed=s + 9)
+            if rule == "fa":
+                net.p_angle = nengo.Probe(
+                    conn.learning_rule, "delta_angle", sample_every=0.05
+                )
+        nengo.Connection(out, error, seed=s + 4)
+        nengo.Connection(target, error, transform=-1, seed=s + 5)
+        diff = nengo.Node(size_in=1)
+        nengo.Connection(out, diff, seed=s + 7)
+        nengo.Connection(target, diff, transform=-1, seed=s + 8)
+        net.p_diff = nengo.Probe(diff, synapse=None)
+    return net
+
+
+# ---------------------------------------------------------------- numpy reference
+
+
+def _lowpass(tau):
+    return np.exp(-DT / tau)
+
+
+def numpy_continuous(S0, b0, F, X, Y, rule, n_train, rates, kpes=1e-4, tau=0.005):
+    """The same maths as the nengo run (RectifiedLinear rate neurons, radius 1):
+    nengo.PES on the readout and, for FA/BP, the normalised HiddenLayerRule
+    step with its gain floor and step bound. Returns the measured error at
+    every step (the same filtering as ``diff``)."""
+    kE, kg, kb = rates
+    n, d = S0.shape
+    S, b = S0.copy(), b0.copy()
+    gain = np.linalg.norm(S, axis=1)
+    ghat = gain.mean()
+    gmin = 1e-3 * ghat
+    D = np.zeros(n)
+    c = _lowpass(tau)
+    xf = np.zeros(d)
+    af = np.zeros(n)
+    y = yd = td = e = ed = 0.0
+    out = np.empty(len(X))
+    for k in range(len(X)):
+        # order as in nengo: the node output at step k, then synapses
+        xf = c * xf + (1 - c) * X[k]
+        J = S @ xf + b
+        a = np.maximum(J, 0)
+        y = c * y + (1 - c) * (D @ a)  # readout synapse
+        yd = c * yd + (1 - c) * y  # out -> diff / error synapse
+        td = c * td + (1 - c) * Y[k, 0]  # target -> diff / error synapse
+        out[k] = yd - td
+        e = c * e + (1 - c) * ((yd - td) if k < n_train else 0.0)  # error -> rule
+        af = c * af + (1 - c) * a
+        if k >= n_train:
+            continue
+        D -= (kpes / n) * DT * e * af
+        if rule == "pes":
+            continue
+        Fm = D if rule == "bp" else F[:, 0]
+        nu = np.sqrt(np.dot(Fm, Fm) / n)
+        if nu == 0:
+            continue
+        dl = Fm * e * (J > 0) / nu
+        cc = DT * ghat
+        b -= kb * cc * dl
+        xx = xf @ xf
+        if xx == 0 or (kE == 0 and kg == 0):
+            continue
+        if kE > 0:
+            beta = -kE * cc * dl
+            bound = np.maximum(gain, gmin) / (2 * np.sqrt(xx))
+            beta = np.clip(beta, -bound, bound)
+            Sn = S + np.outer(beta, xf)
+            m = np.linalg.norm(Sn, axis=1)
+            gn = np.maximum(gain + (kg / kE) * (m - gain), gmin)
+            S = Sn * (gn / m)[:, None]
+            gain = gn
+        else:
+            dg = -kg * cc * dl * (S @ xf) / np.maximum(gain, gmin)
+            gn = np.maximum(gain + dg, gmin)
+            S = S * (gn / gain)[:, None]
+            gain = gn
+    return out
+
+
+# ---------------------------------------------------------------- running
+
+
+def default_rates(rule):
+    if rule == "pes":
+        return None
+    t = nengo_fa.BackProp if rule == "bp" else nengo_fa.FeedbackAlignment
+    return (
+        t.learning_rate.default,
+        t.gain_learning_rate.default,
+        t.bias_learning_rate.default,
+    )
+
+
+def mse(err, window, skip=50):
+    lo, hi = window
+    return float(np.mean(err[lo + skip : hi] ** 2))
+
+
+def run_continuous(task, rules, seed, rates, quick, numpy_ref):
+    if quick:
+        t_train, t_test = 2.0, 1.0
+    elif task.startswith("product"):
+        t_train, t_test = 40.0, 20.0
+    else:
+        t_train, t_test = 60.0, 20.0
+    last = min(10.0, t_train / 4)
+    X, Y, windows = continuous_inputs(task, seed, t_train, t_test)
+    n_tr = int(round(t_train / DT))
+    rows = []
+    rms = float(np.sqrt(np.mean(Y[:n_tr] ** 2)))
+    for rule in rules:
+        r = rates or default_rates(rule)
+        if task == "weights":
+            net = weights_network(rule, seed, X, Y, t_train, r)
+        else:
+            n = 10 if task.startswith("product") else 10 * X.shape[1] + 10
+            net = continuous_network(task, rule, seed, X, Y, t_train, r, n)
+        row = dict(task=task, rule=rule, seed=seed)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with nengo.Simulator(net, progress_bar=False, dt=DT) as sim:
+                    sim.run_steps(len(X))
+        except Exception as exc:  # pylint: disable=broad-except
+            # a run that blows up (e.g. overflowing weights) is reported as
+            # diverged: infinite error, never silently left out
+            print(f"# {task} {rule} seed {seed} failed: {exc!r}", file=sys.stderr)
+            row.update(online=np.inf, trained=np.inf, diverged=1.0)
+            if "novel" in windows:
+                row["novel"] = np.inf
+            rows.append(row)
+            continue
+        err = sim.data[net.p_diff][:, 0]
+        norm = rms**2 if task == "weights" else 1.0
+        row["online"] = mse(err, (n_tr - int(last / DT), n_tr)) / norm
+        for name, w in windows.items():
+            row[name] = mse(err, w) / norm
+        if task == "weights":
+            for key in ("online", *windows):
+                row[key] = float(np.sqrt(row[key]))  # nRMSE
+        if task != "weights":
+            lo, hi = windows["trained"]
+            A = sim.data[net.p_act][lo + 50 : hi]
+            seen = (sim.data[net.p_out][:, 0] - err)[lo + 50 : hi]
+            A1 = np.hstack([A, np.ones((len(A), 1))])
+            dec = np.linalg.lstsq(A1, seen, rcond=None)[0]
+            row["lsq"] = float(np.mean((A1 @ dec - seen) ** 2))
+        if rule == "fa" and hasattr(net, "p_angle"):
+            ang = sim.data[net.p_angle][:, 0]
+            tt = np.arange(1, len(ang) + 1) * 0.05
+            sel = (tt > 0.75 * t_train) & (tt <= t_train)
+            row["angle"] = float(np.nanmean(ang[sel])) if np.any(np.isfinite(ang[sel])) else float("nan")
+        if numpy_ref and task in ("product", "white1", "white2", "white3", "white4"):
+            S0 = sim.data[net.hidden].scaled_encoders
+            b0 = sim.data[net.hidden].bias
+            F = sim.data[net.layer1.learning_rule].feedback if rule == "fa" else None
+            ref = numpy_continuous(S0, b0, F, X, Y, rule, n_tr, r or (0, 0, 0))
+            row["numpy"] = mse(ref, windows["trained"])
+        rows.append(row)
+    return rows
+
+
+def load_digits_split(seed, n_test=397):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    order = np.random.RandomState(seed).permutation(len(y))
+    X, y = X[order] / 16.0, y[order]
+    X_tr, y_tr, X_te, y_te = X[:-n_test], y[:-n_test], X[-n_test:], y[-n_test:]
+    mean = X_tr.mean(axis=0)
+
+    def prep(Z):
+        Z = Z - mean
+        return Z / np.linalg.norm(Z, axis=1, keepdims=True)
+
+    return prep(X_tr), y_tr, prep(X_te), y_te
+
+
+def numpy_digits(S0, b0, F, X_tr, y_tr, X_te, y_te, rule, rates, epochs, present, kpes, seed, sub=0.005):
+    """Online SGD of the same network with the same maths (nengo.PES and the
+    normalised HiddenLayerRule step) on the same presentation schedule,
+    without synapses: each image is held for ``present`` seconds in Euler
+    steps of ``sub`` seconds, in a fresh random order every epoch."""
+    kE, kg, kb = rates
+    S, b = S0.copy(), b0.copy()
+    n = len(b)
+    gain = np.linalg.norm(S, axis=1)
+    ghat = gain.mean()
+    D = np.zeros((10, n))
+    T = np.eye(10)
+    K = max(int(round(present / sub)), 1)
+    h = present / K
+    for ep in range(epochs):
+        for i in np.random.RandomState(seed + ep).permutation(len(y_tr)):
+            x = X_tr[i]
+            for _ in range(K):
+                J = S @ x + b
+                a = np.maximum(J, 0)
+                e = D @ a - T[y_tr[i]]
+                D -= (kpes / n) * h * np.outer(e, a)
+                if rule == "pes":
+                    continue
+                Fm = D.T if rule == "bp" else F
+                nu = np.sqrt(np.sum(Fm**2) / n)
+                if nu == 0:
+                    continue
+                dl = (Fm @ e) * (J > 0) / nu
+                b -= kb * h * ghat * dl
+                if kE > 0:
+                    Sn = S - kE * h * ghat * np.outer(dl, x)
+                    m = np.linalg.norm(Sn, axis=1)
+                    gn = np.maximum(gain + (kg / kE) * (m - gain), 1e-3 * ghat)
+                    S = Sn * (gn / m)[:, None]
+                    gain = gn
+    A = np.maximum(X_te @ S.T + b, 0)
+    return float(np.mean(np.argmax(A @ D.T, axis=1) == y_te))
+
+
+def run_digits(rules, seed, rates, quick, numpy_ref, n_hidden=32, epochs=5, present=0.03):
+    X_tr, y_tr, X_te, y_te = load_digits_split(seed)
+    if quick:
+        X_tr, y_tr, X_te, y_te, epochs = X_tr[:50], y_tr[:50], X_te[:30], y_te[:30], 1
+    order = np.concatenate(
+        [np.random.RandomState(seed + e).permutation(len(y_tr)) for e in range(epochs)]
+    )
+    Xs = np.vstack([X_tr[order], X_te])
+    ys = np.concatenate([y_tr[order], y_te])
+    n_train = len(order)
+    t_train = n_train * present
+    onehot = np.eye(10)[ys]
+    steps = int(round(present / DT))
+    kpes = 2e-4
+    s = 1000 * seed
+
+    def index(t):
+        return min(int((t - 1e-9) / present), len(ys) - 1)
+
+    rows = []
+    for rule in rules:
+        r = rates or default_rates(rule)
+        with nengo.Network(seed=seed) as net:
+            stim = nengo.Node(lambda t: Xs[index(t)])
+            target = nengo.Node(lambda t: onehot[index(t)])
+            hidden = nengo.Ensemble(
+                n_hidden,
+                64,
+                neuron_type=nengo.RectifiedLinear(),
+                intercepts=nengo.dists.Uniform(-0.2, 0.2),
+                seed=s + 1,
+            )
+            out = nengo.Node(size_in=10)
+            readout = nengo.Connection(
+                hidden.neurons,
+                out,
+                transform=np.zeros((10, n_hidden)),
+                learning_rule_type=nengo.PES(learning_rate=kpes),
+                seed=s + 2,
+            )
+            rt = rule_type(rule, readout, rates)
+            layer1 = nengo.Connection(stim, hidden, learning_rule_type=rt, seed=s + 3)
+            error = nengo.Node(lambda t, v: v if t <= t_train else 0 * v, size_in=10)
+            nengo.Connection(out, error, seed=s + 4)
+            nengo.Connection(target, error, transform=-1, seed=s + 5)
+            nengo.Connection(error, readout.learning_rule, seed=s + 6)
+            if rt is not None:
+                nengo.Connection(error, layer1.learning_rule, seed=s + 9)
+            p_out = nengo.Probe(out, synapse=None)
+            if rule == "fa":
+                p_angle = nengo.Probe(layer1.learning_rule, "delta_angle", sample_every=0.05)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with nengo.Simulator(net, progress_bar=False, dt=DT) as sim:
+                sim.run_steps(steps * len(ys))
+        outs = sim.data[p_out].reshape(len(ys), steps, -1)[:, -max(steps // 3, 1) :].mean(axis=1)
+        hit = np.argmax(outs, axis=1) == ys
+        last_epoch = slice(n_train - len(y_tr), n_train)
+        row = dict(task="digits", rule=rule, seed=seed)
+        row["trained"] = float(np.mean(hit[n_train:]))  # held-out accuracy, frozen
+        row["online"] = float(np.mean(hit[last_epoch]))
+        if rule == "fa":
+            ang = sim.data[p_angle][:, 0]
+            tt = np.arange(1, len(ang) + 1) * 0.05
+            sel = (tt > 0.75 * t_train) & (tt <= t_train)
+            row["angle"] = float(np.nanmean(ang[sel]))
+        if numpy_ref:
+            S0 = sim.data[hidden].scaled_encoders
+            b0 = sim.data[hidden].bias
+            F = sim.data[layer1.learning_rule].feedback if rule == "fa" else None
+            row["numpy"] = numpy_digits(
+                S0, b0, F, X_tr, y_tr, X_te, y_te, rule, r or (0, 0, 0), epochs, present, kpes, seed
+            )
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------- report
+
+
+def summarise(rows, rules):
+    """One line per task x rule: mean, worst seed, ratio to PES only, ..."""
+    out = []
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    for task in tasks:
+        tr = [r for r in rows if r["task"] == task]
+        acc = task == "digits"
+        by = {rule: {r["seed"]: r for r in tr if r["rule"] == rule} for rule in rules}
+        pes = by.get("pes", {})
+        for rule in rules:
+            runs = by[rule]
+            if not runs:
+                continue
+            seeds = sorted(runs)
+            v = np.array([runs[s]["trained"] for s in seeds])
+            line = dict(task=task, rule=rule, seeds=len(seeds))
+            line["metric"] = "accuracy" if acc else ("nRMSE" if task == "weights" else "MSE")
+            line["frozen_mean"] = float(v.mean())
+            line["frozen_worst"] = float(v.min() if acc else v.max())
+            if "novel" in runs[seeds[0]]:
+                line["novel_mean"] = float(np.mean([runs[s]["novel"] for s in seeds]))
+            line["online_mean"] = float(np.mean([runs[s]["online"] for s in seeds]))
+            common = [s for s in seeds if s in pes]
+            if common:
+                p = np.array([pes[s]["trained"] for s in common])
+                w = np.array([runs[s]["trained"] for s in common])
+                if acc:
+                    line["vs_pes"] = float(w.mean() - p.mean())  # points of accuracy
+                    line["seeds_worse"] = int(np.sum(w < p))
+                else:
+                    line["vs_pes"] = float(p.mean() / w.mean())  # >1: better than PES
+                    # one outlier seed can carry a ratio of means: also the
+                    # geometric mean of the per-seed ratios
+                    line["gm_ratio"] = float(np.exp(np.mean(np.log(p / w))))
+                    line["seeds_worse"] = int(np.sum(w > p))
+                if "novel" in runs[seeds[0]]:
+                    pn = np.mean([pes[s]["novel"] for s in common])
+                    line["novel_vs_pes"] = float(pn / np.mean([runs[s]["novel"] for s in common]))
+            for key in ("lsq", "numpy"):
+                if key in runs[seeds[0]]:
+                    line[key] = float(np.nanmean([runs[s].get(key, np.nan) for s in seeds]))
+            if rule == "fa" and any("angle" in runs[s] for s in seeds):
+                fail = 0
+                for s in seeds:
+                    bad_angle = not (runs[s].get("angle", np.nan) < 90)
+                    worse = s in pes and (
+                        runs[s]["trained"] < pes[s]["trained"]
+                        if acc
+                        else runs[s]["trained"] > pes[s]["trained"]
+                    )
+                    fail += bad_angle or worse
+                line["fa_fail"] = f"{fail}/{len(seeds)}"
+                line["angle"] = float(np.nanmean([runs[s].get("angle", np.nan) for s in seeds]))
+            out.append(line)
+    return out
+
+
+COLS = [
+    ("task", "<16", "s"),
+    ("rule", "<4", "s"),
+    ("seeds", ">5", "d"),
+    ("metric", "<8", "s"),
+    ("frozen_mean", ">11", ".4g"),
+    ("frozen_worst", ">12", ".4g"),
+    ("vs_pes", ">7", ".3g"),
+    ("gm_ratio", ">8", ".3g"),
+    ("seeds_worse", ">11", "d"),
+    ("novel_mean", ">10", ".4g"),
+    ("novel_vs_pes", ">12", ".3g"),
+    ("online_mean", ">11", ".4g"),
+    ("lsq", ">8", ".4g"),
+    ("numpy", ">8", ".4g"),
+    ("angle", ">6", ".1f"),
+    ("fa_fail", ">7", "s"),
+]
+
+
+def format_table(lines):
+    head = " ".join(f"{name:{fmt[0]}{fmt[1:]}}" for name, fmt, _ in COLS)
+    body = []
+    for line in lines:
+        cells = []
+        for name, fmt, spec in COLS:
+            v = line.get(name)
+            width = fmt[1:]
+            if v is None:
+                cells.append(f"{'-':{fmt[0]}{width}}")
+            else:
+                cells.append(f"{v:{fmt[0]}{width}{spec if spec != 's' else ''}}")
+        body.append(" ".join(cells))
+    return "\n".join([head] + body)
+
+
+def write_csv(path, rows):
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="seconds: one seed, short runs")
+    parser.add_argument("--tasks", default="all", help="comma separated, or 'all'")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--rules", default=",".join(ALL_RULES))
+    parser.add_argument("--rates", default=None, help="kE,kg,kb for FA and BP")
+    parser.add_argument("--no-numpy", action="store_true", help="skip the numpy reference")
+    parser.add_argument("--csv", default=None, help="write every run to this CSV file")
+    parser.add_argument(
+        "--summarise", nargs="+", default=None, metavar="CSV",
+        help="print the table of runs saved with --csv (no simulation)",
+    )
+    args = parser.parse_args(argv)
+    if args.summarise:
+        rows = []
+        for path in args.summarise:
+            with open(path, newline="") as fh:
+                for r in csv.DictReader(fh):
+                    rows.append({k: (v if k in ("task", "rule") else (int(v) if k == "seed" else float(v)))
+                                 for k, v in r.items() if v != ""})
+        rules = tuple(dict.fromkeys(r["rule"] for r in rows))
+        lines = summarise(rows, rules)
+        print(format_table(lines))
+        return rows, lines
+    nengo.rc.set("decoder_cache", "enabled", "False")
+    tasks = ALL_TASKS if args.tasks == "all" else tuple(args.tasks.split(","))
+    for t in tasks:
+        if t not in ALL_TASKS:
+            parser.error(f"unknown task {t!r}; choose from {', '.join(ALL_TASKS)}")
+    rules = tuple(args.rules.split(","))
+    if "pes" not in rules:
+        rules = ("pes",) + rules  # ratios need PES only from the same run
+    rates = tuple(float(v) for v in args.rates.split(",")) if args.rates else None
+    n_seeds = 1 if args.quick else args.seeds
+    seeds = range(args.first_seed, args.first_seed + n_seeds)
+    rows = []
+    t0 = time.time()
+    for task in tasks:
+        for seed in seeds:
+            if task == "digits":
+                rows += run_digits(rules, seed, rates, args.quick, not args.no_numpy)
+            else:
+                rows += run_continuous(task, rules, seed, rates, args.quick, not args.no_numpy)
+            print(f"# {task} seed {seed} done ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+            if args.csv:  # rewritten after every seed: a long run keeps what it did
+                write_csv(args.csv, rows)
+    lines = summarise(rows, rules)
+    print(
+        "frozen = error after learning stops (MSE; nRMSE for weights; accuracy for "
+        "digits, higher is better); vs_pes = PES-only mean / rule mean (digits: "
+        "accuracy difference); gm_ratio = geometric mean of per-seed PES/rule; online = with learning on, last part of training"
+    )
+    print(format_table(lines))
+    print(f"# {time.time() - t0:.0f} s, rates {rates or 'defaults'}")
+    return rows, lines
+
+
+if __name__ == "__main__":
+    main()
