@@ -110,7 +110,9 @@ def rule_type(rule, readout, rates, **kwargs):
     kw = dict(kwargs)
     if rates is not None:
         kw.update(
-            learning_rate=rates[0], gain_learning_rate=rates[1], bias_learning_rate=rates[2]
+            learning_rate=rates[0],
+            gain_learning_rate=rates[1],
+            bias_learning_rate=rates[2],
         )
     if rule == "fa":
         return nengo_fa.FeedbackAlignment(downstream=readout, **kw)
@@ -152,7 +154,9 @@ def continuous_inputs(task, seed, t_train, t_test):
 
 def array_node(X, label):
     n = len(X)
-    return nengo.Node(lambda t: X[min(max(int(round(t / DT)) - 1, 0), n - 1)], label=label)
+    return nengo.Node(
+        lambda t: X[min(max(int(round(t / DT)) - 1, 0), n - 1)], label=label
+    )
 
 
 # ---------------------------------------------------------------- networks
@@ -170,7 +174,11 @@ def continuous_network(task, rule, seed, X, Y, t_train, rates, n_neurons):
         )
         out = nengo.Node(size_in=1)
         readout = nengo.Connection(
-            hidden, out, function=lambda x: 0, learning_rule_type=nengo.PES(), seed=s + 2
+            hidden,
+            out,
+            function=lambda x: 0,
+            learning_rule_type=nengo.PES(),
+            seed=s + 2,
         )
         rt = rule_type(rule, readout, rates)
         layer1 = nengo.Connection(stim, hidden, learning_rule_type=rt, seed=s + 3)
@@ -191,7 +199,9 @@ def continuous_network(task, rule, seed, X, Y, t_train, rates, n_neurons):
         # measurement synapses): an alpha filter
         net.p_act = nengo.Probe(hidden.neurons, synapse=nengo.Alpha(0.005))
         if rule == "fa":
-            net.p_angle = nengo.Probe(layer1.learning_rule, "delta_angle", sample_every=0.05)
+            net.p_angle = nengo.Probe(
+                layer1.learning_rule, "delta_angle", sample_every=0.05
+            )
         net.hidden, net.layer1, net.readout = hidden, layer1, readout
     return net
 
@@ -206,7 +216,9 @@ def weights_network(rule, seed, X, Y, t_train, rates, n_pre=50, n_post=20):
     with nengo.Network(seed=seed) as net:
         stim = array_node(X, "stim")
         target = array_node(Y, "target")
-        a = nengo.Ensemble(n_pre, X.shape[1], neuron_type=nengo.RectifiedLinear(), seed=s + 1)
+        a = nengo.Ensemble(
+            n_pre, X.shape[1], neuron_type=nengo.RectifiedLinear(), seed=s + 1
+        )
         nengo.Connection(stim, a, seed=s + 3)
         out = nengo.Node(size_in=1)
         error = nengo.Node(lambda t, v: v if t < t_train else 0 * v, size_in=1)
@@ -216,7 +228,9 @@ def weights_network(rule, seed, X, Y, t_train, rates, n_pre=50, n_post=20):
             )
             nengo.Connection(error, readout.learning_rule, seed=s + 6)
         else:
-            b = nengo.Ensemble(n_post, 1, neuron_type=nengo.RectifiedLinear(), seed=s + 12)
+            b = nengo.Ensemble(
+                n_post, 1, neuron_type=nengo.RectifiedLinear(), seed=s + 12
+            )
             readout = nengo.Connection(b.neurons, out, transform=R, seed=s + 13)
             rt = rule_type(rule, readout, rates, modifies="weights")
             conn = nengo.Connection(
@@ -262,7 +276,7 @@ def numpy_continuous(S0, b0, F, X, Y, rule, n_train, rates, kpes=1e-4, tau=0.005
     c = _lowpass(tau)
     xf = np.zeros(d)
     af = np.zeros(n)
-    y = yd = td = e = ed = 0.0
+    y = yd = td = e = 0.0
     out = np.empty(len(X))
     for k in range(len(X)):
         # order as in nengo: the node output at step k, then synapses
@@ -379,7 +393,11 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref):
             ang = sim.data[net.p_angle][:, 0]
             tt = np.arange(1, len(ang) + 1) * 0.05
             sel = (tt > 0.75 * t_train) & (tt <= t_train)
-            row["angle"] = float(np.nanmean(ang[sel])) if np.any(np.isfinite(ang[sel])) else float("nan")
+            row["angle"] = (
+                float(np.nanmean(ang[sel]))
+                if np.any(np.isfinite(ang[sel]))
+                else float("nan")
+            )
         if numpy_ref and task in ("product", "white1", "white2", "white3", "white4"):
             S0 = sim.data[net.hidden].scaled_encoders
             b0 = sim.data[net.hidden].bias
@@ -406,7 +424,22 @@ def load_digits_split(seed, n_test=397):
     return prep(X_tr), y_tr, prep(X_te), y_te
 
 
-def numpy_digits(S0, b0, F, X_tr, y_tr, X_te, y_te, rule, rates, epochs, present, kpes, seed, sub=0.005):
+def numpy_digits(
+    S0,
+    b0,
+    F,
+    X_tr,
+    y_tr,
+    X_te,
+    y_te,
+    rule,
+    rates,
+    epochs,
+    present,
+    kpes,
+    seed,
+    sub=0.005,
+):
     """Online SGD of the same network with the same maths (nengo.PES and the
     normalised HiddenLayerRule step) on the same presentation schedule,
     without synapses: each image is held for ``present`` seconds in Euler
@@ -446,7 +479,9 @@ def numpy_digits(S0, b0, F, X_tr, y_tr, X_te, y_te, rule, rates, epochs, present
     return float(np.mean(np.argmax(A @ D.T, axis=1) == y_te))
 
 
-def run_digits(rules, seed, rates, quick, numpy_ref, n_hidden=32, epochs=5, present=0.03):
+def run_digits(
+    rules, seed, rates, quick, numpy_ref, n_hidden=32, epochs=5, present=0.03
+):
     X_tr, y_tr, X_te, y_te = load_digits_split(seed)
     if quick:
         X_tr, y_tr, X_te, y_te, epochs = X_tr[:50], y_tr[:50], X_te[:30], y_te[:30], 1
@@ -496,12 +531,18 @@ def run_digits(rules, seed, rates, quick, numpy_ref, n_hidden=32, epochs=5, pres
                 nengo.Connection(error, layer1.learning_rule, seed=s + 9)
             p_out = nengo.Probe(out, synapse=None)
             if rule == "fa":
-                p_angle = nengo.Probe(layer1.learning_rule, "delta_angle", sample_every=0.05)
+                p_angle = nengo.Probe(
+                    layer1.learning_rule, "delta_angle", sample_every=0.05
+                )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with nengo.Simulator(net, progress_bar=False, dt=DT) as sim:
                 sim.run_steps(steps * len(ys))
-        outs = sim.data[p_out].reshape(len(ys), steps, -1)[:, -max(steps // 3, 1) :].mean(axis=1)
+        outs = (
+            sim.data[p_out]
+            .reshape(len(ys), steps, -1)[:, -max(steps // 3, 1) :]
+            .mean(axis=1)
+        )
         hit = np.argmax(outs, axis=1) == ys
         last_epoch = slice(n_train - len(y_tr), n_train)
         row = dict(task="digits", rule=rule, seed=seed)
@@ -517,7 +558,19 @@ def run_digits(rules, seed, rates, quick, numpy_ref, n_hidden=32, epochs=5, pres
             b0 = sim.data[hidden].bias
             F = sim.data[layer1.learning_rule].feedback if rule == "fa" else None
             row["numpy"] = numpy_digits(
-                S0, b0, F, X_tr, y_tr, X_te, y_te, rule, r or (0, 0, 0), epochs, present, kpes, seed
+                S0,
+                b0,
+                F,
+                X_tr,
+                y_tr,
+                X_te,
+                y_te,
+                rule,
+                r or (0, 0, 0),
+                epochs,
+                present,
+                kpes,
+                seed,
             )
         rows.append(row)
     return rows
@@ -542,7 +595,9 @@ def summarise(rows, rules):
             seeds = sorted(runs)
             v = np.array([runs[s]["trained"] for s in seeds])
             line = dict(task=task, rule=rule, seeds=len(seeds))
-            line["metric"] = "accuracy" if acc else ("nRMSE" if task == "weights" else "MSE")
+            line["metric"] = (
+                "accuracy" if acc else ("nRMSE" if task == "weights" else "MSE")
+            )
             line["frozen_mean"] = float(v.mean())
             line["frozen_worst"] = float(v.min() if acc else v.max())
             if "novel" in runs[seeds[0]]:
@@ -563,10 +618,14 @@ def summarise(rows, rules):
                     line["seeds_worse"] = int(np.sum(w > p))
                 if "novel" in runs[seeds[0]]:
                     pn = np.mean([pes[s]["novel"] for s in common])
-                    line["novel_vs_pes"] = float(pn / np.mean([runs[s]["novel"] for s in common]))
+                    line["novel_vs_pes"] = float(
+                        pn / np.mean([runs[s]["novel"] for s in common])
+                    )
             for key in ("lsq", "numpy"):
                 if key in runs[seeds[0]]:
-                    line[key] = float(np.nanmean([runs[s].get(key, np.nan) for s in seeds]))
+                    line[key] = float(
+                        np.nanmean([runs[s].get(key, np.nan) for s in seeds])
+                    )
             if rule == "fa" and any("angle" in runs[s] for s in seeds):
                 fail = 0
                 for s in seeds:
@@ -578,7 +637,9 @@ def summarise(rows, rules):
                     )
                     fail += bad_angle or worse
                 line["fa_fail"] = f"{fail}/{len(seeds)}"
-                line["angle"] = float(np.nanmean([runs[s].get("angle", np.nan) for s in seeds]))
+                line["angle"] = float(
+                    np.nanmean([runs[s].get("angle", np.nan) for s in seeds])
+                )
             out.append(line)
     return out
 
@@ -629,16 +690,23 @@ def write_csv(path, rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="seconds: one seed, short runs")
+    parser.add_argument(
+        "--quick", action="store_true", help="seconds: one seed, short runs"
+    )
     parser.add_argument("--tasks", default="all", help="comma separated, or 'all'")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--rules", default=",".join(ALL_RULES))
     parser.add_argument("--rates", default=None, help="kE,kg,kb for FA and BP")
-    parser.add_argument("--no-numpy", action="store_true", help="skip the numpy reference")
+    parser.add_argument(
+        "--no-numpy", action="store_true", help="skip the numpy reference"
+    )
     parser.add_argument("--csv", default=None, help="write every run to this CSV file")
     parser.add_argument(
-        "--summarise", nargs="+", default=None, metavar="CSV",
+        "--summarise",
+        nargs="+",
+        default=None,
+        metavar="CSV",
         help="print the table of runs saved with --csv (no simulation)",
     )
     args = parser.parse_args(argv)
@@ -647,8 +715,17 @@ def main(argv=None):
         for path in args.summarise:
             with open(path, newline="") as fh:
                 for r in csv.DictReader(fh):
-                    rows.append({k: (v if k in ("task", "rule") else (int(v) if k == "seed" else float(v)))
-                                 for k, v in r.items() if v != ""})
+                    rows.append(
+                        {
+                            k: (
+                                v
+                                if k in ("task", "rule")
+                                else (int(v) if k == "seed" else float(v))
+                            )
+                            for k, v in r.items()
+                            if v != ""
+                        }
+                    )
         rules = tuple(dict.fromkeys(r["rule"] for r in rows))
         lines = summarise(rows, rules)
         print(format_table(lines))
@@ -671,15 +748,22 @@ def main(argv=None):
             if task == "digits":
                 rows += run_digits(rules, seed, rates, args.quick, not args.no_numpy)
             else:
-                rows += run_continuous(task, rules, seed, rates, args.quick, not args.no_numpy)
-            print(f"# {task} seed {seed} done ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+                rows += run_continuous(
+                    task, rules, seed, rates, args.quick, not args.no_numpy
+                )
+            print(
+                f"# {task} seed {seed} done ({time.time() - t0:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
             if args.csv:  # rewritten after every seed: a long run keeps what it did
                 write_csv(args.csv, rows)
     lines = summarise(rows, rules)
     print(
         "frozen = error after learning stops (MSE; nRMSE for weights; accuracy for "
         "digits, higher is better); vs_pes = PES-only mean / rule mean (digits: "
-        "accuracy difference); gm_ratio = geometric mean of per-seed PES/rule; online = with learning on, last part of training"
+        "accuracy difference); gm_ratio = geometric mean of per-seed PES/rule; "
+        "online = with learning on, last part of training"
     )
     print(format_table(lines))
     print(f"# {time.time() - t0:.0f} s, rates {rates or 'defaults'}")
