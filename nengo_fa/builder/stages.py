@@ -39,8 +39,7 @@ class NumpyStep:
         self.delta = signals[op.delta]
         self.gain_delta = signals[op.gain_delta]
         self.bias_delta = signals[op.bias_delta]
-        from_current = self.c.from_current and op.bias is not None
-        self.bias = signals[op.bias] if from_current else None
+        self.bias = signals[op.bias] if op.projection_from_current else None
         n = self.S.shape[0]
         self.n = n
         self.factored = op.factored

@@ -62,11 +62,7 @@ def tensorflow_derivative(derivative, neuron_type):
 def derivative_family(neuron_type, derivative=None):
     """`tensorflow_derivative` of the derivative nengo_fa builds for
     ``neuron_type`` (and a rule's ``derivative`` function, if given)."""
-    built = (
-        fa_neurons.make_derivative(neuron_type, np.ones(1), np.zeros(1), derivative)
-        if derivative is None
-        else fa_neurons.UserDerivative(derivative)
-    )
+    built = fa_neurons.make_derivative(neuron_type, np.ones(1), np.zeros(1), derivative)
     return tensorflow_derivative(built, neuron_type)
 
 

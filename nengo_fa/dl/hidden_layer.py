@@ -70,12 +70,18 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         self.error_data = signals.combine([op.error for op in ops])
         self.error_data = self.error_data.reshape((K, self.d_out))
         self.x_data = signals.combine([op.x for op in ops]).reshape((K, self.d))
-        for name in ("current", "scaled_encoders", "gain", "delta"):
+        names = (
+            "current",
+            "scaled_encoders",
+            "gain",
+            "delta",
+            "gain_delta",
+            "bias_delta",
+        )
+        for name in names:
             setattr(
                 self, f"{name}_data", signals.combine([getattr(op, name) for op in ops])
             )
-        self.gain_delta_data = signals.combine([op.gain_delta for op in ops])
-        self.bias_delta_data = signals.combine([op.bias_delta for op in ops])
         if self.factored:
             # (alpha, beta, x) for SimHiddenLayerEncoderUpdate
             self.factor_data = [
