@@ -7,56 +7,35 @@ import nengo_fa
 from nengo_fa.builder.alignment import SimAlignmentTerms
 from nengo_fa.feedback import AlignmentTerms
 
+from .networks import product_net
+
 
 def product_task(feedback_learning=None, seed=0, n_neurons=30, rule="fa"):
-    """Two sines in, their product out; FA on the hidden layer, PES readout.
+    """The product task (`tests.networks.product_net`) with FA on the hidden
+    layer (or BP, ``rule="bp"``), probed for its alignment.
 
     With ``downstream=readout``, the rule knows the weights its feedback
     stands in for, so it can learn its feedback and report its alignment.
     """
-    with nengo.Network(seed=seed) as net:
-        stim = nengo.Node(lambda t: [np.sin(np.pi * t), np.sin(0.7 * np.pi * t)])
-        hidden = nengo.Ensemble(
-            n_neurons, 2, neuron_type=nengo.RectifiedLinear(), seed=seed + 1
+    if rule == "bp":
+        net = product_net("bp", seed, n=n_neurons)
+    else:
+        # B starts on the scale of the decoders (only its direction is used),
+        # so that Kolen-Pollack's updates can turn it
+        kwargs = dict(
+            feedback=nengo.dists.Gaussian(0, 1e-4), feedback_learning=feedback_learning
         )
-        out = nengo.Node(size_in=1)
-        readout = nengo.Connection(
-            hidden,
-            out,
-            function=lambda x: 0,
-            learning_rule_type=nengo.PES(),
-            seed=seed + 2,
-        )
-        if rule == "bp":
-            rule_type = nengo_fa.BackProp(readout)
-        else:
-            # B starts on the scale of the decoders (only its direction is
-            # used), so that Kolen-Pollack's updates can turn it
-            rule_type = nengo_fa.FeedbackAlignment(
-                downstream=readout,
-                feedback=nengo.dists.Gaussian(0, 1e-4),
-                feedback_learning=feedback_learning,
-            )
-        layer1 = nengo.Connection(
-            stim, hidden, learning_rule_type=rule_type, seed=seed + 3
-        )
-        error = nengo.Node(size_in=1)
-        nengo.Connection(out, error)
-        nengo.Connection(stim, error, function=lambda x: -x[0] * x[1])
-        nengo.Connection(error, readout.learning_rule)
-        nengo.Connection(error, layer1.learning_rule)
+        net = product_net("fa-downstream", seed, n=n_neurons, rule_kwargs=kwargs)
+    rule = net.layer1.learning_rule
+    with net:
         net.p = {
-            key: nengo.Probe(layer1.learning_rule, key, sample_every=0.05)
+            key: nengo.Probe(rule, key, sample_every=0.05)
             for key in ("feedback_angle", "delta_angle", "norm_ratio")
-            if key in layer1.learning_rule.probeable
+            if key in rule.probeable
         }
-        net.p_weights = nengo.Probe(readout, "weights", sample_every=0.05)
-        net.p_error = nengo.Probe(error, synapse=None)
-        if rule != "bp":
-            net.p_feedback = nengo.Probe(
-                layer1.learning_rule, "feedback", sample_every=0.05
-            )
-        net.layer1 = layer1
+        net.p_weights = nengo.Probe(net.readout, "weights", sample_every=0.05)
+        if "feedback" in rule.probeable:
+            net.p_feedback = nengo.Probe(rule, "feedback", sample_every=0.05)
     return net
 
 

@@ -1,0 +1,287 @@
+"""The networks the tests share: the product task, with one or two hidden layers.
+
+Two sines, ``sin(pi t)`` and ``sin(0.7 pi t)``, go into a hidden ensemble whose
+``PES`` readout learns their product; a nengo_fa rule (or none: PES only) on
+the connection into the hidden layer gets the same error. Every object has an
+explicit seed derived from ``seed``, so that the variants of one seed (PES only,
+FA, BP, ...) start from the same network, and the error reaches the rules
+through a `Gate` that closes at ``freeze_at``: after it, nothing learns (the
+network is *frozen*), which is how learning is measured (`train_freeze_test`).
+
+Everything here is defined at module level, so that the networks, and
+simulators built from them, pickle.
+"""
+
+import nengo
+import numpy as np
+
+import nengo_fa
+
+
+def sines(t):
+    return [np.sin(np.pi * t), np.sin(0.7 * np.pi * t)]
+
+
+def product_target(x):
+    """Minus the target, as the error connection adds it: e = y - y*."""
+    return -x[0] * x[1]
+
+
+def zero(x):
+    return 0
+
+
+class Gate:
+    """Passes the error until ``t_off``, then 0: learning stops (freezes)."""
+
+    def __init__(self, t_off):
+        self.t_off = t_off
+
+    def __call__(self, t, x):
+        return x if t < self.t_off else 0 * x
+
+
+def one_layer_rule(rule, readout, out, **kwargs):
+    """The rule type for the connection into a hidden layer whose readout
+    (decoders :math:`D`) is ``readout``.
+
+    ``rule``: None or "pes" (no rule), "fa" (fixed random feedback, no
+    ``downstream``), "fa-downstream" (the same, knowing ``readout``, so that
+    its alignment diagnostics can be probed), "bp", "ss" (SignSymmetry), "kp"
+    (FA learning its feedback with Kolen-Pollack; ``feedback_learning=``
+    picks another learned feedback), or a `.HiddenLayerRule` subclass taking
+    ``error_size``.
+    """
+    if rule in (None, "pes"):
+        return None
+    if rule == "fa":
+        return nengo_fa.FeedbackAlignment(error_size=out, **kwargs)
+    if rule == "fa-downstream":
+        return nengo_fa.FeedbackAlignment(downstream=readout, **kwargs)
+    if rule == "bp":
+        return nengo_fa.BackProp(readout, **kwargs)
+    if rule == "ss":
+        return nengo_fa.SignSymmetry(readout, **kwargs)
+    if rule == "kp":
+        # B starts on the scale of the decoders (only its direction is used),
+        # so that the learned feedback's updates can turn it
+        kwargs.setdefault("feedback", nengo.dists.Gaussian(0, 1e-4))
+        kwargs.setdefault("feedback_learning", nengo_fa.KolenPollack())
+        return nengo_fa.FeedbackAlignment(downstream=readout, **kwargs)
+    return rule(out.size_out, **kwargs)
+
+
+def product_net(
+    rule=None,
+    seed=0,
+    n=10,
+    neuron_type=None,
+    freeze_at=np.inf,
+    rule_kwargs=None,
+    error_probe_synapse=None,
+):
+    """Two sines -> ``n`` hidden neurons -> PES readout of their product.
+
+    ``rule`` is one of those of `one_layer_rule`, or
+
+    - "chain": a second hidden layer ``h0`` in front, and BackProp on both
+      ``h0 -> hidden`` and ``stim -> h0``, chained (only the upper rule is
+      connected to the error);
+    - "weights": BackProp with ``modifies="weights"`` on ``pre.neurons ->
+      hidden.neurons``, from zero weights (the hidden layer also gets the
+      input through a decoded connection).
+
+    Attributes of the returned network: ``hidden``, ``readout``, ``layer1``
+    (the connection into ``hidden`` that carries the rule), ``rules`` (the
+    learning rules connected or chained to the error), ``p_error`` (the
+    ungated error, probed with ``error_probe_synapse``), ``p_out`` (the
+    output) and ``p_rule`` (``delta`` and ``bias`` of every rule).
+    """
+    kwargs = dict(rule_kwargs or {})
+    neuron_type = nengo.RectifiedLinear() if neuron_type is None else neuron_type
+    with nengo.Network(seed=seed) as net:
+        stim = nengo.Node(sines, label="input")
+        hidden = nengo.Ensemble(
+            n, 2, neuron_type=neuron_type, seed=seed + 1, label="hidden"
+        )
+        out = nengo.Node(size_in=1, label="output")
+        readout = nengo.Connection(
+            hidden, out, function=zero, learning_rule_type=nengo.PES(), seed=seed + 2
+        )
+        error_in = nengo.Node(size_in=1, label="error")
+        nengo.Connection(out, error_in, seed=seed + 6)
+        nengo.Connection(stim, error_in, function=product_target, seed=seed + 7)
+        error = nengo.Node(Gate(freeze_at), size_in=1, label="gated error")
+        nengo.Connection(error_in, error, synapse=None)
+        nengo.Connection(error, readout.learning_rule, seed=seed + 8)
+        if rule == "chain":
+            h0 = nengo.Ensemble(n, 2, neuron_type=neuron_type, seed=seed + 4)
+            nengo.Connection(stim, h0, seed=seed + 5)
+            layer1 = nengo.Connection(
+                h0,
+                hidden,
+                learning_rule_type=nengo_fa.BackProp(readout, **kwargs),
+                seed=seed + 3,
+            )
+            lower = nengo.Connection(
+                stim,
+                h0,
+                learning_rule_type=nengo_fa.BackProp(layer1, **kwargs),
+                seed=seed + 9,
+            )
+            rules = [layer1.learning_rule, lower.learning_rule]
+        elif rule == "weights":
+            pre = nengo.Ensemble(n, 2, neuron_type=neuron_type, seed=seed + 4)
+            nengo.Connection(stim, pre, seed=seed + 5)
+            nengo.Connection(stim, hidden, seed=seed + 9)
+            layer1 = nengo.Connection(
+                pre.neurons,
+                hidden.neurons,
+                transform=np.zeros((n, n)),
+                learning_rule_type=nengo_fa.BackProp(
+                    readout, modifies="weights", **kwargs
+                ),
+                seed=seed + 3,
+            )
+            rules = [layer1.learning_rule]
+        else:
+            rule_type = one_layer_rule(rule, readout, out, **kwargs)
+            layer1 = nengo.Connection(
+                stim, hidden, learning_rule_type=rule_type, seed=seed + 3
+            )
+            rules = [] if rule_type is None else [layer1.learning_rule]
+        if rules:
+            nengo.Connection(error, rules[0], seed=seed + 10)
+        net.p_error = nengo.Probe(error_in, synapse=error_probe_synapse)
+        net.p_out = nengo.Probe(out, synapse=None)
+        keys = ("delta", "bias")
+        net.p_rule = [nengo.Probe(r, k, synapse=None) for r in rules for k in keys]
+        net.hidden, net.readout, net.layer1, net.rules = hidden, readout, layer1, rules
+    return net
+
+
+def deep_net(
+    kind,
+    seed,
+    n=(10, 20),
+    neuron_type=None,
+    modifies="encoders",
+    freeze_at=np.inf,
+    max_rates=None,
+    rule_kwargs=None,
+):
+    """stim -> h1 -> h2 -> PES readout of the product of the two sines.
+
+    ``kind`` picks the rules: None (the readout alone); BackProp ("bp"),
+    SignSymmetry ("ss") or FeedbackAlignment ("fa") on both hidden layers,
+    the lower rule chained to the upper; direct feedback alignment ("dfa":
+    FA on both, both connected to the output error); chained FA learning its
+    feedback ("kp": Kolen-Pollack; "terms": all five alignment terms). With
+    ``modifies="weights"``, ``h1 -> h2`` is a full weight matrix (small
+    random initial weights) that the upper rule learns. The error reaches
+    the rules through a `Gate` that closes at ``freeze_at``; ``max_rates``
+    (a distribution) sets the ensembles' maximum rates; ``rule_kwargs`` go to
+    both rules (e.g. their rates).
+
+    Attributes: ``p_error`` (the ungated error, unfiltered), ``p_out``,
+    ``into_h1``, ``into_h2``, ``readout`` and ``out``.
+    """
+    neuron_type = nengo.RectifiedLinear() if neuron_type is None else neuron_type
+    with nengo.Network(seed=seed) as net:
+        if max_rates is not None:
+            net.config[nengo.Ensemble].max_rates = max_rates
+        stim = nengo.Node(sines, label="input")
+        h1 = nengo.Ensemble(n[0], 2, neuron_type=neuron_type, seed=seed + 1)
+        h2 = nengo.Ensemble(n[1], 2, neuron_type=neuron_type, seed=seed + 2)
+        out = nengo.Node(size_in=1, label="output")
+        readout = nengo.Connection(
+            h2, out, function=zero, learning_rule_type=nengo.PES(), seed=seed + 3
+        )
+        if modifies == "weights":
+            rng = np.random.RandomState(seed)
+            into_h2 = nengo.Connection(
+                h1.neurons,
+                h2.neurons,
+                transform=rng.normal(scale=1e-3, size=(n[1], n[0])),
+                seed=seed + 4,
+            )
+        else:
+            into_h2 = nengo.Connection(h1, h2, seed=seed + 4)
+        learning = {
+            "kp": nengo_fa.KolenPollack(decay=0.5),
+            "terms": nengo_fa.AlignmentTerms(
+                learning_rate=0.5, decay=0.1, self_=1, amp=1, sparse=1, null=1
+            ),
+        }.get(kind)
+        kw = dict(rule_kwargs or {})
+        into_h2.learning_rule_type = _upper_rule(
+            kind, out, readout, learning, dict(kw, modifies=modifies)
+        )
+        into_h1 = nengo.Connection(
+            stim,
+            h1,
+            learning_rule_type=_lower_rule(kind, out, into_h2, learning, kw),
+            seed=seed + 5,
+        )
+        error_in = nengo.Node(size_in=1, label="error")
+        nengo.Connection(out, error_in)
+        nengo.Connection(stim, error_in, function=product_target)
+        error = nengo.Node(Gate(freeze_at), size_in=1, label="gated error")
+        nengo.Connection(error_in, error, synapse=None)
+        nengo.Connection(error, readout.learning_rule)
+        if kind is not None:
+            nengo.Connection(error, into_h2.learning_rule)
+        if kind == "dfa":
+            nengo.Connection(error, into_h1.learning_rule)
+        net.p_error = nengo.Probe(error_in, synapse=None)
+        net.p_out = nengo.Probe(out)
+        net.into_h1, net.into_h2, net.readout, net.out = into_h1, into_h2, readout, out
+    return net
+
+
+def _upper_rule(kind, out, readout, learning, kw):
+    """The rule on h1 -> h2 for `deep_net`."""
+    if kind is None:
+        return None
+    if kind in ("fa", "dfa"):
+        return nengo_fa.FeedbackAlignment(out, **kw)
+    if kind == "bp":
+        return nengo_fa.BackProp(readout, **kw)
+    if kind == "ss":
+        return nengo_fa.SignSymmetry(readout, **kw)
+    return nengo_fa.FeedbackAlignment(
+        downstream=readout, feedback_learning=learning, **kw
+    )
+
+
+def _lower_rule(kind, out, into_h2, learning, kw):
+    """The rule on stim -> h1 for `deep_net`."""
+    if kind is None:
+        return None
+    if kind == "fa":
+        return nengo_fa.FeedbackAlignment(downstream=into_h2, **kw)
+    if kind == "dfa":
+        return nengo_fa.FeedbackAlignment(out, **kw)
+    if kind == "bp":
+        return nengo_fa.BackProp(into_h2, **kw)
+    if kind == "ss":
+        return nengo_fa.SignSymmetry(into_h2, **kw)
+    return nengo_fa.FeedbackAlignment(
+        downstream=into_h2, feedback_learning=learning, **kw
+    )
+
+
+def train_freeze_test(Simulator, net, t_train, t_test, online=0.0):
+    """Run ``net`` (built with ``freeze_at=t_train``) for ``t_train +
+    t_test`` seconds; return the mean squared error over the test, after
+    learning stopped (*frozen*), and, with ``online`` > 0, over the last
+    ``online`` seconds of training (learning on), as ``(frozen, online,
+    sim)``. The first 50 ms after the freeze are left out: the error's
+    synapses still hold errors from training."""
+    with Simulator(net, progress_bar=False) as sim:
+        sim.run(t_train + t_test)
+    t = sim.trange()
+    sq = np.square(sim.data[net.p_error][:, 0])
+    frozen = float(np.mean(sq[t > t_train + 0.05]))
+    on = float(np.mean(sq[(t > t_train - online) & (t <= t_train)])) if online else None
+    return frozen, on, sim
