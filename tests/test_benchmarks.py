@@ -9,7 +9,6 @@ import pathlib
 import sys
 
 import numpy as np
-import pytest
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -58,30 +57,3 @@ def test_memory_prints_ratio_table(capsys):
     assert [int(v) for v in lines[1][:3]] == [20, 3, 2]
     ratios = [v for c, v in zip(memory.COLUMNS, lines[1]) if "/" in c]
     assert len(ratios) == 8 and all(float(v) > 0 for v in ratios)
-
-
-def test_learning_prints_quality_table(capsys):
-    pytest.importorskip("sklearn")
-    learning = load("learning")
-    rows = learning.run_product(seeds=[0], sim_time=0.3, last=0.1)
-    rows += learning.run_digits(
-        [("rate", learning.nengo.RectifiedLinear())],
-        n_train=10,
-        n_test=10,
-        present=0.005,
-        n_hidden=10,
-    )
-    print(learning.format_header())
-    for row in rows:
-        print(learning.format_row(row))
-    lines = table(capsys.readouterr().out, "task")
-    assert lines[0] == list(learning.COLUMNS)
-    assert all(len(line) == len(learning.COLUMNS) for line in lines)
-    models = [(line[0], line[1]) for line in lines[1:]]
-    expected = [("product", r) for r in learning.RULES]
-    expected += [("digits_rate", r) for r in learning.RULES]
-    expected += [("digits_offline", "MLP(10)")]
-    assert models == expected
-    for line in lines[1:]:
-        value = float(line[3])
-        assert value >= 0 and (line[0] == "product" or value <= 1)
