@@ -205,9 +205,11 @@ def main(sim_time=20.0 * SCALE, seed=0):
     # one legend for both panels, below them, where it hides no data
     fig.legend(*ax_b.get_legend_handles_labels(), loc="outside lower center", ncol=6)
 
-    print(f"{'rule':>4} {'B angle':>8} {'delta angle':>12} {'final MSE':>10}")
+    # the error with learning on: how these rules compare once learning stops
+    # is measured in benchmarks/generalisation.py
+    print(f"{'rule':>4} {'B angle':>8} {'delta angle':>12} {'online MSE':>11}")
     for name, (b, d, mse) in summary.items():
-        print(f"{name:>4} {b:8.1f} {d:12.1f} {mse:10.5f}")
+        print(f"{name:>4} {b:8.1f} {d:12.1f} {mse:11.5f}")
     return fig, summary
 
 

@@ -20,12 +20,17 @@ same network:
 
 ``nengo_fa.SignSymmetry`` can replace ``BackProp`` anywhere here.
 
-Run it as a script to train the four variants and plot their errors
+Each variant trains for 40 s; then learning stops (the error that every rule
+gets is gated to zero) and the frozen network is tested for 20 s, one full
+period of the two sines.
+
+Run it as a script to train and test the four variants and plot their errors
 (``--save DIR`` saves the figure instead of showing it), or open it in Nengo
 GUI (``nengo examples/deep_network.py``) to watch the chained backprop network
 learn: its layout (``deep_network.py.cfg``) plots the error and the output
-against the target. Set the environment variable
-``NENGO_FA_EXAMPLE_SCALE`` to a number below 1 for a shorter run.
+against the target, and its ``learning`` slider (1 on, 0 off) stops learning.
+Set the environment variable ``NENGO_FA_EXAMPLE_SCALE`` to a number below 1
+for a shorter run.
 """
 
 import os
@@ -34,7 +39,7 @@ import nengo
 import numpy as np
 
 import nengo_fa
-from nengo_fa.utils import show_or_save
+from nengo_fa.utils import Schedule, gate, show_or_save, train_freeze_test
 
 SCALE = float(os.environ.get("NENGO_FA_EXAMPLE_SCALE", "1"))
 
@@ -54,11 +59,13 @@ def product(x):
     return x[0] * x[1]
 
 
-def build(rule="bp", seed=0, n1=10, n2=20):
+def build(rule="bp", seed=0, n1=10, n2=20, t_train=None):
     """The network, with ``rule`` in ``RULES`` on the hidden layers.
 
     All objects get seeds, so the variants start from the same network and
-    differ only in how the hidden layers learn.
+    differ only in how the hidden layers learn. The rules get the error times
+    ``learning``: a constant 1 (a slider in Nengo GUI) or, given ``t_train``,
+    1 until then and 0 after.
     """
     relu = nengo.RectifiedLinear()
     with nengo.Network(label=f"deep network ({RULES[rule]})", seed=seed) as net:
@@ -100,11 +107,18 @@ def build(rule="bp", seed=0, n1=10, n2=20):
         net.error = nengo.Node(size_in=1, label="error")
         nengo.Connection(net.out, net.error)
         nengo.Connection(net.stim, net.error, function=product, transform=-1)
-        nengo.Connection(net.error, readout.learning_rule)
+        # learning stops when the error that the rules get is gated to zero
+        net.learning = nengo.Node(
+            1.0 if t_train is None else Schedule(t_train), label="learning"
+        )
+        gated = nengo.Node(gate, size_in=2, label="gated error")
+        nengo.Connection(net.learning, gated[0], synapse=None)
+        nengo.Connection(net.error, gated[1], synapse=None)
+        nengo.Connection(gated, readout.learning_rule)
         if rule_h2 is not None:
-            nengo.Connection(net.error, into_h2.learning_rule)
+            nengo.Connection(gated, into_h2.learning_rule)
         if rule == "dfa":  # every layer gets the output error directly
-            nengo.Connection(net.error, into_h1.learning_rule)
+            nengo.Connection(gated, into_h1.learning_rule)
 
         net.target = nengo.Node(size_in=1, label="target")
         nengo.Connection(net.stim, net.target, function=product, synapse=None)
@@ -122,39 +136,13 @@ def build(rule="bp", seed=0, n1=10, n2=20):
 model = build("bp")
 
 
-def main(sim_time=40.0 * SCALE, seed=0):
-    import matplotlib.pyplot as plt
-
-    fig, (ax_err, ax_out) = plt.subplots(2, 1, figsize=(9, 7), layout="constrained")
-    window = max(sim_time / 8, 0.01)
-    final_mse = {}
-    for rule, label in RULES.items():
-        net = build(rule, seed=seed)
-        with nengo.Simulator(net) as sim:  # shows nengo's progress bar
-            sim.run(sim_time)
-        t = sim.trange()
-        err = sim.data[net.p_error][:, 0]
-        last = t > sim_time - window
-        final_mse[label] = float(np.mean(err[last] ** 2))
-        # squared error averaged over windows of sim_time / 8
-        steps = max(int(round(window / sim.dt)), 1)
-        n_windows = len(err) // steps
-        mse = np.mean(err[: n_windows * steps].reshape(n_windows, steps) ** 2, 1)
-        ax_err.semilogy(window * (np.arange(n_windows) + 1), mse, "o-", label=label)
-        ax_out.plot(t[last], sim.data[net.p_out][last, 0], label=label)
-    ax_out.plot(t[last], sim.data[net.p_target][last, 0], "k--", label="target")
-    ax_err.set_xlabel("time (s)")
-    ax_err.set_ylabel(f"mean squared error ({window:g}-s windows)")
-    ax_err.set_title("Error while learning the product, two hidden layers")
-    ax_out.set_xlabel("time (s)")
-    ax_out.set_ylabel("output")
-    ax_out.set_title(f"Output over the last {window:g} s")
-    # one legend for both panels, above them, where it hides no data
-    fig.legend(*ax_out.get_legend_handles_labels(), loc="outside upper center", ncol=5)
-
-    for label, value in final_mse.items():
-        print(f"{label:>26}: final-window MSE {value:.5f}")
-    return fig, final_mse
+def main(t_train=40.0 * SCALE, t_test=20.0 * SCALE, seed=0):
+    """Train each variant for ``t_train``, then test it frozen for ``t_test``.
+    Returns the figure and each variant's frozen and online mean squared
+    errors."""
+    return train_freeze_test(
+        build, RULES, t_train, t_test, "Learning the product, two hidden layers", seed
+    )
 
 
 if __name__ == "__main__":

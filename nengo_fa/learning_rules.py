@@ -96,13 +96,14 @@ class HiddenLayerRule(LearningRuleType):
     ----------
     learning_rate : float, optional
         Rate :math:`\kappa_E` for the encoder directions (1/s, normalised as
-        described under Notes). 0 freezes them.
+        described under Notes; default 0.3, see "Choosing the rates"). 0
+        freezes them.
     gain_learning_rate : float, optional
         Rate :math:`\kappa_g` for the gains. 0 freezes them. When it equals
         ``learning_rate`` (the default), the scaled encoders follow plain
         gradient descent, the fastest case to simulate.
     bias_learning_rate : float, optional
-        Rate :math:`\kappa_b` for the biases. 0 freezes them.
+        Rate :math:`\kappa_b` for the biases (default 0.3). 0 freezes them.
     derivative : callable, optional
         ``f(J)`` returning :math:`G'(J)`, the derivative of the neurons' rate
         response with respect to input current, elementwise. By default it is
@@ -192,6 +193,20 @@ class HiddenLayerRule(LearningRuleType):
     i.e. by a fraction :math:`\kappa \Delta t` of its range per unit of
     normalised error, whatever the ensemble.
 
+    **Choosing the rates.** A rule learns what the network keeps once
+    learning stops only if each neuron's current moves slowly compared with
+    the time the input takes to sweep its range, :math:`T_{sweep}`; faster
+    rates fit the recent input instead (*tracking*): the online error falls,
+    the frozen one rises. With :math:`|e_0|` the error the hidden layer starts
+    from and :math:`T_{train}` the training time, the rates should satisfy
+    :math:`1 / (|e_0| T_{train}) \lesssim \kappa \lesssim 1 / (|e_0|
+    T_{sweep})`. The default, 0.3 for all three rates, satisfies it for
+    errors of about 0.1-0.3 and inputs that sweep their range within about
+    20 s, with a minute or so of training; lower the rates for inputs that
+    sweep more slowly, raise them when adapting to the latest input is the
+    goal. The docs' theory page ("Learning versus tracking") derives this and
+    gives the measurements.
+
     Updates computed on one step are applied at the start of the next, as for
     Nengo's own rules. The error, the local error and all parameters are
     probeable (see ``probeable``). ``encoders`` and ``scaled_encoders`` both
@@ -271,12 +286,12 @@ class HiddenLayerRule(LearningRuleType):
         "modifies", values=("encoders", "weights"), default="encoders", readonly=True
     )
 
-    learning_rate = NumberParam("learning_rate", low=0, readonly=True, default=3.0)
+    learning_rate = NumberParam("learning_rate", low=0, readonly=True, default=0.3)
     gain_learning_rate = NumberParam(
-        "gain_learning_rate", low=0, readonly=True, default=3.0
+        "gain_learning_rate", low=0, readonly=True, default=0.3
     )
     bias_learning_rate = NumberParam(
-        "bias_learning_rate", low=0, readonly=True, default=3.0
+        "bias_learning_rate", low=0, readonly=True, default=0.3
     )
     derivative = DerivativeParam(
         "derivative", default=None, optional=True, readonly=True
@@ -469,6 +484,16 @@ class FeedbackAlignment(HiddenLayerRule):
         "norm_ratio",
     )
 
+    # random feedback descends the loss only along the part of its local error
+    # that is aligned with backprop's (cos of delta_angle, 0.35-0.7 measured):
+    # the same effective rate as BackProp's 0.3 needs about 0.3 / 0.45
+    learning_rate = NumberParam("learning_rate", low=0, readonly=True, default=0.7)
+    gain_learning_rate = NumberParam(
+        "gain_learning_rate", low=0, readonly=True, default=0.7
+    )
+    bias_learning_rate = NumberParam(
+        "bias_learning_rate", low=0, readonly=True, default=0.7
+    )
     error_size = IntParam("error_size", low=1, readonly=True)
     feedback = DistOrArrayParam(
         "feedback",

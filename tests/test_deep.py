@@ -7,6 +7,8 @@ from nengo.exceptions import BuildError, ValidationError
 
 import nengo_fa
 
+from .networks import deep_net, train_freeze_test
+
 
 def relu_net(n_layers, seed, mode="encoders", n=(7, 6, 5), d=2, d_out=2):
     """A rate network ``stim -> h1 -> ... -> hL -> out`` with BackProp chained
@@ -157,75 +159,33 @@ def test_chained_bp_matches_analytic_backprop(Simulator, seed, n_layers, mode, o
     assert np.any(sim.data[net.p_deltas[-1]][0] != 0)
 
 
-def deep_task(rule, seed, n1=10, n2=20):
-    """Two ReLU hidden layers learn a product. h1 (10 neurons) is the
-    bottleneck, so the task needs the first hidden layer.
-
-    ``rule``: None (PES readout only), "bp", "fa" (chained), "dfa" or "ss".
-    """
-    with nengo.Network(seed=seed) as net:
-        stim = nengo.Node(lambda t: [np.sin(np.pi * t), np.sin(0.7 * np.pi * t)])
-        relu = nengo.RectifiedLinear()
-        h1 = nengo.Ensemble(n1, 2, neuron_type=relu, seed=seed + 1)
-        h2 = nengo.Ensemble(n2, 2, neuron_type=relu, seed=seed + 2)
-        out = nengo.Node(size_in=1)
-        readout = nengo.Connection(
-            h2,
-            out,
-            function=lambda x: 0,
-            learning_rule_type=nengo.PES(),
-            seed=seed + 3,
-        )
-        rule2 = {
-            "bp": lambda: nengo_fa.BackProp(readout),
-            "ss": lambda: nengo_fa.SignSymmetry(readout),
-            "fa": lambda: nengo_fa.FeedbackAlignment(out),
-            "dfa": lambda: nengo_fa.FeedbackAlignment(out),
-        }.get(rule, lambda: None)()
-        into_h2 = nengo.Connection(h1, h2, learning_rule_type=rule2, seed=seed + 4)
-        rule1 = {
-            "bp": lambda: nengo_fa.BackProp(into_h2),
-            "ss": lambda: nengo_fa.SignSymmetry(into_h2),
-            "fa": lambda: nengo_fa.FeedbackAlignment(downstream=into_h2),
-            "dfa": lambda: nengo_fa.FeedbackAlignment(out),
-        }.get(rule, lambda: None)()
-        into_h1 = nengo.Connection(stim, h1, learning_rule_type=rule1, seed=seed + 5)
-
-        error = nengo.Node(size_in=1)
-        nengo.Connection(out, error)
-        nengo.Connection(stim, error, function=lambda x: -x[0] * x[1])
-        nengo.Connection(error, readout.learning_rule)
-        if rule is not None:
-            nengo.Connection(error, into_h2.learning_rule)
-        if rule == "dfa":
-            nengo.Connection(error, into_h1.learning_rule)
-        net.p_error = nengo.Probe(error, synapse=None)
-    return net
-
-
 @pytest.mark.slow
 def test_training_all_layers_beats_readout_only(Simulator, plt):
-    """BP, chained FA and DFA (and sign symmetry) all beat the PES readout.
+    """BP and sign symmetry through both layers leave a better network than
+    the PES readout alone: trained for 40 s, then frozen (error gated to
+    zero), tested over the next 20 s (one period of the input).
 
-    Measured on the online error of the last 4 s of training: in 12 s the
-    two sines do not visit every pair of values, so a frozen test would
-    measure extrapolation rather than learning.
+    Measured frozen MSE, readout only / rule, at the default rates, seeds 0-9
+    (the first is this test's): BP 2.1, 1.8, ...; sign symmetry 1.9, 2.0, ...
+    (never below 1.6). Chained feedback alignment and direct feedback
+    alignment are measured and plotted too, but not asserted: on this small
+    network with a one-dimensional error they beat the readout alone on most
+    seeds (3.0x and 3.3x on seed 0) and lose badly on some (0.06x on seed 5;
+    docs: theory, "Feedback alignment on small networks").
     """
-    seed, t_train = 1, 12.0
-    mse = {}
-    for rule in (None, "bp", "fa", "dfa", "ss"):
-        net = deep_task(rule, seed)
-        with Simulator(net, progress_bar=False) as sim:
-            sim.run(t_train)
-        error = sim.data[net.p_error][:, 0]
-        t = sim.trange()
-        mse[rule] = np.mean(error[t > t_train - 4] ** 2)
-        plt.plot(t, np.abs(error), label=f"{rule or 'readout only'}", lw=0.5)
-    plt.ylabel("|error|")
+    seed, t_train, t_test = 0, 40.0, 20.0
+    frozen = {}
+    for rule in (None, "bp", "ss", "fa", "dfa"):
+        net = deep_net(rule, seed, freeze_at=t_train)
+        frozen[rule], _, sim = train_freeze_test(Simulator, net, t_train, t_test)
+        sq = nengo.Lowpass(1.0).filt(sim.data[net.p_error] ** 2, dt=sim.dt)
+        plt.semilogy(sim.trange(), sq, label=f"{rule or 'readout only'}", lw=0.5)
+    plt.axvline(t_train, color="k", linestyle=":")
+    plt.ylabel("squared error (1 s low-pass)")
     plt.legend()
-    print(mse)
-    for rule in ("bp", "fa", "dfa", "ss"):
-        assert mse[rule] < 0.5 * mse[None], rule
+    print(frozen)
+    for rule in ("bp", "ss"):
+        assert frozen[rule] < 0.7 * frozen[None], (rule, frozen)
 
 
 @pytest.mark.slow
