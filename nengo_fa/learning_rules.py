@@ -10,10 +10,11 @@ from nengo.dists import DistOrArrayParam, Gaussian
 from nengo.ensemble import Ensemble, Neurons
 from nengo.exceptions import ValidationError
 from nengo.learning_rules import LearningRuleType
-from nengo.params import Default, EnumParam, IntParam, NumberParam, Parameter
+from nengo.params import Default, EnumParam, IntParam, Parameter
 from nengo.synapses import Lowpass, SynapseParam
 
 from nengo_fa.feedback import FeedbackLearning
+from nengo_fa.params import FiniteNumberParam
 
 
 class DerivativeParam(Parameter):
@@ -271,11 +272,13 @@ class HiddenLayerRule(LearningRuleType):
         "modifies", values=("encoders", "weights"), default="encoders", readonly=True
     )
 
-    learning_rate = NumberParam("learning_rate", low=0, readonly=True, default=3.0)
-    gain_learning_rate = NumberParam(
+    learning_rate = FiniteNumberParam(
+        "learning_rate", low=0, readonly=True, default=3.0
+    )
+    gain_learning_rate = FiniteNumberParam(
         "gain_learning_rate", low=0, readonly=True, default=3.0
     )
-    bias_learning_rate = NumberParam(
+    bias_learning_rate = FiniteNumberParam(
         "bias_learning_rate", low=0, readonly=True, default=3.0
     )
     derivative = DerivativeParam(
