@@ -54,11 +54,17 @@ RULE_PARAMS = (
     "gain_learning_rate",  # kg
     "bias_learning_rate",  # kb
     "min_gain",  # the gain floor
+    "max_gain",  # the gain ceiling (and the bias ceiling above threshold)
+    "threshold",  # theta: the current below which neurons stop firing
+    "max_intercept",  # the bias floor is theta - max_intercept * g
+    "coef_max",  # the largest finite number of the signals' dtype
     "given_norm",  # nu when it is known; negative: computed from FT
     "relu_amplitude",  # a for G'(J) = a [J > 0]; 0: delta holds G'(J)
     "from_current",  # 1: S x is current - bias; 0: it is sx
     "input_sq",  # written: |x|^2
     "feedback_norm",  # written: nu
+    "n_bad",  # written: neurons whose delta or S x is not finite
+    "n_bounded",  # written: neurons whose step a bound cut short
 )
 (
     _RADIUS,
@@ -67,11 +73,17 @@ RULE_PARAMS = (
     _KG,
     _KB,
     _MIN_GAIN,
+    _MAX_GAIN,
+    _THRESHOLD,
+    _MAX_INTERCEPT,
+    _COEF_MAX,
     GIVEN_NORM,
     _RELU,
     _FROM_CURRENT,
     _INPUT_SQ,
     _NORM,
+    N_BAD,
+    N_BOUNDED,
 ) = range(len(RULE_PARAMS))
 
 
@@ -151,7 +163,7 @@ def hidden_layer_prologue(error, FT, fe, delta, current, x, scratch, params):
     negative code for the cases that the numpy stages
     (`nengo_fa.builder.stages.NumpyStep`) handle: -1 if :math:`|x|^2` is
     not finite, -2 if it is 0, -3 if :math:`e \\cdot e` is not finite, -4 if
-    :math:`\\nu = 0`.
+    :math:`\\nu` is 0 or not finite.
 
     It is a separate function from `hidden_layer_update` on purpose: with
     these loops in the same function, LLVM no longer vectorised the
@@ -167,7 +179,7 @@ def hidden_layer_prologue(error, FT, fe, delta, current, x, scratch, params):
     nu = params[GIVEN_NORM]
     if FT.shape[0] > 0:
         nu = feedback_error(error, FT, fe, scratch, nu)
-    if not nu > 0:
+    if not 0.0 < nu < math.inf:
         return -4
     relu = params[_RELU]
     if relu > 0:
@@ -206,40 +218,63 @@ def hidden_layer_update(
     into ``x_out``, with the arithmetic of the numpy stages
     (`nengo_fa.builder.stages.NumpyStep`): local error, bias step, step
     bounds, encoder/gain step and row scaling. Returns the number of rows whose
-    ``alpha`` is not 1.
+    ``alpha`` is not 1, and writes into ``params`` the number of neurons whose
+    :math:`\\delta_i` or :math:`S_i x` is not finite (then the outputs are
+    not to be used) and the number whose step a bound cut short.
     """
     r = params[_RADIUS]
     kE = params[_KE]
     kg = params[_KG]
     kb = params[_KB]
     min_gain = params[_MIN_GAIN]
+    max_gain = params[_MAX_GAIN]
+    theta = params[_THRESHOLD]
+    max_intercept = params[_MAX_INTERCEPT]
+    big = params[_COEF_MAX]
+    max_bias = theta + max_gain
     from_current = params[_FROM_CURRENT] != 0.0
     xx = params[_INPUT_SQ]
-    c = params[_SCALE] / params[_NORM]
+    # c, and the coefficients below, capped so that 0 * c is 0
+    c = min(params[_SCALE] / params[_NORM], big)
     x_out[:] = x
     n = delta.shape[0]
     r2 = r * r
     step_limit = 0.5 / (r * math.sqrt(xx))
-    kbc = -kb * c
-    kEc = -kE * c / r2
-    kgc = -kg * c
+    kbc = -min(kb * c, big)
+    kEc = -min(kE * c / r2, big)
+    kgc = -min(kg * c, big)
     # kg / kE is exactly 1 with equal rates, so that alpha is exactly 1
     ratio = kg / kE if kE > 0 else 0.0
     tiny = 1e-300
     n_scaled = 0
+    n_bad = 0
+    n_bounded = 0
     # no data-dependent branches in the loop, so that it is vectorised (one
     # more select, e.g. for G'(J), was enough to stop that)
     for i in range(n):
         d = delta[i] * fe[i]
         delta[i] = d
-        bias_delta[i] = d * kbc
         g = gain[i]
+        b_i = bias[i]
         g_floor = max(g, min_gain)
-        s = current[i] - bias[i] if from_current else sx[i]
+        s = current[i] - b_i if from_current else sx[i]
+        # x - x is 0 for a finite x and NaN otherwise
+        n_bad += (d - d) + (s - s) != 0.0
+        # the bias step, at most half the neuron's range, never taking the
+        # bias below theta - max_intercept g (where the neuron would stop
+        # firing within the radius) or above theta + max_gain
+        half = 0.5 * g_floor
+        db = d * kbc
+        n_bounded += abs(db) > half
+        db = min(max(db, -half), half)
+        db = max(db, min(theta - max_intercept * g - b_i, 0.0))
+        bias_delta[i] = min(db, max(max_bias - b_i, 0.0))
         if kE > 0:
             # the gradient step b x, at most half the length of the row
             limit = g_floor * step_limit
-            b = min(max(d * kEc, -limit), limit)
+            b = d * kEc
+            n_bounded += abs(b) > limit
+            b = min(max(b, -limit), limit)
             # t = m^2 - g^2 and dg_E = m - g = t / (m + g), where m is the
             # gain of S_i + b x (t = 0 where m + g = 0)
             t = (b * xx + s + s) * b * r2
@@ -247,12 +282,14 @@ def hidden_layer_update(
             dg_E = t / max(m_g, tiny)
             dg = dg_E * ratio
         else:
-            # directions fixed: dg = -kg u (S x) / g
+            # directions fixed: dg = -kg u (S x) / g, at most half the gain
             b = 0.0
             dg_E = 0.0
             dg = s / g_floor * d * kgc
+            n_bounded += abs(dg) > half
+            dg = min(max(dg, -half), half)
         m = g + dg_E
-        g_new = max(g + dg, min_gain)
+        g_new = min(max(g + dg, min_gain), max_gain)
         # a row with m = 0 has no direction to scale: it stays as it is
         has_row = m > 0
         a = g_new / max(m, tiny) if has_row else 1.0
@@ -260,6 +297,8 @@ def hidden_layer_update(
         beta[i] = b * a
         gain_delta[i] = g_new - g if has_row else 0.0
         n_scaled += a != 1.0
+    params[N_BAD] = n_bad
+    params[N_BOUNDED] = n_bounded
     return n_scaled
 
 
