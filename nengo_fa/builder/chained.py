@@ -179,7 +179,8 @@ class SimChainedError(Operator):
         n = delta.shape[0]
         scale = self.scale
         gbar = self.derivative_scale
-        tmp = np.empty(n)
+        tmp = np.empty(n, dtype=error.dtype)
+        coef_max = float(np.finfo(error.dtype).max)
 
         def step_simchainederror():
             nu = rms_row_norm(feedback, n)
@@ -187,7 +188,8 @@ class SimChainedError(Operator):
                 error[...] = 0
                 return
             np.multiply(delta, scale, out=tmp)
-            np.multiply(tmp, 1.0 / (nu * gbar), out=tmp)
+            # capped, so that 0 * c is 0 whatever nu
+            np.multiply(tmp, min(1.0 / (nu * gbar), coef_max), out=tmp)
             if S is None:
                 error[...] = tmp
             else:

@@ -15,6 +15,7 @@ import collections
 import numpy as np
 from nengo.builder import Operator, Signal
 from nengo.builder.operator import Copy, DotInc
+from nengo.rc import rc
 from scipy.linalg.blas import get_blas_funcs
 
 from nengo_fa import settings
@@ -146,7 +147,7 @@ class SimHiddenLayerEncoderUpdate(Operator):
         if self.encode is not None:
             # numpy: the update below, then the encoding it replaced
             update = self._make_update_step(S, alpha, beta, x, n)
-            encoded = np.empty(n)
+            encoded = np.empty(n, dtype=S.dtype)
 
             def step_simhiddenlayerencoderupdate():
                 update()
@@ -202,12 +203,15 @@ class SimHiddenLayerEncoderUpdate(Operator):
 
 def inplace_ger(S):
     """BLAS ``ger`` that updates ``S`` in place through ``S.T``, or None."""
-    if S.dtype != np.float64 or not S.flags.c_contiguous or S.size == 0:
+    if S.dtype not in (np.float32, np.float64) or not S.flags.c_contiguous:
+        return None
+    if S.size == 0:
         return None
     ger = get_blas_funcs("ger", (S,))
     n, d = S.shape
     # a zero update: checks that the wrapper writes into S and makes no copy
-    out = ger(0.0, np.zeros(d), np.zeros(n), a=S.T, overwrite_a=True)
+    zeros = np.zeros(max(n, d), dtype=S.dtype)
+    out = ger(0.0, zeros[:d], zeros[:n], a=S.T, overwrite_a=True)
     return ger if np.shares_memory(out, S) else None
 
 
@@ -250,9 +254,9 @@ def uses_inplace_update(model, ens, encoders_delta, learns_encoders):
 def encoder_factors(name, n, d):
     """The signals :math:`(\\alpha, \\beta', x)` of an in-place update."""
     return (
-        Signal(np.ones(n), name=f"{name}:encoders_alpha"),
-        Signal(np.zeros(n), name=f"{name}:encoders_beta"),
-        Signal(np.zeros(d), name=f"{name}:encoders_x"),
+        Signal(np.ones(n, dtype=rc.float_dtype), name=f"{name}:encoders_alpha"),
+        Signal(np.zeros(n, dtype=rc.float_dtype), name=f"{name}:encoders_beta"),
+        Signal(np.zeros(d, dtype=rc.float_dtype), name=f"{name}:encoders_x"),
     )
 
 

@@ -30,6 +30,7 @@ from nengo.builder import Operator, Signal
 from nengo.builder.learning_rules import build_or_passthrough, get_post_ens, get_pre_ens
 from nengo.ensemble import Ensemble, Neurons
 from nengo.exceptions import BuildError
+from nengo.rc import rc
 from nengo.transforms import Dense, NoTransform
 
 from nengo_fa.builder.alignment import (
@@ -183,7 +184,7 @@ class FixedFeedback(FeedbackSource):
         if not np.all(np.isfinite(feedback)):
             raise BuildError(f"FeedbackAlignment on {conn}: 'feedback' is not finite")
         model.sig[ctx.rule]["feedback"] = Signal(
-            feedback,
+            feedback.astype(rc.float_dtype),
             name="FeedbackAlignment:feedback",
             readonly=fa.feedback_learning is None,
         )
@@ -369,7 +370,7 @@ def forward_matrix(model, down, down_rule, prefix):
         encoders = None
         row_gain = weights_row_gain(model, down, down_ens)
         initial = row_gain[:, None] * weights.initial_value
-    matrix = Signal(initial, name="FA:forward_matrix")
+    matrix = Signal(initial.astype(rc.float_dtype), name="FA:forward_matrix")
     model.add_op(
         SimForwardMatrix(
             weights, encoders, matrix, row_gain, tag=f"{prefix}: forward matrix"

@@ -8,6 +8,7 @@ from nengo.builder.operator import Copy, Reset
 from nengo.ensemble import Ensemble, Neurons
 from nengo.exceptions import BuildError, SimulationError
 from nengo.neurons import Direct
+from nengo.rc import rc
 
 from nengo_fa.builder import encoder_update
 from nengo_fa.builder.chained import (
@@ -275,7 +276,7 @@ def _ensemble_gain_signal(model, ens):
     """The ensemble's gains as a learnable signal, shared by all its rules."""
     if "gain" not in model.sig[ens]:
         S = model.sig[ens]["encoders"].initial_value
-        gain = ens.radius * np.linalg.norm(S, axis=1)
+        gain = (ens.radius * np.linalg.norm(S, axis=1)).astype(rc.float_dtype)
         model.sig[ens]["gain"] = Signal(gain, name=f"{ens}.gain")
     return model.sig[ens]["gain"]
 

@@ -88,9 +88,10 @@ class NumpyStep:
         else:
             self.FT = None
         self.F = self.feedback.T if self.c.transpose_feedback else self.feedback
-        self.fe, self.sx, self.t, self.m, self.tmp = (
-            np.empty(n, dtype=dtype) for _ in range(5)
-        )
+        self.sx, self.t, self.m, self.tmp = (np.empty(n, dtype=dtype) for _ in range(4))
+        # what np.dot gives for F e (F of a user's feedback source may have
+        # another dtype than the signals nengo_fa makes)
+        self.fe = np.empty(n, dtype=np.result_type(self.error, self.feedback))
         # alpha holds ones except after a step that scaled rows
         self.scaled = False
         self.warned = False
