@@ -335,7 +335,7 @@ class SimAlignmentDiagnostics(Operator):
         def diagnostics():
             b_norm = np.sqrt(squared_norm(B))
             w_norm = np.sqrt(squared_norm(W))
-            norm_ratio[...] = b_norm / w_norm if w_norm > 0 else np.nan
+            norm_ratio[...] = b_norm / w_norm if 0 < w_norm < np.inf else np.nan
             np.multiply(B, W.T, out=product)  # <B, W^T>, without copying W^T
             feedback_angle[...] = angle(product.sum(), b_norm, w_norm)
 

@@ -24,12 +24,13 @@ See :doc:`/adding_a_rule` for the whole recipe.
 """
 
 import collections
+import warnings
 
 import numpy as np
 from nengo.builder import Operator, Signal
 from nengo.builder.learning_rules import build_or_passthrough, get_post_ens, get_pre_ens
 from nengo.ensemble import Ensemble, Neurons
-from nengo.exceptions import BuildError
+from nengo.exceptions import BuildError, NengoWarning
 from nengo.rc import rc
 from nengo.transforms import Dense, NoTransform
 
@@ -183,6 +184,12 @@ class FixedFeedback(FeedbackSource):
             )
         if not np.all(np.isfinite(feedback)):
             raise BuildError(f"FeedbackAlignment on {conn}: 'feedback' is not finite")
+        if fa.feedback_learning is None and not np.any(feedback):
+            warnings.warn(
+                f"FeedbackAlignment on {conn}: 'feedback' is all zero and does not "
+                "learn, so no error reaches the hidden layer and it learns nothing",
+                NengoWarning,
+            )
         model.sig[ctx.rule]["feedback"] = Signal(
             feedback.astype(rc.float_dtype),
             name="FeedbackAlignment:feedback",

@@ -232,6 +232,8 @@ def hidden_layer_update(
     max_intercept = params[_MAX_INTERCEPT]
     big = params[_COEF_MAX]
     max_bias = theta + max_gain
+    # frozen biases (kb = 0) stay as they are
+    floor_theta = theta if kb > 0 else -math.inf
     from_current = params[_FROM_CURRENT] != 0.0
     xx = params[_INPUT_SQ]
     # c, and the coefficients below, capped so that 0 * c is 0
@@ -260,15 +262,11 @@ def hidden_layer_update(
         s = current[i] - b_i if from_current else sx[i]
         # x - x is 0 for a finite x and NaN otherwise
         n_bad += (d - d) + (s - s) != 0.0
-        # the bias step, at most half the neuron's range, never taking the
-        # bias below theta - max_intercept g (where the neuron would stop
-        # firing within the radius) or above theta + max_gain
+        # the bias step, at most half the neuron's range
         half = 0.5 * g_floor
         db = d * kbc
         n_bounded += abs(db) > half
         db = min(max(db, -half), half)
-        db = max(db, min(theta - max_intercept * g - b_i, 0.0))
-        bias_delta[i] = min(db, max(max_bias - b_i, 0.0))
         if kE > 0:
             # the gradient step b x, at most half the length of the row
             limit = g_floor * step_limit
@@ -295,7 +293,13 @@ def hidden_layer_update(
         a = g_new / max(m, tiny) if has_row else 1.0
         alpha[i] = a
         beta[i] = b * a
-        gain_delta[i] = g_new - g if has_row else 0.0
+        dg = g_new - g if has_row else 0.0
+        gain_delta[i] = dg
+        # the bias never below theta - max_intercept g' (where the neuron
+        # would stop firing within the radius; pushed up where the gain
+        # shrank) or above theta + max_gain
+        db = max(db, floor_theta - max_intercept * (g + dg) - b_i)
+        bias_delta[i] = min(db, max(max_bias - b_i, 0.0))
         n_scaled += a != 1.0
     params[N_BAD] = n_bad
     params[N_BOUNDED] = n_bounded

@@ -237,17 +237,16 @@ class NumpyStep:
         return max(_max(delta), -_min(delta)) if self.n > 0 else 0.0
 
     def bias_step(self, c, d_max):
-        r"""The bias step, bounded to half the neuron's range, and kept
-        from taking :math:`b_i` below :math:`\theta - \iota_{max} g_i` or
-        above :math:`\theta + g_{max}`."""
+        """The bias step, bounded to half the neuron's range; returns the
+        largest step."""
         kb, bias_delta, tmp = self.c.bias_learning_rate, self.bias_delta, self.tmp
         if kb == 0:
             bias_delta[...] = 0
-            return
+            return 0.0
         coef = min(kb * c, self.coef_max)
         np.multiply(self.delta, -coef, out=bias_delta)
         if self.n == 0:
-            return
+            return 0.0
         step = coef * d_max
         if step > 0.5 * self.c.min_gain and step > 0.5 * _min(self.gain):
             # some step may exceed its bound: bound them all
@@ -259,13 +258,22 @@ class NumpyStep:
             np.negative(tmp, out=tmp)
             np.maximum(bias_delta, tmp, out=bias_delta)
             step = _max(np.abs(bias_delta, out=tmp))
-        theta, c = self.c.threshold, self.c
-        # b + max_intercept g - theta: how far each bias is above its floor
-        np.multiply(self.gain, c.max_intercept, out=tmp)
+        return step
+
+    def bias_limits(self, step):
+        r"""Keep :math:`b + \Delta b \ge \theta - \iota_{max} g'` (pushing
+        the bias up where the gain shrank) and from going above
+        :math:`\theta + g_{max}`, with :math:`g' = g + \Delta g`."""
+        c, tmp, bias_delta = self.c, self.tmp, self.bias_delta
+        if c.bias_learning_rate == 0 or self.n == 0:
+            return
+        theta = c.threshold
+        # b + max_intercept g' - theta: how far each bias is above its floor
+        np.add(self.gain, self.gain_delta, out=tmp)
+        np.multiply(tmp, c.max_intercept, out=tmp)
         np.add(tmp, self.bias, out=tmp)
         if _min(tmp) - theta < step:
             np.subtract(theta, tmp, out=tmp)
-            np.minimum(tmp, 0.0, out=tmp)
             np.maximum(bias_delta, tmp, out=bias_delta)
         max_bias = theta + c.max_gain
         if _max(self.bias) + step > max_bias:
@@ -409,13 +417,15 @@ class NumpyStep:
             return
         # u = c delta is never formed: c is folded into the scalars
         c = min(self.c.scale / nu, self.coef_max)
-        self.bias_step(c, d_max)
+        step = self.bias_step(c, d_max)
         if encoders:
             self.encoder_update(c, xx, d_max)
-        elif learns_encoders:
+        else:
             # nothing to learn from: p = 0 and beta x = 0
             self.gain_delta[...] = 0
-            self.no_encoder_update()
+            if learns_encoders:
+                self.no_encoder_update()
+        self.bias_limits(step)
 
     def encoder_update(self, c, xx, d_max):
         min_gain = self.c.min_gain

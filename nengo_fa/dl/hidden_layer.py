@@ -133,6 +133,9 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         self.max_gain = per_neuron(lambda ci: ci.max_gain)
         self.threshold = per_neuron(lambda ci: ci.threshold)
         self.max_intercept = per_neuron(lambda ci: ci.max_intercept)
+        self.floor_theta = per_neuron(
+            lambda ci: ci.threshold if ci.bias_learning_rate > 0 else -np.inf
+        )
         # coefficients are capped here, so that 0 * c is 0
         self.coef_max = float(np.finfo(dtype.as_numpy_dtype).max)
         self.kb = per_neuron(lambda ci: ci.bias_learning_rate)
@@ -199,14 +202,17 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         never NaN."""
         return tf.minimum(rate * c, self.coef_max)
 
-    def bias_step(self, delta, c, gain, bias):
-        """:math:`\\Delta b`, at most half the neuron's range, keeping
-        :math:`\\theta - \\iota_{max} g \\le b + \\Delta b \\le \\theta +
-        g_{max}` (a bias beyond a limit is only kept from going further)."""
+    def bias_step(self, delta, c, gain):
+        """:math:`\\Delta b`, at most half the neuron's range."""
         half = 0.5 * tf.maximum(gain, self.min_gain)
-        db = tf.clip_by_value(delta * -self.coef(self.kb, c), -half, half)
-        floor = self.threshold - self.max_intercept * gain - bias
-        db = tf.maximum(db, tf.minimum(floor, 0.0))
+        return tf.clip_by_value(delta * -self.coef(self.kb, c), -half, half)
+
+    def bias_limits(self, bias_delta, gain, gain_delta, bias):
+        """Keep :math:`b + \\Delta b \\ge \\theta - \\iota_{max} g'`
+        (pushing the bias up where the gain shrank) and from going above
+        :math:`\\theta + g_{max}`; frozen biases stay as they are."""
+        floor = self.floor_theta - self.max_intercept * (gain + gain_delta) - bias
+        db = tf.maximum(bias_delta, floor)
         ceiling = self.threshold + self.max_gain - bias
         return tf.minimum(db, tf.maximum(ceiling, 0.0))
 
@@ -268,7 +274,7 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         x = repeat_per_neuron(x_ops, self.sizes)  # (B, N or 1, d)
         sx = check(tf.reduce_sum(S * x, axis=-1), "S x, the encoded input,")
         delta = check(delta, "the local error delta")
-        bias_delta = self.bias_step(delta, c, gain, bias)
+        bias_delta = self.bias_step(delta, c, gain)
         xx = tf.reduce_sum(tf.square(x), axis=-1)
         beta = self.step_bounds(delta, c, xx, gain)
         dg_E, dg = self.encoder_gain_step(delta, c, beta, sx, xx, gain)
@@ -276,6 +282,7 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         ok = (nu > 0) & (xx > 0) & self.learns_encoders
         alpha, gain_delta = self.row_scaling(gain, dg_E, dg, ok)
         beta = alpha * beta
+        bias_delta = self.bias_limits(bias_delta, gain, gain_delta, bias)
 
         scatter(signals, self.delta_data, delta)
         scatter(signals, self.bias_delta_data, bias_delta)
