@@ -107,6 +107,20 @@ class NumpyStep:
             self.fail("the error")
         return ee
 
+    def input_sq(self):
+        """:math:`|x|^2`, checked: an input whose square overflows the
+        signals' dtype (float32: :math:`|x| > 1.8 \\cdot 10^{19}`) cannot
+        give a step in that dtype either."""
+        xx = float(np.dot(self.x, self.x))
+        if not math.isfinite(xx):
+            if np.all(np.isfinite(self.x)):
+                self.fail(
+                    "the ensemble's input is too large for the simulator's "
+                    f"precision (|x|^2 overflows {self.S.dtype}) and so"
+                )
+            self.fail("the ensemble's input")
+        return xx
+
     def check_feedback_error(self, nu, ee):
         # |(F e)_i| <= |F_i| |e| <= nu sqrt(n) |e|: F e cannot overflow
         # unless that bound does
@@ -234,7 +248,7 @@ class NumpyStep:
             self.fail("the local error delta")
         if encoders and not np.all(np.isfinite(self.sx)):
             self.fail("S x, the ensemble's encoded input,")
-        return max(_max(delta), -_min(delta)) if self.n > 0 else 0.0
+        return float(max(_max(delta), -_min(delta))) if self.n > 0 else 0.0
 
     def bias_step(self, c, d_max):
         """The bias step, bounded to half the neuron's range; returns the
@@ -297,9 +311,9 @@ class NumpyStep:
         min_gain = self.c.min_gain
         coef = min(self.c.learning_rate * c / r**2, self.coef_max)
         np.multiply(self.delta, -coef, out=beta)
-        if 2 * r * np.sqrt(xx) * coef * d_max > max(g_min, min_gain):
+        if 2 * r * math.sqrt(xx) * coef * d_max > max(g_min, min_gain):
             np.maximum(self.gain, min_gain, out=tmp)
-            np.multiply(tmp, 0.5 / (r * np.sqrt(xx)), out=tmp)
+            np.multiply(tmp, 0.5 / (r * math.sqrt(xx)), out=tmp)
             if np.any(np.abs(beta) > tmp):
                 self.out_of_range()
             np.minimum(beta, tmp, out=beta)
@@ -322,8 +336,7 @@ class NumpyStep:
             np.multiply(t, r * r, out=t)
         np.multiply(gain, gain, out=m)
         np.add(m, t, out=m)
-        if g_low:
-            np.maximum(m, 0, out=m)  # m^2 >= 0, up to rounding
+        np.maximum(m, 0, out=m)  # m^2 >= 0, up to rounding
         np.sqrt(m, out=m)
         # g + dg_E = m up to rounding: the floor and the ceiling are checked
         # on m
@@ -398,9 +411,7 @@ class NumpyStep:
         learns_encoders = self.c.learns_encoders
         xx = 0.0
         if learns_encoders:
-            xx = float(np.dot(self.x, self.x))
-            if not _finite(xx, self.x):
-                self.fail("the ensemble's input")
+            xx = self.input_sq()
         encoders = learns_encoders and xx > 0 and nu > 0
         if encoders:
             if self.from_current:
