@@ -199,9 +199,27 @@ class HiddenLayerRule(LearningRuleType):
     probe the live scaled encoders :math:`S` (the signal Nengo multiplies the
     input by); divide row :math:`i` by :math:`g_i / r` for unit encoders.
 
-    If the error or the ensemble's input contains NaN or inf, the simulation
-    stops with a `nengo.exceptions.SimulationError` before any parameter is
-    changed.
+    If the error, the ensemble's input, the neurons' input current, the
+    feedback or the derivative holds NaN or inf, the simulation stops with a
+    `nengo.exceptions.SimulationError` that names the signal and where it came
+    from, before any parameter is changed. The bias step is bounded like the
+    encoder step, :math:`|\Delta b_i| \le \max(g_i, g_{min}) / 2`, and keeps
+    :math:`b_i \ge \theta - \iota_{max} g_i` (the neuron keeps firing for
+    some inputs within the radius; :math:`\theta` is the current at its
+    intercept, :math:`\iota_{max}` = ``MAX_INTERCEPT`` (0.95) or the highest
+    build-time intercept) and :math:`b_i \le \theta + g_{max}`; gains stay
+    at or below :math:`g_{max}` = ``MAX_GAIN_FRACTION`` (1000) times
+    :math:`\hat g`. A rule is in its *stable range* while
+    :math:`\Delta t (\kappa_b + \max(\kappa_E, \kappa_g)) \le 0.2`
+    (``STABLE_STEP``): gradient descent with step :math:`\eta` on a loss of
+    curvature :math:`\lambda` is stable for :math:`\eta \lambda < 2`, the
+    step here is :math:`\kappa \Delta t` of a neuron's range per unit error,
+    and a readout spanning its output over tuning curves with intercepts up to
+    :math:`c` has :math:`\lambda \approx 1 / (1 - c)` per parameter group, up
+    to 10 for Nengo's default intercepts. Outside it, a
+    `.StableRangeWarning` is raised at build time; a step cut short by a bound
+    (a very large error or input) raises one once during the run. See
+    :doc:`/theory` (Run-time robustness and precision).
 
     **Weight learning** (``modifies="weights"``). The post neurons' current is
     :math:`J = c \odot (W a_{pre}) + \dots`, with :math:`c` the post gains for
