@@ -254,6 +254,45 @@ def test_weight_learning_matches_reference(kind, seed):
     assert_match(ref, dl, F64_RTOL)
 
 
+def add_error_boost(net, size, t_on=0.05):
+    """Add ``size`` to the error of every rule that has an error connection,
+    from ``t_on``: the step bounds (bias, encoders, gains, weights, the bias
+    floor) then bind."""
+    with net:
+        boost = nengo.Node(lambda t: size if t > t_on else 0.0)
+        for conn in list(net.all_connections):
+            rule_type = conn.learning_rule_type
+            if isinstance(rule_type, nengo_fa.learning_rules.HiddenLayerRule):
+                if conn.learning_rule.size_in == 1:
+                    nengo.Connection(boost, conn.learning_rule, synapse=None)
+    return net
+
+
+@pytest.mark.filterwarnings("ignore::nengo_fa.StableRangeWarning")
+@pytest.mark.parametrize(
+    "kind, neuron_type, modifies",
+    (
+        ("fa", nengo.RectifiedLinear(), "encoders"),
+        ("chain_bp", nengo.RectifiedLinear(), "encoders"),
+        ("dfa", nengo.LIFRate(), "encoders"),
+        ("fa", nengo.RectifiedLinear(), "weights"),
+    ),
+    ids=("fa", "chain_bp", "dfa-lif", "fa-weights"),
+)
+@pytest.mark.parametrize("size", (1e5, 1e30))
+def test_bounded_steps_match_reference(kind, neuron_type, modifies, size, seed):
+    """A huge error: every step meets its bound, in both simulators alike."""
+    net = add_error_boost(two_layers(kind, neuron_type, seed, modifies=modifies), size)
+    ref, dl = run_both(net)
+    assert_learned(ref)
+    for key, value in ref.items():
+        if key.endswith(("bias", "gain", "scaled_encoders", "weights")):
+            assert np.all(np.isfinite(value)), key
+    # the local error grows with the error: compare the state, not delta
+    state = {k: v for k, v in ref.items() if not k.endswith(("delta", "error"))}
+    assert_match(state, dl, F64_RTOL)
+
+
 def test_minibatch_items_learn_independently(seed):
     """Every minibatch item has the same input here, so each one must match."""
     ref, dl = run_both(

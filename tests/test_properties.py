@@ -152,6 +152,7 @@ def learned_state(sim):
     max_examples=60,
     deadline=None,
     derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(configs)

@@ -208,9 +208,11 @@ class SimHiddenLayerRule(Operator):
        \bar{G'})`;
     3. *bias step*: :math:`\Delta b = -\kappa_b u`, bounded to
        :math:`|\Delta b_i| \le \max(g_i, g_{min}) / 2`, half the neuron's
-       range, and so that :math:`\theta - \iota_{max} g_i \le b_i + \Delta b_i
-       \le \theta + g_{max}` (a bias already beyond a limit is not pushed
-       back, only kept from going further);
+       range; once the gain step is known (*bias limits*), kept so that
+       :math:`b_i + \Delta b_i \ge \theta - \iota_{max} g_i'` (raised where
+       the gain shrank, so that the neuron keeps firing within the radius)
+       and from going above :math:`\theta + g_{max}` (with
+       :math:`\kappa_b = 0` the biases stay as they are);
     4. *step bounds*: :math:`\beta_i = -\kappa_E u_i / r^2`, bounded to
        :math:`|\beta_i| |x| \le \max(g_i, g_{min}) / (2 r)`, at most half the
        length of the encoder row;

@@ -217,10 +217,11 @@ def hidden_layer_update(
     ``bias_delta``, ``beta``, ``gain_delta`` and ``alpha`` and copies ``x``
     into ``x_out``, with the arithmetic of the numpy stages
     (`nengo_fa.builder.stages.NumpyStep`): local error, bias step, step
-    bounds, encoder/gain step and row scaling. Returns the number of rows whose
-    ``alpha`` is not 1, and writes into ``params`` the number of neurons whose
-    :math:`\\delta_i` or :math:`S_i x` is not finite (then the outputs are
-    not to be used) and the number whose step a bound cut short.
+    bounds, encoder/gain step, row scaling and bias limits. Returns the number
+    of rows whose ``alpha`` is not 1, and writes into ``params`` the number
+    of neurons whose :math:`\\delta_i` or :math:`S_i x` is not finite (then
+    the outputs are not to be used) and the number whose step a bound cut
+    short.
     """
     r = params[_RADIUS]
     kE = params[_KE]

@@ -3,8 +3,8 @@
 Each stage has the name it has in `.SimHiddenLayerRule`'s docstring, in the
 compiled loops (`nengo_fa.builder.kernels`) and in NengoDL's builder
 (`nengo_fa.dl.hidden_layer`): *feedback error*, *local error*, *bias step*,
-*step bounds*, *encoder/gain step* and *row scaling*. Both step classes read
-the operator's `.RuleConstants`. Internal.
+*step bounds*, *encoder/gain step*, *row scaling* and *bias limits*. Both step
+classes read the operator's `.RuleConstants`. Internal.
 """
 
 import math

@@ -2,8 +2,8 @@ r"""NengoDL builders of `.SimHiddenLayerRule` and `.SimHiddenLayerEncoderUpdate`
 
 The step is written in the named stages of `.SimHiddenLayerRule` (the same
 names as `nengo_fa.builder.stages`): feedback error, local error, bias step,
-step bounds, encoder/gain step and row scaling, reading each operator's
-`.RuleConstants`.
+step bounds, encoder/gain step, row scaling and bias limits, reading each
+operator's `.RuleConstants`.
 """
 
 import numpy as np
