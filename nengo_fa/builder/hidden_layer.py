@@ -46,6 +46,7 @@ class RuleConstants(
         (
             "radius",
             "scale",
+            "gain_scale",
             "learning_rate",
             "gain_learning_rate",
             "bias_learning_rate",
@@ -74,6 +75,11 @@ class RuleConstants(
     scale : float
         :math:`\Delta t \, \hat g / \bar{G'}`; the step's coefficient is
         :math:`c = ` ``scale`` :math:`/ \nu`.
+    gain_scale : float
+        :math:`\hat g`, the mean build-time gain: a step that would move a
+        current by more than :math:`\hat g / 2` is out of the stable range
+        (a `.StableRangeWarning`; a neuron whose own gain is small may meet
+        its bound before that, as part of normal learning).
     learning_rate, gain_learning_rate, bias_learning_rate : float
         :math:`\kappa_E, \kappa_g, \kappa_b`.
     min_gain : float
@@ -122,6 +128,7 @@ class RuleConstants(
             coef_max=coef_max,
             radius=self.radius,
             scale=self.scale,
+            gain_scale=self.gain_scale,
             learning_rate=self.learning_rate,
             gain_learning_rate=self.gain_learning_rate,
             bias_learning_rate=self.bias_learning_rate,
@@ -152,6 +159,7 @@ def rule_constants(
     values = dict(
         radius=radius,
         scale=model.dt * gain_scale / derivative_scale,
+        gain_scale=gain_scale,
         learning_rate=rule_type.learning_rate,
         gain_learning_rate=rule_type.gain_learning_rate,
         bias_learning_rate=rule_type.bias_learning_rate,

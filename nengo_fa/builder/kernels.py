@@ -50,6 +50,7 @@ def compiled(function):
 RULE_PARAMS = (
     "radius",  # r
     "scale",  # dt * gain_scale / derivative_scale: c is this over nu
+    "gain_scale",  # the mean build-time gain
     "learning_rate",  # kE
     "gain_learning_rate",  # kg
     "bias_learning_rate",  # kb
@@ -64,11 +65,12 @@ RULE_PARAMS = (
     "input_sq",  # written: |x|^2
     "feedback_norm",  # written: nu
     "n_bad",  # written: neurons whose delta or S x is not finite
-    "n_bounded",  # written: neurons whose step a bound cut short
+    "n_bounded",  # written: steps beyond half the mean gain (out of range)
 )
 (
     _RADIUS,
     _SCALE,
+    _GAIN_SCALE,
     _KE,
     _KG,
     _KB,
@@ -232,6 +234,8 @@ def hidden_layer_update(
     theta = params[_THRESHOLD]
     max_intercept = params[_MAX_INTERCEPT]
     big = params[_COEF_MAX]
+    # beyond this, a step is out of the stable range whatever the neuron
+    half_mean = 0.5 * params[_GAIN_SCALE]
     max_bias = theta + max_gain
     # frozen biases (kb = 0) stay as they are
     floor_theta = theta if kb > 0 else -math.inf
@@ -266,13 +270,13 @@ def hidden_layer_update(
         # the bias step, at most half the neuron's range
         half = 0.5 * g_floor
         db = d * kbc
-        n_bounded += abs(db) > half
+        n_bounded += abs(db) > half_mean
         db = min(max(db, -half), half)
         if kE > 0:
             # the gradient step b x, at most half the length of the row
             limit = g_floor * step_limit
             b = d * kEc
-            n_bounded += abs(b) > limit
+            n_bounded += abs(b) > 2.0 * half_mean * step_limit
             b = min(max(b, -limit), limit)
             # t = m^2 - g^2 and dg_E = m - g = t / (m + g), where m is the
             # gain of S_i + b x (t = 0 where m + g = 0)
@@ -285,7 +289,7 @@ def hidden_layer_update(
             b = 0.0
             dg_E = 0.0
             dg = s / g_floor * d * kgc
-            n_bounded += abs(dg) > half
+            n_bounded += abs(dg) > half_mean
             dg = min(max(dg, -half), half)
         m = g + dg_E
         g_new = min(max(g + dg, min_gain), max_gain)

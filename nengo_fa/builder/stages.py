@@ -196,7 +196,10 @@ class NumpyStep:
         )
 
     def out_of_range(self):
-        """Warn, once, that the step bounds cut a step short."""
+        """Warn, once, that a step would move a current by more than half the
+        mean gain: beyond the bounds of a typical neuron, so the error or the
+        input is out of the stable range (a neuron whose own gain is small
+        meets its bound sooner, in normal learning, without a warning)."""
         if self.warned:
             return
         self.warned = True
@@ -264,10 +267,10 @@ class NumpyStep:
         step = coef * d_max
         if step > 0.5 * self.c.min_gain and step > 0.5 * _min(self.gain):
             # some step may exceed its bound: bound them all
+            if step > 0.5 * self.c.gain_scale:
+                self.out_of_range()
             np.maximum(self.gain, self.c.min_gain, out=tmp)
             np.multiply(tmp, 0.5, out=tmp)
-            if np.any(np.abs(bias_delta) > tmp):
-                self.out_of_range()
             np.minimum(bias_delta, tmp, out=bias_delta)
             np.negative(tmp, out=tmp)
             np.maximum(bias_delta, tmp, out=bias_delta)
@@ -311,11 +314,12 @@ class NumpyStep:
         min_gain = self.c.min_gain
         coef = min(self.c.learning_rate * c / r**2, self.coef_max)
         np.multiply(self.delta, -coef, out=beta)
-        if 2 * r * math.sqrt(xx) * coef * d_max > max(g_min, min_gain):
+        reach = 2 * r * math.sqrt(xx) * coef * d_max
+        if reach > max(g_min, min_gain):
+            if reach > self.c.gain_scale:
+                self.out_of_range()
             np.maximum(self.gain, min_gain, out=tmp)
             np.multiply(tmp, 0.5 / (r * math.sqrt(xx)), out=tmp)
-            if np.any(np.abs(beta) > tmp):
-                self.out_of_range()
             np.minimum(beta, tmp, out=beta)
             np.negative(tmp, out=tmp)
             np.maximum(beta, tmp, out=beta)
@@ -369,7 +373,8 @@ class NumpyStep:
         np.multiply(gain_delta, -coef, out=gain_delta)
         np.multiply(tmp, 0.5, out=tmp)
         if np.any(np.abs(gain_delta) > tmp):
-            self.out_of_range()
+            if _max(np.abs(gain_delta)) > 0.5 * self.c.gain_scale:
+                self.out_of_range()
             np.minimum(gain_delta, tmp, out=gain_delta)
             np.negative(tmp, out=tmp)
             np.maximum(gain_delta, tmp, out=gain_delta)
