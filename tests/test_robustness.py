@@ -241,6 +241,13 @@ def test_huge_error_keeps_state_bounded(rule, size, kernels):
         with pytest.warns(nengo_fa.StableRangeWarning, match="step bounds"):
             sim.run(1.0)
         assert_bounded(sim, net, n_alive=net.hidden.n_neurons)
+    # each step moves a bias by at most half the neuron's range, plus what
+    # keeps its intercept within the radius when the gain shrinks
+    bias, gain = sim.data[net.rule_probes["bias"]], sim.data[net.rule_probes["gain"]]
+    g_min = 1e-3 * np.mean(gain[0])
+    steps = np.abs(np.diff(bias, axis=0))
+    assert np.all(steps <= np.maximum(gain[:-1], g_min) * (1 + 1e-9))
+    assert np.max(steps / gain[:-1]) > 0.4  # the bound was reached
 
 
 def test_large_dt_warns_and_keeps_neurons_alive():
