@@ -64,7 +64,7 @@ RULE_PARAMS = (
     "from_current",  # 1: S x is current - bias; 0: it is sx
     "input_sq",  # written: |x|^2
     "feedback_norm",  # written: nu
-    "n_bad",  # written: neurons whose delta or S x is not finite
+    "n_bad",  # written: 1 if delta or S x holds NaN or inf
     "n_bounded",  # written: steps beyond half the mean gain (out of range)
 )
 (
@@ -219,11 +219,8 @@ def hidden_layer_update(
     ``bias_delta``, ``beta``, ``gain_delta`` and ``alpha`` and copies ``x``
     into ``x_out``, with the arithmetic of the numpy stages
     (`nengo_fa.builder.stages.NumpyStep`): local error, bias step, step
-    bounds, encoder/gain step, row scaling and bias limits. Returns the number
-    of rows whose ``alpha`` is not 1, and writes into ``params`` the number
-    of neurons whose :math:`\\delta_i` or :math:`S_i x` is not finite (then
-    the outputs are not to be used) and the number whose step a bound cut
-    short.
+    bounds, encoder/gain step and row scaling (`hidden_layer_finish` follows).
+    Returns the number of rows whose ``alpha`` is not 1.
     """
     r = params[_RADIUS]
     kE = params[_KE]
@@ -231,14 +228,7 @@ def hidden_layer_update(
     kb = params[_KB]
     min_gain = params[_MIN_GAIN]
     max_gain = params[_MAX_GAIN]
-    theta = params[_THRESHOLD]
-    max_intercept = params[_MAX_INTERCEPT]
     big = params[_COEF_MAX]
-    # beyond this, a step is out of the stable range whatever the neuron
-    half_mean = 0.5 * params[_GAIN_SCALE]
-    max_bias = theta + max_gain
-    # frozen biases (kb = 0) stay as they are
-    floor_theta = theta if kb > 0 else -math.inf
     from_current = params[_FROM_CURRENT] != 0.0
     xx = params[_INPUT_SQ]
     # c, and the coefficients below, capped so that 0 * c is 0
@@ -254,30 +244,23 @@ def hidden_layer_update(
     ratio = kg / kE if kE > 0 else 0.0
     tiny = 1e-300
     n_scaled = 0
-    n_bad = 0
-    n_bounded = 0
     # no data-dependent branches in the loop, so that it is vectorised (one
-    # more select, e.g. for G'(J), was enough to stop that)
+    # more select, e.g. for G'(J), was enough to stop that; so was counting
+    # the non-finite values here: `hidden_layer_finish` does that, and the
+    # bias limits, which need the new gain)
     for i in range(n):
         d = delta[i] * fe[i]
         delta[i] = d
         g = gain[i]
-        b_i = bias[i]
         g_floor = max(g, min_gain)
-        s = current[i] - b_i if from_current else sx[i]
-        # x - x is 0 for a finite x and NaN otherwise
-        n_bad += (d - d) + (s - s) != 0.0
-        # the bias step, at most half the neuron's range
-        half = 0.5 * g_floor
-        db = d * kbc
-        n_bounded += abs(db) > half_mean
-        db = min(max(db, -half), half)
+        # the bias step, bounded by `hidden_layer_finish` (here, the bound and
+        # the gain ceiling together were enough to stop the vectorisation)
+        bias_delta[i] = d * kbc
+        s = current[i] - bias[i] if from_current else sx[i]
         if kE > 0:
             # the gradient step b x, at most half the length of the row
             limit = g_floor * step_limit
-            b = d * kEc
-            n_bounded += abs(b) > 2.0 * half_mean * step_limit
-            b = min(max(b, -limit), limit)
+            b = min(max(d * kEc, -limit), limit)
             # t = m^2 - g^2 and dg_E = m - g = t / (m + g), where m is the
             # gain of S_i + b x (t = 0 where m + g = 0)
             t = (b * xx + s + s) * b * r2
@@ -288,9 +271,8 @@ def hidden_layer_update(
             # directions fixed: dg = -kg u (S x) / g, at most half the gain
             b = 0.0
             dg_E = 0.0
-            dg = s / g_floor * d * kgc
-            n_bounded += abs(dg) > half_mean
-            dg = min(max(dg, -half), half)
+            half = 0.5 * g_floor
+            dg = min(max(s / g_floor * d * kgc, -half), half)
         m = g + dg_E
         g_new = min(max(g + dg, min_gain), max_gain)
         # a row with m = 0 has no direction to scale: it stays as it is
@@ -298,17 +280,60 @@ def hidden_layer_update(
         a = g_new / max(m, tiny) if has_row else 1.0
         alpha[i] = a
         beta[i] = b * a
-        dg = g_new - g if has_row else 0.0
-        gain_delta[i] = dg
-        # the bias never below theta - max_intercept g' (where the neuron
-        # would stop firing within the radius; pushed up where the gain
-        # shrank) or above theta + max_gain
-        db = max(db, floor_theta - max_intercept * (g + dg) - b_i)
-        bias_delta[i] = min(db, max(max_bias - b_i, 0.0))
+        gain_delta[i] = g_new - g if has_row else 0.0
         n_scaled += a != 1.0
-    params[N_BAD] = n_bad
-    params[N_BOUNDED] = n_bounded
     return n_scaled
+
+
+def hidden_layer_finish(delta, current, bias, sx, gain, bias_delta, gain_delta, params):
+    """The last stages of a step of `.SimHiddenLayerRule`, after
+    `hidden_layer_update`, in one more pass: the bound of the *bias step*
+    (at most half the neuron's range) and the *bias limits* (the bias never
+    below :math:`\\theta - \\iota_{max} g'`, where the neuron would stop
+    firing within the radius, raised where the gain shrank, nor above
+    :math:`\\theta + g_{max}`; frozen biases stay as they are), and the
+    check of :math:`\\delta` and :math:`S x`.
+
+    Writes into ``params`` whether :math:`\\delta` or :math:`S x` holds NaN
+    or inf (then no output is to be used) and how many steps would move a
+    current by more than half the mean gain (out of the stable range). The
+    bias bound and the gain ceiling in `hidden_layer_update`'s loop were
+    enough to stop its vectorisation; this loop is vectorised. Sums in any
+    order (``reassoc``); ``x * 0`` is 0 for a finite ``x`` and NaN otherwise,
+    which no reassociation changes.
+    """
+    from_current = params[_FROM_CURRENT] != 0.0
+    big = params[_COEF_MAX]
+    c = min(params[_SCALE] / params[_NORM], big)
+    r = params[_RADIUS]
+    kb = params[_KB]
+    # |d| beyond this moves a current by more than half the mean gain
+    encoder_coef = params[_KE] * c / r * math.sqrt(params[_INPUT_SQ])
+    coef = max(kb * c, encoder_coef)
+    limit = 0.5 * params[_GAIN_SCALE] / coef if coef > 0 else math.inf
+    min_gain = params[_MIN_GAIN]
+    # frozen biases (kb = 0) stay as they are: no floor, bias_delta is 0
+    theta = params[_THRESHOLD] if kb > 0 else -math.inf
+    max_intercept = params[_MAX_INTERCEPT]
+    max_bias = params[_THRESHOLD] + params[_MAX_GAIN]
+    bad = 0.0
+    out = 0.0
+    for i in range(delta.shape[0]):
+        d = delta[i]
+        b_i = bias[i]
+        s = current[i] - b_i if from_current else sx[i]
+        bad += d * 0.0 + s * 0.0
+        out += 1.0 if abs(d) > limit else 0.0
+        g = gain[i]
+        half = 0.5 * max(g, min_gain)
+        db = min(max(bias_delta[i], -half), half)
+        db = max(db, theta - max_intercept * (g + gain_delta[i]) - b_i)
+        bias_delta[i] = min(db, max(max_bias - b_i, 0.0))
+    params[N_BAD] = bad != 0.0
+    params[N_BOUNDED] = out
+
+
+hidden_layer_finish.numba_options = {"fastmath": {"reassoc"}}
 
 
 #: Up to this many dimensions, the encoder updates go column by column over

@@ -253,9 +253,9 @@ class NumpyStep:
             self.fail("S x, the ensemble's encoded input,")
         return float(max(_max(delta), -_min(delta))) if self.n > 0 else 0.0
 
-    def bias_step(self, c, d_max):
+    def bias_step(self, c, d_max, g_min):
         """The bias step, bounded to half the neuron's range; returns the
-        largest step."""
+        largest step. ``g_min`` is the smallest gain."""
         kb, bias_delta, tmp = self.c.bias_learning_rate, self.bias_delta, self.tmp
         if kb == 0:
             bias_delta[...] = 0
@@ -265,7 +265,7 @@ class NumpyStep:
         if self.n == 0:
             return 0.0
         step = coef * d_max
-        if step > 0.5 * self.c.min_gain and step > 0.5 * _min(self.gain):
+        if step > 0.5 * max(g_min, self.c.min_gain):
             # some step may exceed its bound: bound them all
             if step > 0.5 * self.c.gain_scale:
                 self.out_of_range()
@@ -433,9 +433,10 @@ class NumpyStep:
             return
         # u = c delta is never formed: c is folded into the scalars
         c = min(self.c.scale / nu, self.coef_max)
-        step = self.bias_step(c, d_max)
+        g_min = _min(self.gain) if self.n > 0 else self.c.min_gain
+        step = self.bias_step(c, d_max, g_min)
         if encoders:
-            self.encoder_update(c, xx, d_max)
+            self.encoder_update(c, xx, d_max, g_min)
         else:
             # nothing to learn from: p = 0 and beta x = 0
             self.gain_delta[...] = 0
@@ -443,9 +444,8 @@ class NumpyStep:
                 self.no_encoder_update()
         self.bias_limits(step)
 
-    def encoder_update(self, c, xx, d_max):
+    def encoder_update(self, c, xx, d_max, g_min):
         min_gain = self.c.min_gain
-        g_min = _min(self.gain) if self.n > 0 else min_gain
         g_low = g_min < min_gain  # rare
         if self.c.learning_rate > 0:
             self.step_bounds(c, xx, g_min, d_max)
@@ -472,19 +472,22 @@ class NumpyStep:
 
 
 def compiled_step(op, signals, numpy_step):
-    """A step of `.SimHiddenLayerRule` in two compiled loops.
+    """A step of `.SimHiddenLayerRule` in three compiled loops.
 
     `kernels.hidden_layer_prologue` does the checks, the feedback error and,
     for rectified linear neurons, :math:`G'(J)`; `kernels.hidden_layer_update`
     the local error, bias step, step bounds, encoder/gain step and row
-    scaling. :math:`G'(J)` of other neuron types, :math:`F e` for a learned
-    feedback that is not a transpose, and :math:`S x` when it cannot be read
-    as :math:`J - b` stay numpy calls; the rare cases that the prologue
+    scaling; `kernels.hidden_layer_finish` bounds the bias step, applies the
+    bias limits and checks :math:`\\delta` and :math:`S x`. :math:`G'(J)` of
+    other neuron types, :math:`F e` for a learned feedback that is not a
+    transpose, and :math:`S x` when it cannot be read as :math:`J - b` stay
+    numpy calls; the rare cases that the prologue
     reports go to the numpy stages (``numpy_step``, a `NumpyStep`).
     """
     s = numpy_step
     prologue = kernels.compiled(kernels.hidden_layer_prologue)
     update = kernels.compiled(kernels.hidden_layer_update)
+    finish = kernels.compiled(kernels.hidden_layer_finish)
     c = op.constants
     relu = c.relu_amplitude != 0
     # F^T as the loops read it; without it, F e is computed here
@@ -535,6 +538,7 @@ def compiled_step(op, signals, numpy_step):
             params,
         )
         s.scaled = n_scaled > 0
+        finish(delta, current, bias, sx, gain, bias_delta, gain_delta, params)
         if params[kernels.N_BAD]:
             s.scaled = True  # alpha may hold anything: reset it
             s.fail("the local error delta or S x")
