@@ -502,3 +502,57 @@ def test_32_bit_matches_64_bit(case, kernels):
     # learning happened, so the comparison means something
     first = ref["scaled_encoders" if "scaled_encoders" in ref else "bias"]
     assert not np.allclose(first[-1], first[0])
+
+
+def shrinking_gains_net(n):
+    """``benchmarks/dl_speed.py``'s network: FA on ``n`` rectified linear
+    neurons, a PES readout from the neurons that starts at zero. Over 800
+    steps a few gains shrink a thousandfold, to the floor."""
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(lambda t: [np.sin(np.pi * t), np.sin(0.7 * np.pi * t)])
+        net.hidden = nengo.Ensemble(n, 2, neuron_type=nengo.RectifiedLinear())
+        out = nengo.Node(size_in=1)
+        readout = nengo.Connection(
+            net.hidden.neurons,
+            out,
+            transform=np.zeros((1, n)),
+            learning_rule_type=nengo.PES(learning_rate=1e-4 / n),
+        )
+        layer1 = nengo.Connection(
+            stim,
+            net.hidden,
+            learning_rule_type=nengo_fa.FeedbackAlignment(
+                out, learning_rate=3.0, gain_learning_rate=3.0, bias_learning_rate=3.0
+            ),
+        )
+        net.layer_rule = layer1.learning_rule
+        error = nengo.Node(size_in=1)
+        nengo.Connection(out, error)
+        nengo.Connection(stim, error, function=lambda x: -x[0] * x[1])
+        nengo.Connection(error, readout.learning_rule)
+        nengo.Connection(error, layer1.learning_rule)
+    return net
+
+
+def test_32_bit_gains_stay_the_row_norms(kernels):
+    """In float32, the gains stay r |S_i| when they shrink a thousandfold.
+
+    The gain step keeps g = r |S_i| through m^2 = g^2 + t, which carries the
+    rounding error of g^2 made while g was large; before the gains were
+    measured from S below float64, that error had become 31-33% of the gains
+    that shrank to the floor here (and 45% in NengoDL, where the earlier row
+    rescaling made it grow without bound: the float32 divergence at n=50000).
+    """
+    net = shrinking_gains_net(10000)
+    old = nengo.rc.get("precision", "bits")
+    nengo.rc.set("precision", "bits", "32")
+    try:
+        with nengo.Simulator(net, progress_bar=False) as sim:
+            g0 = sim.signals[sim.model.sig[net.hidden]["gain"]].copy()
+            sim.run_steps(800)
+            S, gain, _ = state(sim, net)
+    finally:
+        nengo.rc.set("precision", "bits", old)
+    assert np.min(gain / g0) < 0.01  # the case that drifted
+    rows = np.linalg.norm(S.astype(float), axis=1) * net.hidden.radius
+    assert np.max(np.abs(rows - gain) / gain) < 1e-5

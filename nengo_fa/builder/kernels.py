@@ -336,6 +336,20 @@ def hidden_layer_finish(delta, current, bias, sx, gain, bias_delta, gain_delta, 
 hidden_layer_finish.numba_options = {"fastmath": {"reassoc"}}
 
 
+def row_norms(S, radius, out):
+    """:math:`r |S_i|` for every row of :math:`S`, into ``out`` (the gains
+    that the scaled encoders have)."""
+    n, d = S.shape
+    for i in range(n):
+        total = 0.0
+        for j in range(d):
+            total += S[i, j] * S[i, j]
+        out[i] = radius * math.sqrt(total)
+
+
+row_norms.numba_options = {"fastmath": {"reassoc"}}
+
+
 #: Up to this many dimensions, the encoder updates go column by column over
 #: every row: a loop over a row this short costs more than the work it skips
 #: (measured 1.5-5x faster at n=5000 for d <= 3, and slower from d=4).

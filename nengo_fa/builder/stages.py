@@ -57,7 +57,7 @@ class NumpyStep:
         self.current = signals[op.current]
         self.x = signals[op.x]
         self.S = signals[op.scaled_encoders]
-        self.gain = signals[op.gain]
+        self.gain_signal = signals[op.gain]
         self.bias = signals[op.bias]
         self.delta = signals[op.delta]
         self.gain_delta = signals[op.gain_delta]
@@ -68,6 +68,15 @@ class NumpyStep:
         dtype = self.S.dtype
         # coefficients are capped here, so that 0 * c is 0
         self.coef_max = float(np.finfo(dtype).max)
+        # The gain step keeps g = r |S_i| through m^2 = g^2 + t, which carries
+        # the rounding error of g^2 along: in float32, an error of 1e-7 g^2
+        # made while a gain was large became 30-45% of it once the gain had
+        # shrunk a thousandfold (and, with the earlier row rescaling, grew
+        # without bound: NengoDL's float32 divergence at n = 50000). With less
+        # than float64, the step measures g = r |S_i| from S instead, and the
+        # gain signal is set to the measured gain plus the step.
+        self.exact_gains = self.c.learns_encoders and dtype.itemsize < 8
+        self.gain = np.empty(n, dtype=dtype) if self.exact_gains else self.gain_signal
         self.factored = op.factored
         if op.factored:
             # the factors go straight to the signals that
@@ -170,7 +179,7 @@ class NumpyStep:
                     "neurons (the rule's 'derivative' function, or the one "
                     "registered for the type)"
                 )
-        state = {"encoders": self.S, "gains": self.gain, "biases": self.bias}
+        state = {"encoders": self.S, "gains": self.gain_signal, "biases": self.bias}
         broken = [k for k, v in state.items() if not np.all(np.isfinite(v))]
         if broken:
             sources.append(
@@ -216,6 +225,21 @@ class NumpyStep:
             "HiddenLayerRule).",
             StableRangeWarning,
         )
+
+    def measure_gains(self):
+        """:math:`g = r |S_i|` from :math:`S`, where gains are measured (see
+        ``exact_gains``)."""
+        if self.exact_gains:
+            np.einsum("ij,ij->i", self.S, self.S, out=self.gain)
+            np.sqrt(self.gain, out=self.gain)
+            np.multiply(self.gain, self.c.radius, out=self.gain)
+
+    def anchor_gains(self):
+        """Make ``gain_delta`` take the gain signal to the measured gain plus
+        the step."""
+        if self.exact_gains:
+            np.add(self.gain_delta, self.gain, out=self.gain_delta)
+            np.subtract(self.gain_delta, self.gain_signal, out=self.gain_delta)
 
     # --- stages -------------------------------------------------------------
 
@@ -409,6 +433,11 @@ class NumpyStep:
     # --- the step -----------------------------------------------------------
 
     def step_simhiddenlayerrule(self):
+        self.measure_gains()
+        self.step()
+        self.anchor_gains()
+
+    def step(self):
         ee = self.check_error()
         nu = self.feedback_error()
         self.check_feedback_error(nu, ee)
@@ -509,7 +538,14 @@ def compiled_step(op, signals, numpy_step):
     bias_delta, beta, gain_delta, alpha = s.bias_delta, s.beta, s.gain_delta, s.alpha
     derivative, scratch = s.derivative, s.tmp
 
+    exact_gains = s.exact_gains
+    if exact_gains:
+        row_norms = kernels.compiled(kernels.row_norms)
+        gain_signal, radius = s.gain_signal, c.radius
+
     def step_simhiddenlayerrule():
+        if exact_gains:
+            row_norms(S, radius, gain)
         if norm_here:
             params[kernels.GIVEN_NORM] = rms_row_norm(feedback, n)
         if fe_here:
@@ -518,7 +554,8 @@ def compiled_step(op, signals, numpy_step):
             derivative(current, delta)
         if prologue(error, kernel_FT, fe, delta, current, x, scratch, params):
             # a rare case, which the numpy stages handle
-            s.step_simhiddenlayerrule()
+            s.step()
+            s.anchor_gains()
             return
         if encode_sx:
             np.dot(S, x, out=sx)
@@ -544,5 +581,8 @@ def compiled_step(op, signals, numpy_step):
             s.fail("the local error delta or S x")
         if params[kernels.N_BOUNDED]:
             s.out_of_range()
+        if exact_gains:
+            np.add(gain_delta, gain, out=gain_delta)
+            np.subtract(gain_delta, gain_signal, out=gain_delta)
 
     return step_simhiddenlayerrule
