@@ -271,9 +271,10 @@ class NumpyStep:
         :math:`\\max_i |\\delta_i|`."""
         delta = self.delta
         other = self.sx if encoders else delta
-        if not _finite(float(np.dot(delta, other)), delta):
-            self.fail("the local error delta")
-        if encoders and not np.all(np.isfinite(self.sx)):
+        # delta . S x is not finite if either holds NaN or inf (0 * inf is NaN)
+        if not _finite(float(np.dot(delta, other)), other):
+            if not np.all(np.isfinite(delta)):
+                self.fail("the local error delta")
             self.fail("S x, the ensemble's encoded input,")
         return float(max(_max(delta), -_min(delta))) if self.n > 0 else 0.0
 
