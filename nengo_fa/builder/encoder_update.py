@@ -71,21 +71,33 @@ class SimHiddenLayerEncoderUpdate(Operator):
     compiled : bool, optional
         Whether to use the compiled loop (the ``compiled_kernels`` setting
         when the model was built).
+    row_norms : Signal, optional
+        With ``encode``: set to :math:`|S_i|` after the update, in the same
+        pass, for `.SimHiddenLayerRule` below float64 (see
+        `nengo_fa.builder.stages.NumpyStep`).
 
     Notes
     -----
-    1. sets ``[]``
+    1. sets ``[]``, or ``[row_norms]``
     2. incs ``[scaled_encoders]``, plus ``J`` with ``encode``
     3. reads ``[alpha, beta, x]``, plus the ensemble's input with ``encode``
     4. updates ``[]``
     """
 
     def __init__(
-        self, scaled_encoders, alpha, beta, x, tag=None, encode=None, compiled=False
+        self,
+        scaled_encoders,
+        alpha,
+        beta,
+        x,
+        tag=None,
+        encode=None,
+        compiled=False,
+        row_norms=None,
     ):
         super().__init__(tag=tag)
         self.compiled = compiled
-        self.sets = []
+        self.sets = [] if row_norms is None else [row_norms]
         self.incs = [scaled_encoders]
         self.reads = [alpha, beta, x]
         self.updates = []
@@ -111,6 +123,11 @@ class SimHiddenLayerEncoderUpdate(Operator):
         return self.reads[2]
 
     @property
+    def row_norms(self):
+        """The signal set to :math:`|S_i|` after the update, or None."""
+        return self.sets[0] if self.sets else None
+
+    @property
     def encode(self):
         """``(x, J)`` when the operator also encodes (``J += S x``), or None."""
         return (self.reads[3], self.incs[1]) if len(self.incs) > 1 else None
@@ -130,7 +147,14 @@ class SimHiddenLayerEncoderUpdate(Operator):
         if self.compiled and kernels.AVAILABLE:
             # one pass that skips the rows that do not change (for rectified
             # linear neurons, every inactive one), and encodes in the same pass
-            if self.encode is not None:
+            if self.encode is not None and self.row_norms is not None:
+                encode_norms = kernels.compiled(kernels.encoder_update_encode_norms)
+                norms = signals[self.row_norms]
+
+                def step_simhiddenlayerencoderupdate():
+                    encode_norms(S, alpha, beta, x, x_new, current, norms)
+
+            elif self.encode is not None:
                 encode = kernels.compiled(kernels.encoder_update_encode)
 
                 def step_simhiddenlayerencoderupdate():
@@ -148,11 +172,15 @@ class SimHiddenLayerEncoderUpdate(Operator):
             # numpy: the update below, then the encoding it replaced
             update = self._make_update_step(S, alpha, beta, x, n)
             encoded = np.empty(n, dtype=S.dtype)
+            norms = None if self.row_norms is None else signals[self.row_norms]
 
             def step_simhiddenlayerencoderupdate():
                 update()
                 np.dot(S, x_new, out=encoded)
                 np.add(current, encoded, out=current)
+                if norms is not None:
+                    np.einsum("ij,ij->i", S, S, out=norms)
+                    np.sqrt(norms, out=norms)
 
             return step_simhiddenlayerencoderupdate
         return self._make_update_step(S, alpha, beta, x, n)
@@ -278,8 +306,8 @@ InplaceRequest.__doc__ = """A rule's in-place encoder update, to install.
 ``encoders_delta`` is the ``(n, d)`` delta of Nengo's generic path (None
 with ``modifies="weights"``), ``factors`` the signals
 :math:`(\\alpha, \\beta', x)`, ``learns`` whether the encoders or gains
-learn, and ``add_operator(feedback, transposed, from_current=..., compiled=...)``
-adds the rule's operator."""
+learn, and ``add_operator(feedback, transposed, from_current=..., compiled=...,
+row_norms=...)`` adds the rule's operator."""
 
 
 def request_inplace_update(model, request):
@@ -318,8 +346,16 @@ def apply_inplace_update(model, request, whole_model):
             )
         ]
     compiled = settings.compiled_kernels()
+    row_norms = None
     if learns:
         encode = take_encoding(model, ens, encoders) if compiled else None
+        if encode is not None and np.dtype(rc.float_dtype).itemsize < 8:
+            # below float64 the rule measures the gains from S (see
+            # NumpyStep): in the pass that updates and encodes S
+            row_norms = Signal(
+                np.zeros(ens.n_neurons, dtype=rc.float_dtype),
+                name=f"{request.name}:row_norms",
+            )
         model.add_op(
             SimHiddenLayerEncoderUpdate(
                 encoders,
@@ -327,6 +363,7 @@ def apply_inplace_update(model, request, whole_model):
                 tag=f"{request.name}: encoders += update",
                 encode=encode,
                 compiled=compiled,
+                row_norms=row_norms,
             )
         )
     from_current = whole_model and learns and only_encoding_drives(model, ens)
@@ -334,7 +371,10 @@ def apply_inplace_update(model, request, whole_model):
         model,
         (request.rule, "feedback"),
         lambda feedback: request.add_operator(
-            *feedback, from_current=from_current, compiled=compiled
+            *feedback,
+            from_current=from_current,
+            compiled=compiled,
+            row_norms=row_norms,
         ),
     )
 

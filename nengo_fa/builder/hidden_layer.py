@@ -286,12 +286,17 @@ class SimHiddenLayerRule(Operator):
         A label associated with the operator, for debugging purposes.
     error_source : str, optional
         Where the error comes from, for error messages.
+    row_norms : Signal, optional
+        :math:`|S_i|`, set by the `.SimHiddenLayerEncoderUpdate` that also
+        encodes, for the gains the step measures below float64; without it
+        the step computes them.
 
     Notes
     -----
     1. sets ``[]``
     2. incs ``[]``
-    3. reads ``[error, feedback, current, x, scaled_encoders, gain, bias]``
+    3. reads ``[error, feedback, current, x, scaled_encoders, gain, bias]``,
+       plus ``row_norms`` if given
     4. updates ``[delta, gain_delta, bias_delta, encoders_delta]``, or
        ``[delta, gain_delta, bias_delta, alpha, beta, x]`` with
        ``encoders_factors``
@@ -308,6 +313,7 @@ class SimHiddenLayerRule(Operator):
         constants,
         tag,
         error_source="the connections into its error",
+        row_norms=None,
     ):
         super().__init__(tag=tag)
         self.error_source = error_source
@@ -317,6 +323,8 @@ class SimHiddenLayerRule(Operator):
         self.sets = []
         self.incs = []
         self.reads = [error, feedback] + list(ensemble)
+        if row_norms is not None:
+            self.reads.append(row_norms)
         self.factored = outputs.encoders_factors is not None
         if self.factored == (outputs.encoders_delta is not None):
             raise ValueError("give either 'encoders_delta' or 'encoders_factors'")
@@ -353,6 +361,10 @@ class SimHiddenLayerRule(Operator):
     @property
     def bias(self):
         return self.reads[6]
+
+    @property
+    def row_norms(self):
+        return self.reads[7] if len(self.reads) > 7 else None
 
     @property
     def delta(self):

@@ -430,3 +430,51 @@ def encoder_update_encode(S, alpha, beta, x, x_new, current):
 
 
 encoder_update_encode.numba_options = {"fastmath": {"reassoc"}}
+
+
+def encoder_update_encode_norms(S, alpha, beta, x, x_new, current, norms):
+    """`encoder_update_encode`, and :math:`|S_i|` of the updated rows into
+    ``norms``, in the same pass."""
+    n, d = S.shape
+    if d <= COLUMNS_MAX_D:
+        norms[:] = 0.0
+        for j in range(d):
+            xj = x[j]
+            yj = x_new[j]
+            for i in range(n):
+                v = alpha[i] * S[i, j] + beta[i] * xj
+                S[i, j] = v
+                current[i] += v * yj
+                norms[i] += v * v
+        for i in range(n):
+            norms[i] = math.sqrt(norms[i])
+        return
+    for i in range(n):
+        a = alpha[i]
+        b = beta[i]
+        # summed in S's own dtype: float64 sums of float32 products halved
+        # the speed of this loop in float32
+        acc = S[i, 0] - S[i, 0]
+        sq = acc
+        if a != 1.0:
+            for j in range(d):
+                v = a * S[i, j] + b * x[j]
+                S[i, j] = v
+                acc += v * x_new[j]
+                sq += v * v
+        elif b != 0.0:
+            for j in range(d):
+                v = S[i, j] + b * x[j]
+                S[i, j] = v
+                acc += v * x_new[j]
+                sq += v * v
+        else:
+            for j in range(d):
+                v = S[i, j]
+                acc += v * x_new[j]
+                sq += v * v
+        current[i] += acc
+        norms[i] = math.sqrt(sq)
+
+
+encoder_update_encode_norms.numba_options = {"fastmath": {"reassoc"}}

@@ -205,8 +205,11 @@ class _HiddenLayerBuild:
             self.add_weights_operator(feedback, transposed)
         publish(self.model, (self.rule, "feedback"), (feedback, transposed))
 
-    def add_operator(self, feedback, transposed, from_current=False, compiled=False):
-        """Add the rule's `.SimHiddenLayerRule`, reading ``feedback``."""
+    def add_operator(
+        self, feedback, transposed, from_current=False, compiled=False, row_norms=None
+    ):
+        """Add the rule's `.SimHiddenLayerRule`, reading ``feedback`` (and
+        ``row_norms``, :math:`|S_i|` set by the encoder update, if given)."""
         ens, model = self.ens, self.model
         rates = {"learning_rate": 0, "gain_learning_rate": 0}
         constants = rule_constants(
@@ -249,6 +252,7 @@ class _HiddenLayerBuild:
                 constants,
                 tag=self.ctx.prefix,
                 error_source=self.error_source,
+                row_norms=row_norms,
             )
         )
 

@@ -77,6 +77,8 @@ class NumpyStep:
         # gain signal is set to the measured gain plus the step.
         self.exact_gains = self.c.learns_encoders and dtype.itemsize < 8
         self.gain = np.empty(n, dtype=dtype) if self.exact_gains else self.gain_signal
+        # |S_i|, when the encoder update measured it in its pass over S
+        self.row_norms = None if op.row_norms is None else signals[op.row_norms]
         self.factored = op.factored
         if op.factored:
             # the factors go straight to the signals that
@@ -229,10 +231,14 @@ class NumpyStep:
     def measure_gains(self):
         """:math:`g = r |S_i|` from :math:`S`, where gains are measured (see
         ``exact_gains``)."""
-        if self.exact_gains:
+        if not self.exact_gains:
+            return
+        if self.row_norms is None:
             np.einsum("ij,ij->i", self.S, self.S, out=self.gain)
             np.sqrt(self.gain, out=self.gain)
             np.multiply(self.gain, self.c.radius, out=self.gain)
+        else:
+            np.multiply(self.row_norms, self.c.radius, out=self.gain)
 
     def anchor_gains(self):
         """Make ``gain_delta`` take the gain signal to the measured gain plus
@@ -541,12 +547,20 @@ def compiled_step(op, signals, numpy_step):
 
     exact_gains = s.exact_gains
     if exact_gains:
-        row_norms = kernels.compiled(kernels.row_norms)
-        gain_signal, radius = s.gain_signal, c.radius
+        gain_signal = s.gain_signal
+        if s.row_norms is None:
+            row_norms = kernels.compiled(kernels.row_norms)
+
+            def measure_gains():
+                row_norms(S, c.radius, gain)
+
+        else:
+            # measured by the encoder update, in its pass over S
+            measure_gains = s.measure_gains
 
     def step_simhiddenlayerrule():
         if exact_gains:
-            row_norms(S, radius, gain)
+            measure_gains()
         if norm_here:
             params[kernels.GIVEN_NORM] = rms_row_norm(feedback, n)
         if fe_here:

@@ -343,6 +343,9 @@ class SimHiddenLayerEncoderUpdateBuilder(OpBuilder):
         self.beta_data = signals.combine([op.beta for op in ops])
         self.x_data = signals.combine([op.x for op in ops]).reshape((len(ops), d))
         self.encodes = ops[0].encode is not None
+        self.norms_data = None
+        if ops[0].row_norms is not None:
+            self.norms_data = signals.combine([op.row_norms for op in ops])
         if self.encodes:
             # J += S x_new, the ensemble encoding the operator took over
             self.x_new_data = signals.combine([op.encode[0] for op in ops])
@@ -358,6 +361,9 @@ class SimHiddenLayerEncoderUpdateBuilder(OpBuilder):
         x = repeat_per_neuron(gather(self.x_data), self.sizes)
         S = alpha[..., None] * S + beta[..., None] * x
         scatter(signals, self.encoder_data, S)
+        if self.norms_data is not None:
+            norms = tf.sqrt(tf.reduce_sum(tf.square(S), axis=-1))
+            scatter(signals, self.norms_data, norms)
         if self.encodes:
             x_new = repeat_per_neuron(gather(self.x_new_data), self.sizes)
             encoded = tf.reduce_sum(S * x_new, axis=-1)
@@ -366,4 +372,5 @@ class SimHiddenLayerEncoderUpdateBuilder(OpBuilder):
     @staticmethod
     def mergeable(x, y):
         # the generic checks ensure the same d
-        return (x.encode is None) == (y.encode is None)
+        same_norms = (x.row_norms is None) == (y.row_norms is None)
+        return (x.encode is None) == (y.encode is None) and same_norms
