@@ -42,7 +42,7 @@ def trace(values):
 
 configs = st.fixed_dictionaries(
     {
-        "rule": st.sampled_from(["fa", "bp", "ss", "kp"]),
+        "rule": st.sampled_from(["fa", "bp", "ss", "kp", "terms"]),
         "weights": st.booleans(),
         "neurons": st.sampled_from(sorted(NEURONS)),
         "n": st.integers(2, 12),
@@ -76,9 +76,14 @@ def network(c):
             rule_type = nengo_fa.BackProp(readout, **rates)
         elif c["rule"] == "ss":
             rule_type = nengo_fa.SignSymmetry(readout, **rates)
-        elif c["rule"] == "kp":
+        elif c["rule"] in ("kp", "terms"):
+            learning = (
+                nengo_fa.KolenPollack()
+                if c["rule"] == "kp"
+                else nengo_fa.AlignmentTerms(decay=0.1, self_=1, amp=1, null=1)
+            )
             rule_type = nengo_fa.FeedbackAlignment(
-                downstream=readout, feedback_learning=nengo_fa.KolenPollack(), **rates
+                downstream=readout, feedback_learning=learning, **rates
             )
         else:
             rule_type = nengo_fa.FeedbackAlignment(1, **rates)
@@ -130,7 +135,8 @@ def rule_type_args(rule_type):
 
 
 def learned_state(sim):
-    """The gains, biases, encoders and weights that nengo_fa rules learn."""
+    """The gains, biases, encoders, weights and feedback matrices that
+    nengo_fa rules learn (not, e.g., a PES readout's decoders, Nengo's own)."""
     model = sim.model
     state = []
     for ens in model.toplevel.all_ensembles:
@@ -142,7 +148,7 @@ def learned_state(sim):
         if isinstance(conn.learning_rule_type, nengo_fa.learning_rules.HiddenLayerRule):
             if conn.learning_rule_type.modifies == "weights":
                 state.append((conn, "weights", sim.signals[model.sig[conn]["weights"]]))
-            if "feedback" in model.sig[conn.learning_rule]:
+            if getattr(conn.learning_rule_type, "feedback_learning", None):
                 feedback = model.sig[conn.learning_rule]["feedback"]
                 state.append((conn, "feedback", sim.signals[feedback]))
     return state
