@@ -53,6 +53,9 @@ def hidden_net(rule="fa", n=10, seed=0, error=None, neuron_type=None, **kwargs):
     """Two sines into ``n`` neurons learned by ``rule``, a PES readout; the
     error the hidden rule gets is ``error(t, e)`` of the true one."""
     neuron_type = nengo.RectifiedLinear() if neuron_type is None else neuron_type
+    # explicit rates: the cases (dt=0.05 out of the stable range) depend on them
+    rates = ("learning_rate", "gain_learning_rate", "bias_learning_rate")
+    kwargs = {**dict.fromkeys(rates, 3.0), **kwargs}
     with nengo.Network(seed=seed) as net:
         stim = nengo.Node(lambda t: [np.sin(np.pi * t), np.cos(np.pi * t)])
         net.hidden = nengo.Ensemble(n, 2, neuron_type=neuron_type)
