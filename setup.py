@@ -70,6 +70,8 @@ tests_req = (
         "pytest>=8,<9",
         "pytest-plt",
         "pytest-rng",
+        # tests/test_properties.py: random configurations and traces
+        "hypothesis>=6",
         "nengo-extras>=0.5",
         # tests/test_gui.py and tests/test_docs.py drive Chromium (Debian's
         # chromium and chromium-driver, installed by .ci/run in CI) through

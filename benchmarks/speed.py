@@ -30,7 +30,9 @@ everything PES-only does, so no rule can go below ``1 / (node/pes)`` there.
 a step: ``(fa - pes) / (node - pes)``, the rule's cost against the Node's.
 
 Run ``python benchmarks/speed.py`` (``--quick`` for a small subset,
-``--help`` for the options).
+``--help`` for the options). ``--bits`` instead times `nengo_fa.FeedbackAlignment`
+and `nengo_fa.BackProp` built with ``nengo.rc`` precision 32 bits against
+64 bits, by default at d=784 and n=1000, 2000.
 """
 
 import argparse
@@ -145,11 +147,21 @@ def build_network(variant, n, d, d_out, seed=0, neuron_type=None):
 
 
 def make_simulator(variant, n, d, d_out):
-    """Build the network of one variant into a `nengo.Simulator`."""
+    """Build the network of one variant into a `nengo.Simulator`.
+
+    A variant ending in ``@32`` is built with ``nengo.rc`` precision 32 bits.
+    """
+    variant, _, bits = variant.partition("@")
     # the *_ref variants use the straightforward encoder update
     inplace = not variant.endswith("_ref")
-    with nengo_fa.settings.override(inplace_encoder_update=inplace):
-        return nengo.Simulator(build_network(variant, n, d, d_out), progress_bar=False)
+    old_bits = nengo.rc.get("precision", "bits")
+    nengo.rc.set("precision", "bits", bits or old_bits)
+    try:
+        with nengo_fa.settings.override(inplace_encoder_update=inplace):
+            net = build_network(variant, n, d, d_out)
+            return nengo.Simulator(net, progress_bar=False)
+    finally:
+        nengo.rc.set("precision", "bits", old_bits)
 
 
 def time_variants(n, d, d_out, repeats=5, target_s=0.1, variants=VARIANTS):
@@ -214,6 +226,37 @@ def run(sizes, repeats=5, target_s=0.1, out=sys.stdout):
     return rows
 
 
+BITS_COLUMNS = ("n", "d", "d_out", "fa_us", "fa32/fa", "bp_us", "bp32/bp")
+
+
+def run_bits(sizes, repeats=5, target_s=0.1, out=sys.stdout):
+    """Time FA and BP in float64 and float32 (``nengo.rc`` precision), in
+    turn, and print the table of the float32 step time relative to float64."""
+    rows = []
+    print(" ".join(f"{c:>10}" for c in BITS_COLUMNS), file=out)
+    variants = ("fa", "fa@32", "bp", "bp@32")
+    for n, d, d_out in sizes:
+        t = time_variants(
+            n, d, d_out, repeats=repeats, target_s=target_s, variants=variants
+        )
+        row = {
+            "n": n,
+            "d": d,
+            "d_out": d_out,
+            "fa_us": float(np.median(t["fa"])) * 1e6,
+            "fa32/fa": median_ratio(t["fa@32"], t["fa"]),
+            "bp_us": float(np.median(t["bp"])) * 1e6,
+            "bp32/bp": median_ratio(t["bp@32"], t["bp"]),
+        }
+        rows.append(row)
+        cells = [
+            f"{row[c]:>10d}" if isinstance(row[c], int) else f"{row[c]:>10.2f}"
+            for c in BITS_COLUMNS
+        ]
+        print(" ".join(cells), file=out, flush=True)
+    return rows
+
+
 def median_ratio(a, b):
     """The median over repeats of ``a / b``."""
     return float(np.median(a / b))
@@ -246,8 +289,21 @@ def main(argv=None):
         default=0.15,
         help="seconds per PES-only timing run (sets the number of steps)",
     )
+    parser.add_argument(
+        "--bits",
+        action="store_true",
+        help="time FA and BP in float32 against float64 instead "
+        "(default sizes: n 1000 2000, d 784, d_out 10)",
+    )
     args = parser.parse_args(argv)
     nengo.rc["decoder_cache"]["enabled"] = "False"
+    if args.bits:
+        n = args.n if args.n != parser.get_default("n") else [1000, 2000]
+        d = args.d if args.d != parser.get_default("d") else [784]
+        d_out = args.d_out if args.d_out != parser.get_default("d_out") else [10]
+        print(f"# float32/float64 timed in turn, {args.repeats} repeats")
+        sizes = list(itertools.product(n, d, d_out))
+        return run_bits(sizes, repeats=args.repeats, target_s=args.target_s)
     if args.quick:
         sizes = [(100, 2, 1), (1000, 64, 10)]
         repeats, target_s = 3, 0.02

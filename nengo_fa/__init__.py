@@ -32,6 +32,7 @@ from .feedback import (  # noqa: E402
     SymmetricAlignment,
 )
 from .learning_rules import BackProp, FeedbackAlignment, SignSymmetry  # noqa: E402
+from .exceptions import StableRangeWarning  # noqa: E402
 from .export import (  # noqa: E402
     freeze_params,
     learned_params,

@@ -22,8 +22,10 @@ References
 """
 
 from nengo.config import SupportDefaultsMixin
-from nengo.params import Default, FrozenObject, NumberParam
+from nengo.params import Default, FrozenObject
 from nengo.synapses import Lowpass, SynapseParam
+
+from nengo_fa.params import FiniteNumberParam
 
 
 class FeedbackLearning(FrozenObject, SupportDefaultsMixin):
@@ -84,12 +86,14 @@ class AlignmentTerms(FeedbackLearning):
        without weight symmetry. ICML 2020.
     """
 
-    learning_rate = NumberParam("learning_rate", low=0, readonly=True, default=1.0)
-    decay = NumberParam("decay", low=0, readonly=True, default=0.0)
-    self_ = NumberParam("self_", low=0, readonly=True, default=0.0)
-    amp = NumberParam("amp", low=0, readonly=True, default=0.0)
-    sparse = NumberParam("sparse", low=0, readonly=True, default=0.0)
-    null = NumberParam("null", low=0, readonly=True, default=0.0)
+    learning_rate = FiniteNumberParam(
+        "learning_rate", low=0, readonly=True, default=1.0
+    )
+    decay = FiniteNumberParam("decay", low=0, readonly=True, default=0.0)
+    self_ = FiniteNumberParam("self_", low=0, readonly=True, default=0.0)
+    amp = FiniteNumberParam("amp", low=0, readonly=True, default=0.0)
+    sparse = FiniteNumberParam("sparse", low=0, readonly=True, default=0.0)
+    null = FiniteNumberParam("null", low=0, readonly=True, default=0.0)
     activity_synapse = SynapseParam(
         "activity_synapse", default=Lowpass(tau=0.005), optional=True, readonly=True
     )
@@ -196,7 +200,7 @@ class KolenPollack(FeedbackLearning):
        D. (2019). Deep learning without weight transport. NeurIPS 32.
     """
 
-    decay = NumberParam("decay", low=0, readonly=True, default=0.2)
+    decay = FiniteNumberParam("decay", low=0, readonly=True, default=0.2)
 
     def __init__(self, decay=Default):
         super().__init__()

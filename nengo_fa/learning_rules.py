@@ -10,10 +10,11 @@ from nengo.dists import DistOrArrayParam, Gaussian
 from nengo.ensemble import Ensemble, Neurons
 from nengo.exceptions import ValidationError
 from nengo.learning_rules import LearningRuleType
-from nengo.params import Default, EnumParam, IntParam, NumberParam, Parameter
+from nengo.params import Default, EnumParam, IntParam, Parameter
 from nengo.synapses import Lowpass, SynapseParam
 
 from nengo_fa.feedback import FeedbackLearning
+from nengo_fa.params import FiniteNumberParam
 
 
 class DerivativeParam(Parameter):
@@ -213,9 +214,27 @@ class HiddenLayerRule(LearningRuleType):
     probe the live scaled encoders :math:`S` (the signal Nengo multiplies the
     input by); divide row :math:`i` by :math:`g_i / r` for unit encoders.
 
-    If the error or the ensemble's input contains NaN or inf, the simulation
-    stops with a `nengo.exceptions.SimulationError` before any parameter is
-    changed.
+    If the error, the ensemble's input, the neurons' input current, the
+    feedback or the derivative holds NaN or inf, the simulation stops with a
+    `nengo.exceptions.SimulationError` that names the signal and where it came
+    from, before any parameter is changed. The bias step is bounded like the
+    encoder step, :math:`|\Delta b_i| \le \max(g_i, g_{min}) / 2`, and keeps
+    :math:`b_i \ge \theta - \iota_{max} g_i` (the neuron keeps firing for
+    some inputs within the radius; :math:`\theta` is the current at its
+    intercept, :math:`\iota_{max}` = ``MAX_INTERCEPT`` (0.95) or the highest
+    build-time intercept) and :math:`b_i \le \theta + g_{max}`; gains stay
+    at or below :math:`g_{max}` = ``MAX_GAIN_FRACTION`` (1000) times
+    :math:`\hat g`. A rule is in its *stable range* while
+    :math:`\Delta t (\kappa_b + \max(\kappa_E, \kappa_g)) \le 0.2`
+    (``STABLE_STEP``): gradient descent with step :math:`\eta` on a loss of
+    curvature :math:`\lambda` is stable for :math:`\eta \lambda < 2`, the
+    step here is :math:`\kappa \Delta t` of a neuron's range per unit error,
+    and a readout spanning its output over tuning curves with intercepts up to
+    :math:`c` has :math:`\lambda \approx 1 / (1 - c)` per parameter group, up
+    to 10 for Nengo's default intercepts. Outside it, a
+    `.StableRangeWarning` is raised at build time; a step cut short by a bound
+    (a very large error or input) raises one once during the run. See
+    :doc:`/theory` (Run-time robustness and precision).
 
     **Weight learning** (``modifies="weights"``). The post neurons' current is
     :math:`J = c \odot (W a_{pre}) + \dots`, with :math:`c` the post gains for
@@ -286,17 +305,30 @@ class HiddenLayerRule(LearningRuleType):
         "modifies", values=("encoders", "weights"), default="encoders", readonly=True
     )
 
-    learning_rate = NumberParam("learning_rate", low=0, readonly=True, default=0.3)
-    gain_learning_rate = NumberParam(
+    learning_rate = FiniteNumberParam(
+        "learning_rate", low=0, readonly=True, default=0.3
+    )
+    gain_learning_rate = FiniteNumberParam(
         "gain_learning_rate", low=0, readonly=True, default=0.3
     )
-    bias_learning_rate = NumberParam(
+    bias_learning_rate = FiniteNumberParam(
         "bias_learning_rate", low=0, readonly=True, default=0.3
     )
     derivative = DerivativeParam(
         "derivative", default=None, optional=True, readonly=True
     )
     pre_synapse = SynapseParam("pre_synapse", default=Lowpass(tau=0.005), readonly=True)
+
+    def __str__(self):
+        # shown in Nengo's message when an error is connected to a chained
+        # rule ("... must have size_in > 0"): say where its error comes from
+        down = getattr(self, "downstream", None)
+        if self.size_in == 0 and down is not None and chained_rule(down) is not None:
+            return (
+                f"{self!r}, chained: it takes its error from the rule on {down}; "
+                "connect the output error to that rule, not to this one"
+            )
+        return repr(self)
 
     def __init__(
         self,
@@ -487,11 +519,13 @@ class FeedbackAlignment(HiddenLayerRule):
     # random feedback descends the loss only along the part of its local error
     # that is aligned with backprop's (cos of delta_angle, 0.35-0.7 measured):
     # the same effective rate as BackProp's 0.3 needs about 0.3 / 0.45
-    learning_rate = NumberParam("learning_rate", low=0, readonly=True, default=0.7)
-    gain_learning_rate = NumberParam(
+    learning_rate = FiniteNumberParam(
+        "learning_rate", low=0, readonly=True, default=0.7
+    )
+    gain_learning_rate = FiniteNumberParam(
         "gain_learning_rate", low=0, readonly=True, default=0.7
     )
-    bias_learning_rate = NumberParam(
+    bias_learning_rate = FiniteNumberParam(
         "bias_learning_rate", low=0, readonly=True, default=0.7
     )
     error_size = IntParam("error_size", low=1, readonly=True)

@@ -31,7 +31,7 @@ References
 import warnings
 
 import numpy as np
-from nengo.exceptions import BuildError, ValidationError
+from nengo.exceptions import BuildError, SimulationError, ValidationError
 from nengo.neurons import (
     LIF,
     AdaptiveLIF,
@@ -273,7 +273,15 @@ class UserDerivative(Derivative):
         self.function = function
 
     def __call__(self, J, out):
-        out[...] = self.function(J)
+        value = self.function(J)
+        if value is None or np.shape(value) != out.shape:
+            got = "None" if value is None else f"shape {np.shape(value)}"
+            raise SimulationError(
+                f"the derivative function {self.function!r} returned {got} for "
+                f"input currents of shape {np.shape(J)}; it must return one value "
+                f"per neuron, shape {out.shape}"
+            )
+        out[...] = value
         return out
 
 

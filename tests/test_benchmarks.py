@@ -48,6 +48,16 @@ def test_speed_prints_ratio_table(capsys):
     assert set(rows[0]) == set(speed.COLUMNS)
 
 
+def test_speed_bits_prints_ratio_table(capsys):
+    speed = load("speed")
+    rows = speed.run_bits([(20, 3, 2)], repeats=1, target_s=0.001)
+    lines = table(capsys.readouterr().out, "n")
+    assert lines[0] == list(speed.BITS_COLUMNS)
+    assert [int(v) for v in lines[1][:3]] == [20, 3, 2]
+    assert all(float(v) > 0 for v in lines[1][3:])
+    assert set(rows[0]) == set(speed.BITS_COLUMNS)
+
+
 def test_memory_prints_ratio_table(capsys):
     memory = load("memory")
     memory.run([(20, 3, 2)])

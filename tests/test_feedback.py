@@ -201,6 +201,20 @@ def test_negative_feedback_parameters_raise(make):
         make()
 
 
+@pytest.mark.parametrize(
+    "make, attr",
+    [
+        (lambda v: nengo_fa.KolenPollack(decay=v), "decay"),
+        (lambda v: nengo_fa.SymmetricAlignment(learning_rate=v), "learning_rate"),
+        (lambda v: AlignmentTerms(null=v), "null"),
+    ],
+)
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+def test_non_finite_feedback_parameters_raise(make, attr, value):
+    with pytest.raises(ValidationError, match=f"{attr}: must be a finite"):
+        make(value)
+
+
 def test_feedback_learning_repr():
     assert repr(nengo_fa.KolenPollack(decay=0.5)) == "KolenPollack(decay=0.5)"
     assert repr(AlignmentTerms(decay=1, amp=2)) == "AlignmentTerms(decay=1, amp=2)"

@@ -529,6 +529,26 @@ def test_negative_rate_raises(kwarg):
         nengo_fa.FeedbackAlignment(1, **{kwarg: -1})
 
 
+@pytest.mark.parametrize(
+    "kwarg", ["learning_rate", "gain_learning_rate", "bias_learning_rate"]
+)
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan, np.array(np.nan)])
+def test_non_finite_rate_raises(kwarg, value):
+    # nan gave a raw TypeError from nengo's NumberParam, inf was accepted
+    for make in (
+        lambda **kw: nengo_fa.FeedbackAlignment(1, **kw),
+        lambda **kw: nengo_fa.BackProp(downstream_conn(), **kw),
+        lambda **kw: nengo_fa.SignSymmetry(downstream_conn(), **kw),
+    ):
+        with pytest.raises(ValidationError, match=f"{kwarg}: must be a finite"):
+            make(**{kwarg: value})
+
+
+def downstream_conn():
+    with nengo.Network():
+        return nengo.Connection(nengo.Ensemble(5, 1), nengo.Node(size_in=1))
+
+
 def test_bad_arguments_raise():
     with pytest.raises(ValidationError, match="error_size"):
         nengo_fa.FeedbackAlignment(0)

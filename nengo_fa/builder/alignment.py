@@ -6,10 +6,20 @@
 the `.FeedbackAlignment` feedback source (`nengo_fa.builder.feedback_sources`).
 """
 
+import math
+
 import numpy as np
 from nengo.builder import Operator
+from nengo.exceptions import SimulationError
 
 from nengo_fa.builder.numerics import angle, blocked_dot, squared_norm
+
+
+def _fail(tag, what, learning):
+    raise SimulationError(
+        f"{tag}: {what} contains NaN or inf; the feedback matrix learned by "
+        f"{learning} was not changed"
+    )
 
 
 class SimAlignmentTerms(Operator):
@@ -80,12 +90,31 @@ class SimAlignmentTerms(Operator):
         use_activities = a is not None and t.uses_activities
         grad = np.empty_like(B)
         scratch = np.empty_like(B)
-        x = np.empty(B.shape[0])
-        Wx = np.empty(B.shape[1])
-        xB = np.empty(B.shape[1])
-        BWx = np.empty(B.shape[0])
+        x = np.empty(B.shape[0], dtype=B.dtype)
+        Wx = np.empty(B.shape[1], dtype=B.dtype)
+        xB = np.empty(B.shape[1], dtype=B.dtype)
+        BWx = np.empty(B.shape[0], dtype=B.dtype)
+
+        tag = self.tag
+        name = type(t).__name__
 
         def step_simalignmentterms():
+            if not math.isfinite(squared_norm(W)):
+                if not np.all(np.isfinite(W)):
+                    _fail(tag, "the forward weights W", name)
+            if use_activities and not math.isfinite(blocked_dot(a, a)):
+                if not np.all(np.isfinite(a)):
+                    _fail(tag, "the hidden activities", name)
+            # finite inputs; only an overflow is left, checked below
+            with np.errstate(over="ignore", invalid="ignore"):
+                terms()
+                np.multiply(grad, rate, out=grad)
+                if not math.isfinite(squared_norm(grad)):
+                    if not np.all(np.isfinite(grad)):
+                        _fail(tag, "the feedback's update (an overflow)", name)
+                np.add(B, grad, out=B)
+
+        def terms():
             np.multiply(B, t.decay, out=grad)
             if t.self_ > 0:
                 np.multiply(W.T, -t.self_, out=scratch)
@@ -106,8 +135,6 @@ class SimAlignmentTerms(Operator):
                         np.dot(B, Wx, out=BWx)
                         np.multiply.outer(BWx, t.null * Wx, out=scratch)
                         np.add(grad, scratch, out=grad)
-            np.multiply(grad, rate, out=grad)
-            np.add(B, grad, out=B)
 
         return step_simalignmentterms
 
@@ -168,9 +195,23 @@ class SimKolenPollack(Operator):
         B = signals[self.feedback]
         keep = 1.0 - self.decay * dt
         change = np.empty_like(W)
+        scratch = np.empty_like(B)
+        # |B keep + change| <= |B| when |change| <= (1 - keep) |B|max:
+        # below this, nothing can overflow
+        safe = (1.0 - keep) * float(np.finfo(B.dtype).max)
+        tag = self.tag
 
         def step_simkolenpollack():
             np.subtract(W, W_prev, out=change)
+            ss = squared_norm(change)
+            if not math.isfinite(ss) and not np.all(np.isfinite(change)):
+                _fail(tag, "the change of the forward weights W", "KolenPollack")
+            if not math.sqrt(ss) < safe:
+                with np.errstate(over="ignore"):
+                    np.multiply(B, keep, out=scratch)
+                    np.add(scratch, change.T, out=scratch)
+                if not np.all(np.isfinite(scratch)):
+                    _fail(tag, "the feedback's update (an overflow)", "KolenPollack")
             np.multiply(B, keep, out=B)
             np.add(B, change.T, out=B)
             W_prev[...] = W
@@ -190,7 +231,8 @@ class SimAlignmentDiagnostics(Operator):
       flattened (Akrout et al. 2019);
 
     and ``norm_ratio`` :math:`\|B\|_F / \|W\|_F`. Each is NaN while it is
-    undefined (e.g. while :math:`W = 0` or :math:`e = 0`).
+    undefined (e.g. while :math:`W = 0` or :math:`e = 0`, or when a value it
+    is computed from is not finite).
 
     Parameters
     ----------
@@ -282,15 +324,18 @@ class SimAlignmentDiagnostics(Operator):
         norm_ratio = signals[self.norm_ratio]
         derivative = self.derivative
         n = B.shape[0]
-        gp = np.empty(n)
-        u = np.empty(n)
-        v = np.empty(n)
+        gp, u, v = (np.empty(n, dtype=B.dtype) for _ in range(3))
         product = np.empty_like(B)
 
         def step_simalignmentdiagnostics():
+            # a measurement, not state: NaN where anything is not finite
+            with np.errstate(all="ignore"):
+                diagnostics()
+
+        def diagnostics():
             b_norm = np.sqrt(squared_norm(B))
             w_norm = np.sqrt(squared_norm(W))
-            norm_ratio[...] = b_norm / w_norm if w_norm > 0 else np.nan
+            norm_ratio[...] = b_norm / w_norm if 0 < w_norm < np.inf else np.nan
             np.multiply(B, W.T, out=product)  # <B, W^T>, without copying W^T
             feedback_angle[...] = angle(product.sum(), b_norm, w_norm)
 

@@ -22,7 +22,32 @@ def chained_downstream_rule(rule_type, rule):
             f"'downstream' ({down}) changed after this rule was made; make the "
             "rule again so that it knows where its error comes from"
         )
+    if down_rule is not None:
+        check_no_cycle(rule_type, rule)
     return down_rule
+
+
+def check_no_cycle(rule_type, rule):
+    """Raise a `BuildError` if following ``downstream`` from ``rule`` leads
+    back to it: then no rule of the chain gets an error from outside it."""
+    chain = [rule.connection]
+    down = rule_type.downstream
+    while down is not None:
+        down_rule = chained_rule(down)
+        if down_rule is None:
+            return  # the chain ends at a rule that gets its error connected
+        if any(conn is down_rule.connection for conn in chain):
+            names = " -> ".join(str(conn) for conn in chain + [down])
+            raise BuildError(
+                f"{type(rule_type).__name__} on {rule.connection}: the chain of "
+                f"'downstream' connections is a cycle ({names}): every rule in it "
+                "takes its error from the next one, so no error ever enters and "
+                "nothing is learned. End the chain at a connection that carries no "
+                "nengo_fa rule (e.g. the readout) and connect the output error to "
+                "the rule nearest it"
+            )
+        chain.append(down_rule.connection)
+        down = getattr(down_rule.learning_rule_type, "downstream", None)
 
 
 def chained_error_size(rule_type, source):
@@ -179,7 +204,8 @@ class SimChainedError(Operator):
         n = delta.shape[0]
         scale = self.scale
         gbar = self.derivative_scale
-        tmp = np.empty(n)
+        tmp = np.empty(n, dtype=error.dtype)
+        coef_max = float(np.finfo(error.dtype).max)
 
         def step_simchainederror():
             nu = rms_row_norm(feedback, n)
@@ -187,7 +213,8 @@ class SimChainedError(Operator):
                 error[...] = 0
                 return
             np.multiply(delta, scale, out=tmp)
-            np.multiply(tmp, 1.0 / (nu * gbar), out=tmp)
+            # capped, so that 0 * c is 0 whatever nu
+            np.multiply(tmp, min(1.0 / (nu * gbar), coef_max), out=tmp)
             if S is None:
                 error[...] = tmp
             else:

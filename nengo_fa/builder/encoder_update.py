@@ -15,6 +15,7 @@ import collections
 import numpy as np
 from nengo.builder import Operator, Signal
 from nengo.builder.operator import Copy, DotInc
+from nengo.rc import rc
 from scipy.linalg.blas import get_blas_funcs
 
 from nengo_fa import settings
@@ -70,21 +71,33 @@ class SimHiddenLayerEncoderUpdate(Operator):
     compiled : bool, optional
         Whether to use the compiled loop (the ``compiled_kernels`` setting
         when the model was built).
+    row_norms : Signal, optional
+        With ``encode``: set to :math:`|S_i|` after the update, in the same
+        pass, for `.SimHiddenLayerRule` below float64 (see
+        `nengo_fa.builder.stages.NumpyStep`).
 
     Notes
     -----
-    1. sets ``[]``
+    1. sets ``[]``, or ``[row_norms]``
     2. incs ``[scaled_encoders]``, plus ``J`` with ``encode``
     3. reads ``[alpha, beta, x]``, plus the ensemble's input with ``encode``
     4. updates ``[]``
     """
 
     def __init__(
-        self, scaled_encoders, alpha, beta, x, tag=None, encode=None, compiled=False
+        self,
+        scaled_encoders,
+        alpha,
+        beta,
+        x,
+        tag=None,
+        encode=None,
+        compiled=False,
+        row_norms=None,
     ):
         super().__init__(tag=tag)
         self.compiled = compiled
-        self.sets = []
+        self.sets = [] if row_norms is None else [row_norms]
         self.incs = [scaled_encoders]
         self.reads = [alpha, beta, x]
         self.updates = []
@@ -110,6 +123,11 @@ class SimHiddenLayerEncoderUpdate(Operator):
         return self.reads[2]
 
     @property
+    def row_norms(self):
+        """The signal set to :math:`|S_i|` after the update, or None."""
+        return self.sets[0] if self.sets else None
+
+    @property
     def encode(self):
         """``(x, J)`` when the operator also encodes (``J += S x``), or None."""
         return (self.reads[3], self.incs[1]) if len(self.incs) > 1 else None
@@ -129,7 +147,14 @@ class SimHiddenLayerEncoderUpdate(Operator):
         if self.compiled and kernels.AVAILABLE:
             # one pass that skips the rows that do not change (for rectified
             # linear neurons, every inactive one), and encodes in the same pass
-            if self.encode is not None:
+            if self.encode is not None and self.row_norms is not None:
+                encode_norms = kernels.compiled(kernels.encoder_update_encode_norms)
+                norms = signals[self.row_norms]
+
+                def step_simhiddenlayerencoderupdate():
+                    encode_norms(S, alpha, beta, x, x_new, current, norms)
+
+            elif self.encode is not None:
                 encode = kernels.compiled(kernels.encoder_update_encode)
 
                 def step_simhiddenlayerencoderupdate():
@@ -146,12 +171,16 @@ class SimHiddenLayerEncoderUpdate(Operator):
         if self.encode is not None:
             # numpy: the update below, then the encoding it replaced
             update = self._make_update_step(S, alpha, beta, x, n)
-            encoded = np.empty(n)
+            encoded = np.empty(n, dtype=S.dtype)
+            norms = None if self.row_norms is None else signals[self.row_norms]
 
             def step_simhiddenlayerencoderupdate():
                 update()
                 np.dot(S, x_new, out=encoded)
                 np.add(current, encoded, out=current)
+                if norms is not None:
+                    np.einsum("ij,ij->i", S, S, out=norms)
+                    np.sqrt(norms, out=norms)
 
             return step_simhiddenlayerencoderupdate
         return self._make_update_step(S, alpha, beta, x, n)
@@ -202,12 +231,15 @@ class SimHiddenLayerEncoderUpdate(Operator):
 
 def inplace_ger(S):
     """BLAS ``ger`` that updates ``S`` in place through ``S.T``, or None."""
-    if S.dtype != np.float64 or not S.flags.c_contiguous or S.size == 0:
+    if S.dtype not in (np.float32, np.float64) or not S.flags.c_contiguous:
+        return None
+    if S.size == 0:
         return None
     ger = get_blas_funcs("ger", (S,))
     n, d = S.shape
     # a zero update: checks that the wrapper writes into S and makes no copy
-    out = ger(0.0, np.zeros(d), np.zeros(n), a=S.T, overwrite_a=True)
+    zeros = np.zeros(max(n, d), dtype=S.dtype)
+    out = ger(0.0, zeros[:d], zeros[:n], a=S.T, overwrite_a=True)
     return ger if np.shares_memory(out, S) else None
 
 
@@ -250,9 +282,9 @@ def uses_inplace_update(model, ens, encoders_delta, learns_encoders):
 def encoder_factors(name, n, d):
     """The signals :math:`(\\alpha, \\beta', x)` of an in-place update."""
     return (
-        Signal(np.ones(n), name=f"{name}:encoders_alpha"),
-        Signal(np.zeros(n), name=f"{name}:encoders_beta"),
-        Signal(np.zeros(d), name=f"{name}:encoders_x"),
+        Signal(np.ones(n, dtype=rc.float_dtype), name=f"{name}:encoders_alpha"),
+        Signal(np.zeros(n, dtype=rc.float_dtype), name=f"{name}:encoders_beta"),
+        Signal(np.zeros(d, dtype=rc.float_dtype), name=f"{name}:encoders_x"),
     )
 
 
@@ -274,8 +306,8 @@ InplaceRequest.__doc__ = """A rule's in-place encoder update, to install.
 ``encoders_delta`` is the ``(n, d)`` delta of Nengo's generic path (None
 with ``modifies="weights"``), ``factors`` the signals
 :math:`(\\alpha, \\beta', x)`, ``learns`` whether the encoders or gains
-learn, and ``add_operator(feedback, transposed, from_current=..., compiled=...)``
-adds the rule's operator."""
+learn, and ``add_operator(feedback, transposed, from_current=..., compiled=...,
+row_norms=...)`` adds the rule's operator."""
 
 
 def request_inplace_update(model, request):
@@ -314,8 +346,16 @@ def apply_inplace_update(model, request, whole_model):
             )
         ]
     compiled = settings.compiled_kernels()
+    row_norms = None
     if learns:
         encode = take_encoding(model, ens, encoders) if compiled else None
+        if encode is not None and np.dtype(rc.float_dtype).itemsize < 8:
+            # below float64 the rule measures the gains from S (see
+            # NumpyStep): in the pass that updates and encodes S
+            row_norms = Signal(
+                np.zeros(ens.n_neurons, dtype=rc.float_dtype),
+                name=f"{request.name}:row_norms",
+            )
         model.add_op(
             SimHiddenLayerEncoderUpdate(
                 encoders,
@@ -323,6 +363,7 @@ def apply_inplace_update(model, request, whole_model):
                 tag=f"{request.name}: encoders += update",
                 encode=encode,
                 compiled=compiled,
+                row_norms=row_norms,
             )
         )
     from_current = whole_model and learns and only_encoding_drives(model, ens)
@@ -330,7 +371,10 @@ def apply_inplace_update(model, request, whole_model):
         model,
         (request.rule, "feedback"),
         lambda feedback: request.add_operator(
-            *feedback, from_current=from_current, compiled=compiled
+            *feedback,
+            from_current=from_current,
+            compiled=compiled,
+            row_norms=row_norms,
         ),
     )
 

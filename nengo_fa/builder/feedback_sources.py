@@ -24,12 +24,14 @@ See :doc:`/adding_a_rule` for the whole recipe.
 """
 
 import collections
+import warnings
 
 import numpy as np
 from nengo.builder import Operator, Signal
 from nengo.builder.learning_rules import build_or_passthrough, get_post_ens, get_pre_ens
 from nengo.ensemble import Ensemble, Neurons
-from nengo.exceptions import BuildError
+from nengo.exceptions import BuildError, NengoWarning
+from nengo.rc import rc
 from nengo.transforms import Dense, NoTransform
 
 from nengo_fa.builder.alignment import (
@@ -182,8 +184,14 @@ class FixedFeedback(FeedbackSource):
             )
         if not np.all(np.isfinite(feedback)):
             raise BuildError(f"FeedbackAlignment on {conn}: 'feedback' is not finite")
+        if fa.feedback_learning is None and not np.any(feedback):
+            warnings.warn(
+                f"FeedbackAlignment on {conn}: 'feedback' is all zero and does not "
+                "learn, so no error reaches the hidden layer and it learns nothing",
+                NengoWarning,
+            )
         model.sig[ctx.rule]["feedback"] = Signal(
-            feedback,
+            feedback.astype(rc.float_dtype),
             name="FeedbackAlignment:feedback",
             readonly=fa.feedback_learning is None,
         )
@@ -369,7 +377,7 @@ def forward_matrix(model, down, down_rule, prefix):
         encoders = None
         row_gain = weights_row_gain(model, down, down_ens)
         initial = row_gain[:, None] * weights.initial_value
-    matrix = Signal(initial, name="FA:forward_matrix")
+    matrix = Signal(initial.astype(rc.float_dtype), name="FA:forward_matrix")
     model.add_op(
         SimForwardMatrix(
             weights, encoders, matrix, row_gain, tag=f"{prefix}: forward matrix"

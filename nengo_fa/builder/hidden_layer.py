@@ -9,6 +9,16 @@ from nengo_fa.builder.numerics import rms_row_norm
 
 #: Gains are kept at or above this fraction of the mean build-time gain.
 MIN_GAIN_FRACTION = 1e-3
+#: Gains are kept at or below this multiple of the mean build-time gain, and
+#: biases at most this multiple above the firing threshold.
+MAX_GAIN_FRACTION = 1e3
+#: Learning never raises a neuron's intercept (in units of the radius) above
+#: this, or above its build-time intercept if that is higher: the neuron keeps
+#: firing for some inputs within the radius, so that it can learn again.
+MAX_INTERCEPT = 0.95
+#: The stable range: one step at unit normalised error moves each neuron's
+#: current by at most this fraction of its range (see `.HiddenLayerRule`).
+STABLE_STEP = 0.2
 
 BuiltHiddenLayerRule = collections.namedtuple(
     "BuiltHiddenLayerRule", ("feedback", "gain_scale", "derivative_scale")
@@ -36,10 +46,14 @@ class RuleConstants(
         (
             "radius",
             "scale",
+            "gain_scale",
             "learning_rate",
             "gain_learning_rate",
             "bias_learning_rate",
             "min_gain",
+            "max_gain",
+            "threshold",
+            "max_intercept",
             "feedback_norm",
             "relu_amplitude",
             "from_current",
@@ -61,10 +75,24 @@ class RuleConstants(
     scale : float
         :math:`\Delta t \, \hat g / \bar{G'}`; the step's coefficient is
         :math:`c = ` ``scale`` :math:`/ \nu`.
+    gain_scale : float
+        :math:`\hat g`, the mean build-time gain: a step that would move a
+        current by more than :math:`\hat g / 2` is out of the stable range
+        (a `.StableRangeWarning`; a neuron whose own gain is small may meet
+        its bound before that, as part of normal learning).
     learning_rate, gain_learning_rate, bias_learning_rate : float
         :math:`\kappa_E, \kappa_g, \kappa_b`.
     min_gain : float
         :math:`g_{min}` = ``MIN_GAIN_FRACTION`` :math:`\hat g`.
+    max_gain : float
+        :math:`g_{max}` = ``MAX_GAIN_FRACTION`` :math:`\hat g`.
+    threshold : float
+        :math:`\theta`, the input current below which the neurons stop
+        firing (at Nengo's intercept: 0 for rectified linear, 1 for LIF).
+    max_intercept : float
+        :math:`\iota_{max}`: the bias step keeps
+        :math:`b_i \ge \theta - \iota_{max} g_i` (the neuron fires for
+        some inputs within the radius) and :math:`b_i \le \theta + g_{max}`.
     feedback_norm : float or None
         :math:`\nu`, the RMS row norm of a fixed feedback matrix; None when
         the feedback changes (live weights, learned feedback) and :math:`\nu`
@@ -93,15 +121,21 @@ class RuleConstants(
         r""":math:`\kappa_g = \kappa_E > 0`: then :math:`g' = m`."""
         return self.learning_rate > 0 and self.gain_learning_rate == self.learning_rate
 
-    def kernel_params(self):
-        """The ``params`` array of the compiled loops (`kernels.RULE_PARAMS`)."""
+    def kernel_params(self, coef_max):
+        """The ``params`` array of the compiled loops (`kernels.RULE_PARAMS`),
+        with ``coef_max`` the largest finite number of the signals' dtype."""
         return kernels.rule_params(
+            coef_max=coef_max,
             radius=self.radius,
             scale=self.scale,
+            gain_scale=self.gain_scale,
             learning_rate=self.learning_rate,
             gain_learning_rate=self.gain_learning_rate,
             bias_learning_rate=self.bias_learning_rate,
             min_gain=self.min_gain,
+            max_gain=self.max_gain,
+            threshold=self.threshold,
+            max_intercept=self.max_intercept,
             given_norm=-1.0 if self.feedback_norm is None else self.feedback_norm,
             relu_amplitude=self.relu_amplitude,
             from_current=self.from_current,
@@ -109,7 +143,15 @@ class RuleConstants(
 
 
 def rule_constants(
-    rule_type, model, gain_scale, derivative_scale, radius, derivative, **options
+    rule_type,
+    model,
+    gain_scale,
+    derivative_scale,
+    radius,
+    derivative,
+    threshold,
+    max_intercept,
+    **options,
 ):
     """`RuleConstants` of a rule; ``options`` gives the fields that depend on
     the model as a whole (``feedback_norm``, ``from_current``,
@@ -117,11 +159,15 @@ def rule_constants(
     values = dict(
         radius=radius,
         scale=model.dt * gain_scale / derivative_scale,
+        gain_scale=gain_scale,
         learning_rate=rule_type.learning_rate,
         gain_learning_rate=rule_type.gain_learning_rate,
         bias_learning_rate=rule_type.bias_learning_rate,
         # a gain of 0 would lose the encoder's direction: keep gains positive
         min_gain=MIN_GAIN_FRACTION * gain_scale,
+        max_gain=MAX_GAIN_FRACTION * gain_scale,
+        threshold=threshold,
+        max_intercept=max_intercept,
         feedback_norm=None,
         relu_amplitude=getattr(derivative, "rectified_linear_amplitude", 0.0),
         from_current=False,
@@ -144,8 +190,7 @@ EnsembleSignals = collections.namedtuple(
 )
 EnsembleSignals.__doc__ = """The signals of the hidden ensemble a rule reads:
 :math:`J` ``(n,)``, :math:`x` ``(d,)``, :math:`S` ``(n, d)``, :math:`g`
-``(n,)`` and :math:`b` ``(n,)`` (None unless :math:`S x` is read as
-:math:`J - b`)."""
+``(n,)`` and :math:`b` ``(n,)``."""
 
 RuleOutputs = collections.namedtuple(
     "RuleOutputs",
@@ -169,18 +214,39 @@ class SimHiddenLayerRule(Operator):
     2. *local error*: :math:`\delta = (F e) \odot G'(J)` and
        :math:`u = c \, \delta` with :math:`c = \Delta t \, \hat g / (\nu
        \bar{G'})`;
-    3. *bias step*: :math:`\Delta b = -\kappa_b u`;
+    3. *bias step*: :math:`\Delta b = -\kappa_b u`, bounded to
+       :math:`|\Delta b_i| \le \max(g_i, g_{min}) / 2`, half the neuron's
+       range; once the gain step is known (*bias limits*), kept so that
+       :math:`b_i + \Delta b_i \ge \theta - \iota_{max} g_i'` (raised where
+       the gain shrank, so that the neuron keeps firing within the radius)
+       and from going above :math:`\theta + g_{max}` (with
+       :math:`\kappa_b = 0` the biases stay as they are);
     4. *step bounds*: :math:`\beta_i = -\kappa_E u_i / r^2`, bounded to
        :math:`|\beta_i| |x| \le \max(g_i, g_{min}) / (2 r)`, at most half the
        length of the encoder row;
     5. *encoder/gain step*: :math:`m_i = r \, |S_i + \beta_i x|` and
-       :math:`g_i' = \max(g_i + (\kappa_g / \kappa_E)(m_i - g_i), g_{min})`
-       (with :math:`\kappa_E = 0`: :math:`\beta = 0` and
-       :math:`g_i' = \max(g_i - \kappa_g u_i p_i / r, g_{min})`, where
-       :math:`p_i = E_i \cdot x`);
+       :math:`g_i' = \min(\max(g_i + (\kappa_g / \kappa_E)(m_i - g_i),
+       g_{min}), g_{max})` (with :math:`\kappa_E = 0`: :math:`\beta = 0` and
+       :math:`g_i' = g_i - \kappa_g u_i p_i / r`, where
+       :math:`p_i = E_i \cdot x`, the change bounded to half the gain, then
+       kept within :math:`[g_{min}, g_{max}]`);
     6. *row scaling*: :math:`S_i' = (g_i' / m_i) (S_i + \beta_i x)`.
 
-    :math:`g_{min}` is ``MIN_GAIN_FRACTION`` times :math:`\hat g`.
+    Before anything is written, the step checks that every value the updates
+    are computed from is finite: the error, the input :math:`x`, the
+    feedback (through :math:`\nu`), :math:`F e`, :math:`G'(J)` (for
+    derivatives that are not nengo_fa's own), and :math:`\delta` together
+    with :math:`S x` (one dot product, :math:`\delta \cdot S x`, which is
+    not finite if either holds NaN or inf). If one is not, it raises a
+    `~nengo.exceptions.SimulationError` naming the signal and where it came
+    from, having set its outputs to "no update". The bounds (and
+    :math:`c` capped at the largest finite number) keep every output finite
+    otherwise; the first step that a bound cuts short raises a
+    `.StableRangeWarning`.
+
+    :math:`g_{min}` and :math:`g_{max}` are ``MIN_GAIN_FRACTION`` and
+    ``MAX_GAIN_FRACTION`` times :math:`\hat g`; :math:`\theta` and
+    :math:`\iota_{max}` are described in `.RuleConstants`.
     :math:`S_i \cdot x`, which :math:`m_i` needs, is :math:`J_i - b_i` when
     nothing but the encoders and the bias drives the neurons
     (``constants.from_current``), and is computed from :math:`S` otherwise.
@@ -218,13 +284,19 @@ class SimHiddenLayerRule(Operator):
         The build-time constants.
     tag : str, optional
         A label associated with the operator, for debugging purposes.
+    error_source : str, optional
+        Where the error comes from, for error messages.
+    row_norms : Signal, optional
+        :math:`|S_i|`, set by the `.SimHiddenLayerEncoderUpdate` that also
+        encodes, for the gains the step measures below float64; without it
+        the step computes them.
 
     Notes
     -----
     1. sets ``[]``
     2. incs ``[]``
-    3. reads ``[error, feedback, current, x, scaled_encoders, gain]``, plus
-       ``bias`` if given
+    3. reads ``[error, feedback, current, x, scaled_encoders, gain, bias]``,
+       plus ``row_norms`` if given
     4. updates ``[delta, gain_delta, bias_delta, encoders_delta]``, or
        ``[delta, gain_delta, bias_delta, alpha, beta, x]`` with
        ``encoders_factors``
@@ -240,16 +312,19 @@ class SimHiddenLayerRule(Operator):
         neuron_type,
         constants,
         tag,
+        error_source="the connections into its error",
+        row_norms=None,
     ):
         super().__init__(tag=tag)
+        self.error_source = error_source
         self.derivative = derivative
         self.neuron_type = neuron_type
         self.constants = constants
         self.sets = []
         self.incs = []
-        self.reads = [error, feedback] + list(ensemble[:4])
-        if ensemble.bias is not None:
-            self.reads.append(ensemble.bias)
+        self.reads = [error, feedback] + list(ensemble)
+        if row_norms is not None:
+            self.reads.append(row_norms)
         self.factored = outputs.encoders_factors is not None
         if self.factored == (outputs.encoders_delta is not None):
             raise ValueError("give either 'encoders_delta' or 'encoders_factors'")
@@ -285,7 +360,11 @@ class SimHiddenLayerRule(Operator):
 
     @property
     def bias(self):
-        return self.reads[6] if len(self.reads) > 6 else None
+        return self.reads[6]
+
+    @property
+    def row_norms(self):
+        return self.reads[7] if len(self.reads) > 7 else None
 
     @property
     def delta(self):
@@ -314,7 +393,7 @@ class SimHiddenLayerRule(Operator):
     @property
     def projection_from_current(self):
         """Whether :math:`S x` is read as :math:`J - b` (see `.RuleConstants`)."""
-        return self.constants.from_current and self.bias is not None
+        return self.constants.from_current
 
     @property
     def _descstr(self):

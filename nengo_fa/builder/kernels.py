@@ -50,28 +50,42 @@ def compiled(function):
 RULE_PARAMS = (
     "radius",  # r
     "scale",  # dt * gain_scale / derivative_scale: c is this over nu
+    "gain_scale",  # the mean build-time gain
     "learning_rate",  # kE
     "gain_learning_rate",  # kg
     "bias_learning_rate",  # kb
     "min_gain",  # the gain floor
+    "max_gain",  # the gain ceiling (and the bias ceiling above threshold)
+    "threshold",  # theta: the current below which neurons stop firing
+    "max_intercept",  # the bias floor is theta - max_intercept * g
+    "coef_max",  # the largest finite number of the signals' dtype
     "given_norm",  # nu when it is known; negative: computed from FT
     "relu_amplitude",  # a for G'(J) = a [J > 0]; 0: delta holds G'(J)
     "from_current",  # 1: S x is current - bias; 0: it is sx
     "input_sq",  # written: |x|^2
     "feedback_norm",  # written: nu
+    "n_bad",  # written: 1 if delta or S x holds NaN or inf
+    "n_bounded",  # written: steps beyond half the mean gain (out of range)
 )
 (
     _RADIUS,
     _SCALE,
+    _GAIN_SCALE,
     _KE,
     _KG,
     _KB,
     _MIN_GAIN,
+    _MAX_GAIN,
+    _THRESHOLD,
+    _MAX_INTERCEPT,
+    _COEF_MAX,
     GIVEN_NORM,
     _RELU,
     _FROM_CURRENT,
     _INPUT_SQ,
     _NORM,
+    N_BAD,
+    N_BOUNDED,
 ) = range(len(RULE_PARAMS))
 
 
@@ -151,7 +165,7 @@ def hidden_layer_prologue(error, FT, fe, delta, current, x, scratch, params):
     negative code for the cases that the numpy stages
     (`nengo_fa.builder.stages.NumpyStep`) handle: -1 if :math:`|x|^2` is
     not finite, -2 if it is 0, -3 if :math:`e \\cdot e` is not finite, -4 if
-    :math:`\\nu = 0`.
+    :math:`\\nu` is 0 or not finite.
 
     It is a separate function from `hidden_layer_update` on purpose: with
     these loops in the same function, LLVM no longer vectorised the
@@ -167,7 +181,7 @@ def hidden_layer_prologue(error, FT, fe, delta, current, x, scratch, params):
     nu = params[GIVEN_NORM]
     if FT.shape[0] > 0:
         nu = feedback_error(error, FT, fe, scratch, nu)
-    if not nu > 0:
+    if not 0.0 < nu < math.inf:
         return -4
     relu = params[_RELU]
     if relu > 0:
@@ -205,36 +219,43 @@ def hidden_layer_update(
     ``bias_delta``, ``beta``, ``gain_delta`` and ``alpha`` and copies ``x``
     into ``x_out``, with the arithmetic of the numpy stages
     (`nengo_fa.builder.stages.NumpyStep`): local error, bias step, step
-    bounds, encoder/gain step and row scaling. Returns the number of rows whose
-    ``alpha`` is not 1.
+    bounds, encoder/gain step and row scaling (`hidden_layer_finish` follows).
+    Returns the number of rows whose ``alpha`` is not 1.
     """
     r = params[_RADIUS]
     kE = params[_KE]
     kg = params[_KG]
     kb = params[_KB]
     min_gain = params[_MIN_GAIN]
+    max_gain = params[_MAX_GAIN]
+    big = params[_COEF_MAX]
     from_current = params[_FROM_CURRENT] != 0.0
     xx = params[_INPUT_SQ]
-    c = params[_SCALE] / params[_NORM]
+    # c, and the coefficients below, capped so that 0 * c is 0
+    c = min(params[_SCALE] / params[_NORM], big)
     x_out[:] = x
     n = delta.shape[0]
     r2 = r * r
     step_limit = 0.5 / (r * math.sqrt(xx))
-    kbc = -kb * c
-    kEc = -kE * c / r2
-    kgc = -kg * c
+    kbc = -min(kb * c, big)
+    kEc = -min(kE * c / r2, big)
+    kgc = -min(kg * c, big)
     # kg / kE is exactly 1 with equal rates, so that alpha is exactly 1
     ratio = kg / kE if kE > 0 else 0.0
     tiny = 1e-300
     n_scaled = 0
     # no data-dependent branches in the loop, so that it is vectorised (one
-    # more select, e.g. for G'(J), was enough to stop that)
+    # more select, e.g. for G'(J), was enough to stop that; so was counting
+    # the non-finite values here: `hidden_layer_finish` does that, and the
+    # bias limits, which need the new gain)
     for i in range(n):
         d = delta[i] * fe[i]
         delta[i] = d
-        bias_delta[i] = d * kbc
         g = gain[i]
         g_floor = max(g, min_gain)
+        # the bias step, bounded by `hidden_layer_finish` (here, the bound and
+        # the gain ceiling together were enough to stop the vectorisation)
+        bias_delta[i] = d * kbc
         s = current[i] - bias[i] if from_current else sx[i]
         if kE > 0:
             # the gradient step b x, at most half the length of the row
@@ -247,12 +268,13 @@ def hidden_layer_update(
             dg_E = t / max(m_g, tiny)
             dg = dg_E * ratio
         else:
-            # directions fixed: dg = -kg u (S x) / g
+            # directions fixed: dg = -kg u (S x) / g, at most half the gain
             b = 0.0
             dg_E = 0.0
-            dg = s / g_floor * d * kgc
+            half = 0.5 * g_floor
+            dg = min(max(s / g_floor * d * kgc, -half), half)
         m = g + dg_E
-        g_new = max(g + dg, min_gain)
+        g_new = min(max(g + dg, min_gain), max_gain)
         # a row with m = 0 has no direction to scale: it stays as it is
         has_row = m > 0
         a = g_new / max(m, tiny) if has_row else 1.0
@@ -261,6 +283,71 @@ def hidden_layer_update(
         gain_delta[i] = g_new - g if has_row else 0.0
         n_scaled += a != 1.0
     return n_scaled
+
+
+def hidden_layer_finish(delta, current, bias, sx, gain, bias_delta, gain_delta, params):
+    """The last stages of a step of `.SimHiddenLayerRule`, after
+    `hidden_layer_update`, in one more pass: the bound of the *bias step*
+    (at most half the neuron's range) and the *bias limits* (the bias never
+    below :math:`\\theta - \\iota_{max} g'`, where the neuron would stop
+    firing within the radius, raised where the gain shrank, nor above
+    :math:`\\theta + g_{max}`; frozen biases stay as they are), and the
+    check of :math:`\\delta` and :math:`S x`.
+
+    Writes into ``params`` whether :math:`\\delta` or :math:`S x` holds NaN
+    or inf (then no output is to be used) and how many steps would move a
+    current by more than half the mean gain (out of the stable range). The
+    bias bound and the gain ceiling in `hidden_layer_update`'s loop were
+    enough to stop its vectorisation; this loop is vectorised. Sums in any
+    order (``reassoc``); ``x * 0`` is 0 for a finite ``x`` and NaN otherwise,
+    which no reassociation changes.
+    """
+    from_current = params[_FROM_CURRENT] != 0.0
+    big = params[_COEF_MAX]
+    c = min(params[_SCALE] / params[_NORM], big)
+    r = params[_RADIUS]
+    kb = params[_KB]
+    # |d| beyond this moves a current by more than half the mean gain
+    encoder_coef = params[_KE] * c / r * math.sqrt(params[_INPUT_SQ])
+    coef = max(kb * c, encoder_coef)
+    limit = 0.5 * params[_GAIN_SCALE] / coef if coef > 0 else math.inf
+    min_gain = params[_MIN_GAIN]
+    # frozen biases (kb = 0) stay as they are: no floor, bias_delta is 0
+    theta = params[_THRESHOLD] if kb > 0 else -math.inf
+    max_intercept = params[_MAX_INTERCEPT]
+    max_bias = params[_THRESHOLD] + params[_MAX_GAIN]
+    bad = 0.0
+    out = 0.0
+    for i in range(delta.shape[0]):
+        d = delta[i]
+        b_i = bias[i]
+        s = current[i] - b_i if from_current else sx[i]
+        bad += d * 0.0 + s * 0.0
+        out += 1.0 if abs(d) > limit else 0.0
+        g = gain[i]
+        half = 0.5 * max(g, min_gain)
+        db = min(max(bias_delta[i], -half), half)
+        db = max(db, theta - max_intercept * (g + gain_delta[i]) - b_i)
+        bias_delta[i] = min(db, max(max_bias - b_i, 0.0))
+    params[N_BAD] = bad != 0.0
+    params[N_BOUNDED] = out
+
+
+hidden_layer_finish.numba_options = {"fastmath": {"reassoc"}}
+
+
+def row_norms(S, radius, out):
+    """:math:`r |S_i|` for every row of :math:`S`, into ``out`` (the gains
+    that the scaled encoders have)."""
+    n, d = S.shape
+    for i in range(n):
+        total = 0.0
+        for j in range(d):
+            total += S[i, j] * S[i, j]
+        out[i] = radius * math.sqrt(total)
+
+
+row_norms.numba_options = {"fastmath": {"reassoc"}}
 
 
 #: Up to this many dimensions, the encoder updates go column by column over
@@ -343,3 +430,51 @@ def encoder_update_encode(S, alpha, beta, x, x_new, current):
 
 
 encoder_update_encode.numba_options = {"fastmath": {"reassoc"}}
+
+
+def encoder_update_encode_norms(S, alpha, beta, x, x_new, current, norms):
+    """`encoder_update_encode`, and :math:`|S_i|` of the updated rows into
+    ``norms``, in the same pass."""
+    n, d = S.shape
+    if d <= COLUMNS_MAX_D:
+        norms[:] = 0.0
+        for j in range(d):
+            xj = x[j]
+            yj = x_new[j]
+            for i in range(n):
+                v = alpha[i] * S[i, j] + beta[i] * xj
+                S[i, j] = v
+                current[i] += v * yj
+                norms[i] += v * v
+        for i in range(n):
+            norms[i] = math.sqrt(norms[i])
+        return
+    for i in range(n):
+        a = alpha[i]
+        b = beta[i]
+        # summed in S's own dtype: float64 sums of float32 products halved
+        # the speed of this loop in float32
+        acc = S[i, 0] - S[i, 0]
+        sq = acc
+        if a != 1.0:
+            for j in range(d):
+                v = a * S[i, j] + b * x[j]
+                S[i, j] = v
+                acc += v * x_new[j]
+                sq += v * v
+        elif b != 0.0:
+            for j in range(d):
+                v = S[i, j] + b * x[j]
+                S[i, j] = v
+                acc += v * x_new[j]
+                sq += v * v
+        else:
+            for j in range(d):
+                v = S[i, j]
+                acc += v * x_new[j]
+                sq += v * v
+        current[i] += acc
+        norms[i] = math.sqrt(sq)
+
+
+encoder_update_encode_norms.numba_options = {"fastmath": {"reassoc"}}

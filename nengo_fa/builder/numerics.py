@@ -1,5 +1,7 @@
 """Small numerical helpers shared by the operators. Internal."""
 
+import math
+
 import numpy as np
 
 from nengo_fa.builder import kernels as _kernels
@@ -35,7 +37,10 @@ def rms_row_norm(F, n):
 
 
 def angle(dot, norm_a, norm_b):
-    """Angle in degrees from a dot product and norms; NaN if a norm is 0."""
+    """Angle in degrees from a dot product and norms; NaN if a norm is 0 or
+    anything is not finite."""
     if norm_a == 0 or norm_b == 0:
+        return np.nan
+    if not (math.isfinite(dot) and math.isfinite(norm_a) and math.isfinite(norm_b)):
         return np.nan
     return np.degrees(np.arccos(np.clip(dot / (norm_a * norm_b), -1.0, 1.0)))

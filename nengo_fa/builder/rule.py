@@ -1,11 +1,14 @@
 """The build function of every `.HiddenLayerRule`."""
 
+import warnings
+
 import numpy as np
 from nengo.builder import Builder, Signal
 from nengo.builder.operator import Copy, Reset
 from nengo.ensemble import Ensemble, Neurons
-from nengo.exceptions import BuildError
+from nengo.exceptions import BuildError, SimulationError
 from nengo.neurons import Direct
+from nengo.rc import rc
 
 from nengo_fa.builder import encoder_update
 from nengo_fa.builder.chained import (
@@ -16,6 +19,8 @@ from nengo_fa.builder.chained import (
 from nengo_fa.builder.deferred import publish
 from nengo_fa.builder.feedback_sources import RuleBuild, feedback_source
 from nengo_fa.builder.hidden_layer import (
+    MAX_INTERCEPT,
+    STABLE_STEP,
     BuiltHiddenLayerRule,
     EnsembleSignals,
     RuleOutputs,
@@ -24,6 +29,7 @@ from nengo_fa.builder.hidden_layer import (
     rule_constants,
 )
 from nengo_fa.builder.weights import build_weights_learning
+from nengo_fa.exceptions import StableRangeWarning
 from nengo_fa.learning_rules import HiddenLayerRule
 from nengo_fa.neurons import make_derivative
 
@@ -98,6 +104,9 @@ class _HiddenLayerBuild:
         self.derivative_scale = _derivative_scale(
             ens.neuron_type, self.derivative, built_ens.gain, built_ens.bias
         )
+        self.threshold, self.max_intercept = firing_threshold(
+            ens.neuron_type, built_ens.gain, built_ens.bias
+        )
         self.ctx = RuleBuild(
             model,
             rule_type,
@@ -108,6 +117,7 @@ class _HiddenLayerBuild:
             down_rule,
             f"{self.name} on {rule.connection}",
         )
+        check_stable_range(rule_type, model.dt, self.ctx.prefix)
         self._update_signals()
 
     def _error_signal(self):
@@ -121,6 +131,12 @@ class _HiddenLayerBuild:
         error = Signal(shape=size, name=f"{self.name}:error")
         if down_rule is None:
             self.model.add_op(Reset(error))
+            self.error_source = "the connections into this rule's error"
+        else:
+            self.error_source = (
+                f"passed back by the rule on {self.rule_type.downstream}, which "
+                "this rule is chained to"
+            )
         self.model.sig[self.rule]["in"] = error  # error connection will attach here
         return error, down_rule
 
@@ -189,8 +205,11 @@ class _HiddenLayerBuild:
             self.add_weights_operator(feedback, transposed)
         publish(self.model, (self.rule, "feedback"), (feedback, transposed))
 
-    def add_operator(self, feedback, transposed, from_current=False, compiled=False):
-        """Add the rule's `.SimHiddenLayerRule`, reading ``feedback``."""
+    def add_operator(
+        self, feedback, transposed, from_current=False, compiled=False, row_norms=None
+    ):
+        """Add the rule's `.SimHiddenLayerRule`, reading ``feedback`` (and
+        ``row_norms``, :math:`|S_i|` set by the encoder update, if given)."""
         ens, model = self.ens, self.model
         rates = {"learning_rate": 0, "gain_learning_rate": 0}
         constants = rule_constants(
@@ -200,6 +219,8 @@ class _HiddenLayerBuild:
             self.derivative_scale,
             ens.radius,
             self.derivative,
+            self.threshold,
+            self.max_intercept,
             feedback_norm=None if transposed else fixed_feedback_norm(feedback),
             from_current=from_current,
             transpose_feedback=transposed,
@@ -211,7 +232,7 @@ class _HiddenLayerBuild:
             model.sig[ens]["in"],
             self.encoders,
             self.gain,
-            self.bias if self.inplace else None,
+            self.bias,
         )
         outputs = RuleOutputs(
             self.delta,
@@ -230,6 +251,8 @@ class _HiddenLayerBuild:
                 ens.neuron_type,
                 constants,
                 tag=self.ctx.prefix,
+                error_source=self.error_source,
+                row_norms=row_norms,
             )
         )
 
@@ -257,7 +280,7 @@ def _ensemble_gain_signal(model, ens):
     """The ensemble's gains as a learnable signal, shared by all its rules."""
     if "gain" not in model.sig[ens]:
         S = model.sig[ens]["encoders"].initial_value
-        gain = ens.radius * np.linalg.norm(S, axis=1)
+        gain = (ens.radius * np.linalg.norm(S, axis=1)).astype(rc.float_dtype)
         model.sig[ens]["gain"] = Signal(gain, name=f"{ens}.gain")
     return model.sig[ens]["gain"]
 
@@ -267,8 +290,54 @@ def _derivative_scale(neuron_type, derivative, gain, bias):
     xs = np.linspace(-1, 1, 101)
     rates = neuron_type.rates(xs, gain, bias)
     slopes = np.empty_like(rates)
-    for i, xi in enumerate(xs):
-        derivative(gain * xi + bias, slopes[i])
+    try:
+        for i, xi in enumerate(xs):
+            derivative(gain * xi + bias, slopes[i])
+    except SimulationError as e:
+        raise BuildError(str(e)) from e
     active = (rates > 0) & np.isfinite(slopes)
     scale = np.mean(slopes[active]) if np.any(active) else 0.0
     return float(scale) if scale > 0 else 1.0
+
+
+def firing_threshold(neuron_type, gain, bias):
+    """:math:`(\\theta, \\iota_{max})` for the bias floor (see `.RuleConstants`).
+
+    :math:`\\theta` is the input current at the neurons' intercepts,
+    :math:`g_i c_i + b_i` with Nengo's ``max_rates_intercepts`` (the same
+    for every neuron: 0 for rectified linear, 1 for LIF), and
+    :math:`\\iota_{max}` the larger of `.MAX_INTERCEPT` and the highest
+    build-time intercept, so that no neuron starts beyond the floor.
+    """
+    gain = np.asarray(gain, dtype=float)
+    bias = np.asarray(bias, dtype=float)
+    try:
+        _, intercepts = neuron_type.max_rates_intercepts(gain, bias)
+        with np.errstate(all="ignore"):
+            thresholds = gain * np.asarray(intercepts, dtype=float) + bias
+    except (NotImplementedError, ValueError, TypeError, FloatingPointError):
+        intercepts = thresholds = np.full_like(bias, np.nan)
+    ok = np.isfinite(thresholds) & np.isfinite(intercepts) & (gain > 0)
+    if not np.any(ok):
+        # no intercept to go by: the floor is set by the gain ceiling alone
+        return float(np.median(bias)) if bias.size else 0.0, np.inf
+    theta = float(np.median(thresholds[ok]))
+    return theta, float(max(MAX_INTERCEPT, np.max(intercepts[ok])))
+
+
+def check_stable_range(rule_type, dt, prefix):
+    """Warn (`.StableRangeWarning`) if ``dt`` and the rates put the rule
+    outside its stable range (see Notes in `.HiddenLayerRule`)."""
+    k_current = max(rule_type.learning_rate, rule_type.gain_learning_rate)
+    if rule_type.modifies == "weights":
+        k_current = rule_type.learning_rate
+    step = dt * (rule_type.bias_learning_rate + k_current)
+    if step > STABLE_STEP:
+        warnings.warn(
+            f"{prefix}: with dt={dt:g}, one step at unit error moves each neuron's "
+            f"current by {step:.3g} of its range (dt times the sum of the bias "
+            "rate and the larger of the encoder and gain rates), beyond the "
+            f"stable range ({STABLE_STEP:g}, see HiddenLayerRule). Its steps stay "
+            "bounded, but learning may oscillate: lower the rates or dt.",
+            StableRangeWarning,
+        )

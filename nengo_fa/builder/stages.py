@@ -3,19 +3,38 @@
 Each stage has the name it has in `.SimHiddenLayerRule`'s docstring, in the
 compiled loops (`nengo_fa.builder.kernels`) and in NengoDL's builder
 (`nengo_fa.dl.hidden_layer`): *feedback error*, *local error*, *bias step*,
-*step bounds*, *encoder/gain step* and *row scaling*. Both step classes read
-the operator's `.RuleConstants`. Internal.
+*step bounds*, *encoder/gain step*, *row scaling* and *bias limits*. Both step
+classes read the operator's `.RuleConstants`. Internal.
 """
 
 import math
+import warnings
 
 import numpy as np
 from nengo.exceptions import SimulationError
 
 from nengo_fa.builder import kernels
 from nengo_fa.builder.numerics import rms_row_norm
+from nengo_fa.exceptions import StableRangeWarning
+from nengo_fa.neurons import Derivative, UserDerivative
 
 _min, _max = np.minimum.reduce, np.maximum.reduce
+
+
+def _finite(value, array):
+    """Whether ``array`` is finite, given ``value``, a sum of products of its
+    elements (e.g. a dot product) that is finite unless an element is NaN or
+    inf or the sum overflowed; the exact test runs only in the rare cases."""
+    return math.isfinite(value) or bool(np.all(np.isfinite(array)))
+
+
+def trusted_derivative(derivative):
+    """Whether ``derivative`` is one of nengo_fa's own, finite for every
+    finite current (a user's function, or a factory registered by a user,
+    is checked every step)."""
+    return isinstance(derivative, Derivative) and not isinstance(
+        derivative, UserDerivative
+    )
 
 
 class NumpyStep:
@@ -28,20 +47,38 @@ class NumpyStep:
 
     def __init__(self, op, signals):
         self.tag = op.tag or "nengo_fa rule"
+        self.error_source = op.error_source
+        self.neuron_type = op.neuron_type
         self.c = op.constants
         self.derivative = op.derivative
+        self.check_derivative = not trusted_derivative(op.derivative)
         self.error = signals[op.error]
         self.feedback = signals[op.feedback]
         self.current = signals[op.current]
         self.x = signals[op.x]
         self.S = signals[op.scaled_encoders]
-        self.gain = signals[op.gain]
+        self.gain_signal = signals[op.gain]
+        self.bias = signals[op.bias]
         self.delta = signals[op.delta]
         self.gain_delta = signals[op.gain_delta]
         self.bias_delta = signals[op.bias_delta]
-        self.bias = signals[op.bias] if op.projection_from_current else None
+        self.from_current = op.projection_from_current
         n = self.S.shape[0]
         self.n = n
+        dtype = self.S.dtype
+        # coefficients are capped here, so that 0 * c is 0
+        self.coef_max = float(np.finfo(dtype).max)
+        # The gain step keeps g = r |S_i| through m^2 = g^2 + t, which carries
+        # the rounding error of g^2 along: in float32, an error of 1e-7 g^2
+        # made while a gain was large became 30-45% of it once the gain had
+        # shrunk a thousandfold (and, with the earlier row rescaling, grew
+        # without bound: NengoDL's float32 divergence at n = 50000). With less
+        # than float64, the step measures g = r |S_i| from S instead, and the
+        # gain signal is set to the measured gain plus the step.
+        self.exact_gains = self.c.learns_encoders and dtype.itemsize < 8
+        self.gain = np.empty(n, dtype=dtype) if self.exact_gains else self.gain_signal
+        # |S_i|, when the encoder update measured it in its pass over S
+        self.row_norms = None if op.row_norms is None else signals[op.row_norms]
         self.factored = op.factored
         if op.factored:
             # the factors go straight to the signals that
@@ -51,7 +88,7 @@ class NumpyStep:
             )
         else:
             self.encoders_delta = signals[op.encoders_delta]
-            self.alpha, self.beta = np.ones(n), np.zeros(n)
+            self.alpha, self.beta = np.ones(n, dtype=dtype), np.zeros(n, dtype=dtype)
         # F e as e^T F^T, with F^T C-contiguous: several times faster than
         # F e for a thin F (measured 13 vs 37 us at n=5000, d_out=10)
         fixed = self.c.feedback_norm is not None
@@ -62,28 +99,153 @@ class NumpyStep:
         else:
             self.FT = None
         self.F = self.feedback.T if self.c.transpose_feedback else self.feedback
-        self.fe, self.sx, self.t, self.m, self.tmp = (np.empty(n) for _ in range(5))
+        self.sx, self.t, self.m, self.tmp = (np.empty(n, dtype=dtype) for _ in range(4))
+        # what np.dot gives for F e (F of a user's feedback source may have
+        # another dtype than the signals nengo_fa makes)
+        self.fe = np.empty(n, dtype=np.result_type(self.error, self.feedback))
         # alpha holds ones except after a step that scaled rows
         self.scaled = False
+        self.warned = False
 
     # --- checks -----------------------------------------------------------
 
     def check_error(self):
+        """Returns :math:`e \\cdot e` (inf if it overflowed)."""
         # e . e is finite unless e holds NaN or inf (or is huge: then the
         # exact test decides)
-        e = self.error
-        if not math.isfinite(np.dot(e, e)) and not np.all(np.isfinite(e)):
-            raise SimulationError(
-                f"{self.tag}: the error contains NaN or inf; stopping before it "
-                "reaches the encoders, gains and biases."
-            )
+        ee = float(np.dot(self.error, self.error))
+        if not _finite(ee, self.error):
+            self.fail("the error")
+        return ee
 
-    def check_input(self, xx):
-        if not math.isfinite(xx) and not np.all(np.isfinite(self.x)):
-            raise SimulationError(
-                f"{self.tag}: the ensemble's input contains NaN or inf; stopping "
-                "before it reaches the encoders and gains."
+    def input_sq(self):
+        """:math:`|x|^2`, checked: an input whose square overflows the
+        signals' dtype (float32: :math:`|x| > 1.8 \\cdot 10^{19}`) cannot
+        give a step in that dtype either."""
+        xx = float(np.dot(self.x, self.x))
+        if not math.isfinite(xx):
+            if np.all(np.isfinite(self.x)):
+                self.fail(
+                    "the ensemble's input is too large for the simulator's "
+                    f"precision (|x|^2 overflows {self.S.dtype}) and so"
+                )
+            self.fail("the ensemble's input")
+        return xx
+
+    def check_feedback_error(self, nu, ee):
+        # |(F e)_i| <= |F_i| |e| <= nu sqrt(n) |e|: F e cannot overflow
+        # unless that bound does
+        if not math.isfinite(nu):
+            self.fail("the feedback")
+        if not nu * math.sqrt(self.n * ee) < 0.5 * self.coef_max:
+            if not np.all(np.isfinite(self.fe)):
+                self.fail("F e")
+
+    def fail(self, what):
+        """Raise the `SimulationError` for a non-finite ``what``, having set
+        every output to "no update", so that nothing of this step is applied
+        even if the simulation goes on."""
+        self.delta[...] = 0
+        self.gain_delta[...] = 0
+        self.bias_delta[...] = 0
+        self.no_encoder_update()
+        raise SimulationError(f"{self.tag}: {self.diagnose(what)}")
+
+    def diagnose(self, what):
+        """What went non-finite, where it came from, and what state is in."""
+        finite = np.all(np.isfinite(self.error))
+        sources = [] if finite else [f"the error ({self.error_source})"]
+        if not np.all(np.isfinite(self.x)):
+            sources.append("the ensemble's input x (from the connections into it)")
+        if not np.all(np.isfinite(self.feedback)):
+            sources.append(
+                "the feedback matrix F (the weights it is read from, or its "
+                "feedback learning)"
             )
+        if not np.all(np.isfinite(self.current)):
+            sources.append(
+                "the neurons' input current J (the ensemble's input, or a "
+                "connection into its neurons)"
+            )
+        else:
+            gp = self.tmp
+            try:
+                self.derivative(self.current, gp)
+                bad = not np.all(np.isfinite(gp))
+            except SimulationError as e:
+                sources.append(str(e))
+                bad = False
+            if bad:
+                sources.append(
+                    f"the derivative G'(J) of the {type(self.neuron_type).__name__} "
+                    "neurons (the rule's 'derivative' function, or the one "
+                    "registered for the type)"
+                )
+        state = {"encoders": self.S, "gains": self.gain_signal, "biases": self.bias}
+        broken = [k for k, v in state.items() if not np.all(np.isfinite(v))]
+        if broken:
+            sources.append(
+                f"the ensemble's {', '.join(broken)}, already not finite: they were "
+                "changed by something other than this rule"
+            )
+        if not sources:
+            with np.errstate(all="ignore"):
+                e_norm = np.sqrt(np.sum(np.square(self.error, dtype=float)))
+                f_norm = np.sqrt(np.sum(np.square(self.feedback, dtype=float)))
+            sources.append(
+                f"overflow: a product of finite values exceeds the largest "
+                f"{self.S.dtype} ({self.coef_max:.3g}); the error (norm "
+                f"{e_norm:.3g}), the feedback (norm {f_norm:.3g}) or the "
+                "derivative is too large"
+            )
+        msg = f"{what} contains NaN or inf. It came from " + "; ".join(sources)
+        if broken:
+            return msg + ". This rule changed nothing on this step."
+        return (
+            msg + ". This rule stopped before changing anything: the encoders, "
+            "gains and biases are finite and as the previous step left them."
+        )
+
+    def out_of_range(self):
+        """Warn, once, that a step would move a current by more than half the
+        mean gain: beyond the bounds of a typical neuron, so the error or the
+        input is out of the stable range (a neuron whose own gain is small
+        meets its bound sooner, in normal learning, without a warning)."""
+        if self.warned:
+            return
+        self.warned = True
+        with np.errstate(all="ignore"):
+            e_norm = np.sqrt(np.sum(np.square(self.error, dtype=float)))
+            x_norm = np.sqrt(np.sum(np.square(self.x, dtype=float)))
+        warnings.warn(
+            f"{self.tag}: the error (norm {e_norm:.3g}) or the input (norm "
+            f"{x_norm:.3g}, radius {self.c.radius:g}) is so large that the step "
+            "bounds cut a step short: the rule is outside its stable range, where "
+            "one step moves a neuron's current by a fraction rate * dt * |e| of its "
+            "range. Every step stays bounded, but this is no longer gradient "
+            "descent: scale the error, the input or the rates down (see Notes in "
+            "HiddenLayerRule).",
+            StableRangeWarning,
+        )
+
+    def measure_gains(self):
+        """:math:`g = r |S_i|` from :math:`S`, where gains are measured (see
+        ``exact_gains``)."""
+        if not self.exact_gains:
+            return
+        if self.row_norms is None:
+            np.einsum("ij,ij->i", self.S, self.S, out=self.gain)
+            np.sqrt(self.gain, out=self.gain)
+            np.multiply(self.gain, self.c.radius, out=self.gain)
+        else:
+            np.multiply(self.row_norms, self.c.radius, out=self.gain)
+
+    def anchor_gains(self):
+        """Make ``gain_delta`` take the gain signal to the measured gain plus
+        the step."""
+        if self.exact_gains:
+            np.add(self.gain_delta, self.gain, out=self.gain_delta)
+            np.subtract(self.gain_delta, self.gain_signal, out=self.gain_delta)
 
     # --- stages -------------------------------------------------------------
 
@@ -92,6 +254,8 @@ class NumpyStep:
         nu = self.c.feedback_norm
         if nu is None:
             nu = rms_row_norm(self.feedback, self.n)
+        if not math.isfinite(nu):
+            self.fail("the feedback")
         if self.FT is None:
             np.dot(self.F, self.error, out=self.fe)
         else:
@@ -101,10 +265,69 @@ class NumpyStep:
     def local_error(self):
         """:math:`\\delta = (F e) \\odot G'(J)`."""
         self.derivative(self.current, self.delta)
+        if self.check_derivative:
+            gg = float(np.dot(self.delta, self.delta))
+            if not _finite(gg, self.delta):
+                self.fail("the derivative G'(J)")
         np.multiply(self.delta, self.fe, out=self.delta)
 
-    def bias_step(self, c):
-        np.multiply(self.delta, -self.c.bias_learning_rate * c, out=self.bias_delta)
+    def check_local_error(self, encoders):
+        """:math:`\\delta` and, when the encoders learn, :math:`S x`: one dot
+        product, not finite if either holds NaN or inf; returns
+        :math:`\\max_i |\\delta_i|`."""
+        delta = self.delta
+        other = self.sx if encoders else delta
+        # delta . S x is not finite if either holds NaN or inf (0 * inf is NaN)
+        if not _finite(float(np.dot(delta, other)), other):
+            if not np.all(np.isfinite(delta)):
+                self.fail("the local error delta")
+            self.fail("S x, the ensemble's encoded input,")
+        return float(max(_max(delta), -_min(delta))) if self.n > 0 else 0.0
+
+    def bias_step(self, c, d_max, g_min):
+        """The bias step, bounded to half the neuron's range; returns the
+        largest step. ``g_min`` is the smallest gain."""
+        kb, bias_delta, tmp = self.c.bias_learning_rate, self.bias_delta, self.tmp
+        if kb == 0:
+            bias_delta[...] = 0
+            return 0.0
+        coef = min(kb * c, self.coef_max)
+        np.multiply(self.delta, -coef, out=bias_delta)
+        if self.n == 0:
+            return 0.0
+        step = coef * d_max
+        if step > 0.5 * max(g_min, self.c.min_gain):
+            # some step may exceed its bound: bound them all
+            if step > 0.5 * self.c.gain_scale:
+                self.out_of_range()
+            np.maximum(self.gain, self.c.min_gain, out=tmp)
+            np.multiply(tmp, 0.5, out=tmp)
+            np.minimum(bias_delta, tmp, out=bias_delta)
+            np.negative(tmp, out=tmp)
+            np.maximum(bias_delta, tmp, out=bias_delta)
+            step = _max(np.abs(bias_delta, out=tmp))
+        return step
+
+    def bias_limits(self, step):
+        r"""Keep :math:`b + \Delta b \ge \theta - \iota_{max} g'` (pushing
+        the bias up where the gain shrank) and from going above
+        :math:`\theta + g_{max}`, with :math:`g' = g + \Delta g`."""
+        c, tmp, bias_delta = self.c, self.tmp, self.bias_delta
+        if c.bias_learning_rate == 0 or self.n == 0:
+            return
+        theta = c.threshold
+        # b + max_intercept g' - theta: how far each bias is above its floor
+        np.add(self.gain, self.gain_delta, out=tmp)
+        np.multiply(tmp, c.max_intercept, out=tmp)
+        np.add(tmp, self.bias, out=tmp)
+        if _min(tmp) - theta < step:
+            np.subtract(theta, tmp, out=tmp)
+            np.maximum(bias_delta, tmp, out=bias_delta)
+        max_bias = theta + c.max_gain
+        if _max(self.bias) + step > max_bias:
+            np.subtract(max_bias, self.bias, out=tmp)
+            np.maximum(tmp, 0.0, out=tmp)
+            np.minimum(bias_delta, tmp, out=bias_delta)
 
     def no_encoder_update(self):
         if self.scaled:
@@ -114,24 +337,27 @@ class NumpyStep:
         if not self.factored:
             self.encoders_delta[...] = 0
 
-    def step_bounds(self, c, xx, g_min):
+    def step_bounds(self, c, xx, g_min, d_max):
         """:math:`\\beta = -\\kappa_E u / r^2`, each step at most half a row
         long, so that :math:`S + \\beta x` never comes near 0 (which would
         leave its direction to rounding)."""
         r, beta, tmp = self.c.radius, self.beta, self.tmp
         min_gain = self.c.min_gain
-        np.multiply(self.delta, -self.c.learning_rate * c / r**2, out=beta)
-        b_max = max(_max(beta), -_min(beta)) if self.n > 0 else 0.0
-        if 2 * r * np.sqrt(xx) * b_max > max(g_min, min_gain):
+        coef = min(self.c.learning_rate * c / r**2, self.coef_max)
+        np.multiply(self.delta, -coef, out=beta)
+        reach = 2 * r * math.sqrt(xx) * coef * d_max
+        if reach > max(g_min, min_gain):
+            if reach > self.c.gain_scale:
+                self.out_of_range()
             np.maximum(self.gain, min_gain, out=tmp)
-            np.multiply(tmp, 0.5 / (r * np.sqrt(xx)), out=tmp)
+            np.multiply(tmp, 0.5 / (r * math.sqrt(xx)), out=tmp)
             np.minimum(beta, tmp, out=beta)
             np.negative(tmp, out=tmp)
             np.maximum(beta, tmp, out=beta)
 
     def encoder_gain_step(self, xx, g_low):
         """:math:`m - g` into ``dg_E`` and :math:`\\Delta g` into ``gain_delta``;
-        returns ``(dg_E, min(m))``."""
+        returns ``(dg_E, min(m), max(m))``."""
         r, beta, t, m, sx = self.c.radius, self.beta, self.t, self.m, self.sx
         gain, gain_delta = self.gain, self.gain_delta
         same_rates = self.c.same_rates
@@ -145,11 +371,14 @@ class NumpyStep:
             np.multiply(t, r * r, out=t)
         np.multiply(gain, gain, out=m)
         np.add(m, t, out=m)
-        if g_low:
-            np.maximum(m, 0, out=m)  # m^2 >= 0, up to rounding
+        np.maximum(m, 0, out=m)  # m^2 >= 0, up to rounding
         np.sqrt(m, out=m)
-        # g + dg_E = m up to rounding: the floor is checked on m
-        m_min = _min(m) if self.n > 0 else self.c.min_gain
+        # g + dg_E = m up to rounding: the floor and the ceiling are checked
+        # on m
+        if self.n > 0:
+            m_min, m_max = _min(m), _max(m)
+        else:
+            m_min, m_max = self.c.min_gain, self.c.max_gain
         np.add(m, gain, out=m)
         dg_E = gain_delta if same_rates else t
         if g_low:
@@ -160,28 +389,38 @@ class NumpyStep:
         if not same_rates:
             kE, kg = self.c.learning_rate, self.c.gain_learning_rate
             np.multiply(dg_E, kg / kE, out=gain_delta)
-        return dg_E, m_min
+        return dg_E, m_min, m_max
 
     def gain_step(self, c):
         """Directions fixed (:math:`\\kappa_E = 0`):
-        :math:`\\Delta g = -\\kappa_g u (S x) / g`; returns ``dg_E`` (0)."""
+        :math:`\\Delta g = -\\kappa_g u (S x) / g`, at most half the gain;
+        returns ``dg_E`` (0)."""
+        tmp, gain_delta = self.tmp, self.gain_delta
         self.beta.fill(0.0)
-        np.maximum(self.gain, self.c.min_gain, out=self.tmp)
-        np.divide(self.sx, self.tmp, out=self.gain_delta)
-        np.multiply(self.gain_delta, self.delta, out=self.gain_delta)
-        np.multiply(
-            self.gain_delta, -self.c.gain_learning_rate * c, out=self.gain_delta
-        )
+        np.maximum(self.gain, self.c.min_gain, out=tmp)
+        np.divide(self.sx, tmp, out=gain_delta)
+        np.multiply(gain_delta, self.delta, out=gain_delta)
+        coef = min(self.c.gain_learning_rate * c, self.coef_max)
+        np.multiply(gain_delta, -coef, out=gain_delta)
+        np.multiply(tmp, 0.5, out=tmp)
+        if np.any(np.abs(gain_delta) > tmp):
+            if _max(np.abs(gain_delta)) > 0.5 * self.c.gain_scale:
+                self.out_of_range()
+            np.minimum(gain_delta, tmp, out=gain_delta)
+            np.negative(tmp, out=tmp)
+            np.maximum(gain_delta, tmp, out=gain_delta)
         self.t.fill(0.0)
         return self.t
 
     def row_scaling(self, dg_E):
-        """:math:`g' = \\max(g + \\Delta g, g_{min})` and :math:`\\alpha =
-        g' / m` with :math:`m = g + dg_E` the gain that :math:`S + \\beta x`
-        has; a row with :math:`m = 0` has no direction and stays as it is."""
+        """:math:`g' = \\min(\\max(g + \\Delta g, g_{min}), g_{max})` and
+        :math:`\\alpha = g' / m` with :math:`m = g + dg_E` the gain that
+        :math:`S + \\beta x` has; a row with :math:`m = 0` has no direction
+        and stays as it is."""
         g_new, m, alpha = self.tmp, self.m, self.alpha
         np.add(self.gain, self.gain_delta, out=g_new)
         np.maximum(g_new, self.c.min_gain, out=g_new)
+        np.minimum(g_new, self.c.max_gain, out=g_new)
         np.add(self.gain, dg_E, out=m)
         ok = m > 0
         alpha.fill(1.0)
@@ -201,45 +440,62 @@ class NumpyStep:
     # --- the step -----------------------------------------------------------
 
     def step_simhiddenlayerrule(self):
-        self.check_error()
+        self.measure_gains()
+        self.step()
+        self.anchor_gains()
+
+    def step(self):
+        ee = self.check_error()
         nu = self.feedback_error()
+        self.check_feedback_error(nu, ee)
         self.local_error()
+        learns_encoders = self.c.learns_encoders
+        xx = 0.0
+        if learns_encoders:
+            xx = self.input_sq()
+        encoders = learns_encoders and xx > 0 and nu > 0
+        if encoders:
+            if self.from_current:
+                np.subtract(self.current, self.bias, out=self.sx)
+            else:
+                np.dot(self.S, self.x, out=self.sx)
+        d_max = self.check_local_error(encoders)
         if nu == 0:
             # no feedback yet (e.g. a readout that starts at zero)
             self.gain_delta[...] = 0
             self.bias_delta[...] = 0
-            if self.c.learns_encoders:
+            if learns_encoders:
                 self.no_encoder_update()
             return
         # u = c delta is never formed: c is folded into the scalars
-        c = self.c.scale / nu
-        self.bias_step(c)
-        if self.c.learns_encoders:
-            self.encoder_update(c)
-
-    def encoder_update(self, c):
-        xx = float(np.dot(self.x, self.x))
-        self.check_input(xx)
-        if xx == 0:
+        c = min(self.c.scale / nu, self.coef_max)
+        g_min = _min(self.gain) if self.n > 0 else self.c.min_gain
+        step = self.bias_step(c, d_max, g_min)
+        if encoders:
+            self.encoder_update(c, xx, d_max, g_min)
+        else:
             # nothing to learn from: p = 0 and beta x = 0
             self.gain_delta[...] = 0
-            self.no_encoder_update()
-            return
-        if self.bias is not None:
-            np.subtract(self.current, self.bias, out=self.sx)
-        else:
-            np.dot(self.S, self.x, out=self.sx)
+            if learns_encoders:
+                self.no_encoder_update()
+        self.bias_limits(step)
+
+    def encoder_update(self, c, xx, d_max, g_min):
         min_gain = self.c.min_gain
-        g_min = _min(self.gain) if self.n > 0 else min_gain
         g_low = g_min < min_gain  # rare
         if self.c.learning_rate > 0:
-            self.step_bounds(c, xx, g_min)
-            dg_E, m_min = self.encoder_gain_step(xx, g_low)
+            self.step_bounds(c, xx, g_min, d_max)
+            dg_E, m_min, m_max = self.encoder_gain_step(xx, g_low)
         else:
-            dg_E, m_min = self.gain_step(c), None
-        # with equal rates, g' = m and alpha = 1 unless a gain would fall
-        # below the floor
-        if self.c.same_rates and not g_low and m_min >= min_gain * (1 + 1e-9):
+            dg_E, m_min, m_max = self.gain_step(c), None, None
+        # with equal rates, g' = m and alpha = 1 unless a gain would leave
+        # [g_min, g_max]
+        if (
+            self.c.same_rates
+            and not g_low
+            and m_min >= min_gain * (1 + 1e-9)
+            and m_max <= self.c.max_gain
+        ):
             if self.scaled:
                 self.alpha.fill(1.0)
                 self.scaled = False
@@ -252,28 +508,31 @@ class NumpyStep:
 
 
 def compiled_step(op, signals, numpy_step):
-    """A step of `.SimHiddenLayerRule` in two compiled loops.
+    """A step of `.SimHiddenLayerRule` in three compiled loops.
 
     `kernels.hidden_layer_prologue` does the checks, the feedback error and,
     for rectified linear neurons, :math:`G'(J)`; `kernels.hidden_layer_update`
     the local error, bias step, step bounds, encoder/gain step and row
-    scaling. :math:`G'(J)` of other neuron types, :math:`F e` for a learned
-    feedback that is not a transpose, and :math:`S x` when it cannot be read
-    as :math:`J - b` stay numpy calls; the rare cases that the prologue
+    scaling; `kernels.hidden_layer_finish` bounds the bias step, applies the
+    bias limits and checks :math:`\\delta` and :math:`S x`. :math:`G'(J)` of
+    other neuron types, :math:`F e` for a learned feedback that is not a
+    transpose, and :math:`S x` when it cannot be read as :math:`J - b` stay
+    numpy calls; the rare cases that the prologue
     reports go to the numpy stages (``numpy_step``, a `NumpyStep`).
     """
     s = numpy_step
     prologue = kernels.compiled(kernels.hidden_layer_prologue)
     update = kernels.compiled(kernels.hidden_layer_update)
+    finish = kernels.compiled(kernels.hidden_layer_finish)
     c = op.constants
     relu = c.relu_amplitude != 0
     # F^T as the loops read it; without it, F e is computed here
     fe_here = s.FT is None or not s.FT.flags.c_contiguous
-    kernel_FT = np.empty((0, s.n)) if fe_here else s.FT
+    kernel_FT = np.empty((0, s.n), dtype=s.S.dtype) if fe_here else s.FT
     norm_here = c.feedback_norm is None and fe_here
-    params = c.kernel_params()
-    kernel_bias = s.bias if s.bias is not None else s.sx
-    encode_sx = s.bias is None
+    params = c.kernel_params(s.coef_max)
+    bias = s.bias
+    encode_sx = not s.from_current
     error, feedback, F, fe, delta, current = (
         s.error,
         s.feedback,
@@ -286,7 +545,22 @@ def compiled_step(op, signals, numpy_step):
     bias_delta, beta, gain_delta, alpha = s.bias_delta, s.beta, s.gain_delta, s.alpha
     derivative, scratch = s.derivative, s.tmp
 
+    exact_gains = s.exact_gains
+    if exact_gains:
+        gain_signal = s.gain_signal
+        if s.row_norms is None:
+            row_norms = kernels.compiled(kernels.row_norms)
+
+            def measure_gains():
+                row_norms(S, c.radius, gain)
+
+        else:
+            # measured by the encoder update, in its pass over S
+            measure_gains = s.measure_gains
+
     def step_simhiddenlayerrule():
+        if exact_gains:
+            measure_gains()
         if norm_here:
             params[kernels.GIVEN_NORM] = rms_row_norm(feedback, n)
         if fe_here:
@@ -295,7 +569,8 @@ def compiled_step(op, signals, numpy_step):
             derivative(current, delta)
         if prologue(error, kernel_FT, fe, delta, current, x, scratch, params):
             # a rare case, which the numpy stages handle
-            s.step_simhiddenlayerrule()
+            s.step()
+            s.anchor_gains()
             return
         if encode_sx:
             np.dot(S, x, out=sx)
@@ -303,7 +578,7 @@ def compiled_step(op, signals, numpy_step):
             fe,
             delta,
             current,
-            kernel_bias,
+            bias,
             sx,
             x,
             x_out,
@@ -315,5 +590,14 @@ def compiled_step(op, signals, numpy_step):
             params,
         )
         s.scaled = n_scaled > 0
+        finish(delta, current, bias, sx, gain, bias_delta, gain_delta, params)
+        if params[kernels.N_BAD]:
+            s.scaled = True  # alpha may hold anything: reset it
+            s.fail("the local error delta or S x")
+        if params[kernels.N_BOUNDED]:
+            s.out_of_range()
+        if exact_gains:
+            np.add(gain_delta, gain, out=gain_delta)
+            np.subtract(gain_delta, gain_signal, out=gain_delta)
 
     return step_simhiddenlayerrule

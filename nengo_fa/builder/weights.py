@@ -1,12 +1,14 @@
 """Learning a connection's full weight matrix (``modifies="weights"``)."""
 
+import math
+
 import numpy as np
 from nengo.builder import Operator
 from nengo.builder.connection import slice_signal
 from nengo.builder.ensemble import get_activities
 from nengo.builder.learning_rules import build_or_passthrough, get_pre_ens
 from nengo.ensemble import Ensemble, Neurons
-from nengo.exceptions import BuildError
+from nengo.exceptions import BuildError, SimulationError
 from nengo.neurons import Direct
 
 from nengo_fa.builder.numerics import rms_row_norm
@@ -65,6 +67,9 @@ def build_weights_learning(
     act_scale = act_scale if act_scale > 0 else 1.0
     row_gain = weights_row_gain(model, conn, ens)
     row_scale = gain_scale / (row_gain * derivative_scale * act_scale)
+    # a step moves neuron i's current by c_i dW_i . a_pre: at most half its
+    # range, g_i / 2, as for the encoders
+    row_limit = 0.5 * np.abs(model.params[ens].gain) / row_gain
 
     def add_weights_operator(feedback, transpose_feedback):
         model.add_op(
@@ -74,6 +79,7 @@ def build_weights_learning(
                 pre_activities=acts,
                 weights_delta=weights_delta,
                 row_scale=row_scale,
+                row_limit=row_limit,
                 learning_rate=rule_type.learning_rate,
                 fixed_feedback=not transpose_feedback and feedback.readonly,
                 tag=f"{prefix}: weights",
@@ -93,7 +99,11 @@ class SimHiddenLayerWeights(Operator):
 
     with the constant row scale :math:`s = \hat g / (c \bar{G'} \bar A^2)`
     and :math:`\nu` the RMS row norm of the feedback. :math:`\Delta W = 0`
-    while :math:`\nu = 0`.
+    while :math:`\nu = 0`. Each row's step is bounded so that it moves the
+    neuron's current, :math:`c_i \Delta W_i \cdot a_{pre}`, by at most
+    half its range, :math:`g_i / 2`, as the encoder steps are bounded. A
+    non-finite :math:`a_{pre}` or feedback raises a
+    `~nengo.exceptions.SimulationError` before the weights change.
 
     Parameters
     ----------
@@ -108,6 +118,9 @@ class SimHiddenLayerWeights(Operator):
         Output: :math:`\Delta W`, added to the weights on the next step.
     row_scale : ndarray
         :math:`s`, shape ``(n_post,)``.
+    row_limit : ndarray
+        :math:`g_i / (2 c_i)`, shape ``(n_post,)``: the bound of
+        :math:`|\Delta W_i| |a_{pre}|^2`.
     learning_rate : float
         :math:`\kappa`.
     fixed_feedback : bool
@@ -130,12 +143,14 @@ class SimHiddenLayerWeights(Operator):
         pre_activities,
         weights_delta,
         row_scale,
+        row_limit,
         learning_rate,
         fixed_feedback,
         tag=None,
     ):
         super().__init__(tag=tag)
         self.row_scale = row_scale
+        self.row_limit = row_limit
         self.learning_rate = learning_rate
         self.fixed_feedback = fixed_feedback
         self.sets = []
@@ -169,17 +184,39 @@ class SimHiddenLayerWeights(Operator):
         pre = signals[self.pre_activities]
         weights_delta = signals[self.weights_delta]
         n = delta.shape[0]
+        dtype = weights_delta.dtype
+        coef_max = float(np.finfo(dtype).max)
         coef = -self.learning_rate * dt * np.asarray(self.row_scale, dtype=float)
+        coef = np.clip(coef, -coef_max, coef_max).astype(dtype)
+        limit = np.asarray(self.row_limit, dtype=dtype)
         fixed_nu = rms_row_norm(feedback, n) if self.fixed_feedback else None
-        u = np.empty(n)
+        u = np.empty(n, dtype=dtype)
+        bound = np.empty(n, dtype=dtype)
+        tag = self.tag
+
+        def fail(what):
+            weights_delta[...] = 0
+            raise SimulationError(
+                f"{tag}: {what} contains NaN or inf; the weights were not changed"
+            )
 
         def step_simhiddenlayerweights():
             nu = rms_row_norm(feedback, n) if fixed_nu is None else fixed_nu
-            if nu == 0:
+            if not math.isfinite(nu):
+                fail("the feedback")
+            aa = float(np.dot(pre, pre))
+            if not (math.isfinite(aa) or np.all(np.isfinite(pre))):
+                fail("the presynaptic activities")
+            if nu == 0 or aa == 0:
                 weights_delta[...] = 0
                 return
             np.multiply(delta, coef, out=u)
-            np.multiply(u, 1.0 / nu, out=u)
+            np.multiply(u, min(1.0 / nu, coef_max), out=u)
+            # |u_i| |a|^2 <= limit_i (aa may overflow: then the bound is 0)
+            np.multiply(limit, 1.0 / aa, out=bound)
+            np.minimum(u, bound, out=u)
+            np.negative(bound, out=bound)
+            np.maximum(u, bound, out=u)
             np.outer(u, pre, out=weights_delta)
 
         return step_simhiddenlayerweights

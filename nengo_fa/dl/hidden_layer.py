@@ -2,8 +2,8 @@ r"""NengoDL builders of `.SimHiddenLayerRule` and `.SimHiddenLayerEncoderUpdate`
 
 The step is written in the named stages of `.SimHiddenLayerRule` (the same
 names as `nengo_fa.builder.stages`): feedback error, local error, bias step,
-step bounds, encoder/gain step and row scaling, reading each operator's
-`.RuleConstants`.
+step bounds, encoder/gain step, row scaling and bias limits, reading each
+operator's `.RuleConstants`.
 """
 
 import numpy as np
@@ -19,6 +19,11 @@ from nengo_fa.dl.derivatives import FAMILIES, tensorflow_derivative
 def op_derivative(op):
     """``(family, params)`` of an operator's derivative in TensorFlow."""
     return tensorflow_derivative(op.derivative, op.neuron_type)
+
+
+def type_name(op):
+    """The rule's type name, from the operator's tag (``"<Type> on ..."``)."""
+    return (op.tag or "nengo_fa").split(" on ")[0]
 
 
 def _where_positive(values, expression, fallback):
@@ -60,6 +65,8 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         self.d_out = ops[0].error.shape[0]
         self.transpose = ops[0].transpose_feedback
         self.factored = ops[0].factored
+        self.rule_names = "/".join(sorted({type_name(op) for op in ops}))
+        self.exact_gains = signals.dtype != tf.float64
         self._combine_signals(signals)
         self._feedback(signals)
         self._constants(signals.dtype)
@@ -74,6 +81,7 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
             "current",
             "scaled_encoders",
             "gain",
+            "bias",
             "delta",
             "gain_delta",
             "bias_delta",
@@ -123,6 +131,14 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         self.radius = per_neuron(lambda ci: ci.radius)
         self.base_scale = per_neuron(lambda ci: ci.scale)
         self.min_gain = per_neuron(lambda ci: ci.min_gain)
+        self.max_gain = per_neuron(lambda ci: ci.max_gain)
+        self.threshold = per_neuron(lambda ci: ci.threshold)
+        self.max_intercept = per_neuron(lambda ci: ci.max_intercept)
+        self.floor_theta = per_neuron(
+            lambda ci: ci.threshold if ci.bias_learning_rate > 0 else -np.inf
+        )
+        # coefficients are capped here, so that 0 * c is 0
+        self.coef_max = float(np.finfo(dtype.as_numpy_dtype).max)
         self.kb = per_neuron(lambda ci: ci.bias_learning_rate)
         self.kg = per_neuron(lambda ci: ci.gain_learning_rate)
         self.kE_r2 = per_neuron(lambda ci: ci.learning_rate / ci.radius**2)
@@ -172,17 +188,36 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         return fe, nu
 
     def local_error(self, J, fe, nu):
-        """:math:`\\delta`, and :math:`u = c \\delta` (0 where :math:`\\nu = 0`)."""
+        """:math:`\\delta`, and :math:`c` (0 where :math:`\\nu = 0`, capped
+        at the largest finite number)."""
         delta = self.derivative(J, **self.derivative_params) * fe
-        u = _where_positive(
-            nu, lambda safe: delta * (self.base_scale / safe), tf.zeros_like(delta)
+        c = _where_positive(
+            nu,
+            lambda safe: tf.minimum(self.base_scale / safe, self.coef_max),
+            tf.zeros_like(nu),
         )
-        return delta, u
+        return delta, c
 
-    def bias_step(self, u):
-        return u * -self.kb
+    def coef(self, rate, c):
+        """``rate * c``, capped: finite, so that a finite delta times it is
+        never NaN."""
+        return tf.minimum(rate * c, self.coef_max)
 
-    def step_bounds(self, u, xx, gain):
+    def bias_step(self, delta, c, gain):
+        """:math:`\\Delta b`, at most half the neuron's range."""
+        half = 0.5 * tf.maximum(gain, self.min_gain)
+        return tf.clip_by_value(delta * -self.coef(self.kb, c), -half, half)
+
+    def bias_limits(self, bias_delta, gain, gain_delta, bias):
+        """Keep :math:`b + \\Delta b \\ge \\theta - \\iota_{max} g'`
+        (pushing the bias up where the gain shrank) and from going above
+        :math:`\\theta + g_{max}`; frozen biases stay as they are."""
+        floor = self.floor_theta - self.max_intercept * (gain + gain_delta) - bias
+        db = tf.maximum(bias_delta, floor)
+        ceiling = self.threshold + self.max_gain - bias
+        return tf.minimum(db, tf.maximum(ceiling, 0.0))
+
+    def step_bounds(self, delta, c, xx, gain):
         """:math:`\\beta`, bounded to :math:`|\\beta| |x| \\le \\max(g, g_{min}) /
         (2 r)`; 0 without input."""
         has_x = xx > 0
@@ -191,27 +226,27 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
             / (2.0 * self.radius)
             * tf.math.rsqrt(tf.where(has_x, xx, tf.ones_like(xx)))
         )
-        beta = u * -self.kE_r2
+        beta = delta * -self.coef(self.kE_r2, c)
         return tf.where(has_x, tf.clip_by_value(beta, -b_max, b_max), 0.0 * beta)
 
-    def encoder_gain_step(self, u, beta, sx, xx, gain):
+    def encoder_gain_step(self, delta, c, beta, sx, xx, gain):
         """``(dg_E, dg)``: the gain change of :math:`S + \\beta x`, and
-        :math:`\\Delta g` before the floor."""
+        :math:`\\Delta g` before the floor and the ceiling."""
         # t = m^2 - g^2, and dg_E = m - g = t / (m + g) without cancellation
         t = tf.square(self.radius) * beta * (2.0 * sx + beta * xx)
         m_g = tf.sqrt(tf.maximum(tf.square(gain) + t, 0.0)) + gain
         dg_E = _where_positive(m_g, lambda safe: t / safe, 0.0 * t)
-        # with directions fixed (kE = 0): dg = -kg u (S x) / g
-        dg = tf.where(
-            self.learns_directions,
-            dg_E * self.kg_kE,
-            u * sx * -self.kg / tf.maximum(gain, self.min_gain),
-        )
+        # with directions fixed (kE = 0): dg = -kg u (S x) / g, at most half
+        # the gain
+        g_floor = tf.maximum(gain, self.min_gain)
+        dg_fixed = sx / g_floor * delta * -self.coef(self.kg, c)
+        dg_fixed = tf.clip_by_value(dg_fixed, -0.5 * g_floor, 0.5 * g_floor)
+        dg = tf.where(self.learns_directions, dg_E * self.kg_kE, dg_fixed)
         return dg_E, dg
 
     def row_scaling(self, gain, dg_E, dg, ok):
         """``(alpha, gain_delta)``, no update at all where not ``ok``."""
-        g_new = tf.maximum(gain + dg, self.min_gain)
+        g_new = tf.clip_by_value(gain + dg, self.min_gain, self.max_gain)
         m = gain + dg_E  # the gain of S + beta x
         ok = (m > 0) & ok
         alpha = tf.where(ok, g_new / tf.where(ok, m, tf.ones_like(m)), tf.ones_like(m))
@@ -221,27 +256,42 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         def gather(data):
             return with_batch(signals.gather(data), data)
 
-        error = tf.debugging.check_numerics(
-            gather(self.error_data),
-            "nengo_fa: the error of a FeedbackAlignment/BackProp rule contains NaN "
-            "or inf; stopping before it reaches the encoders, gains and biases",
-        )
-        x_ops = gather(self.x_data)  # (B, K, d)
+        def check(tensor, what):
+            # NengoDL's counterpart of the reference simulator's checks
+            return tf.debugging.check_numerics(
+                tensor,
+                f"nengo_fa: {what} of a {self.rule_names} rule contains NaN or "
+                "inf; stopping before it reaches the encoders, gains and biases",
+            )
+
+        error = check(gather(self.error_data), "the error")
+        x_ops = check(gather(self.x_data), "the ensemble's input")  # (B, K, d)
         J, S = gather(self.current_data), gather(self.scaled_encoders_data)
-        gain = gather(self.gain_data)
+        gain_signal, bias = gather(self.gain_data), gather(self.bias_data)
+        gain = gain_signal
+        if self.exact_gains:
+            # as the reference simulator below float64 (see NumpyStep): the
+            # gains the scaled encoders have, g = r |S_i|
+            measured = self.radius * tf.sqrt(tf.reduce_sum(tf.square(S), axis=-1))
+            gain = tf.where(self.learns_encoders, measured, gain_signal)
 
         fe, nu = self.feedback_error(signals, error)
-        delta, u = self.local_error(J, fe, nu)
-        bias_delta = self.bias_step(u)
+        nu = check(nu, "the feedback")
+        delta, c = self.local_error(J, fe, nu)
         x = repeat_per_neuron(x_ops, self.sizes)  # (B, N or 1, d)
-        sx = tf.reduce_sum(S * x, axis=-1)
+        sx = check(tf.reduce_sum(S * x, axis=-1), "S x, the encoded input,")
+        delta = check(delta, "the local error delta")
+        bias_delta = self.bias_step(delta, c, gain)
         xx = tf.reduce_sum(tf.square(x), axis=-1)
-        beta = self.step_bounds(u, xx, gain)
-        dg_E, dg = self.encoder_gain_step(u, beta, sx, xx, gain)
+        beta = self.step_bounds(delta, c, xx, gain)
+        dg_E, dg = self.encoder_gain_step(delta, c, beta, sx, xx, gain)
         # no update at all without feedback, input or encoder learning
         ok = (nu > 0) & (xx > 0) & self.learns_encoders
         alpha, gain_delta = self.row_scaling(gain, dg_E, dg, ok)
         beta = alpha * beta
+        bias_delta = self.bias_limits(bias_delta, gain, gain_delta, bias)
+        if self.exact_gains:
+            gain_delta = gain_delta + (gain - gain_signal)
 
         scatter(signals, self.delta_data, delta)
         scatter(signals, self.bias_delta_data, bias_delta)
@@ -293,6 +343,9 @@ class SimHiddenLayerEncoderUpdateBuilder(OpBuilder):
         self.beta_data = signals.combine([op.beta for op in ops])
         self.x_data = signals.combine([op.x for op in ops]).reshape((len(ops), d))
         self.encodes = ops[0].encode is not None
+        self.norms_data = None
+        if ops[0].row_norms is not None:
+            self.norms_data = signals.combine([op.row_norms for op in ops])
         if self.encodes:
             # J += S x_new, the ensemble encoding the operator took over
             self.x_new_data = signals.combine([op.encode[0] for op in ops])
@@ -308,6 +361,9 @@ class SimHiddenLayerEncoderUpdateBuilder(OpBuilder):
         x = repeat_per_neuron(gather(self.x_data), self.sizes)
         S = alpha[..., None] * S + beta[..., None] * x
         scatter(signals, self.encoder_data, S)
+        if self.norms_data is not None:
+            norms = tf.sqrt(tf.reduce_sum(tf.square(S), axis=-1))
+            scatter(signals, self.norms_data, norms)
         if self.encodes:
             x_new = repeat_per_neuron(gather(self.x_new_data), self.sizes)
             encoded = tf.reduce_sum(S * x_new, axis=-1)
@@ -316,4 +372,5 @@ class SimHiddenLayerEncoderUpdateBuilder(OpBuilder):
     @staticmethod
     def mergeable(x, y):
         # the generic checks ensure the same d
-        return (x.encode is None) == (y.encode is None)
+        same_norms = (x.row_norms is None) == (y.row_norms is None)
+        return (x.encode is None) == (y.encode is None) and same_norms

@@ -22,14 +22,15 @@ class SimHiddenLayerWeightsBuilder(StackedBuilder):
         self.feedback_data = self.stack(signals, lambda op: op.feedback)
         self.pre_data = self.stack(signals, lambda op: op.pre_activities)
         self.output_data = self.stack(signals, lambda op: op.weights_delta, output=True)
+        self.coef_max = float(np.finfo(signals.dtype.as_numpy_dtype).max)
+        dt = signals.dt_val
+        coefs = [-op.learning_rate * dt * np.asarray(op.row_scale, float) for op in ops]
         self.coef = self.per_op(
-            [
-                -op.learning_rate * signals.dt_val * np.asarray(op.row_scale, float)
-                for op in ops
-            ],
+            [np.clip(c, -self.coef_max, self.coef_max) for c in coefs],
             signals.dtype,
             1,
         )  # (1, K, n)
+        self.limit = self.per_op([op.row_limit for op in ops], signals.dtype, 1)
         # as make_step: a fixed feedback's norm is computed once, at build time
         self.fixed_nu = None
         if ops[0].fixed_feedback:
@@ -44,18 +45,31 @@ class SimHiddenLayerWeightsBuilder(StackedBuilder):
 
     def build_step(self, signals):
         delta = self.gather(signals, self.delta_data)  # (B, K, n)
-        pre = self.gather(signals, self.pre_data)  # (B, K, n_pre)
+        pre = tf.debugging.check_numerics(
+            self.gather(signals, self.pre_data),
+            "nengo_fa: the presynaptic activities of a weight-learning rule "
+            "contain NaN or inf; stopping before the weights change",
+        )  # (B, K, n_pre)
         if self.fixed_nu is None:
             nu = rms(self.gather(signals, self.feedback_data), self.n)  # (B, K)
+            nu = tf.debugging.check_numerics(
+                nu,
+                "nengo_fa: the feedback of a weight-learning rule contains NaN "
+                "or inf; stopping before the weights change",
+            )
         else:
             nu = self.fixed_nu
-        has_feedback = nu > 0
+        aa = tf.reduce_sum(tf.square(pre), axis=-1)  # (B, K)
+        ok = (nu > 0) & (aa > 0)
         inv_nu = tf.where(
-            has_feedback,
-            1.0 / tf.where(has_feedback, nu, tf.ones_like(nu)),
+            ok,
+            tf.minimum(1.0 / tf.where(ok, nu, tf.ones_like(nu)), self.coef_max),
             tf.zeros_like(nu),
         )
         u = delta * self.coef * inv_nu[..., None]
+        # each row moves its neuron's current by at most half its range
+        bound = self.limit / tf.where(ok, aa, tf.ones_like(aa))[..., None]
+        u = tf.clip_by_value(u, -bound, bound)
         scatter(signals, self.output_data, u[..., :, None] * pre[..., None, :])
 
     @staticmethod
