@@ -272,9 +272,10 @@ def _lowpass(tau):
 def numpy_continuous(S0, b0, F, X, Y, rule, n_train, rates, kpes=1e-4, tau=0.005):
     """The same maths as the nengo run (RectifiedLinear rate neurons, radius 1):
     nengo.PES on the readout and, for FA/BP, the normalised HiddenLayerRule
-    step with its gain floor and step bound. Returns the measured error at
-    every step (the same filtering as ``diff``). Compiled with numba (the same
-    code runs as plain numpy without it)."""
+    step with its step bounds, gain floor and ceiling, and bias floor and
+    ceiling. Returns the measured error at every step (the same filtering as
+    ``diff``). Compiled with numba (the same code runs as plain numpy without
+    it)."""
     code = {"pes": 0, "fa": 1, "bp": 2}[rule]
     F1 = np.zeros(len(b0)) if F is None else np.asarray(F, dtype=float)[:, 0]
     return _numpy_continuous(
@@ -287,7 +288,9 @@ def _numpy_continuous(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c):
     S, b = S0.copy(), b0.copy()
     gain = np.sqrt((S * S).sum(axis=1))
     ghat = gain.mean()
-    gmin = 1e-3 * ghat
+    gmin, gmax = 1e-3 * ghat, 1e3 * ghat
+    # rectified linear: the threshold current is 0, Nengo's intercepts -b / g
+    imax = max(0.95, np.max(-b / gain))
     D = np.zeros(n)
     xf = np.zeros(d)
     af = np.zeros(n)
@@ -315,24 +318,29 @@ def _numpy_continuous(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c):
             continue
         dl = Fm * e * (J > 0) / nu
         cc = DT * ghat
-        b -= kb * cc * dl
+        # each bias step at most half the neuron's range
+        half = np.maximum(gain, gmin) / 2
+        db = np.clip(-kb * cc * dl, -half, half)
         xx = xf @ xf
-        if xx == 0 or (kE == 0 and kg == 0):
-            continue
-        if kE > 0:
+        if xx > 0 and kE > 0:
             beta = -kE * cc * dl
             bound = np.maximum(gain, gmin) / (2 * np.sqrt(xx))
             beta = np.clip(beta, -bound, bound)
             Sn = S + np.outer(beta, xf)
             m = np.sqrt((Sn * Sn).sum(axis=1))
-            gn = np.maximum(gain + (kg / kE) * (m - gain), gmin)
+            gn = np.minimum(np.maximum(gain + (kg / kE) * (m - gain), gmin), gmax)
             S = Sn * (gn / m)[:, None]
             gain = gn
-        else:
+        elif xx > 0 and kg > 0:
             dg = -kg * cc * dl * (S @ xf) / np.maximum(gain, gmin)
-            gn = np.maximum(gain + dg, gmin)
+            gn = np.minimum(np.maximum(gain + dg, gmin), gmax)
             S = S * (gn / gain)[:, None]
             gain = gn
+        if kb > 0:
+            # intercepts stay at or below imax; biases at most gmax above 0
+            db = np.maximum(db, -imax * gain - b)
+            db = np.minimum(db, np.maximum(gmax - b, 0.0))
+            b += db
     return out
 
 

@@ -123,12 +123,16 @@ def test_bp_matches_analytic_gradient(Simulator, seed, neuron_type):
 
 
 def test_fa_with_transposed_weights_equals_bp(Simulator, seed):
-    """FeedbackAlignment with F = D^T gives exactly BackProp's updates."""
+    """FeedbackAlignment with F = D^T gives exactly BackProp's updates (at
+    the same rates: their defaults differ)."""
     results = {}
+    rates = dict(learning_rate=0.3, gain_learning_rate=0.3, bias_learning_rate=0.3)
     for rule in ("bp", "fa"):
-        net = one_layer(rule, seed, nengo.RectifiedLinear())
+        net = one_layer(rule, seed, nengo.RectifiedLinear(), **rates)
         if rule == "fa":
-            net = one_layer(rule, seed, nengo.RectifiedLinear(), feedback=net.D.T)
+            net = one_layer(
+                rule, seed, nengo.RectifiedLinear(), feedback=net.D.T, **rates
+            )
         with Simulator(net) as sim:
             sim.run_steps(20)
         results[rule] = {k: sim.data[p] for k, p in net.rule_probes.items()}
