@@ -69,6 +69,7 @@ of all five tasks in about 10 minutes).
 
 import argparse
 import csv
+import os
 import sys
 import time
 import warnings
@@ -77,6 +78,10 @@ import nengo
 import numpy as np
 
 import nengo_fa
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from images import load_split  # noqa: E402
+from offline import offline_mlp  # noqa: E402
 
 DT = 0.001
 ALL_TASKS = (
@@ -434,19 +439,8 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref):
 
 
 def load_digits_split(seed, n_test=397):
-    from sklearn.datasets import load_digits
-
-    X, y = load_digits(return_X_y=True)
-    order = np.random.RandomState(seed).permutation(len(y))
-    X, y = X[order] / 16.0, y[order]
-    X_tr, y_tr, X_te, y_te = X[:-n_test], y[:-n_test], X[-n_test:], y[-n_test:]
-    mean = X_tr.mean(axis=0)
-
-    def prep(Z):
-        Z = Z - mean
-        return Z / np.linalg.norm(Z, axis=1, keepdims=True)
-
-    return prep(X_tr), y_tr, prep(X_te), y_te
+    """The digits, each image centred and scaled to unit length."""
+    return load_split("digits", seed, n_test, per_image=True)
 
 
 def numpy_digits(
@@ -614,21 +608,6 @@ def run_digits(
             row["mlp"] = offline_mlp(X_tr, y_tr, X_te, y_te, n_hidden, seed)
         rows.append(row)
     return rows
-
-
-def offline_mlp(X_tr, y_tr, X_te, y_te, n_hidden, seed):
-    """Held-out accuracy of scikit-learn's MLPClassifier of the same shape
-    (one hidden layer of ``n_hidden`` ReLUs, Adam, up to 500 epochs), trained
-    offline on the same images: what the shape can reach."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
-
-    mlp = MLPClassifier(hidden_layer_sizes=(n_hidden,), max_iter=500, random_state=seed)
-    with warnings.catch_warnings():
-        # an MLP that has not quite converged is still a fair reference
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        mlp.fit(X_tr, y_tr)
-    return float(mlp.score(X_te, y_te))
 
 
 # ---------------------------------------------------------------- ablation
