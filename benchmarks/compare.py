@@ -106,7 +106,7 @@ before the first seed (loading compiled code is not a cost per image). Each
 process runs all methods of one network and seed, in an order that changes
 with the seed.
 
-References: Lillicrap et al. 2016 (Nat. Commun. 7, 13276); Nøkland 2016
+References: Lillicrap et al. 2016 (Nature Communications 7, 13276); Nøkland 2016
 (NeurIPS); Liao, Leibo & Poggio 2016 (AAAI); Akrout et al. 2019 (NeurIPS);
 Kunin et al. 2020 (ICML); Whittington & Bogacz 2017 (Neural Comput. 29,
 1229-1262); Hinton 2022 (arXiv:2212.13345); Bienenstock, Cooper & Munro 1982;
@@ -625,7 +625,7 @@ def unsupervised_layers(net, method, seed, split, stim, hidden):
     neuron-to-neuron weights (BCM, Oja), `weight_layers`."""
     if method.weights:
         return weight_layers(net, method, seed, split, stim, hidden)
-    pres = [stim] + hidden[:-1]
+    sources = [stim] + hidden[:-1]
     return [
         nengo.Connection(
             pre,
@@ -634,7 +634,7 @@ def unsupervised_layers(net, method, seed, split, stim, hidden):
             learning_rule_type=method.make(),
             seed=1000 * seed + 20 + layer,
         )
-        for layer, (pre, post) in enumerate(zip(pres, hidden))
+        for layer, (pre, post) in enumerate(zip(sources, hidden))
     ]
 
 

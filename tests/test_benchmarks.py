@@ -67,3 +67,35 @@ def test_memory_prints_ratio_table(capsys):
     assert [int(v) for v in lines[1][:3]] == [20, 3, 2]
     ratios = [v for c, v in zip(memory.COLUMNS, lines[1]) if "/" in c]
     assert len(ratios) == 8 and all(float(v) > 0 for v in ratios)
+
+
+def test_compare_quick_run_writes_its_files(tmp_path, capsys):
+    """``compare.py --quick`` runs every method on its two small networks and
+    writes the CSV files, the three figures and the summary table. No
+    accuracy or timing is asserted: the run is far too short to mean
+    anything."""
+    compare = load("compare")
+    rows, angles = compare.main(
+        ["--quick", "--out", str(tmp_path), "--jobs", "1", "--no-progress"]
+    )
+    for name in ("results.csv", "alignment.csv"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    for name in ("sample_efficiency", "clock_efficiency", "alignment"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 10000, name
+    text = capsys.readouterr().out
+    assert "accuracy" in text and "ms_image" in text
+    for name in compare.QUICK_NETWORKS:
+        net = compare.NETWORKS[name]
+        ran = {r["method"] for r in rows if r["network"] == name}
+        expected = {m.key for m in compare.METHODS if compare.applicable(m, net)}
+        assert ran == expected | {"mlp*"}, name
+        # every rule with a feedback path is measured on every hidden layer
+        measured = {(a["method"], a["layer"]) for a in angles if a["network"] == name}
+        for m in compare.METHODS:
+            if m.has_feedback and compare.applicable(m, net):
+                for layer in range(len(net.layers)):
+                    assert (m.key, f"h{layer + 1}") in measured, (name, m.key)
+    # the figures can be drawn again from the CSV files alone
+    again = tmp_path / "again"
+    compare.main(["--summarise", str(tmp_path), "--save-figures", str(again)])
+    assert (again / "sample_efficiency.png").exists()
