@@ -153,12 +153,15 @@ def test_factored_update_equals_straightforward_live_feedback(
 @pytest.mark.parametrize(
     "neuron_type",
     [
+        # each with its compiled derivative (Derivative.compiled_form)
         nengo.LIF(),
-        # G'(J) computed in the compiled loop, with an amplitude
         nengo.RectifiedLinear(amplitude=0.5),
         nengo.RegularSpiking(nengo.RectifiedLinear(amplitude=0.5), amplitude=3.0),
+        nengo.Tanh(),
+        nengo.AdaptiveLIF(),
+        nengo.Izhikevich(),
     ],
-    ids=["lif", "relu-amplitude", "regular-spiking"],
+    ids=["lif", "relu-amplitude", "regular-spiking", "tanh", "adaptive-lif", "izh"],
 )
 def test_factored_update_equals_straightforward_neurons(
     Simulator, seed, neuron_type, monkeypatch

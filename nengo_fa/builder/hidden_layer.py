@@ -55,7 +55,6 @@ class RuleConstants(
             "threshold",
             "max_intercept",
             "feedback_norm",
-            "relu_amplitude",
             "from_current",
             "transpose_feedback",
             "compiled",
@@ -97,8 +96,6 @@ class RuleConstants(
         :math:`\nu`, the RMS row norm of a fixed feedback matrix; None when
         the feedback changes (live weights, learned feedback) and :math:`\nu`
         is computed every step.
-    relu_amplitude : float
-        :math:`a` when :math:`G'(J) = a [J > 0]`, else 0.
     from_current : bool
         Whether :math:`J = S x + b` exactly, so that :math:`S x` is read as
         :math:`J - b` (decided once the whole model is built).
@@ -137,7 +134,6 @@ class RuleConstants(
             threshold=self.threshold,
             max_intercept=self.max_intercept,
             given_norm=-1.0 if self.feedback_norm is None else self.feedback_norm,
-            relu_amplitude=self.relu_amplitude,
             from_current=self.from_current,
         )
 
@@ -148,7 +144,6 @@ def rule_constants(
     gain_scale,
     derivative_scale,
     radius,
-    derivative,
     threshold,
     max_intercept,
     **options,
@@ -169,7 +164,6 @@ def rule_constants(
         threshold=threshold,
         max_intercept=max_intercept,
         feedback_norm=None,
-        relu_amplitude=getattr(derivative, "rectified_linear_amplitude", 0.0),
         from_current=False,
         transpose_feedback=False,
         compiled=False,
@@ -257,11 +251,11 @@ class SimHiddenLayerRule(Operator):
     plain gradient descent on :math:`S`.
 
     With the in-place update (``encoders_factors``) and ``constants.compiled``,
-    the step runs as two compiled loops (`nengo_fa.builder.kernels`): the
-    checks, the feedback error and, for rectified linear neurons,
-    :math:`G'(J)`, then all the per-neuron stages. Otherwise every stage is
-    numpy code (`nengo_fa.builder.stages.NumpyStep`), with the same results
-    up to rounding.
+    the step runs as compiled loops (`nengo_fa.builder.kernels`): the
+    derivative's own (`nengo_fa.neurons.Derivative.compiled_form`), the
+    checks and the feedback error, then all the per-neuron stages. Otherwise
+    every stage is numpy code (`nengo_fa.builder.stages.NumpyStep`), with the
+    same results up to rounding.
 
     Parameters
     ----------

@@ -30,16 +30,18 @@ _compiled = {}
 def compiled(function):
     """``function`` compiled by numba (once, then cached on disk).
 
-    A kernel that calls helper loops lists them in its ``helpers`` attribute;
-    they are compiled first and bound to their module-level names, which is how
-    numba resolves them inside the caller.
+    A kernel that calls helper functions lists them in its ``helpers``
+    attribute; they are compiled first and bound to their names in the
+    kernel's own module, which is how numba resolves them inside the caller.
     """
     if function not in _compiled:
         import numba  # deferred: importing numba takes about 0.5 s
 
         for helper in getattr(function, "helpers", ()):
-            globals()[helper.__name__] = compiled(helper)
-        options = getattr(function, "numba_options", {})
+            function.__globals__[helper.__name__] = compiled(helper)
+        # IEEE division (inf or NaN, no ZeroDivisionError): a loop whose
+        # divisions may raise is not vectorised
+        options = {"error_model": "numpy", **getattr(function, "numba_options", {})}
         _compiled[function] = numba.njit(cache=True, nogil=True, **options)(function)
     return _compiled[function]
 
@@ -60,7 +62,6 @@ RULE_PARAMS = (
     "max_intercept",  # the bias floor is theta - max_intercept * g
     "coef_max",  # the largest finite number of the signals' dtype
     "given_norm",  # nu when it is known; negative: computed from FT
-    "relu_amplitude",  # a for G'(J) = a [J > 0]; 0: delta holds G'(J)
     "from_current",  # 1: S x is current - bias; 0: it is sx
     "input_sq",  # written: |x|^2
     "feedback_norm",  # written: nu
@@ -80,7 +81,6 @@ RULE_PARAMS = (
     _MAX_INTERCEPT,
     _COEF_MAX,
     GIVEN_NORM,
-    _RELU,
     _FROM_CURRENT,
     _INPUT_SQ,
     _NORM,
@@ -96,6 +96,18 @@ def rule_params(**values):
     for name, value in values.items():
         params[RULE_PARAMS.index(name)] = value
     return params
+
+
+def derivative_loop(derivative):
+    """``(loop, args)``: the compiled form of ``derivative``
+    (`nengo_fa.neurons.Derivative.compiled_form`), compiled, so that
+    ``loop(J, out, *args)`` writes :math:`G'(J)` into ``out``; None for a
+    derivative without one, or without numba."""
+    form = getattr(derivative, "compiled_form", None)
+    if form is None or not AVAILABLE:
+        return None
+    loop, scale, params = form
+    return compiled(loop), (scale,) + tuple(params)
 
 
 def sum_squares(v):
@@ -149,17 +161,14 @@ def feedback_error(error, FT, fe, scratch, nu):
 feedback_error.helpers = (sum4,)
 
 
-def hidden_layer_prologue(error, FT, fe, delta, current, x, scratch, params):
-    """The first stages of a step of `.SimHiddenLayerRule`: the checks, the
-    *feedback error* (:math:`F e` and :math:`\\nu`, `feedback_error`) and,
-    for rectified linear neurons, the derivative of the *local error*,
-    :math:`G'(J)`.
+def hidden_layer_prologue(error, FT, fe, x, scratch, params):
+    """The first stages of a step of `.SimHiddenLayerRule`: the checks and
+    the *feedback error* (:math:`F e` and :math:`\\nu`, `feedback_error`).
 
     ``FT`` is :math:`F^T`, shape ``(d_out, n)``; with no rows, ``fe`` holds
-    :math:`F e` on entry. Writes :math:`G'(J)` into ``delta`` if
-    ``params`` (laid out as `RULE_PARAMS`) gives a rectified linear amplitude
-    (otherwise ``delta`` holds it on entry), and :math:`|x|^2` and
-    :math:`\\nu` into ``params``. ``scratch`` is an ``(n,)`` work array.
+    :math:`F e` on entry. Writes :math:`|x|^2` and :math:`\\nu` into
+    ``params`` (laid out as `RULE_PARAMS`). ``scratch`` is an ``(n,)`` work
+    array.
 
     Returns 0, or, having written nothing but ``fe`` and ``scratch``, a
     negative code for the cases that the numpy stages
@@ -183,10 +192,6 @@ def hidden_layer_prologue(error, FT, fe, delta, current, x, scratch, params):
         nu = feedback_error(error, FT, fe, scratch, nu)
     if not 0.0 < nu < math.inf:
         return -4
-    relu = params[_RELU]
-    if relu > 0:
-        for i in range(fe.shape[0]):
-            delta[i] = relu if current[i] > 0.0 else 0.0
     params[_INPUT_SQ] = xx
     params[_NORM] = nu
     return 0

@@ -218,7 +218,6 @@ class _HiddenLayerBuild:
             self.gain_scale,
             self.derivative_scale,
             ens.radius,
-            self.derivative,
             self.threshold,
             self.max_intercept,
             feedback_norm=None if transposed else fixed_feedback_norm(feedback),

@@ -508,24 +508,24 @@ class NumpyStep:
 
 
 def compiled_step(op, signals, numpy_step):
-    """A step of `.SimHiddenLayerRule` in three compiled loops.
+    """A step of `.SimHiddenLayerRule` in compiled loops.
 
-    `kernels.hidden_layer_prologue` does the checks, the feedback error and,
-    for rectified linear neurons, :math:`G'(J)`; `kernels.hidden_layer_update`
-    the local error, bias step, step bounds, encoder/gain step and row
-    scaling; `kernels.hidden_layer_finish` bounds the bias step, applies the
-    bias limits and checks :math:`\\delta` and :math:`S x`. :math:`G'(J)` of
-    other neuron types, :math:`F e` for a learned feedback that is not a
-    transpose, and :math:`S x` when it cannot be read as :math:`J - b` stay
-    numpy calls; the rare cases that the prologue
-    reports go to the numpy stages (``numpy_step``, a `NumpyStep`).
+    The derivative's compiled form (`kernels.derivative_loop`) writes
+    :math:`G'(J)`; `kernels.hidden_layer_prologue` does the checks and the
+    feedback error; `kernels.hidden_layer_update` the local error, bias step,
+    step bounds, encoder/gain step and row scaling;
+    `kernels.hidden_layer_finish` bounds the bias step, applies the bias
+    limits and checks :math:`\\delta` and :math:`S x`. :math:`G'(J)` of a
+    derivative without a compiled form, :math:`F e` for a learned feedback
+    that is not a transpose, and :math:`S x` when it cannot be read as
+    :math:`J - b` stay numpy calls; the rare cases that the prologue reports
+    go to the numpy stages (``numpy_step``, a `NumpyStep`).
     """
     s = numpy_step
     prologue = kernels.compiled(kernels.hidden_layer_prologue)
     update = kernels.compiled(kernels.hidden_layer_update)
     finish = kernels.compiled(kernels.hidden_layer_finish)
     c = op.constants
-    relu = c.relu_amplitude != 0
     # F^T as the loops read it; without it, F e is computed here
     fe_here = s.FT is None or not s.FT.flags.c_contiguous
     kernel_FT = np.empty((0, s.n), dtype=s.S.dtype) if fe_here else s.FT
@@ -543,7 +543,12 @@ def compiled_step(op, signals, numpy_step):
     )
     x, S, sx, x_out, gain, n = s.x, s.S, s.sx, s.x_out, s.gain, s.n
     bias_delta, beta, gain_delta, alpha = s.bias_delta, s.beta, s.gain_delta, s.alpha
-    derivative, scratch = s.derivative, s.tmp
+    scratch = s.tmp
+    compiled_derivative = kernels.derivative_loop(s.derivative)
+    if compiled_derivative is None:
+        derivative, derivative_args = s.derivative, ()
+    else:
+        derivative, derivative_args = compiled_derivative
 
     exact_gains = s.exact_gains
     if exact_gains:
@@ -565,9 +570,8 @@ def compiled_step(op, signals, numpy_step):
             params[kernels.GIVEN_NORM] = rms_row_norm(feedback, n)
         if fe_here:
             np.dot(F, error, out=fe)
-        if not relu:
-            derivative(current, delta)
-        if prologue(error, kernel_FT, fe, delta, current, x, scratch, params):
+        derivative(current, delta, *derivative_args)
+        if prologue(error, kernel_FT, fe, x, scratch, params):
             # a rare case, which the numpy stages handle
             s.step()
             s.anchor_gains()
