@@ -129,33 +129,80 @@ def logistic_loop(J, out, scale, slope):
 logistic_loop.helpers = (exp,)
 
 
-def smoothed_lif_loop(J, out, scale, tau_rc, tau_ref, sigma, log_sigma, y_tail):
+#: Smoothed LIF: from here up, :math:`e^{-y} < 2^{-53}` and below half a unit
+#: in the last place of :math:`y`, so that :math:`1 + e^{-y} = 1` and
+#: :math:`y + \\log(1 + e^{-y}) = y` exactly: the main branch needs one
+#: ``log1p`` and no ``exp``.
+LIF_FAR = 40.0
+
+
+def smoothed_lif_middle(y, scale, tau_rc, tau_ref, sigma):
+    """The main branch of the smoothed LIF derivative (for
+    :math:`y = (J - 1) / \\sigma \\ge` ``y_tail``), as
+    `~nengo_fa.neurons.SmoothedLIFDerivative` computes it."""
+    j = log1p(exp(-abs(y)))
+    j = (j + (y if y > 0.0 else 0.0)) * sigma
+    inv_sigmoid = exp(-y) + 1.0
+    c = log1p(1.0 / j) * tau_rc + tau_ref
+    return scale / (c * c * inv_sigmoid * j * (j + 1.0))
+
+
+smoothed_lif_middle.helpers = (exp, log1p)
+# inlined by numba, so that the loop over the neurons near the threshold is
+# vectorised (LLVM left a function this size a call)
+smoothed_lif_middle.numba_options = {"inline": "always"}
+
+
+def smoothed_lif_loop(
+    J, out, scale, tau_rc, tau_ref, sigma, log_sigma, y_tail, index, near
+):
     """The smoothed LIF derivative (`~nengo_fa.neurons.SmoothedLIFDerivative`,
     whose ``__call__`` has the same steps with comments), ``scale`` :math:`=
-    a \\tau_{RC}`; both branches are computed and one kept, as there."""
-    for i in range(J.shape[0]):
+    a \\tau_{RC}`; ``index`` (integers) and ``near`` are work arrays of
+    ``J``'s length.
+
+    The first loop gives every neuron the tail (:math:`y` below ``y_tail``)
+    or the main branch as it is from `LIF_FAR` up, where it needs one
+    ``log1p`` (vectorised: both computed, one kept), and lists the few
+    neurons near the threshold, between the two; the next loops compute the
+    main branch in full for those only (vectorised over the list). That
+    gives the same bits as computing it for every neuron: above `LIF_FAR`
+    it equals its short form exactly.
+    """
+    n = J.shape[0]
+    m = 0
+    for i in range(n):
         v = J[i]
         # np.clip keeps NaN
         v = _J_CLIP if v > _J_CLIP else v
         v = -_J_CLIP if v < -_J_CLIP else v
         y = (v - 1.0) / sigma
-        # main branch
-        a = y if y > y_tail else y_tail
-        j = log1p(exp(-abs(a)))
-        j = (j + (a if a > 0.0 else 0.0)) * sigma
-        inv_sigmoid = exp(-a) + 1.0
+        # the main branch from LIF_FAR up: j = y sigma, 1 / sigmoid(y) = 1
+        j = (y if y > LIF_FAR else LIF_FAR) * sigma
         c = log1p(1.0 / j) * tau_rc + tau_ref
-        c = c * c * inv_sigmoid * j * (j + 1.0)
-        main = scale / c
+        far = c * c * j * (j + 1.0)
         # tail
         t = y if y < y_tail else y_tail
         t = (-t - log_sigma) * tau_rc + tau_ref
-        tail = scale / (t * t * sigma)
-        v = tail if y < y_tail else main
+        tail = t * t * sigma
+        # one division, of the denominator kept
+        v = scale / (tail if y < y_tail else far)
         out[i] = v if y == y else y
+        near[i] = y
+    for i in range(n):
+        # the list of neurons near the threshold, without branches (near[m]
+        # is written at or before near[i], which is read first)
+        y = near[i]
+        index[m] = i
+        near[m] = y
+        m += 1 if y_tail <= y < LIF_FAR else 0
+    for k in range(m):
+        near[k] = smoothed_lif_middle(near[k], scale, tau_rc, tau_ref, sigma)
+    for k in range(m):
+        out[index[k]] = near[k]
 
 
-smoothed_lif_loop.helpers = (exp, log1p)
+smoothed_lif_loop.helpers = (log1p, smoothed_lif_middle)
 
 
 def interpolated_loop(J, out, scale, J0, inv_dJ, values, slopes):

@@ -410,15 +410,14 @@ class SmoothedLIFDerivative(Derivative):
         )
         self._log_sigma = np.log(sigma)
         self._y_tail = LIF_TAIL - max(self._log_sigma, 0.0)
+        self._buffers = tuple(np.empty(shape) for _ in range(4))
+        constants = (tau_rc, tau_ref, sigma, self._log_sigma, self._y_tail)
         self.compiled_form = (
             derivative_kernels.smoothed_lif_loop,
             float(amplitude * tau_rc),
-            tuple(
-                float(v)
-                for v in (tau_rc, tau_ref, sigma, self._log_sigma, self._y_tail)
-            ),
+            tuple(float(v) for v in constants)
+            + (np.empty(shape, dtype=np.intp), self._buffers[0]),
         )
-        self._buffers = tuple(np.empty(shape) for _ in range(4))
         self._tail = np.empty(shape, dtype=bool)
 
     def __call__(self, J, out):
