@@ -43,4 +43,7 @@ def angle(dot, norm_a, norm_b):
         return np.nan
     if not (math.isfinite(dot) and math.isfinite(norm_a) and math.isfinite(norm_b)):
         return np.nan
-    return np.degrees(np.arccos(np.clip(dot / (norm_a * norm_b), -1.0, 1.0)))
+    # |dot| <= norm_a norm_b: dividing by one norm, then the other, neither
+    # overflows nor underflows where their product would
+    cos = dot / norm_a / norm_b
+    return math.degrees(math.acos(min(max(cos, -1.0), 1.0)))
