@@ -367,3 +367,94 @@ def test_blocked_dot(size, kernels, monkeypatch):
     A = rng.normal(size=(10, size // 10))
     assert np.isclose(_numerics.squared_norm(A), np.sum(A**2), rtol=1e-12)
 
+
+def weights_net(rule, seed, n_pre=30, n_post=40, d_out=2, neuron_type=None):
+    """``a.neurons -> b.neurons`` learned by ``rule`` with
+    ``modifies="weights"``, a PES readout from ``b``."""
+    neuron_type = nengo.RectifiedLinear() if neuron_type is None else neuron_type
+    rng = np.random.RandomState(seed)
+    with nengo.Network(seed=seed) as net:
+        stim = nengo.Node(lambda t: np.sin([1.3 * t, 2.1 * t, 2.9 * t]))
+        pre = nengo.Ensemble(n_pre, 3, neuron_type=neuron_type)
+        hidden = nengo.Ensemble(n_post, 3, neuron_type=neuron_type)
+        nengo.Connection(stim, pre)
+        nengo.Connection(stim, hidden)
+        out = nengo.Node(size_in=d_out)
+        readout = nengo.Connection(
+            hidden,
+            out,
+            function=lambda x: np.full(d_out, 0.1),
+            learning_rule_type=nengo.PES(learning_rate=1e-3),
+        )
+        if rule == "bp":
+            rule_type = nengo_fa.BackProp(readout, modifies="weights")
+        else:
+            rule_type = nengo_fa.FeedbackAlignment(d_out, modifies="weights")
+        layer = nengo.Connection(
+            pre.neurons,
+            hidden.neurons,
+            transform=rng.normal(scale=1e-3, size=(n_post, n_pre)),
+            learning_rule_type=rule_type,
+        )
+        error = nengo.Node(size_in=d_out)
+        nengo.Connection(out, error)
+        nengo.Connection(stim, error, transform=-rng.normal(size=(d_out, 3)))
+        nengo.Connection(error, readout.learning_rule)
+        nengo.Connection(error, layer.learning_rule)
+        net.rule_probes = {
+            key: nengo.Probe(layer.learning_rule, key, synapse=None)
+            for key in ("delta", "bias")
+        }
+        net.rule_probes["weights"] = nengo.Probe(layer, "weights", synapse=None)
+        net.rule_probes["out"] = nengo.Probe(out, synapse=None)
+    net.layer = layer
+    return net
+
+
+@pytest.mark.parametrize("rule", ["fa", "bp"])
+@pytest.mark.parametrize(
+    "neuron_type", [nengo.RectifiedLinear(), nengo.LIF()], ids=["relu", "lif"]
+)
+def test_inplace_weights_update_equals_straightforward(
+    Simulator, seed, rule, neuron_type, monkeypatch, kernels
+):
+    """``modifies="weights"``: W += u a^T in place (and, compiled, W x in
+    the same pass) gives what Nengo's (n_post, n_pre) delta plus Copy gives,
+    and no operator writes an (n_post, n_pre) temporary."""
+    net = weights_net(rule, seed, neuron_type=neuron_type)
+    fast, ops = run(net, Simulator, True, True, monkeypatch)
+    ref, _ = run(net, Simulator, False, True, monkeypatch)
+    assert_same(fast, ref)
+    W = ref["weights"]
+    assert np.max(np.abs(W[-1] - W[0])) > 1e-3 * np.max(np.abs(W[0]))
+    if Simulator is nengo.Simulator:
+        shape = W.shape[1:]
+        assert not [op for op in ops if isinstance(op, Copy) and op.dst.shape == shape]
+        (update,) = [op for op in ops if isinstance(op, SimHiddenLayerEncoderUpdate)]
+        assert update.scaled_encoders.shape == shape
+        assert (update.encode is not None) == kernels
+        products = [op for op in ops if isinstance(op, DotInc) and op.A.shape == shape]
+        assert len(products) == (0 if kernels else 1)
+
+
+def test_weights_with_two_rules_keep_generic_path(Simulator, seed, monkeypatch):
+    """A second rule on the connection changes W in the same step: Nengo's
+    delta and Copy stay."""
+    net = weights_net("fa", seed)
+    with net:
+        conn = net.layer
+        two = nengo.Connection(
+            conn.pre,
+            conn.post,
+            transform=np.zeros(conn.transform.shape),
+            learning_rule_type=[
+                nengo_fa.FeedbackAlignment(2, modifies="weights"),
+                nengo.PES(),
+            ],
+        )
+    _, ops = run(net, Simulator, True, True, monkeypatch)
+    if Simulator is nengo.Simulator:
+        shape = conn.transform.shape
+        copies = [op for op in ops if isinstance(op, Copy) and op.dst.shape == shape]
+        assert len(copies) == 2  # both rules of the second connection
+        assert two.learning_rule is not None
