@@ -34,6 +34,10 @@ def compiled(function):
     attribute; they are compiled first and bound to their names in the
     kernel's own module, which is how numba resolves them inside the caller.
     """
+    if hasattr(function, "py_func"):
+        # compiled already: a helper's module name is bound to its compiled
+        # form once a kernel that calls it is compiled
+        return function
     if function not in _compiled:
         import numba  # deferred: importing numba takes about 0.5 s
 
