@@ -525,16 +525,11 @@ class SimAlignmentDiagnostics(Operator):
             def derivative():
                 loop(J, gp, *args)
 
-        sums = kernels.compiled(kernels.alignment_sums)
-        delta_angle, feedback_angle, norm_ratio = outputs
+        diagnostics = kernels.compiled(kernels.alignment_diagnostics)
 
         def step_simalignmentdiagnostics():
             derivative()
-            bb, ww, bw, uv, uu, vv = sums(e, B, W, gp)
-            b_norm, w_norm = math.sqrt(bb), math.sqrt(ww)
-            norm_ratio[0] = b_norm / w_norm if 0 < w_norm < math.inf else math.nan
-            feedback_angle[0] = angle(bw, b_norm, w_norm)
-            delta_angle[0] = angle(uv, math.sqrt(uu), math.sqrt(vv))
+            diagnostics(e, B, W, gp, *outputs)
 
         return step_simalignmentdiagnostics
 

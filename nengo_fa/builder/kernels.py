@@ -611,6 +611,32 @@ def alignment_sums(error, B, W, gp):
 alignment_sums.numba_options = {"fastmath": {"reassoc"}}
 
 
+def angle(dot, norm_a, norm_b):
+    """Angle in degrees from a dot product and norms; NaN if a norm is 0 or
+    anything is not finite."""
+    if norm_a == 0.0 or norm_b == 0.0:
+        return math.nan
+    if not (math.isfinite(dot) and math.isfinite(norm_a) and math.isfinite(norm_b)):
+        return math.nan
+    # |dot| <= norm_a norm_b: dividing by one norm, then the other, neither
+    # overflows nor underflows where their product would
+    cos = dot / norm_a / norm_b
+    return math.degrees(math.acos(min(max(cos, -1.0), 1.0)))
+
+
+def alignment_diagnostics(error, B, W, gp, delta_angle, feedback_angle, norm_ratio):
+    """`.SimAlignmentDiagnostics` from :math:`G'(J)` (``gp``): its three
+    outputs, from `alignment_sums`."""
+    bb, ww, bw, uv, uu, vv = alignment_sums(error, B, W, gp)
+    b_norm, w_norm = math.sqrt(bb), math.sqrt(ww)
+    norm_ratio[0] = b_norm / w_norm if 0.0 < w_norm < math.inf else math.nan
+    feedback_angle[0] = angle(bw, b_norm, w_norm)
+    delta_angle[0] = angle(uv, math.sqrt(uu), math.sqrt(vv))
+
+
+alignment_diagnostics.helpers = (alignment_sums, angle)
+
+
 def rows_feedback_error(B, error, fe, scratch):
     """:math:`B e` into ``fe`` for :math:`B` of shape ``(n, d_out)``, and
     :math:`\\nu`, its RMS row norm (returned)."""
