@@ -403,6 +403,7 @@ def test_bp_works_in_either_creation_order(Simulator, seed):
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore::nengo_fa.StableRangeWarning")  # 1e10 error
 def test_nan_error_stops_before_encoders_change(Simulator):
     with nengo.Network(seed=0) as net:
         hidden = nengo.Ensemble(10, 1)
@@ -427,6 +428,7 @@ def test_nan_error_stops_before_encoders_change(Simulator):
         assert sim.n_steps == 5  # the sixth step raised
 
 
+@pytest.mark.filterwarnings("ignore::nengo_fa.StableRangeWarning")  # 5e9 input
 def test_infinite_input_stops_before_encoders_change(Simulator):
     with nengo.Network(seed=0) as net:
         hidden = nengo.Ensemble(10, 1, neuron_type=nengo.RectifiedLinear())

@@ -415,7 +415,10 @@ class NumpyStep:
             np.divide(t, m, out=dg_E)
         if not same_rates:
             kE, kg = self.c.learning_rate, self.c.gain_learning_rate
-            np.multiply(dg_E, kg / kE, out=gain_delta)
+            # with a huge ratio the product may overflow to +-inf: the gain
+            # ceiling and floor of row_scaling bound it right after
+            with np.errstate(over="ignore"):
+                np.multiply(dg_E, kg / kE, out=gain_delta)
         return dg_E, m_min, m_max
 
     def gain_step(self, c):
