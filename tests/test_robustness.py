@@ -17,13 +17,12 @@ from nengo.exceptions import BuildError, NengoWarning, SimulationError, Validati
 
 import nengo_fa
 from nengo_fa import settings
-from nengo_fa.builder import (
-    SimAlignmentDiagnostics,
-    SimAlignmentTerms,
-    SimKolenPollack,
+from nengo_fa.builder import SimAlignmentDiagnostics, SimAlignmentTerms, SimKolenPollack
+from nengo_fa.builder.hidden_layer import (
+    MAX_GAIN_FRACTION,
+    MAX_INTERCEPT,
+    FeedbackError,
 )
-from nengo_fa.builder.hidden_layer import FeedbackError
-from nengo_fa.builder.hidden_layer import MAX_GAIN_FRACTION, MAX_INTERCEPT
 
 DERIVATIVE_CALLS_AT_BUILD = 102  # one check, then 101 points for the scale
 
@@ -372,10 +371,9 @@ def test_kolen_pollack_stops_before_feedback_changes(compiled, bad):
     signals[nu] = np.zeros(1)
     step = op.make_step(signals, 0.001, None)
     # numpy warns of the overflow in W - W_prev; the operator then stops
-    with np.errstate(over="ignore"), pytest.raises(
-        SimulationError, match="forward weights W.*not changed"
-    ):
-        step()
+    with np.errstate(over="ignore"):
+        with pytest.raises(SimulationError, match="forward weights W.*not changed"):
+            step()
     assert np.array_equal(signals[B], np.ones((3, 1)))
 
 
@@ -405,10 +403,9 @@ def test_kolen_pollack_near_overflow_stops_or_steps(compiled):
             assert np.allclose(signals[B][:, 0], [1e306, 1 - 0.2 * 0.001])
             assert np.array_equal(signals[previous], signals[W])
         else:
-            with np.errstate(over="ignore"), pytest.raises(
-                SimulationError, match="overflow"
-            ):
-                step()
+            with np.errstate(over="ignore"):
+                with pytest.raises(SimulationError, match="overflow"):
+                    step()
             assert signals[B][0, 0] == b
 
 

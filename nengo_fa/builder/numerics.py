@@ -1,6 +1,5 @@
 """Small numerical helpers shared by the operators. Internal."""
 
-
 import numpy as np
 
 from nengo_fa.builder import kernels as _kernels
