@@ -71,6 +71,7 @@ RULE_PARAMS = (
     "feedback_norm",  # written: nu
     "n_bad",  # written: 1 if delta or S x holds NaN or inf
     "n_bounded",  # written: steps beyond half the mean gain (out of range)
+    "n_clipped",  # written: rows whose new gain the floor or the ceiling set
 )
 (
     _RADIUS,
@@ -86,10 +87,11 @@ RULE_PARAMS = (
     _COEF_MAX,
     GIVEN_NORM,
     _FROM_CURRENT,
-    _INPUT_SQ,
+    INPUT_SQ,
     _NORM,
     N_BAD,
     N_BOUNDED,
+    N_CLIPPED,
 ) = range(len(RULE_PARAMS))
 
 
@@ -196,7 +198,7 @@ def hidden_layer_prologue(error, FT, fe, x, scratch, params):
         nu = feedback_error(error, FT, fe, scratch, nu)
     if not 0.0 < nu < math.inf:
         return -4
-    params[_INPUT_SQ] = xx
+    params[INPUT_SQ] = xx
     params[_NORM] = nu
     return 0
 
@@ -229,7 +231,10 @@ def hidden_layer_update(
     into ``x_out``, with the arithmetic of the numpy stages
     (`nengo_fa.builder.stages.NumpyStep`): local error, bias step, step
     bounds, encoder/gain step and row scaling (`hidden_layer_finish` follows).
-    Returns the number of rows whose ``alpha`` is not 1.
+    Returns the number of rows whose ``alpha`` is not 1, and writes into
+    ``params`` how many rows' new gain the floor or the ceiling set (those
+    rows are scaled again from their measured length:
+    `nengo_fa.builder.stages.NumpyStep.measure_bounded_rows`).
     """
     r = params[_RADIUS]
     kE = params[_KE]
@@ -239,7 +244,7 @@ def hidden_layer_update(
     max_gain = params[_MAX_GAIN]
     big = params[_COEF_MAX]
     from_current = params[_FROM_CURRENT] != 0.0
-    xx = params[_INPUT_SQ]
+    xx = params[INPUT_SQ]
     # c, and the coefficients below, capped so that 0 * c is 0
     c = min(params[_SCALE] / params[_NORM], big)
     x_out[:] = x
@@ -253,6 +258,7 @@ def hidden_layer_update(
     ratio = kg / kE if kE > 0 else 0.0
     tiny = 1e-300
     n_scaled = 0
+    n_clipped = 0
     # no data-dependent branches in the loop, so that it is vectorised (one
     # more select, e.g. for G'(J), was enough to stop that; so was counting
     # the non-finite values here: `hidden_layer_finish` does that, and the
@@ -283,7 +289,9 @@ def hidden_layer_update(
             half = 0.5 * g_floor
             dg = min(max(s / g_floor * d * kgc, -half), half)
         m = g + dg_E
-        g_new = min(max(g + dg, min_gain), max_gain)
+        g_next = g + dg
+        g_new = min(max(g_next, min_gain), max_gain)
+        n_clipped += g_new != g_next
         # a row with m = 0 has no direction to scale: it stays as it is
         has_row = m > 0
         a = g_new / max(m, tiny) if has_row else 1.0
@@ -291,6 +299,7 @@ def hidden_layer_update(
         beta[i] = b * a
         gain_delta[i] = g_new - g if has_row else 0.0
         n_scaled += a != 1.0
+    params[N_CLIPPED] = n_clipped
     return n_scaled
 
 
@@ -317,7 +326,7 @@ def hidden_layer_finish(delta, current, bias, sx, gain, bias_delta, gain_delta, 
     r = params[_RADIUS]
     kb = params[_KB]
     # |d| beyond this moves a current by more than half the mean gain
-    encoder_coef = params[_KE] * c / r * math.sqrt(params[_INPUT_SQ])
+    encoder_coef = params[_KE] * c / r * math.sqrt(params[INPUT_SQ])
     coef = max(kb * c, encoder_coef)
     limit = 0.5 * params[_GAIN_SCALE] / coef if coef > 0 else math.inf
     min_gain = params[_MIN_GAIN]

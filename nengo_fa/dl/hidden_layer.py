@@ -66,7 +66,6 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         self.transpose = ops[0].transpose_feedback
         self.factored = ops[0].factored
         self.rule_names = "/".join(sorted({type_name(op) for op in ops}))
-        self.exact_gains = signals.dtype != tf.float64
         self._combine_signals(signals)
         self._feedback(signals)
         self._constants(signals.dtype)
@@ -277,12 +276,13 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         x_ops = check(gather(self.x_data), "the ensemble's input")  # (B, K, d)
         J, S = gather(self.current_data), gather(self.scaled_encoders_data)
         gain_signal, bias = gather(self.gain_data), gather(self.bias_data)
-        gain = gain_signal
-        if self.exact_gains:
-            # as the reference simulator below float64 (see NumpyStep): the
-            # gains the scaled encoders have, g = r |S_i|
-            measured = self.radius * tf.sqrt(tf.reduce_sum(tf.square(S), axis=-1))
-            gain = tf.where(self.learns_encoders, measured, gain_signal)
+        # the gains the scaled encoders have, g = r |S_i|, measured every step
+        # in every precision: the reference simulator measures them below
+        # float64 and, in float64, on rows at the gain floor or ceiling (see
+        # NumpyStep.measure_bounded_rows); here one more reduction over S
+        # costs about what sx does, and no per-row case is needed
+        measured = self.radius * tf.sqrt(tf.reduce_sum(tf.square(S), axis=-1))
+        gain = tf.where(self.learns_encoders, measured, gain_signal)
 
         fe, nu = self.feedback_error(signals, error)
         nu = check(nu, "the feedback")
@@ -299,8 +299,7 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         alpha, gain_delta = self.row_scaling(gain, dg_E, dg, ok)
         beta = alpha * beta
         bias_delta = self.bias_limits(bias_delta, gain, gain_delta, bias)
-        if self.exact_gains:
-            gain_delta = gain_delta + (gain - gain_signal)
+        gain_delta = gain_delta + (gain - gain_signal)
 
         scatter(signals, self.delta_data, delta)
         scatter(signals, self.bias_delta_data, bias_delta)
