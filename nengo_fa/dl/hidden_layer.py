@@ -111,7 +111,12 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         ops = self.ops
         self.feedback_constant = None
         self.nu = None
-        if all(op.constants.feedback_norm is not None for op in ops):
+        self.given = ops[0].feedback_error is not None  # see mergeable
+        if self.given:
+            # F e and nu, set by F's own operator (a FeedbackError)
+            self.fe_data = signals.combine([op.feedback_error.fe for op in ops])
+            self.nu_data = signals.combine([op.feedback_error.nu for op in ops])
+        elif all(op.constants.feedback_norm is not None for op in ops):
             F = np.concatenate([op.feedback.initial_value for op in ops], axis=0)
             self.feedback_constant = tf.constant(F, dtype=signals.dtype)
             self.nu = self._per_neuron(
@@ -165,6 +170,10 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
 
     def feedback_error(self, signals, error):
         """:math:`F e` per neuron, and :math:`\\nu` of each op's :math:`F`."""
+        if self.given:
+            fe = with_batch(signals.gather(self.fe_data), self.fe_data)
+            nu = with_batch(signals.gather(self.nu_data), self.nu_data)  # (B, K)
+            return fe, tf.repeat(nu, self.sizes, axis=1)
         e = repeat_per_neuron(error, self.sizes)  # (B, N or 1, d_out)
         if self.feedback_constant is not None:
             return tf.reduce_sum(self.feedback_constant * e, axis=-1), self.nu
@@ -309,6 +318,7 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         cx, cy = x.constants, y.constants
         if (
             cx.transpose_feedback != cy.transpose_feedback
+            or (x.feedback_error is None) != (y.feedback_error is None)
             or (cx.feedback_norm is None) != (cy.feedback_norm is None)
             or x.factored != y.factored
             or x.error.shape != y.error.shape
