@@ -1,39 +1,57 @@
-"""Step time of a network whose hidden layer learns, relative to PES only.
+"""Step time of networks whose hidden layers learn, relative to PES only.
 
-Every configuration builds four networks that differ only in how the hidden
-layer is treated:
+The default table (``run_rules``) times every rule on one hidden layer, for
+each configuration (neuron type, ``n`` neurons, ``d`` dimensions, ``d_out``
+outputs): ``pes``, the network with a PES-learned readout only, and the same
+network plus each rule on the connection into the hidden ensemble:
 
-``pes``
-    The baseline: a PES-learned readout from the hidden ensemble's neurons,
-    hidden encoders fixed.
-``fa`` / ``bp``
-    The same network plus `nengo_fa.FeedbackAlignment` / `nengo_fa.BackProp`
-    on the connection into the hidden ensemble.
-``fa_ref`` / ``bp_ref``
-    ``fa`` / ``bp`` built with the straightforward encoder update (Nengo's
-    generic ``(n, d)`` delta plus ``Copy``), the implementation before the
-    in-place update: the "before" of the before/after tables, measured in the
-    same run. The two give the same results (``tests/test_speed_equivalence.py``).
-``node``
-    The same network where a `nengo.Node` does feedback alignment by hand (the
-    sketch from the original request): it holds the scaled encoders and a
-    bias offset, computes the input current ``S x + b'``, and updates both
-    from ``delta = (B e) * (a > 0)`` with a fixed random ``B``.
+``fa`` / ``bp`` / ``ss``
+    `nengo_fa.FeedbackAlignment`, `nengo_fa.BackProp`, `nengo_fa.SignSymmetry`.
+``kp`` / ``sa``
+    `nengo_fa.FeedbackAlignment` whose feedback learns: `nengo_fa.KolenPollack`
+    and `nengo_fa.SymmetricAlignment` (with their alignment diagnostics).
 
-The simulators are built side by side and timed in turn, repeat after
-repeat, so that they share whatever else the machine is doing; each ratio is
-the median over the repeats of the ratio within one repeat. ``fa/node`` and
+For each it prints the step time relative to ``pes`` (``x/pes``) and the
+synapse updates per second of the whole step (``x_G/s``: the ``n d`` learned
+synapses over the step time, in billions), next to ``floor_G/s``: the same
+for one in-place BLAS rank-1 update of an ``(n, d)`` matrix (``dger`` in
+blocks of 8192 elements, single-threaded), this machine's memory floor for
+a learning step. ``--weights`` times ``a.neurons -> b.neurons`` with
+``modifies="weights"`` against the same fixed weights (``n x n`` synapses),
+``--chain`` two hidden layers whose rules are chained against the same two
+layers fixed (``2 n d`` synapses). ``--all`` runs the whole grid.
+
+``--bits`` times each rule built with ``nengo.rc`` precision 32 bits against
+64 bits (default d=784, n=1000 and 2000), with the memory floors of both.
+
+``--node`` prints the table of the earlier speed issue instead: ``pes``,
+``fa``, ``bp``; ``fa_ref`` / ``bp_ref``, the same built with the
+straightforward implementation (Nengo's generic ``(n, d)`` delta plus
+``Copy``, all numpy: the "before", measured in the same run; the two give the
+same results, ``tests/test_speed_equivalence.py``); and ``node``, the same
+network where a `nengo.Node` does feedback alignment by hand (the sketch from
+the original request): it holds the scaled encoders and a bias offset,
+computes the input current ``S x + b'``, and updates both from
+``delta = (B e) * (a > 0)`` with a fixed random ``B``. ``fa/node`` and
 ``bp/node`` compare whole steps: below 0.5, the network with the rule steps
 more than twice as fast as the one with the Node. A network's step also holds
 everything PES-only does, so no rule can go below ``1 / (node/pes)`` there.
 ``fa+/node+`` and ``bp+/node+`` compare what learning the hidden layer adds to
 a step: ``(fa - pes) / (node - pes)``, the rule's cost against the Node's.
 
-Run ``python benchmarks/speed.py`` (``--quick`` for a small subset,
-``--help`` for the options). ``--bits`` instead times `nengo_fa.FeedbackAlignment`
-and `nengo_fa.BackProp` built with ``nengo.rc`` precision 32 bits against
-64 bits, by default at d=784 and n=1000, 2000.
+The simulators of one configuration are built side by side and timed in
+turn, repeat after repeat, so that they share whatever else the machine is
+doing; each ratio is the median over the repeats of the ratio within one
+repeat. BLAS runs single-threaded (``--threads``), as the compiled loops do:
+on a busy machine, OpenBLAS's threads made PES only's ``S x`` at n=1000,
+d=784 take 8 ms instead of 0.4. ``--help`` lists the options.
 """
+
+import os
+
+# before numpy loads OpenBLAS (threadpoolctl, where installed, also sets it
+# later: see main)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
 import itertools
@@ -91,24 +109,68 @@ class NodeFA:
         return (self.S @ x + self.bias) * self.inv_gain
 
 
-def build_network(variant, n, d, d_out, seed=0, neuron_type=None):
-    """The benchmark network for one variant (see the module docstring)."""
-    neuron_type = nengo.RectifiedLinear() if neuron_type is None else neuron_type
-    rng = np.random.RandomState(seed)
-    freqs = rng.uniform(0.5, 2, size=d)
-    target_map = rng.normal(scale=1.0 / np.sqrt(d), size=(d_out, d))
-    readout_weights = rng.normal(scale=1e-3 / n, size=(d_out, n))
-    # explicit encoders, gains and biases, so that the Node sketch starts from
-    # exactly the hidden layer the rules start from
+#: The rules of the default table (see the module docstring).
+RULES = ("fa", "bp", "ss", "kp", "sa")
+#: The rules of the weights and chain tables.
+WEIGHTS_RULES = ("fa", "bp")
+CHAIN_RULES = ("fa", "bp")
+NEURONS = {"relu": nengo.RectifiedLinear, "lif": nengo.LIF}
+
+
+def rule_type(name, readout, d_out, **kwargs):
+    """The rule of variant ``name`` (``_ref`` suffix ignored) on a layer whose
+    output goes through ``readout``; None for ``pes`` and ``node``."""
+    name = name.split("_")[0]
+    if name == "fa":
+        return nengo_fa.FeedbackAlignment(error_size=d_out, **kwargs)
+    if name == "bp":
+        return nengo_fa.BackProp(readout, **kwargs)
+    if name == "ss":
+        return nengo_fa.SignSymmetry(readout, **kwargs)
+    if name == "kp":
+        return nengo_fa.FeedbackAlignment(
+            downstream=readout,
+            feedback=nengo.dists.Gaussian(0, 1e-4),
+            feedback_learning=nengo_fa.KolenPollack(),
+            **kwargs,
+        )
+    if name == "sa":
+        return nengo_fa.FeedbackAlignment(
+            downstream=readout,
+            feedback_learning=nengo_fa.SymmetricAlignment(),
+            **kwargs,
+        )
+    return None
+
+
+def hidden_ensemble(n, d, neuron_type, rng, label=None):
+    """An ensemble with explicit encoders, gains and biases (so that the Node
+    sketch starts from exactly the hidden layer the rules start from)."""
     encoders = nengo.dists.UniformHypersphere(surface=True).sample(n, d, rng=rng)
     gain, bias = neuron_type.gain_bias(
         rng.uniform(200, 400, size=n), rng.uniform(-0.9, 0.9, size=n)
     )
-    with nengo.Network(seed=seed) as net:
+    ens = nengo.Ensemble(
+        n,
+        d,
+        neuron_type=neuron_type,
+        encoders=encoders,
+        gain=gain,
+        bias=bias,
+        label=label,
+    )
+    return ens, encoders, gain
+
+
+def task(net, n, d, d_out, hidden, rng):
+    """Sines in, a random linear map of them as the target, and a
+    PES-learned readout from ``hidden``'s neurons; returns ``(stim, error,
+    readout)``."""
+    freqs = rng.uniform(0.5, 2, size=d)
+    target_map = rng.normal(scale=1.0 / np.sqrt(d), size=(d_out, d))
+    readout_weights = rng.normal(scale=1e-3 / n, size=(d_out, n))
+    with net:
         stim = nengo.Node(lambda t: np.sin(freqs * t) / np.sqrt(d))
-        hidden = nengo.Ensemble(
-            n, d, neuron_type=neuron_type, encoders=encoders, gain=gain, bias=bias
-        )
         out = nengo.Node(size_in=d_out)
         # a readout from the neurons skips the decoder solve (fast builds) and
         # starts non-zero, so BackProp has feedback from the first step
@@ -122,7 +184,17 @@ def build_network(variant, n, d, d_out, seed=0, neuron_type=None):
         nengo.Connection(out, error)
         nengo.Connection(stim, error, transform=-target_map)
         nengo.Connection(error, readout.learning_rule)
+    return stim, error, readout
 
+
+def build_network(variant, n, d, d_out, seed=0, neuron_type=None):
+    """The benchmark network for one variant (see the module docstring)."""
+    neuron_type = nengo.RectifiedLinear() if neuron_type is None else neuron_type
+    rng = np.random.RandomState(seed)
+    with nengo.Network(seed=seed) as net:
+        hidden, encoders, gain = hidden_ensemble(n, d, neuron_type, rng)
+    stim, error, readout = task(net, n, d, d_out, hidden, rng)
+    with net:
         if variant == "node":
             fa_node = nengo.Node(
                 NodeFA(encoders, gain, d_out, rng),
@@ -134,46 +206,116 @@ def build_network(variant, n, d, d_out, seed=0, neuron_type=None):
             nengo.Connection(hidden.neurons, fa_node[d + d_out :])
             nengo.Connection(fa_node, hidden.neurons, synapse=None)
         else:
-            if variant.startswith("fa"):
-                rule_type = nengo_fa.FeedbackAlignment(error_size=d_out)
-            elif variant.startswith("bp"):
-                rule_type = nengo_fa.BackProp(readout)
-            else:
-                rule_type = None
-            layer1 = nengo.Connection(stim, hidden, learning_rule_type=rule_type)
-            if rule_type is not None:
+            rule = rule_type(variant, readout, d_out)
+            layer1 = nengo.Connection(stim, hidden, learning_rule_type=rule)
+            if rule is not None:
                 nengo.Connection(error, layer1.learning_rule)
     return net
 
 
-def make_simulator(variant, n, d, d_out):
+def build_weights_network(variant, n, d, d_out, seed=0, neuron_type=None):
+    """``a.neurons -> b.neurons`` (``n`` each, full random weights), learned
+    by the rule of ``variant`` with ``modifies="weights"`` or fixed
+    (``pes``); ``a`` encodes the ``d``-dimensional input and ``b`` has the
+    PES readout of `build_network`."""
+    neuron_type = nengo.RectifiedLinear() if neuron_type is None else neuron_type
+    rng = np.random.RandomState(seed)
+    with nengo.Network(seed=seed) as net:
+        pre, _, _ = hidden_ensemble(n, d, neuron_type, rng, label="a")
+        hidden, _, _ = hidden_ensemble(n, d, neuron_type, rng, label="b")
+    stim, error, readout = task(net, n, d, d_out, hidden, rng)
+    with net:
+        nengo.Connection(stim, pre)
+        rule = rule_type(variant, readout, d_out, modifies="weights")
+        layer = nengo.Connection(
+            pre.neurons,
+            hidden.neurons,
+            transform=rng.normal(scale=1.0 / n, size=(n, n)),
+            learning_rule_type=rule,
+        )
+        if rule is not None:
+            nengo.Connection(error, layer.learning_rule)
+    return net
+
+
+def build_chain_network(variant, n, d, d_out, seed=0, neuron_type=None):
+    """Two hidden layers (``n`` neurons, ``d`` dimensions each; the second
+    decodes the first), the PES readout of `build_network` from the second;
+    the rule of ``variant`` on the connection into the second layer and,
+    chained to it, on the connection into the first (or both fixed:
+    ``pes``)."""
+    neuron_type = nengo.RectifiedLinear() if neuron_type is None else neuron_type
+    rng = np.random.RandomState(seed)
+    with nengo.Network(seed=seed) as net:
+        h1, _, _ = hidden_ensemble(n, d, neuron_type, rng, label="h1")
+        h2, _, _ = hidden_ensemble(n, d, neuron_type, rng, label="h2")
+    stim, error, readout = task(net, n, d, d_out, h2, rng)
+    with net:
+        rule = rule_type(variant, readout, d_out)
+        layer2 = nengo.Connection(h1, h2, learning_rule_type=rule)
+        lower = None
+        if variant.startswith("fa"):
+            lower = nengo_fa.FeedbackAlignment(downstream=layer2)
+        elif variant.startswith("bp"):
+            lower = nengo_fa.BackProp(layer2)
+        nengo.Connection(stim, h1, learning_rule_type=lower)
+        if rule is not None:
+            nengo.Connection(error, layer2.learning_rule)
+    return net
+
+
+BUILDERS = {
+    "encoders": build_network,
+    "weights": build_weights_network,
+    "chain": build_chain_network,
+}
+
+
+def make_simulator(variant, n, d, d_out, kind="encoders", neuron_type=None):
     """Build the network of one variant into a `nengo.Simulator`.
 
-    A variant ending in ``@32`` is built with ``nengo.rc`` precision 32 bits.
+    ``kind`` picks the network (`BUILDERS`). A variant ending in ``@32`` is
+    built with ``nengo.rc`` precision 32 bits; one ending in ``_ref`` with the
+    straightforward implementation (Nengo's generic delta plus ``Copy``, all
+    numpy).
     """
     variant, _, bits = variant.partition("@")
-    # the *_ref variants use the straightforward encoder update
-    inplace = not variant.endswith("_ref")
+    ref = variant.endswith("_ref")
+    settings = {"inplace_encoder_update": not ref}
+    if ref:
+        settings["compiled_kernels"] = False
     old_bits = nengo.rc.get("precision", "bits")
     nengo.rc.set("precision", "bits", bits or old_bits)
     try:
-        with nengo_fa.settings.override(inplace_encoder_update=inplace):
-            net = build_network(variant, n, d, d_out)
+        with nengo_fa.settings.override(**settings):
+            net = BUILDERS[kind](variant, n, d, d_out, neuron_type=neuron_type)
             return nengo.Simulator(net, progress_bar=False)
     finally:
         nengo.rc.set("precision", "bits", old_bits)
 
 
-def time_variants(n, d, d_out, repeats=5, target_s=0.1, variants=VARIANTS):
+def time_variants(
+    n,
+    d,
+    d_out,
+    repeats=5,
+    target_s=0.1,
+    variants=VARIANTS,
+    kind="encoders",
+    neuron_type=None,
+):
     """Seconds per step of each variant in each repeat, timed in turn.
 
     Returns ``{variant: array of shape (repeats,)}``. The number of steps per
-    repeat is chosen so that one PES-only run takes about ``target_s`` seconds.
+    repeat is chosen so that one run of the first variant takes about
+    ``target_s`` seconds.
     """
     sims = {}
     try:
         for variant in variants:
-            sims[variant] = make_simulator(variant, n, d, d_out)
+            sims[variant] = make_simulator(
+                variant, n, d, d_out, kind=kind, neuron_type=neuron_type
+            )
         for sim in sims.values():
             sim.run_steps(10)  # warm up
         base = sims[variants[0]]
@@ -226,34 +368,148 @@ def run(sizes, repeats=5, target_s=0.1, out=sys.stdout):
     return rows
 
 
-BITS_COLUMNS = ("n", "d", "d_out", "fa_us", "fa32/fa", "bp_us", "bp32/bp")
+def memory_floor(rows, cols, dtype=np.float64, repeats=5, target_s=0.05):
+    """Seconds of one in-place BLAS rank-1 update of a ``(rows, cols)``
+    matrix (the median of ``repeats``): ``dger`` (``sger``) on row blocks of
+    8192 elements or fewer, single-threaded, as the rules' numpy code does
+    it (`nengo_fa.builder.encoder_update`)."""
+    from nengo_fa.builder.encoder_update import GER_BLOCK, inplace_ger
+
+    rng = np.random.RandomState(0)
+    S = rng.normal(size=(rows, cols)).astype(dtype)
+    x = rng.normal(size=cols).astype(dtype)
+    beta = rng.normal(scale=1e-9, size=rows).astype(dtype)
+    block = max(1, GER_BLOCK // cols)
+    ger = inplace_ger(S[:block])
+    blocks = [(S[i : i + block].T, beta[i : i + block]) for i in range(0, rows, block)]
+
+    def update():
+        for S_rows_T, beta_rows in blocks:
+            ger(1.0, x, beta_rows, a=S_rows_T, overwrite_a=True)
+
+    update()
+    t0 = time.perf_counter()
+    update()
+    calls = int(np.clip(target_s / max(time.perf_counter() - t0, 1e-7), 1, 10000))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            update()
+        times.append((time.perf_counter() - t0) / calls)
+    return float(np.median(times))
 
 
-def run_bits(sizes, repeats=5, target_s=0.1, out=sys.stdout):
-    """Time FA and BP in float64 and float32 (``nengo.rc`` precision), in
-    turn, and print the table of the float32 step time relative to float64."""
+def synapses(kind, n, d):
+    """How many synapses learn in a network of ``kind``."""
+    return {"encoders": n * d, "weights": n * n, "chain": 2 * n * d}[kind]
+
+
+def rules_columns(rules):
+    """The columns of `run_rules`'s table for ``rules``."""
+    per_rule = [c for r in rules for c in (f"{r}/pes", f"{r}_G/s")]
+    return ["neuron", "n", "d", "d_out", "pes_us", "floor_G/s"] + per_rule
+
+
+def run_rules(
+    configs,
+    rules=RULES,
+    kind="encoders",
+    repeats=5,
+    target_s=0.1,
+    bits=None,
+    out=sys.stdout,
+):
+    """Time ``rules`` against PES only in each configuration
+    ``(neuron, n, d, d_out)`` (``neuron`` a key of `NEURONS`), with networks
+    of ``kind`` (`BUILDERS`), and print the table (`rules_columns`): ratios,
+    synapse updates per second, and the memory floor. ``bits="32"`` builds
+    every variant in float32.
+
+    Returns the table as a list of dicts keyed by the columns.
+    """
+    columns = rules_columns(rules)
     rows = []
-    print(" ".join(f"{c:>10}" for c in BITS_COLUMNS), file=out)
-    variants = ("fa", "fa@32", "bp", "bp@32")
-    for n, d, d_out in sizes:
+    print(format_header(columns), file=out)
+    suffix = "" if bits is None else f"@{bits}"
+    dtype = np.float32 if bits == "32" else np.float64
+    for neuron, n, d, d_out in configs:
+        variants = [v + suffix for v in ("pes",) + tuple(rules)]
         t = time_variants(
-            n, d, d_out, repeats=repeats, target_s=target_s, variants=variants
+            n,
+            d,
+            d_out,
+            repeats=repeats,
+            target_s=target_s,
+            variants=variants,
+            kind=kind,
+            neuron_type=NEURONS[neuron](),
         )
+        count = synapses(kind, n, d)
+        rows_cols = (n, n) if kind == "weights" else (n, d)
+        floor = memory_floor(*rows_cols, dtype=dtype, repeats=repeats)
+        pes = t[variants[0]]
         row = {
+            "neuron": neuron,
             "n": n,
             "d": d,
             "d_out": d_out,
-            "fa_us": float(np.median(t["fa"])) * 1e6,
-            "fa32/fa": median_ratio(t["fa@32"], t["fa"]),
-            "bp_us": float(np.median(t["bp"])) * 1e6,
-            "bp32/bp": median_ratio(t["bp@32"], t["bp"]),
+            "pes_us": float(np.median(pes)) * 1e6,
+            "floor_G/s": count / floor * 1e-9,
         }
+        for rule, variant in zip(rules, variants[1:]):
+            row[f"{rule}/pes"] = median_ratio(t[variant], pes)
+            row[f"{rule}_G/s"] = count / float(np.median(t[variant])) * 1e-9
         rows.append(row)
-        cells = [
-            f"{row[c]:>10d}" if isinstance(row[c], int) else f"{row[c]:>10.2f}"
-            for c in BITS_COLUMNS
+        print(format_row(row, columns), file=out, flush=True)
+    return rows
+
+
+BITS_COLUMNS = (
+    "rule",
+    "n",
+    "d",
+    "d_out",
+    "us",
+    "G/s",
+    "32_G/s",
+    "32/64",
+    "floor_G/s",
+    "floor32_G/s",
+)
+
+
+def run_bits(sizes, rules=("fa", "bp"), repeats=5, target_s=0.1, out=sys.stdout):
+    """Time ``rules`` in float64 and float32 (``nengo.rc`` precision), in
+    turn, and print one row per rule and size: the float64 step time, the
+    synapse updates per second of both, the float32 step time relative to
+    float64, and the memory floor in both precisions."""
+    rows = []
+    print(format_header(BITS_COLUMNS), file=out)
+    for n, d, d_out in sizes:
+        variants = [v for r in rules for v in (r, f"{r}@32")]
+        t = time_variants(
+            n, d, d_out, repeats=repeats, target_s=target_s, variants=variants
+        )
+        floors = [
+            memory_floor(n, d, dtype, repeats) for dtype in (np.float64, np.float32)
         ]
-        print(" ".join(cells), file=out, flush=True)
+        for rule in rules:
+            t64, t32 = t[rule], t[f"{rule}@32"]
+            row = {
+                "rule": rule,
+                "n": n,
+                "d": d,
+                "d_out": d_out,
+                "us": float(np.median(t64)) * 1e6,
+                "G/s": n * d / float(np.median(t64)) * 1e-9,
+                "32_G/s": n * d / float(np.median(t32)) * 1e-9,
+                "32/64": median_ratio(t32, t64),
+                "floor_G/s": n * d / floors[0] * 1e-9,
+                "floor32_G/s": n * d / floors[1] * 1e-9,
+            }
+            rows.append(row)
+            print(format_row(row, BITS_COLUMNS), file=out, flush=True)
     return rows
 
 
@@ -262,16 +518,36 @@ def median_ratio(a, b):
     return float(np.median(a / b))
 
 
-def format_header():
-    return " ".join(f"{c:>10}" for c in COLUMNS)
+def format_header(columns=COLUMNS):
+    return " ".join(f"{c:>10}" for c in columns)
 
 
-def format_row(row):
+def format_row(row, columns=COLUMNS):
     cells = []
-    for c in COLUMNS:
+    for c in columns:
         v = row[c]
-        cells.append(f"{v:>10d}" if isinstance(v, int) else f"{v:>10.2f}")
+        if isinstance(v, str):
+            cells.append(f"{v:>10}")
+        elif isinstance(v, int):
+            cells.append(f"{v:>10d}")
+        elif c.endswith("G/s"):
+            cells.append(f"{v:>10.3g}")
+        else:
+            cells.append(f"{v:>10.2f}")
     return " ".join(cells)
+
+
+#: The default table: every rule on both neuron types at the sizes of the
+#: issue's table and at d=784 (``--all``: the whole grid, `grid`).
+DEFAULT_CONFIGS = [
+    (neuron, n, d, 10)
+    for neuron in NEURONS
+    for n, d in ((100, 2), (1000, 64), (1000, 784))
+]
+
+
+def grid(neurons, ns, ds, d_outs):
+    return list(itertools.product(neurons, ns, ds, d_outs))
 
 
 def main(argv=None):
@@ -279,10 +555,30 @@ def main(argv=None):
     parser.add_argument(
         "--quick", action="store_true", help="one small configuration, fast"
     )
-    parser.add_argument("--n", type=int, nargs="+", default=[100, 1000, 5000])
-    parser.add_argument("--d", type=int, nargs="+", default=[2, 64])
-    parser.add_argument("--d-out", type=int, nargs="+", default=[1, 10])
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="the whole grid: every rule x {relu, lif} x n {100, 1000, 5000} x "
+        "d {2, 64, 784}, and the weights and chain tables",
+    )
+    parser.add_argument("--neuron", nargs="+", choices=sorted(NEURONS))
+    parser.add_argument("--n", type=int, nargs="+")
+    parser.add_argument("--d", type=int, nargs="+")
+    parser.add_argument("--d-out", type=int, nargs="+")
+    parser.add_argument("--rules", nargs="+", help=f"a subset of {RULES}")
+    parser.add_argument(
+        "--weights", action="store_true", help="the weights table instead"
+    )
+    parser.add_argument("--chain", action="store_true", help="the chain table instead")
+    parser.add_argument(
+        "--float32",
+        action="store_true",
+        help="build every network of the rules tables in float32",
+    )
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="BLAS threads (default 1)"
+    )
     parser.add_argument(
         "--target-s",
         type=float,
@@ -292,29 +588,77 @@ def main(argv=None):
     parser.add_argument(
         "--bits",
         action="store_true",
-        help="time FA and BP in float32 against float64 instead "
+        help="time the rules in float32 against float64 instead "
         "(default sizes: n 1000 2000, d 784, d_out 10)",
+    )
+    parser.add_argument(
+        "--node",
+        action="store_true",
+        help="the table of the earlier speed issue (relu; FA, BP, their "
+        "straightforward implementations and the Node sketch; default sizes "
+        "n 100 1000 5000, d 2 64, d_out 1 10)",
     )
     args = parser.parse_args(argv)
     nengo.rc["decoder_cache"]["enabled"] = "False"
-    if args.bits:
-        n = args.n if args.n != parser.get_default("n") else [1000, 2000]
-        d = args.d if args.d != parser.get_default("d") else [784]
-        d_out = args.d_out if args.d_out != parser.get_default("d_out") else [10]
-        print(f"# float32/float64 timed in turn, {args.repeats} repeats")
-        sizes = list(itertools.product(n, d, d_out))
-        return run_bits(sizes, repeats=args.repeats, target_s=args.target_s)
-    if args.quick:
-        sizes = [(100, 2, 1), (1000, 64, 10)]
-        repeats, target_s = 3, 0.02
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # then OPENBLAS_NUM_THREADS, set above, holds
+        pass
     else:
-        sizes = list(itertools.product(args.n, args.d, args.d_out))
-        repeats, target_s = args.repeats, args.target_s
+        threadpool_limits(args.threads)
+    repeats, target_s = args.repeats, args.target_s
+    if args.quick:
+        repeats, target_s = 3, 0.02
+
+    def pick(value, default):
+        return default if value is None else value
+
+    bits = "32" if args.float32 else None
     print(
-        f"# variants timed in turn, {repeats} repeats; pes_us: median us per "
-        "PES-only step; ratios: median over repeats; x+: x - pes"
+        f"# variants timed in turn, {repeats} repeats; ratios: median over "
+        "repeats; G/s: learned synapses per second of the whole step, 1e9"
     )
-    return run(sizes, repeats=repeats, target_s=target_s)
+    if args.node:
+        sizes = itertools.product(
+            pick(args.n, [100, 1000, 5000]),
+            pick(args.d, [2, 64]),
+            pick(args.d_out, [1, 10]),
+        )
+        return run(list(sizes), repeats=repeats, target_s=target_s)
+    if args.bits:
+        sizes = itertools.product(
+            pick(args.n, [1000, 2000]), pick(args.d, [784]), pick(args.d_out, [10])
+        )
+        rules = pick(args.rules, list(RULES))
+        return run_bits(list(sizes), rules=rules, repeats=repeats, target_s=target_s)
+    neurons = pick(args.neuron, list(NEURONS))
+    tables = []
+    if args.weights or args.all:
+        configs = grid(neurons, pick(args.n, [100, 1000]), [8], pick(args.d_out, [10]))
+        tables.append(("weights", WEIGHTS_RULES, configs))
+    if args.chain or args.all:
+        configs = grid(neurons, pick(args.n, [100, 1000]), pick(args.d, [2, 64]), [10])
+        tables.append(("chain", CHAIN_RULES, configs))
+    if args.all or not (args.weights or args.chain):
+        if args.quick:
+            configs = [("relu", 100, 2, 1), ("lif", 1000, 64, 10)]
+        elif args.all or any(v is not None for v in (args.n, args.d, args.d_out)):
+            configs = grid(
+                neurons,
+                pick(args.n, [100, 1000, 5000]),
+                pick(args.d, [2, 64, 784]),
+                pick(args.d_out, [10]),
+            )
+        else:
+            configs = [c for c in DEFAULT_CONFIGS if c[0] in neurons]
+        tables.insert(0, ("encoders", pick(args.rules, list(RULES)), configs))
+    results = {}
+    for kind, rules, configs in tables:
+        print(f"# {kind}", flush=True)
+        results[kind] = run_rules(
+            configs, rules, kind, repeats=repeats, target_s=target_s, bits=bits
+        )
+    return results
 
 
 if __name__ == "__main__":

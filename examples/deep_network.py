@@ -39,7 +39,7 @@ import nengo
 import numpy as np
 
 import nengo_fa
-from nengo_fa.utils import Schedule, gate, show_or_save, train_freeze_test
+from nengo_fa.utils import gated_error, show_or_save, train_freeze_test
 
 SCALE = float(os.environ.get("NENGO_FA_EXAMPLE_SCALE", "1"))
 
@@ -108,12 +108,7 @@ def build(rule="bp", seed=0, n1=10, n2=20, t_train=None):
         nengo.Connection(net.out, net.error)
         nengo.Connection(net.stim, net.error, function=product, transform=-1)
         # learning stops when the error that the rules get is gated to zero
-        net.learning = nengo.Node(
-            1.0 if t_train is None else Schedule(t_train), label="learning"
-        )
-        gated = nengo.Node(gate, size_in=2, label="gated error")
-        nengo.Connection(net.learning, gated[0], synapse=None)
-        nengo.Connection(net.error, gated[1], synapse=None)
+        net.learning, gated = gated_error(net.error, t_train)
         nengo.Connection(gated, readout.learning_rule)
         if rule_h2 is not None:
             nengo.Connection(gated, into_h2.learning_rule)

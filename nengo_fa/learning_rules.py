@@ -201,9 +201,10 @@ class HiddenLayerRule(LearningRuleType):
     the frozen one rises. With :math:`|e_0|` the error the hidden layer starts
     from and :math:`T_{train}` the training time, the rates should satisfy
     :math:`1 / (|e_0| T_{train}) \lesssim \kappa \lesssim 1 / (|e_0|
-    T_{sweep})`. The default, 0.3 for all three rates, satisfies it for
-    errors of about 0.1-0.3 and inputs that sweep their range within about
-    20 s, with a minute or so of training; lower the rates for inputs that
+    T_{sweep})`. The default, 0.3 for all three rates (0.7 for
+    `.FeedbackAlignment`, whose steps descend only in part), satisfies it
+    for errors of about 0.1-0.3 and inputs that sweep their range within
+    about 20 s, with a minute or so of training; lower the rates for inputs that
     sweep more slowly, raise them when adapting to the latest input is the
     goal. The docs' theory page ("Learning versus tracking") derives this and
     gives the measurements.
@@ -373,11 +374,16 @@ class FeedbackAlignment(HiddenLayerRule):
         follows the model seed). Its overall scale does not matter: the update
         is normalised by the RMS row norm of :math:`B`.
     learning_rate : float, optional
-        Rate for the encoder directions (or the weights). 0 freezes them.
+        Rate for the encoder directions (or the weights); default 0.7. 0
+        freezes them. Higher than `.BackProp`'s 0.3 because random feedback
+        descends the loss only along the part of its local error aligned
+        with backpropagation's (``delta_angle`` settles at 45-65 degrees):
+        0.3 / cos(60 degrees) is about 0.7 (docs: theory, "Learning versus
+        tracking").
     gain_learning_rate : float, optional
-        Rate for the gains. 0 freezes them.
+        Rate for the gains; default 0.7. 0 freezes them.
     bias_learning_rate : float, optional
-        Rate for the biases. 0 freezes them.
+        Rate for the biases; default 0.7. 0 freezes them.
     derivative : callable, optional
         ``f(J)`` returning :math:`G'(J)`; by default looked up for the
         ensemble's neuron type in `nengo_fa.neurons`.
@@ -658,11 +664,12 @@ class BackProp(_LiveFeedbackRule):
         is made (see Chaining in `.HiddenLayerRule`). Otherwise (e.g. a
         `nengo.PES` readout), connect the output error to this rule.
     learning_rate : float, optional
-        Rate for the encoder directions (or the weights). 0 freezes them.
+        Rate for the encoder directions (or the weights); default 0.3. 0
+        freezes them.
     gain_learning_rate : float, optional
-        Rate for the gains. 0 freezes them.
+        Rate for the gains; default 0.3. 0 freezes them.
     bias_learning_rate : float, optional
-        Rate for the biases. 0 freezes them.
+        Rate for the biases; default 0.3. 0 freezes them.
     derivative : callable, optional
         ``f(J)`` returning :math:`G'(J)`; by default looked up for the
         ensemble's neuron type in `nengo_fa.neurons`.
@@ -752,11 +759,12 @@ class SignSymmetry(_LiveFeedbackRule):
     downstream : Connection
         As for `.BackProp`; chaining works the same way.
     learning_rate : float, optional
-        Rate for the encoder directions (or the weights). 0 freezes them.
+        Rate for the encoder directions (or the weights); default 0.3. 0
+        freezes them.
     gain_learning_rate : float, optional
-        Rate for the gains. 0 freezes them.
+        Rate for the gains; default 0.3. 0 freezes them.
     bias_learning_rate : float, optional
-        Rate for the biases. 0 freezes them.
+        Rate for the biases; default 0.3. 0 freezes them.
     derivative : callable, optional
         ``f(J)`` returning :math:`G'(J)`; by default looked up for the
         ensemble's neuron type in `nengo_fa.neurons`.

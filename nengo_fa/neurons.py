@@ -8,7 +8,8 @@ neuron types to ``G'``:
 
 - `make_derivative` returns a `Derivative` for one built ensemble: an object
   called as ``derivative(J, out)``, which pickles (so a running simulator does)
-  and says how NengoDL computes it (`Derivative.tensorflow_form`);
+  and says how NengoDL and the reference simulator's compiled loops compute it
+  (`Derivative.tensorflow_form`, `Derivative.compiled_form`);
 - `register_derivative` adds the derivative of a new neuron type to the registry;
 - `smoothed_lif_derivative` is the smoothed ("soft") LIF derivative, the surrogate
   used for `nengo.LIFRate` and `nengo.LIF`, whose exact derivative is singular at
@@ -46,6 +47,8 @@ from nengo.neurons import (
     SpikingRectifiedLinear,
     Tanh,
 )
+
+from nengo_fa import derivative_kernels
 
 try:
     from nengo_extras.neurons import SoftLIFRate
@@ -92,13 +95,18 @@ class Derivative:
         ``"logistic"`` or ``"lif"``, see `nengo_fa.dl`) and its scalar
         parameters; None for derivatives that are Python code only (tabulated,
         registered by users, or given to a rule as a function).
-    rectified_linear_amplitude : float
-        :math:`a` when :math:`G'(J) = a [J > 0]` (which the reference
-        builder's compiled loop computes itself), else 0.
+    compiled_form : (callable, float, tuple) or None
+        How the reference simulator's compiled step computes the same
+        derivative: ``(loop, scale, params)``, where ``loop(J, out, scale,
+        *params)`` is a plain-Python loop over the neurons that numba compiles
+        (`nengo_fa.builder.kernels.compiled`; helper functions it calls are
+        listed in its ``helpers`` attribute) and writes ``scale`` times
+        :math:`G'(J)` into ``out`` (see `nengo_fa.derivative_kernels`); None
+        for derivatives that the step calls as Python code.
     """
 
     tensorflow_form = None
-    rectified_linear_amplitude = 0.0
+    compiled_form = None
 
     def __call__(self, J, out):
         raise NotImplementedError
@@ -304,9 +312,8 @@ class RectifiedLinearDerivative(Derivative):
 
     def __init__(self, amplitude):
         self.amplitude = amplitude
-        # lets the reference builder compute G'(J) inside its compiled loop
-        self.rectified_linear_amplitude = float(amplitude)
         self.tensorflow_form = ("relu", {"scale": amplitude})
+        self.compiled_form = (derivative_kernels.relu_loop, float(amplitude), ())
 
     def __call__(self, J, out):
         # measured 3x faster than np.heaviside, despite the cast from bool
@@ -348,6 +355,11 @@ class LogisticDerivative(Derivative):
         self.scale = scale
         self.slope = slope
         self.tensorflow_form = ("logistic", {"scale": scale, "slope": slope})
+        self.compiled_form = (
+            derivative_kernels.logistic_loop,
+            float(scale),
+            (float(slope),),
+        )
         self._e = np.empty(shape)
         self._denom = np.empty(shape)
 
@@ -399,6 +411,13 @@ class SmoothedLIFDerivative(Derivative):
         self._log_sigma = np.log(sigma)
         self._y_tail = LIF_TAIL - max(self._log_sigma, 0.0)
         self._buffers = tuple(np.empty(shape) for _ in range(4))
+        constants = (tau_rc, tau_ref, sigma, self._log_sigma, self._y_tail)
+        self.compiled_form = (
+            derivative_kernels.smoothed_lif_loop,
+            float(amplitude * tau_rc),
+            tuple(float(v) for v in constants)
+            + (np.empty(shape, dtype=np.intp), self._buffers[0]),
+        )
         self._tail = np.empty(shape, dtype=bool)
 
     def __call__(self, J, out):
@@ -601,13 +620,15 @@ class ScaledDerivative(Derivative):
     def __init__(self, base, amplitude):
         self.base = base
         self.amplitude = amplitude
-        base_amplitude = getattr(base, "rectified_linear_amplitude", 0.0)
-        self.rectified_linear_amplitude = base_amplitude * amplitude
         base_form = getattr(base, "tensorflow_form", None)
         if base_form is not None:
             family, params = base_form
             params = dict(params, scale=params["scale"] * amplitude)
             self.tensorflow_form = (family, params)
+        base_compiled = getattr(base, "compiled_form", None)
+        if base_compiled is not None:
+            loop, scale, params = base_compiled
+            self.compiled_form = (loop, scale * amplitude, params)
 
     def __call__(self, J, out):
         self.base(J, out)
@@ -681,6 +702,11 @@ class InterpolatedDerivative(Derivative):
         self.last = len(table) - 1
         self.values = np.array(table, dtype=float)
         self.slopes = np.diff(self.values)
+        self.compiled_form = (
+            derivative_kernels.interpolated_loop,
+            1.0,
+            (float(self.J0), float(self.inv_dJ), self.values, self.slopes),
+        )
         self._pos = np.empty(n)
         self._index_f = np.empty(n)
         self._index = np.empty(n, dtype=np.intp)

@@ -11,10 +11,13 @@ pickles with it.
     scaled encoders (`.SimHiddenLayerEncoderUpdate`), where that gives the same
     result as Nengo's generic path (an ``(n, d)`` delta signal added by a
     ``Copy``): when the rule is the only one learning that ensemble's encoders
-    and the model is built from a network. False always uses the generic path,
+    and the model is built from a network; and, the same way, a
+    ``modifies="weights"`` rule's update of its connection's weights when it is
+    the only rule on that connection. False always uses the generic path,
     the straightforward implementation the fast one is tested against.
 ``compiled_kernels`` (default True)
-    Run the per-neuron work of the update in compiled loops
+    Run the per-neuron work of the update, the derivatives, learned and sign
+    feedback and the alignment diagnostics in compiled loops
     (``nengo_fa.builder.kernels``, with numba). False uses numpy code, which
     gives the same results up to rounding. Ignored (always False) when numba is
     not installed.

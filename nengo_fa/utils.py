@@ -1,17 +1,17 @@
 """Small helpers for nengo_fa's example scripts.
 
-`Schedule` and `gate` stop learning at a given time, the way the examples
-and benchmarks measure what a network keeps (train, freeze, test)::
+`gated_error` (built from `Schedule` and `gate`) stops learning at a given
+time, the way the examples and benchmarks measure what a network keeps
+(train, freeze, test)::
 
-    learning = nengo.Node(Schedule(t_train))  # 1, then 0
-    gated = nengo.Node(gate, size_in=1 + error.size_out)
-    nengo.Connection(learning, gated[0], synapse=None)
-    nengo.Connection(error, gated[1:], synapse=None)
+    learning, gated = gated_error(error, t_train)  # inside the network
     nengo.Connection(gated, conn.learning_rule)  # for every rule
 """
 
 import pathlib
 import sys
+
+import nengo
 
 
 class Schedule:
@@ -30,12 +30,30 @@ def gate(t, x):
     return x[0] * x[1:]
 
 
+def gated_error(error, t_train=None):
+    """Nodes that pass ``error`` on while learning is on, and 0 once it is off.
+
+    Made in the current network. ``learning`` outputs 1 until ``t_train``
+    and 0 after (a constant 1 without ``t_train``: a slider in Nengo GUI);
+    ``gated`` outputs ``error`` times it. Connect ``gated`` to every
+    learning rule (`nengo.PES` included) instead of ``error``. Returns
+    ``(learning, gated)``.
+    """
+    learning = nengo.Node(
+        1.0 if t_train is None else Schedule(t_train), label="learning"
+    )
+    gated = nengo.Node(gate, size_in=1 + error.size_out, label="gated error")
+    nengo.Connection(learning, gated[0], synapse=None)
+    nengo.Connection(error, gated[1:], synapse=None)
+    return learning, gated
+
+
 def train_freeze_test(build, variants, t_train, t_test, title, seed=0):
     """Train each variant of a network, stop learning, test it; plot both.
 
     ``build(rule, seed=seed, t_train=t_train)`` makes the network of each
     ``rule`` in ``variants`` (a dict ``{rule: label}``), whose rules stop
-    learning at ``t_train`` (e.g. through `Schedule` and `gate`), with the
+    learning at ``t_train`` (e.g. through `gated_error`), with the
     probes ``p_error``, ``p_out`` and ``p_target``. Each runs for ``t_train
     + t_test`` seconds. Returns a figure (the squared error over time, and
     the frozen networks' outputs against the target) and, for each label,
@@ -44,7 +62,6 @@ def train_freeze_test(build, variants, t_train, t_test, title, seed=0):
     and over the last quarter of training (``"online"``).
     """
     import matplotlib.pyplot as plt  # deferred: nengo_fa does not need it
-    import nengo
     import numpy as np
 
     fig, (ax_err, ax_out) = plt.subplots(2, 1, figsize=(9, 7), layout="constrained")

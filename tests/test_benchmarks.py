@@ -9,6 +9,7 @@ import pathlib
 import sys
 
 import numpy as np
+import pytest
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -50,12 +51,32 @@ def test_speed_prints_ratio_table(capsys):
 
 def test_speed_bits_prints_ratio_table(capsys):
     speed = load("speed")
-    rows = speed.run_bits([(20, 3, 2)], repeats=1, target_s=0.001)
-    lines = table(capsys.readouterr().out, "n")
+    rows = speed.run_bits([(20, 3, 2)], rules=("fa", "kp"), repeats=1, target_s=0.001)
+    lines = table(capsys.readouterr().out, "rule")
     assert lines[0] == list(speed.BITS_COLUMNS)
-    assert [int(v) for v in lines[1][:3]] == [20, 3, 2]
-    assert all(float(v) > 0 for v in lines[1][3:])
+    assert [line[0] for line in lines[1:]] == ["fa", "kp"]
+    for line in lines[1:]:
+        assert [int(v) for v in line[1:4]] == [20, 3, 2]
+        assert all(float(v) > 0 for v in line[4:])
     assert set(rows[0]) == set(speed.BITS_COLUMNS)
+
+
+@pytest.mark.parametrize("kind", ["encoders", "weights", "chain"])
+def test_speed_rules_prints_table(capsys, kind):
+    """The table of every rule (or the weights and chain tables): ratios to
+    PES only, synapse updates per second and the memory floor."""
+    speed = load("speed")
+    rules = {"encoders": speed.RULES, "weights": ("fa",), "chain": ("bp",)}[kind]
+    rows = speed.run_rules(
+        [("lif", 20, 2, 1)], rules=rules, kind=kind, repeats=1, target_s=0.001
+    )
+    lines = table(capsys.readouterr().out, "neuron")
+    columns = speed.rules_columns(rules)
+    assert lines[0] == columns
+    assert len(lines) == 2 and len(lines[1]) == len(columns)
+    assert lines[1][0] == "lif" and [int(v) for v in lines[1][1:4]] == [20, 2, 1]
+    assert all(float(v) > 0 for v in lines[1][4:])
+    assert set(rows[0]) == set(columns)
 
 
 def test_memory_prints_ratio_table(capsys):

@@ -58,11 +58,19 @@ def two_layer(rule, seed, n_neurons=40, d=3, d_out=2, neuron_type=None, extra=Fa
         elif rule == "ss":
             rule_type = nengo_fa.SignSymmetry(readout)
         elif rule == "kp":
-            # learned feedback that is not a transpose: F e outside the loop
+            # learned feedback: F e and the update in one pass, F's own
             rule_type = nengo_fa.FeedbackAlignment(
                 downstream=readout,
                 feedback=nengo.dists.Gaussian(0, 1e-2),
                 feedback_learning=nengo_fa.KolenPollack(),
+            )
+        elif rule == "terms":
+            # every term of AlignmentTerms, with activities
+            rule_type = nengo_fa.FeedbackAlignment(
+                downstream=readout,
+                feedback_learning=nengo_fa.AlignmentTerms(
+                    learning_rate=3.0, decay=0.1, self_=1, amp=1, sparse=0.5, null=1
+                ),
             )
         else:
             rule_type = nengo_fa.FeedbackAlignment(error_size=d_out)
@@ -80,8 +88,11 @@ def two_layer(rule, seed, n_neurons=40, d=3, d_out=2, neuron_type=None, extra=Fa
                 learning_rule_type=nengo_fa.FeedbackAlignment(error_size=d_out),
             )
             nengo.Connection(error, layer2.learning_rule)
+        keys = KEYS
+        if rule in ("kp", "terms"):
+            keys += ("feedback", "delta_angle", "feedback_angle", "norm_ratio")
         net.rule_probes = {
-            key: nengo.Probe(layer1.learning_rule, key, synapse=None) for key in KEYS
+            key: nengo.Probe(layer1.learning_rule, key, synapse=None) for key in keys
         }
         net.rule_probes["out"] = nengo.Probe(out, synapse=None)
     net.hidden, net.layer1 = hidden, layer1
@@ -89,7 +100,11 @@ def two_layer(rule, seed, n_neurons=40, d=3, d_out=2, neuron_type=None, extra=Fa
 
 
 def run(net, Simulator, factored, optimize, monkeypatch, steps=300):
-    with settings.override(inplace_encoder_update=factored):
+    """Run ``net``: the fast path (with the compiled loops if the ``kernels``
+    fixture says so) or, without ``factored``, the straightforward one,
+    all numpy."""
+    ref = {} if factored else {"compiled_kernels": False}
+    with settings.override(inplace_encoder_update=factored, **ref):
         sim = Simulator(net, optimize=optimize, progress_bar=False)
     with sim:
         sim.run_steps(steps)
@@ -99,8 +114,11 @@ def run(net, Simulator, factored, optimize, monkeypatch, steps=300):
 
 def assert_same(fast, ref):
     for key in ref:
-        scale = np.max(np.abs(ref[key]))
-        assert np.allclose(fast[key], ref[key], rtol=1e-12, atol=1e-12 * scale), key
+        # (the diagnostics are NaN while they are undefined)
+        scale = np.nanmax(np.abs(ref[key]))
+        assert np.allclose(
+            fast[key], ref[key], rtol=1e-12, atol=1e-12 * scale, equal_nan=True
+        ), key
 
 
 @pytest.mark.parametrize("rule", ["fa", "bp"])
@@ -138,7 +156,7 @@ def test_factored_update_equals_straightforward(
         assert len(encodings) == (0 if kernels else 1)
 
 
-@pytest.mark.parametrize("rule", ["ss", "kp"])
+@pytest.mark.parametrize("rule", ["ss", "kp", "terms"])
 def test_factored_update_equals_straightforward_live_feedback(
     Simulator, seed, rule, monkeypatch
 ):
@@ -153,12 +171,15 @@ def test_factored_update_equals_straightforward_live_feedback(
 @pytest.mark.parametrize(
     "neuron_type",
     [
+        # each with its compiled derivative (Derivative.compiled_form)
         nengo.LIF(),
-        # G'(J) computed in the compiled loop, with an amplitude
         nengo.RectifiedLinear(amplitude=0.5),
         nengo.RegularSpiking(nengo.RectifiedLinear(amplitude=0.5), amplitude=3.0),
+        nengo.Tanh(),
+        nengo.AdaptiveLIF(),
+        nengo.Izhikevich(),
     ],
-    ids=["lif", "relu-amplitude", "regular-spiking"],
+    ids=["lif", "relu-amplitude", "regular-spiking", "tanh", "adaptive-lif", "izh"],
 )
 def test_factored_update_equals_straightforward_neurons(
     Simulator, seed, neuron_type, monkeypatch
@@ -345,3 +366,95 @@ def test_blocked_dot(size, kernels, monkeypatch):
     assert np.isclose(_numerics.blocked_dot(a, b), np.dot(a, b), rtol=1e-12)
     A = rng.normal(size=(10, size // 10))
     assert np.isclose(_numerics.squared_norm(A), np.sum(A**2), rtol=1e-12)
+
+
+def weights_net(rule, seed, n_pre=30, n_post=40, d_out=2, neuron_type=None):
+    """``a.neurons -> b.neurons`` learned by ``rule`` with
+    ``modifies="weights"``, a PES readout from ``b``."""
+    neuron_type = nengo.RectifiedLinear() if neuron_type is None else neuron_type
+    rng = np.random.RandomState(seed)
+    with nengo.Network(seed=seed) as net:
+        stim = nengo.Node(lambda t: np.sin([1.3 * t, 2.1 * t, 2.9 * t]))
+        pre = nengo.Ensemble(n_pre, 3, neuron_type=neuron_type)
+        hidden = nengo.Ensemble(n_post, 3, neuron_type=neuron_type)
+        nengo.Connection(stim, pre)
+        nengo.Connection(stim, hidden)
+        out = nengo.Node(size_in=d_out)
+        readout = nengo.Connection(
+            hidden,
+            out,
+            function=lambda x: np.full(d_out, 0.1),
+            learning_rule_type=nengo.PES(learning_rate=1e-3),
+        )
+        if rule == "bp":
+            rule_type = nengo_fa.BackProp(readout, modifies="weights")
+        else:
+            rule_type = nengo_fa.FeedbackAlignment(d_out, modifies="weights")
+        layer = nengo.Connection(
+            pre.neurons,
+            hidden.neurons,
+            transform=rng.normal(scale=1e-3, size=(n_post, n_pre)),
+            learning_rule_type=rule_type,
+        )
+        error = nengo.Node(size_in=d_out)
+        nengo.Connection(out, error)
+        nengo.Connection(stim, error, transform=-rng.normal(size=(d_out, 3)))
+        nengo.Connection(error, readout.learning_rule)
+        nengo.Connection(error, layer.learning_rule)
+        net.rule_probes = {
+            key: nengo.Probe(layer.learning_rule, key, synapse=None)
+            for key in ("delta", "bias")
+        }
+        net.rule_probes["weights"] = nengo.Probe(layer, "weights", synapse=None)
+        net.rule_probes["out"] = nengo.Probe(out, synapse=None)
+    net.layer = layer
+    return net
+
+
+@pytest.mark.parametrize("rule", ["fa", "bp"])
+@pytest.mark.parametrize(
+    "neuron_type", [nengo.RectifiedLinear(), nengo.LIF()], ids=["relu", "lif"]
+)
+def test_inplace_weights_update_equals_straightforward(
+    Simulator, seed, rule, neuron_type, monkeypatch, kernels
+):
+    """``modifies="weights"``: W += u a^T in place (and, compiled, W x in
+    the same pass) gives what Nengo's (n_post, n_pre) delta plus Copy gives,
+    and no operator writes an (n_post, n_pre) temporary."""
+    net = weights_net(rule, seed, neuron_type=neuron_type)
+    fast, ops = run(net, Simulator, True, True, monkeypatch)
+    ref, _ = run(net, Simulator, False, True, monkeypatch)
+    assert_same(fast, ref)
+    W = ref["weights"]
+    assert np.max(np.abs(W[-1] - W[0])) > 1e-3 * np.max(np.abs(W[0]))
+    if Simulator is nengo.Simulator:
+        shape = W.shape[1:]
+        assert not [op for op in ops if isinstance(op, Copy) and op.dst.shape == shape]
+        (update,) = [op for op in ops if isinstance(op, SimHiddenLayerEncoderUpdate)]
+        assert update.scaled_encoders.shape == shape
+        assert (update.encode is not None) == kernels
+        products = [op for op in ops if isinstance(op, DotInc) and op.A.shape == shape]
+        assert len(products) == (0 if kernels else 1)
+
+
+def test_weights_with_two_rules_keep_generic_path(Simulator, seed, monkeypatch):
+    """A second rule on the connection changes W in the same step: Nengo's
+    delta and Copy stay."""
+    net = weights_net("fa", seed)
+    with net:
+        conn = net.layer
+        two = nengo.Connection(
+            conn.pre,
+            conn.post,
+            transform=np.zeros(conn.transform.shape),
+            learning_rule_type=[
+                nengo_fa.FeedbackAlignment(2, modifies="weights"),
+                nengo.PES(),
+            ],
+        )
+    _, ops = run(net, Simulator, True, True, monkeypatch)
+    if Simulator is nengo.Simulator:
+        shape = conn.transform.shape
+        copies = [op for op in ops if isinstance(op, Copy) and op.dst.shape == shape]
+        assert len(copies) == 2  # both rules of the second connection
+        assert two.learning_rule is not None

@@ -12,7 +12,9 @@ import numpy as np
 from nengo.builder import Operator
 from nengo.exceptions import SimulationError
 
-from nengo_fa.builder.numerics import angle, blocked_dot, squared_norm
+from nengo_fa.builder import kernels
+from nengo_fa.builder.hidden_layer import FeedbackError
+from nengo_fa.builder.numerics import angle, blocked_dot, rms_row_norm, squared_norm
 
 
 def _fail(tag, what, learning):
@@ -22,7 +24,50 @@ def _fail(tag, what, learning):
     )
 
 
-class SimAlignmentTerms(Operator):
+class FeedbackErrorMixin:
+    """For an operator that changes or sets a live feedback matrix :math:`F`
+    and can give, in the same pass, the *feedback error* of the rule that
+    reads it (`.FeedbackError`). ``add_feedback_error`` appends the rule's
+    error to ``reads`` and the `.FeedbackError` signals to ``sets``, so that
+    they are the last of each."""
+
+    def add_feedback_error(self, error, feedback_error):
+        self.gives_feedback_error = feedback_error is not None
+        if self.gives_feedback_error:
+            self.reads.append(error)
+            self.sets.extend(feedback_error)
+
+    @property
+    def error(self):
+        """The rule's error :math:`e`, or None."""
+        return self.reads[-1] if self.gives_feedback_error else None
+
+    @property
+    def feedback_error(self):
+        """The `.FeedbackError` signals this operator sets, or None."""
+        return FeedbackError(*self.sets[-2:]) if self.gives_feedback_error else None
+
+    def feedback_error_step(self, signals, F, transposed=False):
+        """``(step, (e, fe, nu))``: a function that sets :math:`F e` and
+        :math:`\\nu` in numpy from :math:`F` (or :math:`F^T`), to call before
+        :math:`F` changes, and the arrays it uses; ``(None, None)`` without
+        a `.FeedbackError`."""
+        if not self.gives_feedback_error:
+            return None, None
+        e, fe, nu = (signals[sig] for sig in (self.error,) + self.feedback_error)
+        n = fe.shape[0]
+
+        def step():
+            if transposed:
+                np.dot(e, F, out=fe)
+            else:
+                np.dot(F, e, out=fe)
+            nu[0] = rms_row_norm(F, n)
+
+        return step, (e, fe, nu)
+
+
+class SimAlignmentTerms(FeedbackErrorMixin, Operator):
     r"""Update a feedback matrix by `.AlignmentTerms`.
 
     Implements
@@ -33,7 +78,10 @@ class SimAlignmentTerms(Operator):
            c_d B - c_s W^T - c_a \hat x (W \hat x)^T
            + c_{sp} \hat x (\hat x^T B) + c_n (B W \hat x)(W \hat x)^T \right)
 
-    with :math:`\hat x = a / |a|` (no activity terms while :math:`a = 0`).
+    with :math:`\hat x = a / |a|` (no activity terms while :math:`a = 0`),
+    and, with ``feedback_error``, the *feedback error* of the rule whose
+    feedback :math:`B` is, from the :math:`B` it replaces: :math:`B e` and
+    :math:`\nu = \|B\|_F / \sqrt{n}`.
 
     Parameters
     ----------
@@ -48,22 +96,43 @@ class SimAlignmentTerms(Operator):
         The term weights and learning rate.
     tag : str, optional
         A label associated with the operator, for debugging purposes.
+    error : Signal, optional
+        The rule's error :math:`e`, with ``feedback_error``.
+    feedback_error : FeedbackError, optional
+        Set to :math:`B e` and :math:`\nu` (see `.FeedbackError`).
+    compiled : bool, optional
+        Whether to use the compiled loops
+        (`nengo_fa.builder.kernels.alignment_terms`; the ``compiled_kernels``
+        setting when the model was built).
 
     Notes
     -----
-    1. sets ``[]``
+    1. sets ``[]``, or ``[fe, nu]`` with ``feedback_error``
     2. incs ``[]``
-    3. reads ``[weights] (+ [activities])``
+    3. reads ``[weights, activities]`` (``activities`` may be None), plus
+       ``error`` with ``feedback_error``
     4. updates ``[feedback]``
     """
 
-    def __init__(self, weights, activities, feedback, terms, tag=None):
+    def __init__(
+        self,
+        weights,
+        activities,
+        feedback,
+        terms,
+        tag=None,
+        error=None,
+        feedback_error=None,
+        compiled=False,
+    ):
         super().__init__(tag=tag)
         self.terms = terms
+        self.compiled = compiled
         self.sets = []
         self.incs = []
         self.reads = [weights] + ([] if activities is None else [activities])
         self.updates = [feedback]
+        self.add_feedback_error(error, feedback_error)
 
     @property
     def weights(self):
@@ -71,7 +140,8 @@ class SimAlignmentTerms(Operator):
 
     @property
     def activities(self):
-        return self.reads[1] if len(self.reads) > 1 else None
+        n_reads = 2 + self.gives_feedback_error
+        return self.reads[1] if len(self.reads) == n_reads else None
 
     @property
     def feedback(self):
@@ -88,21 +158,21 @@ class SimAlignmentTerms(Operator):
         t = self.terms
         rate = -t.learning_rate * dt
         use_activities = a is not None and t.uses_activities
+        a = a if use_activities else None
         grad = np.empty_like(B)
-        scratch = np.empty_like(B)
-        x = np.empty(B.shape[0], dtype=B.dtype)
-        Wx = np.empty(B.shape[1], dtype=B.dtype)
-        xB = np.empty(B.shape[1], dtype=B.dtype)
-        BWx = np.empty(B.shape[0], dtype=B.dtype)
-
+        terms = self._make_terms(B, W, a, grad)
         tag = self.tag
         name = type(t).__name__
+        # the rule's feedback error, from the B this step replaces
+        feedback_error, given = self.feedback_error_step(signals, B)
 
         def step_simalignmentterms():
+            if feedback_error is not None:
+                feedback_error()
             if not math.isfinite(squared_norm(W)):
                 if not np.all(np.isfinite(W)):
                     _fail(tag, "the forward weights W", name)
-            if use_activities and not math.isfinite(blocked_dot(a, a)):
+            if a is not None and not math.isfinite(blocked_dot(a, a)):
                 if not np.all(np.isfinite(a)):
                     _fail(tag, "the hidden activities", name)
             # finite inputs; only an overflow is left, checked below
@@ -114,12 +184,26 @@ class SimAlignmentTerms(Operator):
                         _fail(tag, "the feedback's update (an overflow)", name)
                 np.add(B, grad, out=B)
 
+        if self.compiled and given is not None and kernels.AVAILABLE:
+            return self._compiled_step(B, W, a, given, rate, step_simalignmentterms)
+        return step_simalignmentterms
+
+    def _make_terms(self, B, W, a, grad):
+        """``terms()``, which writes the terms of :math:`\\Delta B` (not yet
+        times the rate) into ``grad``; ``a`` is None without activity terms."""
+        t = self.terms
+        scratch = np.empty_like(B)
+        x = np.empty(B.shape[0], dtype=B.dtype)
+        Wx = np.empty(B.shape[1], dtype=B.dtype)
+        xB = np.empty(B.shape[1], dtype=B.dtype)
+        BWx = np.empty(B.shape[0], dtype=B.dtype)
+
         def terms():
             np.multiply(B, t.decay, out=grad)
             if t.self_ > 0:
                 np.multiply(W.T, -t.self_, out=scratch)
                 np.add(grad, scratch, out=grad)
-            if use_activities:
+            if a is not None:
                 norm = np.sqrt(blocked_dot(a, a))
                 if norm > 0:
                     np.divide(a, norm, out=x)
@@ -136,13 +220,40 @@ class SimAlignmentTerms(Operator):
                         np.multiply.outer(BWx, t.null * Wx, out=scratch)
                         np.add(grad, scratch, out=grad)
 
-        return step_simalignmentterms
+        return terms
+
+    def _compiled_step(self, B, W, a, given, rate, numpy_step):
+        t = self.terms
+        e, fe, nu = given
+        terms = kernels.compiled(kernels.alignment_terms)
+        coefs = np.array([t.decay, t.self_, t.amp, t.sparse, t.null, rate])
+        n, d_out = B.shape
+        a = np.zeros(0, dtype=B.dtype) if a is None else a
+        x, row_sums = np.empty(n), np.empty(n)
+        Wx, xB = np.empty(d_out), np.empty(d_out)
+        grad = np.empty_like(B)
+
+        def step_simalignmentterms_compiled():
+            norm = terms(B, W, a, coefs, x, Wx, xB, grad, e, fe, row_sums)
+            if norm < 0:
+                # a rare case: something is not finite (the numpy code
+                # raises) or a sum of squares overflowed (it checks each)
+                numpy_step()
+            else:
+                nu[0] = norm
+
+        return step_simalignmentterms_compiled
 
 
-class SimKolenPollack(Operator):
+class SimKolenPollack(FeedbackErrorMixin, Operator):
     r"""Give a feedback matrix the transposed update of the forward weights.
 
-    Implements :math:`B \leftarrow B + (W_t - W_{t-1})^T - \lambda \Delta t B`.
+    Implements :math:`B \leftarrow B + (W_t - W_{t-1})^T - \lambda \Delta t B`
+    and, with ``feedback_error``, the *feedback error* of the rule whose
+    feedback :math:`B` is, from the :math:`B` it replaces: :math:`B e` and
+    :math:`\nu = \|B\|_F / \sqrt{n}`. With the compiled loops that is one
+    pass over :math:`B` (`nengo_fa.builder.kernels.kolen_pollack`), after a
+    check of :math:`W_t - W_{t-1}`.
 
     Parameters
     ----------
@@ -156,22 +267,41 @@ class SimKolenPollack(Operator):
         :math:`\lambda`.
     tag : str, optional
         A label associated with the operator, for debugging purposes.
+    error : Signal, optional
+        The rule's error :math:`e`, with ``feedback_error``.
+    feedback_error : FeedbackError, optional
+        Set to :math:`B e` and :math:`\nu` (see `.FeedbackError`).
+    compiled : bool, optional
+        Whether to use the compiled loop (the ``compiled_kernels`` setting
+        when the model was built).
 
     Notes
     -----
-    1. sets ``[]``
+    1. sets ``[]``, or ``[fe, nu]`` with ``feedback_error``
     2. incs ``[]``
-    3. reads ``[weights]``
+    3. reads ``[weights]``, plus ``error`` with ``feedback_error``
     4. updates ``[feedback, previous]``
     """
 
-    def __init__(self, weights, previous, feedback, decay, tag=None):
+    def __init__(
+        self,
+        weights,
+        previous,
+        feedback,
+        decay,
+        tag=None,
+        error=None,
+        feedback_error=None,
+        compiled=False,
+    ):
         super().__init__(tag=tag)
         self.decay = decay
+        self.compiled = compiled
         self.sets = []
         self.incs = []
         self.reads = [weights]
         self.updates = [feedback, previous]
+        self.add_feedback_error(error, feedback_error)
 
     @property
     def weights(self):
@@ -200,8 +330,12 @@ class SimKolenPollack(Operator):
         # below this, nothing can overflow
         safe = (1.0 - keep) * float(np.finfo(B.dtype).max)
         tag = self.tag
+        # the rule's feedback error, from the B this step replaces
+        feedback_error, given = self.feedback_error_step(signals, B)
 
         def step_simkolenpollack():
+            if feedback_error is not None:
+                feedback_error()
             np.subtract(W, W_prev, out=change)
             ss = squared_norm(change)
             if not math.isfinite(ss) and not np.all(np.isfinite(change)):
@@ -216,7 +350,20 @@ class SimKolenPollack(Operator):
             np.add(B, change.T, out=B)
             W_prev[...] = W
 
-        return step_simkolenpollack
+        if not (self.compiled and given is not None and kernels.AVAILABLE):
+            return step_simkolenpollack
+        kolen_pollack = kernels.compiled(kernels.kolen_pollack)
+        e, fe, nu = given
+        row_sums = np.empty(B.shape[0])
+
+        def step_simkolenpollack_compiled():
+            norm = kolen_pollack(B, W, W_prev, keep, safe, e, fe, row_sums)
+            if norm < 0:
+                step_simkolenpollack()  # a rare case: raises, or checks
+            else:
+                nu[0] = norm
+
+        return step_simkolenpollack_compiled
 
 
 class SimAlignmentDiagnostics(Operator):
@@ -252,6 +399,12 @@ class SimAlignmentDiagnostics(Operator):
         The hidden ensemble's neuron type (for NengoDL's builder).
     tag : str, optional
         A label associated with the operator, for debugging purposes.
+    compiled : bool, optional
+        Whether to use the compiled loops (the ``compiled_kernels`` setting
+        when the model was built): the derivative's own
+        (`nengo_fa.neurons.Derivative.compiled_form`) and one pass over
+        :math:`B` and :math:`W` for all the sums
+        (`nengo_fa.builder.kernels.alignment_sums`).
 
     Notes
     -----
@@ -273,10 +426,12 @@ class SimAlignmentDiagnostics(Operator):
         derivative,
         neuron_type=None,
         tag=None,
+        compiled=False,
     ):
         super().__init__(tag=tag)
         self.derivative = derivative
         self.neuron_type = neuron_type
+        self.compiled = compiled
         self.sets = []
         self.incs = []
         self.reads = [error, feedback, weights, current]
@@ -326,6 +481,9 @@ class SimAlignmentDiagnostics(Operator):
         n = B.shape[0]
         gp, u, v = (np.empty(n, dtype=B.dtype) for _ in range(3))
         product = np.empty_like(B)
+        outputs = (delta_angle, feedback_angle, norm_ratio)
+        if self.compiled and kernels.AVAILABLE:
+            return self._compiled_step(e, B, W, J, gp, outputs)
 
         def step_simalignmentdiagnostics():
             # a measurement, not state: NaN where anything is not finite
@@ -349,6 +507,29 @@ class SimAlignmentDiagnostics(Operator):
                 np.sqrt(blocked_dot(u, u)),
                 np.sqrt(blocked_dot(v, v)),
             )
+
+        return step_simalignmentdiagnostics
+
+    def _compiled_step(self, e, B, W, J, gp, outputs):
+        compiled_derivative = kernels.derivative_loop(self.derivative)
+        if compiled_derivative is None:
+
+            def derivative():
+                with np.errstate(all="ignore"):
+                    self.derivative(J, gp)
+
+        else:
+            # numba does not raise numpy's floating point warnings
+            loop, args = compiled_derivative
+
+            def derivative():
+                loop(J, gp, *args)
+
+        diagnostics = kernels.compiled(kernels.alignment_diagnostics)
+
+        def step_simalignmentdiagnostics():
+            derivative()
+            diagnostics(e, B, W, gp, *outputs)
 
         return step_simalignmentdiagnostics
 

@@ -90,7 +90,7 @@ def build_chained_error(ctx, source):
         )
 
     def add_chain_operator(published):
-        down_feedback, _ = published
+        down_feedback = published[0]
         built = model.params[down_rule]
         encoders = None
         if source.replaces_forward_matrix:

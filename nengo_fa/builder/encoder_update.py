@@ -306,8 +306,8 @@ InplaceRequest.__doc__ = """A rule's in-place encoder update, to install.
 ``encoders_delta`` is the ``(n, d)`` delta of Nengo's generic path (None
 with ``modifies="weights"``), ``factors`` the signals
 :math:`(\\alpha, \\beta', x)`, ``learns`` whether the encoders or gains
-learn, and ``add_operator(feedback, transposed, from_current=..., compiled=...,
-row_norms=...)`` adds the rule's operator."""
+learn, and ``add_operator(feedback, transposed, feedback_error,
+from_current=..., compiled=..., row_norms=...)`` adds the rule's operator."""
 
 
 def request_inplace_update(model, request):

@@ -34,13 +34,17 @@ from nengo.exceptions import BuildError, NengoWarning
 from nengo.rc import rc
 from nengo.transforms import Dense, NoTransform
 
+from nengo_fa import settings
+from nengo_fa.builder import kernels
 from nengo_fa.builder.alignment import (
+    FeedbackErrorMixin,
     SimAlignmentDiagnostics,
     SimAlignmentTerms,
     SimForwardMatrix,
     SimKolenPollack,
 )
 from nengo_fa.builder.deferred import when_built
+from nengo_fa.builder.hidden_layer import feedback_error_signals
 from nengo_fa.builder.weights import weights_row_gain
 from nengo_fa.feedback import AlignmentTerms, KolenPollack
 from nengo_fa.learning_rules import BackProp, FeedbackAlignment, SignSymmetry
@@ -133,12 +137,17 @@ class FeedbackSource:
         ctx : RuleBuild
             The rule being built.
         ready : callable
-            ``ready(feedback, transposed)``, to call once (at once, or later,
-            e.g. from `nengo_fa.builder.deferred.when_built` once a
-            connection it reads is built) with the feedback `~nengo.builder.Signal`:
-            :math:`F` (``n x d_out``), or :math:`F^T` (``d_out x n``, e.g. live
-            weights) with ``transposed=True``. A read-only signal is taken to
-            never change (its norm is computed once).
+            ``ready(feedback, transposed, feedback_error=None)``, to call once
+            (at once, or later, e.g. from `nengo_fa.builder.deferred.when_built`
+            once a connection it reads is built) with the feedback
+            `~nengo.builder.Signal`: :math:`F` (``n x d_out``), or :math:`F^T`
+            (``d_out x n``, e.g. live weights) with ``transposed=True``. A
+            read-only signal is taken to never change (its norm is computed
+            once). A source whose own operator changes :math:`F` may compute
+            the rule's *feedback error* in the same pass over :math:`F` and
+            pass the signals it sets as ``feedback_error`` (a
+            `.FeedbackError`, see `.SimKolenPollack`); the rule then reads
+            them instead of :math:`F`.
 
         Returns
         -------
@@ -157,8 +166,12 @@ class FixedFeedback(FeedbackSource):
 
     def build(self, ctx, ready):
         feedback = self.sample(ctx)
-        ready(ctx.model.sig[ctx.rule]["feedback"], False)
-        self.build_alignment(ctx)
+        feedback_error = None
+        if ctx.rule_type.feedback_learning is not None:
+            # set by the feedback learning's operator, in its pass over F
+            feedback_error = feedback_error_signals(ctx.prefix, ctx.ens.n_neurons)
+        ready(ctx.model.sig[ctx.rule]["feedback"], False, feedback_error)
+        self.build_alignment(ctx, feedback_error)
         return feedback
 
     @staticmethod
@@ -198,16 +211,16 @@ class FixedFeedback(FeedbackSource):
         return feedback
 
     @staticmethod
-    def build_alignment(ctx):
+    def build_alignment(ctx, feedback_error=None):
         """Alignment diagnostics and feedback learning of a `.FeedbackAlignment`.
 
         Without ``downstream`` there is nothing to compare with, and nothing
         is added. With ``downstream``, once it is built, adds the
         `.SimAlignmentDiagnostics` operator and, if the feedback learns, the
-        operator of its `.FeedbackLearning` (`FEEDBACK_LEARNING`). For a
-        chained rule, the true feedback is the transpose of the effective
-        forward matrix into the next layer's neurons, set every step by a
-        `.SimForwardMatrix`.
+        operator of its `.FeedbackLearning` (`FEEDBACK_LEARNING`), which also
+        sets ``feedback_error`` (a `.FeedbackError`). For a chained rule, the
+        true feedback is the transpose of the effective forward matrix into
+        the next layer's neurons, set every step by a `.SimForwardMatrix`.
         """
         model, rule, ens = ctx.model, ctx.rule, ctx.ens
         down, prefix = ctx.rule_type.downstream, ctx.prefix
@@ -228,7 +241,7 @@ class FixedFeedback(FeedbackSource):
                 weights = forward_matrix(model, down, ctx.down_rule, prefix)
             if learning is not None:
                 feedback_learning_builder(learning, prefix)(
-                    ctx, learning, weights, feedback
+                    ctx, learning, weights, feedback, feedback_error
                 )
             model.add_op(
                 SimAlignmentDiagnostics(
@@ -240,21 +253,31 @@ class FixedFeedback(FeedbackSource):
                     derivative=ctx.derivative,
                     neuron_type=ens.neuron_type,
                     tag=f"{prefix}: alignment",
+                    compiled=settings.compiled_kernels(),
                 )
             )
 
         when_built(model, [down], add_operators)
 
 
-def build_kolen_pollack(ctx, learning, weights, feedback):
+def build_kolen_pollack(ctx, learning, weights, feedback, feedback_error):
     """Add the `.SimKolenPollack` of a `.KolenPollack` feedback."""
     previous = Signal(weights.initial_value, name="KolenPollack:previous")
     ctx.model.add_op(
-        SimKolenPollack(weights, previous, feedback, learning.decay, tag=ctx.prefix)
+        SimKolenPollack(
+            weights,
+            previous,
+            feedback,
+            learning.decay,
+            tag=ctx.prefix,
+            error=ctx.error,
+            feedback_error=feedback_error,
+            compiled=settings.compiled_kernels(),
+        )
     )
 
 
-def build_alignment_terms(ctx, learning, weights, feedback):
+def build_alignment_terms(ctx, learning, weights, feedback, feedback_error):
     """Add the `.SimAlignmentTerms` of an `.AlignmentTerms` feedback."""
     activities = None
     if learning.uses_activities:
@@ -264,12 +287,22 @@ def build_alignment_terms(ctx, learning, weights, feedback):
             ctx.model.sig[ctx.ens.neurons]["out"],
         )
     ctx.model.add_op(
-        SimAlignmentTerms(weights, activities, feedback, learning, tag=ctx.prefix)
+        SimAlignmentTerms(
+            weights,
+            activities,
+            feedback,
+            learning,
+            tag=ctx.prefix,
+            error=ctx.error,
+            feedback_error=feedback_error,
+            compiled=settings.compiled_kernels(),
+        )
     )
 
 
 #: The build function of each kind of `.FeedbackLearning`:
-#: ``build(ctx, learning, weights, feedback)``.
+#: ``build(ctx, learning, weights, feedback, feedback_error)``, where
+#: ``feedback_error`` is the `.FeedbackError` its operator sets (or None).
 FEEDBACK_LEARNING = {
     KolenPollack: build_kolen_pollack,
     AlignmentTerms: build_alignment_terms,
@@ -315,10 +348,21 @@ class SignFeedback(LiveTranspose):
         )
         ctx.model.sig[ctx.rule]["feedback"] = sign_feedback
 
+        feedback_error = feedback_error_signals(ctx.prefix, ctx.ens.n_neurons)
+
         def add_operator():
             weights = self.weights(ctx)
-            ctx.model.add_op(SimSignFeedback(weights, sign_feedback, tag=ctx.prefix))
-            ready(sign_feedback, True)
+            ctx.model.add_op(
+                SimSignFeedback(
+                    weights,
+                    sign_feedback,
+                    tag=ctx.prefix,
+                    error=ctx.error,
+                    feedback_error=feedback_error,
+                    compiled=settings.compiled_kernels(),
+                )
+            )
+            ready(sign_feedback, True, feedback_error)
 
         when_built(ctx.model, [down], add_operator)
         return None
@@ -386,27 +430,55 @@ def forward_matrix(model, down, down_rule, prefix):
     return matrix
 
 
-class SimSignFeedback(Operator):
+class SimSignFeedback(FeedbackErrorMixin, Operator):
     r"""Set the sign-symmetry feedback from live weights.
 
     Implements :math:`F = \rho \, \mathrm{sign}(W)` with
     :math:`\rho = \sqrt{\mathrm{mean}(W^2)}`, so that :math:`\|F\|_F =
-    \|W\|_F` when no weight is zero.
+    \|W\|_F` when no weight is zero, and, with ``feedback_error``, the
+    rule's *feedback error* :math:`F e` and :math:`\nu` in the same pass
+    (compiled: `nengo_fa.builder.kernels.sign_feedback`).
+
+    Parameters
+    ----------
+    weights : Signal
+        :math:`W`, shape ``(d_out, n)``.
+    feedback : Signal
+        Output: :math:`F^T`, the shape of :math:`W`.
+    tag : str, optional
+        A label associated with the operator, for debugging purposes.
+    error : Signal, optional
+        The rule's error :math:`e`, with ``feedback_error``.
+    feedback_error : FeedbackError, optional
+        Set to :math:`F e` and :math:`\nu` (see `.FeedbackError`).
+    compiled : bool, optional
+        Whether to use the compiled loop (the ``compiled_kernels`` setting
+        when the model was built).
 
     Notes
     -----
-    1. sets ``[feedback]``
+    1. sets ``[feedback]``, plus ``[fe, nu]`` with ``feedback_error``
     2. incs ``[]``
-    3. reads ``[weights]``
+    3. reads ``[weights]``, plus ``error`` with ``feedback_error``
     4. updates ``[]``
     """
 
-    def __init__(self, weights, feedback, tag=None):
+    def __init__(
+        self,
+        weights,
+        feedback,
+        tag=None,
+        error=None,
+        feedback_error=None,
+        compiled=False,
+    ):
         super().__init__(tag=tag)
+        self.compiled = compiled
         self.sets = [feedback]
         self.incs = []
         self.reads = [weights]
         self.updates = []
+        self.add_feedback_error(error, feedback_error)
 
     @property
     def feedback(self):
@@ -424,11 +496,24 @@ class SimSignFeedback(Operator):
         W = signals[self.weights]
         F = signals[self.feedback]
         size = W.size
+        # the rule's feedback error, from the F this step sets
+        feedback_error, given = self.feedback_error_step(signals, F, transposed=True)
+        if given is not None and self.compiled and kernels.AVAILABLE:
+            sign_feedback = kernels.compiled(kernels.sign_feedback)
+            e, fe, nu = given
+            row_sums = np.empty(W.shape[1])
+
+            def step_simsignfeedback_compiled():
+                nu[0] = sign_feedback(W, F, e, fe, row_sums)
+
+            return step_simsignfeedback_compiled
 
         def step_simsignfeedback():
             flat = W.reshape(-1)
             rho = np.sqrt(np.dot(flat, flat) / size)
             np.sign(W, out=F)
             np.multiply(F, rho, out=F)
+            if feedback_error is not None:
+                feedback_error()
 
         return step_simsignfeedback

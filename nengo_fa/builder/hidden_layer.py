@@ -2,7 +2,7 @@
 
 import collections
 
-from nengo.builder import Operator
+from nengo.builder import Operator, Signal
 
 from nengo_fa.builder import kernels, stages
 from nengo_fa.builder.numerics import rms_row_norm
@@ -55,7 +55,6 @@ class RuleConstants(
             "threshold",
             "max_intercept",
             "feedback_norm",
-            "relu_amplitude",
             "from_current",
             "transpose_feedback",
             "compiled",
@@ -97,8 +96,6 @@ class RuleConstants(
         :math:`\nu`, the RMS row norm of a fixed feedback matrix; None when
         the feedback changes (live weights, learned feedback) and :math:`\nu`
         is computed every step.
-    relu_amplitude : float
-        :math:`a` when :math:`G'(J) = a [J > 0]`, else 0.
     from_current : bool
         Whether :math:`J = S x + b` exactly, so that :math:`S x` is read as
         :math:`J - b` (decided once the whole model is built).
@@ -137,7 +134,6 @@ class RuleConstants(
             threshold=self.threshold,
             max_intercept=self.max_intercept,
             given_norm=-1.0 if self.feedback_norm is None else self.feedback_norm,
-            relu_amplitude=self.relu_amplitude,
             from_current=self.from_current,
         )
 
@@ -148,7 +144,6 @@ def rule_constants(
     gain_scale,
     derivative_scale,
     radius,
-    derivative,
     threshold,
     max_intercept,
     **options,
@@ -169,7 +164,6 @@ def rule_constants(
         threshold=threshold,
         max_intercept=max_intercept,
         feedback_norm=None,
-        relu_amplitude=getattr(derivative, "rectified_linear_amplitude", 0.0),
         from_current=False,
         transpose_feedback=False,
         compiled=False,
@@ -191,6 +185,21 @@ EnsembleSignals = collections.namedtuple(
 EnsembleSignals.__doc__ = """The signals of the hidden ensemble a rule reads:
 :math:`J` ``(n,)``, :math:`x` ``(d,)``, :math:`S` ``(n, d)``, :math:`g`
 ``(n,)`` and :math:`b` ``(n,)``."""
+
+FeedbackError = collections.namedtuple("FeedbackError", ("fe", "nu"))
+FeedbackError.__doc__ = """:math:`F e` ``(n,)`` and :math:`\\nu` ``(1,)``,
+set every step by the operator that updates or sets a live feedback matrix
+(`.SimKolenPollack`, `.SimAlignmentTerms`, `.SimSignFeedback`) in the same
+pass over :math:`F`, for the rule to read instead of :math:`F`."""
+
+
+def feedback_error_signals(name, n):
+    """New `FeedbackError` signals for a rule on ``n`` neurons."""
+    return FeedbackError(
+        Signal(shape=n, name=f"{name}:feedback_error"),
+        Signal(shape=1, name=f"{name}:feedback_norm"),
+    )
+
 
 RuleOutputs = collections.namedtuple(
     "RuleOutputs",
@@ -257,19 +266,22 @@ class SimHiddenLayerRule(Operator):
     plain gradient descent on :math:`S`.
 
     With the in-place update (``encoders_factors``) and ``constants.compiled``,
-    the step runs as two compiled loops (`nengo_fa.builder.kernels`): the
-    checks, the feedback error and, for rectified linear neurons,
-    :math:`G'(J)`, then all the per-neuron stages. Otherwise every stage is
-    numpy code (`nengo_fa.builder.stages.NumpyStep`), with the same results
-    up to rounding.
+    the step runs as compiled loops (`nengo_fa.builder.kernels`): the
+    derivative's own (`nengo_fa.neurons.Derivative.compiled_form`), the
+    checks and the feedback error, then all the per-neuron stages. Otherwise
+    every stage is numpy code (`nengo_fa.builder.stages.NumpyStep`), with the
+    same results up to rounding.
 
     Parameters
     ----------
     error : Signal
         The error :math:`e`, shape ``(d_out,)``.
-    feedback : Signal
+    feedback : Signal or FeedbackError
         :math:`F`, shape ``(n, d_out)``, or :math:`F^T` (shape
-        ``(d_out, n)``) when ``constants.transpose_feedback``.
+        ``(d_out, n)``) when ``constants.transpose_feedback``; or, for a
+        live feedback whose own operator gives the *feedback error*,
+        :math:`F e` and :math:`\nu` (a `.FeedbackError`): then the step does
+        not read :math:`F`.
     ensemble : EnsembleSignals
         The signals of the hidden ensemble.
     outputs : RuleOutputs
@@ -295,8 +307,9 @@ class SimHiddenLayerRule(Operator):
     -----
     1. sets ``[]``
     2. incs ``[]``
-    3. reads ``[error, feedback, current, x, scaled_encoders, gain, bias]``,
-       plus ``row_norms`` if given
+    3. reads ``[error, feedback, current, x, scaled_encoders, gain, bias]``
+       (``feedback``: ``fe, nu`` with a `.FeedbackError`), plus ``row_norms``
+       if given
     4. updates ``[delta, gain_delta, bias_delta, encoders_delta]``, or
        ``[delta, gain_delta, bias_delta, alpha, beta, x]`` with
        ``encoders_factors``
@@ -322,7 +335,11 @@ class SimHiddenLayerRule(Operator):
         self.constants = constants
         self.sets = []
         self.incs = []
-        self.reads = [error, feedback] + list(ensemble)
+        given = isinstance(feedback, FeedbackError)
+        self.reads = [error] + (list(feedback) if given else [feedback])
+        # where the ensemble's signals start in reads
+        self._ens = len(self.reads)
+        self.reads += list(ensemble)
         if row_norms is not None:
             self.reads.append(row_norms)
         self.factored = outputs.encoders_factors is not None
@@ -340,31 +357,38 @@ class SimHiddenLayerRule(Operator):
 
     @property
     def feedback(self):
-        return self.reads[1]
+        """:math:`F` (or :math:`F^T`), or None with a `.FeedbackError`."""
+        return self.reads[1] if self._ens == 2 else None
+
+    @property
+    def feedback_error(self):
+        """The `.FeedbackError` the step reads instead of :math:`F`, or None."""
+        return FeedbackError(*self.reads[1:3]) if self._ens == 3 else None
 
     @property
     def current(self):
-        return self.reads[2]
+        return self.reads[self._ens]
 
     @property
     def x(self):
-        return self.reads[3]
+        return self.reads[self._ens + 1]
 
     @property
     def scaled_encoders(self):
-        return self.reads[4]
+        return self.reads[self._ens + 2]
 
     @property
     def gain(self):
-        return self.reads[5]
+        return self.reads[self._ens + 3]
 
     @property
     def bias(self):
-        return self.reads[6]
+        return self.reads[self._ens + 4]
 
     @property
     def row_norms(self):
-        return self.reads[7] if len(self.reads) > 7 else None
+        i = self._ens + 5
+        return self.reads[i] if len(self.reads) > i else None
 
     @property
     def delta(self):
@@ -397,7 +421,8 @@ class SimHiddenLayerRule(Operator):
 
     @property
     def _descstr(self):
-        return f"error={self.error}, feedback={self.feedback} -> {self.delta}"
+        feedback = self.feedback or self.feedback_error.fe
+        return f"error={self.error}, feedback={feedback} -> {self.delta}"
 
     def make_step(self, signals, dt, rng):
         numpy_step = stages.NumpyStep(self, signals)

@@ -30,16 +30,22 @@ _compiled = {}
 def compiled(function):
     """``function`` compiled by numba (once, then cached on disk).
 
-    A kernel that calls helper loops lists them in its ``helpers`` attribute;
-    they are compiled first and bound to their module-level names, which is how
-    numba resolves them inside the caller.
+    A kernel that calls helper functions lists them in its ``helpers``
+    attribute; they are compiled first and bound to their names in the
+    kernel's own module, which is how numba resolves them inside the caller.
     """
+    if hasattr(function, "py_func"):
+        # compiled already: a helper's module name is bound to its compiled
+        # form once a kernel that calls it is compiled
+        return function
     if function not in _compiled:
         import numba  # deferred: importing numba takes about 0.5 s
 
         for helper in getattr(function, "helpers", ()):
-            globals()[helper.__name__] = compiled(helper)
-        options = getattr(function, "numba_options", {})
+            function.__globals__[helper.__name__] = compiled(helper)
+        # IEEE division (inf or NaN, no ZeroDivisionError): a loop whose
+        # divisions may raise is not vectorised
+        options = {"error_model": "numpy", **getattr(function, "numba_options", {})}
         _compiled[function] = numba.njit(cache=True, nogil=True, **options)(function)
     return _compiled[function]
 
@@ -60,12 +66,12 @@ RULE_PARAMS = (
     "max_intercept",  # the bias floor is theta - max_intercept * g
     "coef_max",  # the largest finite number of the signals' dtype
     "given_norm",  # nu when it is known; negative: computed from FT
-    "relu_amplitude",  # a for G'(J) = a [J > 0]; 0: delta holds G'(J)
     "from_current",  # 1: S x is current - bias; 0: it is sx
     "input_sq",  # written: |x|^2
     "feedback_norm",  # written: nu
     "n_bad",  # written: 1 if delta or S x holds NaN or inf
     "n_bounded",  # written: steps beyond half the mean gain (out of range)
+    "n_clipped",  # written: rows whose new gain the floor or the ceiling set
 )
 (
     _RADIUS,
@@ -80,12 +86,12 @@ RULE_PARAMS = (
     _MAX_INTERCEPT,
     _COEF_MAX,
     GIVEN_NORM,
-    _RELU,
     _FROM_CURRENT,
-    _INPUT_SQ,
+    INPUT_SQ,
     _NORM,
     N_BAD,
     N_BOUNDED,
+    N_CLIPPED,
 ) = range(len(RULE_PARAMS))
 
 
@@ -96,6 +102,18 @@ def rule_params(**values):
     for name, value in values.items():
         params[RULE_PARAMS.index(name)] = value
     return params
+
+
+def derivative_loop(derivative):
+    """``(loop, args)``: the compiled form of ``derivative``
+    (`nengo_fa.neurons.Derivative.compiled_form`), compiled, so that
+    ``loop(J, out, *args)`` writes :math:`G'(J)` into ``out``; None for a
+    derivative without one, or without numba."""
+    form = getattr(derivative, "compiled_form", None)
+    if form is None or not AVAILABLE:
+        return None
+    loop, scale, params = form
+    return compiled(loop), (scale,) + tuple(params)
 
 
 def sum_squares(v):
@@ -149,17 +167,14 @@ def feedback_error(error, FT, fe, scratch, nu):
 feedback_error.helpers = (sum4,)
 
 
-def hidden_layer_prologue(error, FT, fe, delta, current, x, scratch, params):
-    """The first stages of a step of `.SimHiddenLayerRule`: the checks, the
-    *feedback error* (:math:`F e` and :math:`\\nu`, `feedback_error`) and,
-    for rectified linear neurons, the derivative of the *local error*,
-    :math:`G'(J)`.
+def hidden_layer_prologue(error, FT, fe, x, scratch, params):
+    """The first stages of a step of `.SimHiddenLayerRule`: the checks and
+    the *feedback error* (:math:`F e` and :math:`\\nu`, `feedback_error`).
 
     ``FT`` is :math:`F^T`, shape ``(d_out, n)``; with no rows, ``fe`` holds
-    :math:`F e` on entry. Writes :math:`G'(J)` into ``delta`` if
-    ``params`` (laid out as `RULE_PARAMS`) gives a rectified linear amplitude
-    (otherwise ``delta`` holds it on entry), and :math:`|x|^2` and
-    :math:`\\nu` into ``params``. ``scratch`` is an ``(n,)`` work array.
+    :math:`F e` on entry. Writes :math:`|x|^2` and :math:`\\nu` into
+    ``params`` (laid out as `RULE_PARAMS`). ``scratch`` is an ``(n,)`` work
+    array.
 
     Returns 0, or, having written nothing but ``fe`` and ``scratch``, a
     negative code for the cases that the numpy stages
@@ -183,11 +198,7 @@ def hidden_layer_prologue(error, FT, fe, delta, current, x, scratch, params):
         nu = feedback_error(error, FT, fe, scratch, nu)
     if not 0.0 < nu < math.inf:
         return -4
-    relu = params[_RELU]
-    if relu > 0:
-        for i in range(fe.shape[0]):
-            delta[i] = relu if current[i] > 0.0 else 0.0
-    params[_INPUT_SQ] = xx
+    params[INPUT_SQ] = xx
     params[_NORM] = nu
     return 0
 
@@ -220,7 +231,10 @@ def hidden_layer_update(
     into ``x_out``, with the arithmetic of the numpy stages
     (`nengo_fa.builder.stages.NumpyStep`): local error, bias step, step
     bounds, encoder/gain step and row scaling (`hidden_layer_finish` follows).
-    Returns the number of rows whose ``alpha`` is not 1.
+    Returns the number of rows whose ``alpha`` is not 1, and writes into
+    ``params`` how many rows' new gain the floor or the ceiling set (those
+    rows are scaled again from their measured length:
+    `nengo_fa.builder.stages.NumpyStep.measure_bounded_rows`).
     """
     r = params[_RADIUS]
     kE = params[_KE]
@@ -230,7 +244,7 @@ def hidden_layer_update(
     max_gain = params[_MAX_GAIN]
     big = params[_COEF_MAX]
     from_current = params[_FROM_CURRENT] != 0.0
-    xx = params[_INPUT_SQ]
+    xx = params[INPUT_SQ]
     # c, and the coefficients below, capped so that 0 * c is 0
     c = min(params[_SCALE] / params[_NORM], big)
     x_out[:] = x
@@ -244,6 +258,7 @@ def hidden_layer_update(
     ratio = kg / kE if kE > 0 else 0.0
     tiny = 1e-300
     n_scaled = 0
+    n_clipped = 0
     # no data-dependent branches in the loop, so that it is vectorised (one
     # more select, e.g. for G'(J), was enough to stop that; so was counting
     # the non-finite values here: `hidden_layer_finish` does that, and the
@@ -274,7 +289,9 @@ def hidden_layer_update(
             half = 0.5 * g_floor
             dg = min(max(s / g_floor * d * kgc, -half), half)
         m = g + dg_E
-        g_new = min(max(g + dg, min_gain), max_gain)
+        g_next = g + dg
+        g_new = min(max(g_next, min_gain), max_gain)
+        n_clipped += g_new != g_next
         # a row with m = 0 has no direction to scale: it stays as it is
         has_row = m > 0
         a = g_new / max(m, tiny) if has_row else 1.0
@@ -282,6 +299,7 @@ def hidden_layer_update(
         beta[i] = b * a
         gain_delta[i] = g_new - g if has_row else 0.0
         n_scaled += a != 1.0
+    params[N_CLIPPED] = n_clipped
     return n_scaled
 
 
@@ -308,7 +326,7 @@ def hidden_layer_finish(delta, current, bias, sx, gain, bias_delta, gain_delta, 
     r = params[_RADIUS]
     kb = params[_KB]
     # |d| beyond this moves a current by more than half the mean gain
-    encoder_coef = params[_KE] * c / r * math.sqrt(params[_INPUT_SQ])
+    encoder_coef = params[_KE] * c / r * math.sqrt(params[INPUT_SQ])
     coef = max(kb * c, encoder_coef)
     limit = 0.5 * params[_GAIN_SCALE] / coef if coef > 0 else math.inf
     min_gain = params[_MIN_GAIN]
@@ -478,3 +496,255 @@ def encoder_update_encode_norms(S, alpha, beta, x, x_new, current, norms):
 
 
 encoder_update_encode_norms.numba_options = {"fastmath": {"reassoc"}}
+
+
+# --- learned and sign feedback ------------------------------------------------
+
+
+def squared_distance(A, B):
+    """:math:`|A - B|^2` of two 2-D arrays of one shape, summed in any order
+    (``reassoc``, so that it is vectorised): a check, not a result."""
+    total = 0.0
+    for k in range(A.shape[0]):
+        for i in range(A.shape[1]):
+            c = A[k, i] - B[k, i]
+            total += c * c
+    return total
+
+
+squared_distance.numba_options = {"fastmath": {"reassoc"}}
+
+
+def squared_sum(A):
+    """:math:`|A|^2` of a 2-D array, summed in any order (``reassoc``)."""
+    total = 0.0
+    for k in range(A.shape[0]):
+        for i in range(A.shape[1]):
+            total += A[k, i] * A[k, i]
+    return total
+
+
+squared_sum.numba_options = {"fastmath": {"reassoc"}}
+
+
+def kolen_pollack(B, W, W_prev, keep, safe, error, fe, scratch):
+    """A step of `.SimKolenPollack` that also gives the *feedback error* of
+    the :math:`B` it replaces: :math:`F e` into ``fe`` and :math:`\\nu`
+    (returned), then :math:`B \\leftarrow \\lambda' B + (W - W_{prev})^T`,
+    :math:`W_{prev} \\leftarrow W` in the same pass over :math:`B`
+    (:math:`\\lambda'` is ``keep``).
+
+    Returns, having written nothing, -1 if :math:`W - W_{prev}` is not
+    finite and -2 if its norm is not below ``safe`` (the update might
+    overflow): the numpy code handles both.
+    """
+    n, d_out = B.shape
+    ss = squared_distance(W, W_prev)
+    if not math.isfinite(ss):
+        return -1.0
+    if not math.sqrt(ss) < safe:
+        return -2.0
+    for i in range(n):
+        acc = 0.0
+        sq = 0.0
+        for k in range(d_out):
+            b = B[i, k]
+            acc += b * error[k]
+            sq += b * b
+            w = W[k, i]
+            B[i, k] = b * keep + (w - W_prev[k, i])
+            W_prev[k, i] = w
+        fe[i] = acc
+        scratch[i] = sq
+    return math.sqrt(sum4(scratch) / n) if n > 0 else 0.0
+
+
+kolen_pollack.helpers = (sum4, squared_distance)
+
+
+def sign_feedback(W, F, error, fe, scratch):
+    """A step of `.SimSignFeedback` that also gives the *feedback error*:
+    :math:`F^T = \\rho \\, \\mathrm{sign}(W)` into ``F`` and, in the same
+    pass, :math:`F e` into ``fe`` (summed as `feedback_error` sums it);
+    returns :math:`\\nu`."""
+    size = W.size
+    rho = math.sqrt(squared_sum(W) / size) if size > 0 else 0.0
+    n = fe.shape[0]
+    fe[:] = 0.0
+    scratch[:] = 0.0
+    for k in range(W.shape[0]):
+        ek = error[k]
+        for i in range(n):
+            w = W[k, i]
+            # np.sign: 0 for 0, NaN for NaN
+            s = 1.0 if w > 0.0 else (-1.0 if w < 0.0 else w * 0.0)
+            f = s * rho
+            F[k, i] = f
+            fe[i] += ek * f
+            scratch[i] += f * f
+    return math.sqrt(sum4(scratch) / n) if n > 0 else 0.0
+
+
+sign_feedback.helpers = (sum4, squared_sum)
+
+
+def alignment_sums(error, B, W, gp):
+    """The sums `.SimAlignmentDiagnostics` needs, in one pass over
+    :math:`B` (``(n, d_out)``) and :math:`W` (``(d_out, n)``):
+    :math:`|B|^2, |W|^2, \\langle B, W^T \\rangle` and, with
+    :math:`u = (B e) \\odot G'`, :math:`v = (W^T e) \\odot G'` (``gp`` holds
+    :math:`G'(J)`), :math:`u \\cdot v, |u|^2, |v|^2`. Summed in any order
+    (``reassoc``): they are measurements."""
+    n, d_out = B.shape
+    bb = ww = bw = uv = uu = vv = 0.0
+    for i in range(n):
+        u = 0.0
+        v = 0.0
+        for k in range(d_out):
+            b = B[i, k]
+            w = W[k, i]
+            bb += b * b
+            ww += w * w
+            bw += b * w
+            u += b * error[k]
+            v += w * error[k]
+        g = gp[i]
+        u *= g
+        v *= g
+        uv += u * v
+        uu += u * u
+        vv += v * v
+    return bb, ww, bw, uv, uu, vv
+
+
+alignment_sums.numba_options = {"fastmath": {"reassoc"}}
+
+
+def angle(dot, norm_a, norm_b):
+    """Angle in degrees from a dot product and norms; NaN if a norm is 0 or
+    anything is not finite."""
+    if norm_a == 0.0 or norm_b == 0.0:
+        return math.nan
+    if not (math.isfinite(dot) and math.isfinite(norm_a) and math.isfinite(norm_b)):
+        return math.nan
+    # |dot| <= norm_a norm_b: dividing by one norm, then the other, neither
+    # overflows nor underflows where their product would
+    cos = dot / norm_a / norm_b
+    return math.degrees(math.acos(min(max(cos, -1.0), 1.0)))
+
+
+def alignment_diagnostics(error, B, W, gp, delta_angle, feedback_angle, norm_ratio):
+    """`.SimAlignmentDiagnostics` from :math:`G'(J)` (``gp``): its three
+    outputs, from `alignment_sums`."""
+    bb, ww, bw, uv, uu, vv = alignment_sums(error, B, W, gp)
+    b_norm, w_norm = math.sqrt(bb), math.sqrt(ww)
+    norm_ratio[0] = b_norm / w_norm if 0.0 < w_norm < math.inf else math.nan
+    feedback_angle[0] = angle(bw, b_norm, w_norm)
+    delta_angle[0] = angle(uv, math.sqrt(uu), math.sqrt(vv))
+
+
+alignment_diagnostics.helpers = (alignment_sums, angle)
+
+
+def rows_feedback_error(B, error, fe, scratch):
+    """:math:`B e` into ``fe`` for :math:`B` of shape ``(n, d_out)``, and
+    :math:`\\nu`, its RMS row norm (returned)."""
+    n, d_out = B.shape
+    for i in range(n):
+        acc = 0.0
+        sq = 0.0
+        for k in range(d_out):
+            b = B[i, k]
+            acc += b * error[k]
+            sq += b * b
+        fe[i] = acc
+        scratch[i] = sq
+    return math.sqrt(sum4(scratch) / n) if n > 0 else 0.0
+
+
+rows_feedback_error.helpers = (sum4,)
+
+
+def activity_projections(B, W, a, aa, x, Wx, xB):
+    """:math:`\\hat x = a / |a|` into ``x``, :math:`W \\hat x` into ``Wx``
+    and :math:`\\hat x^T B` into ``xB`` (``aa`` is :math:`|a|^2 > 0`)."""
+    n, d_out = B.shape
+    norm = math.sqrt(aa)
+    for i in range(n):
+        x[i] = a[i] / norm
+    Wx[:] = 0.0
+    xB[:] = 0.0
+    for k in range(d_out):
+        for i in range(n):
+            Wx[k] += W[k, i] * x[i]
+    for i in range(n):
+        for k in range(d_out):
+            xB[k] += x[i] * B[i, k]
+
+
+def alignment_gradient(B, W, coefs, active, x, Wx, xB, grad):
+    """:math:`\\Delta B` of `.SimAlignmentTerms` into ``grad``, its terms
+    added in the order of the numpy code (those of weight 0 left out, and the
+    activity terms without activity); returns :math:`|\\Delta B|^2`."""
+    n, d_out = B.shape
+    decay, self_, rate = coefs[0], coefs[1], coefs[5]
+    amp = coefs[2] if active else 0.0
+    sparse = coefs[3] if active else 0.0
+    null = coefs[4] if active else 0.0
+    gg = 0.0
+    for i in range(n):
+        bwx = 0.0
+        if null > 0.0:
+            for k in range(d_out):
+                bwx += B[i, k] * Wx[k]
+        for k in range(d_out):
+            g = B[i, k] * decay
+            if self_ > 0.0:
+                g += W[k, i] * -self_
+            if amp > 0.0:
+                g += x[i] * (-amp * Wx[k])
+            if sparse > 0.0:
+                g += x[i] * (sparse * xB[k])
+            if null > 0.0:
+                g += bwx * (null * Wx[k])
+            g *= rate
+            grad[i, k] = g
+            gg += g * g
+    return gg
+
+
+def alignment_terms(B, W, a, coefs, x, Wx, xB, grad, error, fe, scratch):
+    """A step of `.SimAlignmentTerms` that also gives the *feedback error*
+    of the :math:`B` it replaces: :math:`B e` into ``fe`` and :math:`\\nu`
+    (returned), then :math:`B \\leftarrow B + \\Delta B`. ``coefs`` holds
+    :math:`c_d, c_s, c_a, c_{sp}, c_n` and :math:`-\\kappa \\Delta t`;
+    ``a`` has no elements when no term needs the activities; ``x``, ``Wx``,
+    ``xB`` and ``grad`` are work arrays.
+
+    Returns, having changed nothing, -1 if :math:`W` is not finite, -2 if
+    :math:`a` is not, -3 if :math:`\\Delta B` is not (an overflow).
+    """
+    if not math.isfinite(squared_sum(W)):
+        return -1.0
+    aa = 0.0
+    for i in range(a.shape[0]):
+        aa += a[i] * a[i]
+    if not math.isfinite(aa):
+        return -2.0
+    nu = rows_feedback_error(B, error, fe, scratch)
+    if aa > 0.0:
+        activity_projections(B, W, a, aa, x, Wx, xB)
+    if not math.isfinite(alignment_gradient(B, W, coefs, aa > 0.0, x, Wx, xB, grad)):
+        return -3.0
+    for i in range(B.shape[0]):
+        for k in range(B.shape[1]):
+            B[i, k] += grad[i, k]
+    return nu
+
+
+alignment_terms.helpers = (
+    squared_sum,
+    rows_feedback_error,
+    activity_projections,
+    alignment_gradient,
+)

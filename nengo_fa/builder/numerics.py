@@ -1,7 +1,5 @@
 """Small numerical helpers shared by the operators. Internal."""
 
-import math
-
 import numpy as np
 
 from nengo_fa.builder import kernels as _kernels
@@ -36,11 +34,7 @@ def rms_row_norm(F, n):
     return np.sqrt(squared_norm(F) / n)
 
 
-def angle(dot, norm_a, norm_b):
-    """Angle in degrees from a dot product and norms; NaN if a norm is 0 or
-    anything is not finite."""
-    if norm_a == 0 or norm_b == 0:
-        return np.nan
-    if not (math.isfinite(dot) and math.isfinite(norm_a) and math.isfinite(norm_b)):
-        return np.nan
-    return np.degrees(np.arccos(np.clip(dot / (norm_a * norm_b), -1.0, 1.0)))
+#: The angle in degrees from a dot product and two norms, NaN if a norm is 0
+#: or anything is not finite (`nengo_fa.builder.kernels.angle`, which the
+#: compiled diagnostics use too).
+angle = _kernels.angle

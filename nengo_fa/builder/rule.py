@@ -198,18 +198,29 @@ class _HiddenLayerBuild:
             )
         self.fixed_feedback = self.source.build(self.ctx, self.feedback_ready)
 
-    def feedback_ready(self, feedback, transposed):
+    def feedback_ready(self, feedback, transposed, feedback_error=None):
         if not self.inplace:
-            self.add_operator(feedback, transposed)
+            self.add_operator(feedback, transposed, feedback_error)
         if self.add_weights_operator is not None:
             self.add_weights_operator(feedback, transposed)
-        publish(self.model, (self.rule, "feedback"), (feedback, transposed))
+        publish(
+            self.model,
+            (self.rule, "feedback"),
+            (feedback, transposed, feedback_error),
+        )
 
     def add_operator(
-        self, feedback, transposed, from_current=False, compiled=False, row_norms=None
+        self,
+        feedback,
+        transposed,
+        feedback_error=None,
+        from_current=False,
+        compiled=False,
+        row_norms=None,
     ):
-        """Add the rule's `.SimHiddenLayerRule`, reading ``feedback`` (and
-        ``row_norms``, :math:`|S_i|` set by the encoder update, if given)."""
+        """Add the rule's `.SimHiddenLayerRule`, reading ``feedback`` or,
+        where its operator gives them, ``feedback_error`` (and ``row_norms``,
+        :math:`|S_i|` set by the encoder update, if given)."""
         ens, model = self.ens, self.model
         rates = {"learning_rate": 0, "gain_learning_rate": 0}
         constants = rule_constants(
@@ -218,7 +229,6 @@ class _HiddenLayerBuild:
             self.gain_scale,
             self.derivative_scale,
             ens.radius,
-            self.derivative,
             self.threshold,
             self.max_intercept,
             feedback_norm=None if transposed else fixed_feedback_norm(feedback),
@@ -244,7 +254,7 @@ class _HiddenLayerBuild:
         model.add_op(
             SimHiddenLayerRule(
                 self.error,
-                feedback,
+                feedback if feedback_error is None else feedback_error,
                 signals,
                 outputs,
                 self.derivative,

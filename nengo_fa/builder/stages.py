@@ -53,7 +53,12 @@ class NumpyStep:
         self.derivative = op.derivative
         self.check_derivative = not trusted_derivative(op.derivative)
         self.error = signals[op.error]
-        self.feedback = signals[op.feedback]
+        # with a FeedbackError, F e and nu come from F's own operator
+        given = op.feedback_error
+        self.feedback = signals[op.feedback] if given is None else None
+        self.given_fe, self.given_nu = (
+            (None, None) if given is None else (signals[sig] for sig in given)
+        )
         self.current = signals[op.current]
         self.x = signals[op.x]
         self.S = signals[op.scaled_encoders]
@@ -92,17 +97,24 @@ class NumpyStep:
         # F e as e^T F^T, with F^T C-contiguous: several times faster than
         # F e for a thin F (measured 13 vs 37 us at n=5000, d_out=10)
         fixed = self.c.feedback_norm is not None
-        if self.c.transpose_feedback:
+        if given is not None:
+            self.FT = self.F = None
+        elif self.c.transpose_feedback:
             self.FT = self.feedback
         elif fixed:
             self.FT = np.ascontiguousarray(self.feedback.T)
         else:
             self.FT = None
-        self.F = self.feedback.T if self.c.transpose_feedback else self.feedback
+        if given is None:
+            self.F = self.feedback.T if self.c.transpose_feedback else self.feedback
         self.sx, self.t, self.m, self.tmp = (np.empty(n, dtype=dtype) for _ in range(4))
         # what np.dot gives for F e (F of a user's feedback source may have
         # another dtype than the signals nengo_fa makes)
-        self.fe = np.empty(n, dtype=np.result_type(self.error, self.feedback))
+        self.fe = (
+            np.empty(n, dtype=np.result_type(self.error, self.feedback))
+            if given is None
+            else self.given_fe
+        )
         # alpha holds ones except after a step that scaled rows
         self.scaled = False
         self.warned = False
@@ -157,7 +169,7 @@ class NumpyStep:
         sources = [] if finite else [f"the error ({self.error_source})"]
         if not np.all(np.isfinite(self.x)):
             sources.append("the ensemble's input x (from the connections into it)")
-        if not np.all(np.isfinite(self.feedback)):
+        if not self.feedback_finite():
             sources.append(
                 "the feedback matrix F (the weights it is read from, or its "
                 "feedback learning)"
@@ -191,7 +203,11 @@ class NumpyStep:
         if not sources:
             with np.errstate(all="ignore"):
                 e_norm = np.sqrt(np.sum(np.square(self.error, dtype=float)))
-                f_norm = np.sqrt(np.sum(np.square(self.feedback, dtype=float)))
+                f_norm = (
+                    np.sqrt(np.sum(np.square(self.feedback, dtype=float)))
+                    if self.feedback is not None
+                    else self.given_nu[0] * math.sqrt(self.n)
+                )
             sources.append(
                 f"overflow: a product of finite values exceeds the largest "
                 f"{self.S.dtype} ({self.coef_max:.3g}); the error (norm "
@@ -205,6 +221,13 @@ class NumpyStep:
             msg + ". This rule stopped before changing anything: the encoders, "
             "gains and biases are finite and as the previous step left them."
         )
+
+    def feedback_finite(self):
+        """Whether :math:`F` (or, where its operator gives them, :math:`F e`
+        and :math:`\\nu`) is finite."""
+        if self.feedback is None:
+            return bool(np.all(np.isfinite(self.given_nu)))
+        return bool(np.all(np.isfinite(self.feedback)))
 
     def out_of_range(self):
         """Warn, once, that a step would move a current by more than half the
@@ -251,15 +274,19 @@ class NumpyStep:
 
     def feedback_error(self):
         """:math:`F e` into ``fe``; returns :math:`\\nu`."""
-        nu = self.c.feedback_norm
-        if nu is None:
-            nu = rms_row_norm(self.feedback, self.n)
+        if self.feedback is None:
+            # F e is given too: both from F's own operator, in its pass over F
+            nu = float(self.given_nu[0])
+        else:
+            nu = self.c.feedback_norm
+            if nu is None:
+                nu = rms_row_norm(self.feedback, self.n)
         if not math.isfinite(nu):
             self.fail("the feedback")
-        if self.FT is None:
-            np.dot(self.F, self.error, out=self.fe)
-        else:
+        if self.FT is not None:
             np.dot(self.error, self.FT, out=self.fe)
+        elif self.F is not None:
+            np.dot(self.F, self.error, out=self.fe)
         return nu
 
     def local_error(self):
@@ -415,7 +442,7 @@ class NumpyStep:
         self.t.fill(0.0)
         return self.t
 
-    def row_scaling(self, dg_E):
+    def row_scaling(self, dg_E, xx):
         """:math:`g' = \\min(\\max(g + \\Delta g, g_{min}), g_{max})` and
         :math:`\\alpha = g' / m` with :math:`m = g + dg_E` the gain that
         :math:`S + \\beta x` has; a row with :math:`m = 0` has no direction
@@ -431,6 +458,51 @@ class NumpyStep:
         np.subtract(g_new, self.gain, out=self.gain_delta)
         self.gain_delta[~ok] = 0.0
         np.multiply(self.beta, alpha, out=self.beta)
+        self.scaled = True
+        self.measure_bounded_rows(xx)
+
+    def measure_bounded_rows(self, xx):
+        """Scale the rows whose new gain :math:`g'` the floor or the ceiling
+        set by :math:`\alpha = g' / (r |S_i + \beta x|)`, with the length
+        measured from :math:`S`, not inferred from the gain signal.
+
+        Elsewhere :math:`g` and :math:`r |S_i|` stay equal up to rounding:
+        each step takes the gain to :math:`m`, the length of
+        :math:`S_i + \beta x`, or scales both alike. A row held at a bound is
+        scaled by :math:`g' / m` step after step instead, which multiplies a
+        relative difference between :math:`g` and :math:`r |S_i|` by
+        :math:`g^2 / m^2` each time: while the steps keep shrinking a row at
+        its floor, the difference grows geometrically (measured: a row 14,000
+        times longer than its gain after 35 s of a 1-D task, and the network's
+        output with it). Below float64 every gain is measured already
+        (``exact_gains``). Costs :math:`O(d)` per bounded row, and nothing
+        while no gain is at a bound.
+        """
+        if self.exact_gains or self.n == 0:
+            return
+        c = self.c
+        g_new = np.add(self.gain, self.gain_delta, out=self.tmp)
+        rows = np.flatnonzero(
+            (g_new <= c.min_gain * (1 + 1e-12)) | (g_new >= c.max_gain * (1 - 1e-12))
+        )
+        if rows.size == 0:
+            return
+        S = self.S[rows]
+        if self.from_current:
+            sx = self.current[rows] - self.bias[rows]
+        else:
+            sx = self.sx[rows]
+        # alpha > 0 on every row: g' / m, or 1
+        b = self.beta[rows] / self.alpha[rows]
+        mm = np.einsum("ij,ij->i", S, S) + b * (2 * sx + b * xx)
+        m = c.radius * np.sqrt(np.maximum(mm, 0.0))
+        ok = m > 0
+        g_rows = g_new[rows]
+        alpha = np.ones_like(m)
+        np.divide(g_rows, m, out=alpha, where=ok)
+        self.alpha[rows] = alpha
+        self.beta[rows] = b * alpha
+        self.gain_delta[rows] = np.where(ok, g_rows - self.gain[rows], 0.0)
         self.scaled = True
 
     def encoders_delta_step(self):
@@ -503,7 +575,7 @@ class NumpyStep:
                 self.alpha.fill(1.0)
                 self.scaled = False
         else:
-            self.row_scaling(dg_E)
+            self.row_scaling(dg_E, xx)
         if self.factored:
             self.x_out[...] = self.x
         else:
@@ -511,42 +583,38 @@ class NumpyStep:
 
 
 def compiled_step(op, signals, numpy_step):
-    """A step of `.SimHiddenLayerRule` in three compiled loops.
+    """A step of `.SimHiddenLayerRule` in compiled loops.
 
-    `kernels.hidden_layer_prologue` does the checks, the feedback error and,
-    for rectified linear neurons, :math:`G'(J)`; `kernels.hidden_layer_update`
-    the local error, bias step, step bounds, encoder/gain step and row
-    scaling; `kernels.hidden_layer_finish` bounds the bias step, applies the
-    bias limits and checks :math:`\\delta` and :math:`S x`. :math:`G'(J)` of
-    other neuron types, :math:`F e` for a learned feedback that is not a
-    transpose, and :math:`S x` when it cannot be read as :math:`J - b` stay
-    numpy calls; the rare cases that the prologue
-    reports go to the numpy stages (``numpy_step``, a `NumpyStep`).
+    The derivative's compiled form (`kernels.derivative_loop`) writes
+    :math:`G'(J)`; `kernels.hidden_layer_prologue` does the checks and the
+    feedback error; `kernels.hidden_layer_update` the local error, bias step,
+    step bounds, encoder/gain step and row scaling;
+    `kernels.hidden_layer_finish` bounds the bias step, applies the bias
+    limits and checks :math:`\\delta` and :math:`S x`. :math:`G'(J)` of a
+    derivative without a compiled form, :math:`F e` of a feedback that its
+    own operator does not give (a user's feedback source, not a transpose),
+    and :math:`S x` when it cannot be read as :math:`J - b` stay numpy
+    calls; the rare cases that the prologue reports go to the numpy stages
+    (``numpy_step``, a `NumpyStep`).
     """
     s = numpy_step
     prologue = kernels.compiled(kernels.hidden_layer_prologue)
     update = kernels.compiled(kernels.hidden_layer_update)
     finish = kernels.compiled(kernels.hidden_layer_finish)
     c = op.constants
-    relu = c.relu_amplitude != 0
-    # F^T as the loops read it; without it, F e is computed here
-    fe_here = s.FT is None or not s.FT.flags.c_contiguous
-    kernel_FT = np.empty((0, s.n), dtype=s.S.dtype) if fe_here else s.FT
-    norm_here = c.feedback_norm is None and fe_here
     params = c.kernel_params(s.coef_max)
+    kernel_FT, feedback_error = _feedback_error_outside(s, params)
     bias = s.bias
     encode_sx = not s.from_current
-    error, feedback, F, fe, delta, current = (
-        s.error,
-        s.feedback,
-        s.F,
-        s.fe,
-        s.delta,
-        s.current,
-    )
-    x, S, sx, x_out, gain, n = s.x, s.S, s.sx, s.x_out, s.gain, s.n
+    error, fe, delta, current = s.error, s.fe, s.delta, s.current
+    x, S, sx, x_out, gain = s.x, s.S, s.sx, s.x_out, s.gain
     bias_delta, beta, gain_delta, alpha = s.bias_delta, s.beta, s.gain_delta, s.alpha
-    derivative, scratch = s.derivative, s.tmp
+    scratch = s.tmp
+    compiled_derivative = kernels.derivative_loop(s.derivative)
+    if compiled_derivative is None:
+        derivative, derivative_args = s.derivative, ()
+    else:
+        derivative, derivative_args = compiled_derivative
 
     exact_gains = s.exact_gains
     if exact_gains:
@@ -564,13 +632,10 @@ def compiled_step(op, signals, numpy_step):
     def step_simhiddenlayerrule():
         if exact_gains:
             measure_gains()
-        if norm_here:
-            params[kernels.GIVEN_NORM] = rms_row_norm(feedback, n)
-        if fe_here:
-            np.dot(F, error, out=fe)
-        if not relu:
-            derivative(current, delta)
-        if prologue(error, kernel_FT, fe, delta, current, x, scratch, params):
+        if feedback_error is not None:
+            feedback_error()
+        derivative(current, delta, *derivative_args)
+        if prologue(error, kernel_FT, fe, x, scratch, params):
             # a rare case, which the numpy stages handle
             s.step()
             s.anchor_gains()
@@ -593,6 +658,8 @@ def compiled_step(op, signals, numpy_step):
             params,
         )
         s.scaled = n_scaled > 0
+        if params[kernels.N_CLIPPED]:
+            s.measure_bounded_rows(params[kernels.INPUT_SQ])
         finish(delta, current, bias, sx, gain, bias_delta, gain_delta, params)
         if params[kernels.N_BAD]:
             s.scaled = True  # alpha may hold anything: reset it
@@ -604,3 +671,34 @@ def compiled_step(op, signals, numpy_step):
             np.subtract(gain_delta, gain_signal, out=gain_delta)
 
     return step_simhiddenlayerrule
+
+
+def _feedback_error_outside(s, params):
+    """``(FT, step)``: :math:`F^T` as the compiled prologue reads it, and a
+    function that does what the prologue cannot, before it (or None).
+
+    The prologue computes :math:`F e` and :math:`\\nu` from a C-contiguous
+    :math:`F^T`. Otherwise it is given no rows, and ``step`` puts
+    :math:`F e` into ``fe`` and :math:`\\nu` into ``params``: read from
+    the signals that :math:`F`'s own operator set (a `.FeedbackError`), or
+    computed with numpy (a user's feedback source whose :math:`F` is no
+    transpose)."""
+    no_rows = np.empty((0, s.n), dtype=s.S.dtype)
+    if s.F is None:
+        given_nu = s.given_nu
+
+        def step():
+            params[kernels.GIVEN_NORM] = given_nu[0]
+
+        return no_rows, step
+    if s.FT is not None and s.FT.flags.c_contiguous:
+        return s.FT, None
+    F, error, fe, feedback, n = s.F, s.error, s.fe, s.feedback, s.n
+    fixed = s.c.feedback_norm is not None
+
+    def step():
+        if not fixed:
+            params[kernels.GIVEN_NORM] = rms_row_norm(feedback, n)
+        np.dot(F, error, out=fe)
+
+    return no_rows, step

@@ -1,16 +1,30 @@
-"""Learning a connection's full weight matrix (``modifies="weights"``)."""
+"""Learning a connection's full weight matrix (``modifies="weights"``).
+
+Nengo's ``build_learning_rule`` gives the rule an ``(n_post, n_pre)`` delta
+signal and a ``Copy`` that adds it to the weights: filling it and adding it
+are three passes over a temporary as large as the weight matrix, every step.
+When the rule is the only one on its connection, the update
+:math:`\\Delta W = u \\, a_{pre}^T` is instead applied in place, as a rank-1
+update of :math:`W` by the same operator that applies the encoders' update
+(`.SimHiddenLayerEncoderUpdate`), which also takes over the connection's
+``W x`` so that :math:`W` is read once a step.
+"""
 
 import math
 
 import numpy as np
-from nengo.builder import Operator
+from nengo.builder import Operator, Signal
 from nengo.builder.connection import slice_signal
 from nengo.builder.ensemble import get_activities
 from nengo.builder.learning_rules import build_or_passthrough, get_pre_ens
+from nengo.builder.operator import Copy, DotInc
 from nengo.ensemble import Ensemble, Neurons
 from nengo.exceptions import BuildError, SimulationError
 from nengo.neurons import Direct
+from nengo.rc import rc
 
+from nengo_fa import settings
+from nengo_fa.builder.encoder_update import SimHiddenLayerEncoderUpdate
 from nengo_fa.builder.numerics import rms_row_norm
 
 
@@ -27,8 +41,10 @@ def build_weights_learning(
     """Set up learning of ``rule``'s connection weights (``modifies="weights"``).
 
     Filters the presynaptic activities with ``pre_synapse`` (as `nengo.PES`
-    does) and returns a function that adds the `.SimHiddenLayerWeights`
-    operator once the rule's feedback signal is known.
+    does), installs the in-place update where it applies
+    (`inplace_weights_update`), and returns a function that adds the
+    `.SimHiddenLayerWeights` operator once the rule's feedback signal is
+    known.
     """
     conn = rule.connection
     prefix = f"{type(rule_type).__name__} on {conn}"
@@ -70,6 +86,9 @@ def build_weights_learning(
     # a step moves neuron i's current by c_i dW_i . a_pre: at most half its
     # range, g_i / 2, as for the encoders
     row_limit = 0.5 * np.abs(model.params[ens].gain) / row_gain
+    outputs = weights_delta
+    if settings.inplace_encoder_update() and len(learning_rules(conn)) == 1:
+        outputs = inplace_weights_update(model, conn, weights, weights_delta, prefix)
 
     def add_weights_operator(feedback, transpose_feedback):
         model.add_op(
@@ -77,7 +96,7 @@ def build_weights_learning(
                 delta=delta,
                 feedback=feedback,
                 pre_activities=acts,
-                weights_delta=weights_delta,
+                weights_delta=outputs,
                 row_scale=row_scale,
                 row_limit=row_limit,
                 learning_rate=rule_type.learning_rate,
@@ -89,13 +108,65 @@ def build_weights_learning(
     return add_weights_operator
 
 
+def learning_rules(conn):
+    """The learning rule types on ``conn`` (a list)."""
+    types = conn.learning_rule_type
+    if isinstance(types, dict):
+        return list(types.values())
+    return list(types) if isinstance(types, (list, tuple)) else [types]
+
+
+def inplace_weights_update(model, conn, weights, weights_delta, prefix):
+    """Apply a weight-learning rule's update in place (see the module).
+
+    Drops Nengo's ``Copy`` of the ``(n_post, n_pre)`` delta (which then is
+    never allocated) and adds a `.SimHiddenLayerEncoderUpdate` that applies
+    :math:`W \\leftarrow W + u \\, a^T` from factors that the rule's
+    `.SimHiddenLayerWeights` sets on the step before and, with the compiled
+    loops, takes over the connection's ``DotInc`` (:math:`W x`). Returns the
+    factors :math:`(u, a)`.
+    """
+    model.operators[:] = [
+        op
+        for op in model.operators
+        if not (isinstance(op, Copy) and op.src is weights_delta and op.dst is weights)
+    ]
+    n_post, n_pre = weights.shape
+    dtype = rc.float_dtype
+    u = Signal(np.zeros(n_post, dtype=dtype), name=f"{prefix}: weights u")
+    a = Signal(np.zeros(n_pre, dtype=dtype), name=f"{prefix}: weights a")
+    # no rows are scaled: alpha is 1
+    ones = Signal(np.ones(n_post, dtype=dtype), name=f"{prefix}: ones", readonly=True)
+    compiled = settings.compiled_kernels()
+    encode = None
+    if compiled:
+        products = [
+            op for op in model.operators if isinstance(op, DotInc) and op.A is weights
+        ]
+        if len(products) == 1:
+            model.operators.remove(products[0])
+            encode = (products[0].X, products[0].Y)
+    model.add_op(
+        SimHiddenLayerEncoderUpdate(
+            weights,
+            ones,
+            u,
+            a,
+            tag=f"{prefix}: weights += u a^T",
+            encode=encode,
+            compiled=compiled,
+        )
+    )
+    return u, a
+
+
 class SimHiddenLayerWeights(Operator):
     r"""Update a connection's full weight matrix from a local error.
 
     Implements, with the notation of `.HiddenLayerRule`,
 
     .. math:: \Delta W = -\kappa \, \Delta t \, \mathrm{diag}(s) \,
-              \delta \, a_{pre}^T / \nu
+              \delta \, a_{pre}^T / \nu = u \, a_{pre}^T
 
     with the constant row scale :math:`s = \hat g / (c \bar{G'} \bar A^2)`
     and :math:`\nu` the RMS row norm of the feedback. :math:`\Delta W = 0`
@@ -114,8 +185,10 @@ class SimHiddenLayerWeights(Operator):
         The feedback matrix of the rule (or its transpose), for :math:`\nu`.
     pre_activities : Signal
         The filtered presynaptic activities :math:`a_{pre}`.
-    weights_delta : Signal
-        Output: :math:`\Delta W`, added to the weights on the next step.
+    weights_delta : Signal or (Signal, Signal)
+        Output: :math:`\Delta W`, added to the weights on the next step; or
+        its factors :math:`(u, a_{pre})`, applied in place on the next step
+        (`inplace_weights_update`).
     row_scale : ndarray
         :math:`s`, shape ``(n_post,)``.
     row_limit : ndarray
@@ -133,7 +206,7 @@ class SimHiddenLayerWeights(Operator):
     1. sets ``[]``
     2. incs ``[]``
     3. reads ``[delta, feedback, pre_activities]``
-    4. updates ``[weights_delta]``
+    4. updates ``[weights_delta]``, or ``[u, a]``
     """
 
     def __init__(
@@ -156,7 +229,8 @@ class SimHiddenLayerWeights(Operator):
         self.sets = []
         self.incs = []
         self.reads = [delta, feedback, pre_activities]
-        self.updates = [weights_delta]
+        factored = isinstance(weights_delta, tuple)
+        self.updates = list(weights_delta) if factored else [weights_delta]
 
     @property
     def delta(self):
@@ -172,30 +246,46 @@ class SimHiddenLayerWeights(Operator):
 
     @property
     def weights_delta(self):
-        return self.updates[0]
+        """:math:`\\Delta W`, or None with factors."""
+        return self.updates[0] if len(self.updates) == 1 else None
+
+    @property
+    def weights_factors(self):
+        """:math:`(u, a_{pre})`, or None."""
+        return tuple(self.updates) if len(self.updates) == 2 else None
 
     @property
     def _descstr(self):
-        return f"{self.delta}, {self.pre_activities} -> {self.weights_delta}"
+        return f"{self.delta}, {self.pre_activities} -> {self.updates}"
 
     def make_step(self, signals, dt, rng):
         delta = signals[self.delta]
         feedback = signals[self.feedback]
         pre = signals[self.pre_activities]
-        weights_delta = signals[self.weights_delta]
+        factors = self.weights_factors
+        if factors is None:
+            weights_delta = signals[self.weights_delta]
+            u = np.empty(delta.shape[0], dtype=weights_delta.dtype)
+        else:
+            u, a = (signals[sig] for sig in factors)
         n = delta.shape[0]
-        dtype = weights_delta.dtype
+        dtype = u.dtype
         coef_max = float(np.finfo(dtype).max)
         coef = -self.learning_rate * dt * np.asarray(self.row_scale, dtype=float)
         coef = np.clip(coef, -coef_max, coef_max).astype(dtype)
         limit = np.asarray(self.row_limit, dtype=dtype)
         fixed_nu = rms_row_norm(feedback, n) if self.fixed_feedback else None
-        u = np.empty(n, dtype=dtype)
         bound = np.empty(n, dtype=dtype)
         tag = self.tag
 
+        def no_update():
+            if factors is None:
+                weights_delta[...] = 0
+            else:
+                u[...] = 0
+
         def fail(what):
-            weights_delta[...] = 0
+            no_update()
             raise SimulationError(
                 f"{tag}: {what} contains NaN or inf; the weights were not changed"
             )
@@ -208,7 +298,7 @@ class SimHiddenLayerWeights(Operator):
             if not (math.isfinite(aa) or np.all(np.isfinite(pre))):
                 fail("the presynaptic activities")
             if nu == 0 or aa == 0:
-                weights_delta[...] = 0
+                no_update()
                 return
             np.multiply(delta, coef, out=u)
             np.multiply(u, min(1.0 / nu, coef_max), out=u)
@@ -217,6 +307,9 @@ class SimHiddenLayerWeights(Operator):
             np.minimum(u, bound, out=u)
             np.negative(bound, out=bound)
             np.maximum(u, bound, out=u)
-            np.outer(u, pre, out=weights_delta)
+            if factors is None:
+                np.outer(u, pre, out=weights_delta)
+            else:
+                a[...] = pre
 
         return step_simhiddenlayerweights

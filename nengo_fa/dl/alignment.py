@@ -49,7 +49,8 @@ class SimForwardMatrixBuilder(StackedBuilder):
 @Builder.register(SimKolenPollack)
 class SimKolenPollackBuilder(StackedBuilder):
     r"""Build a group of `.SimKolenPollack` operators:
-    :math:`B \leftarrow (1 - \lambda \Delta t) B + (W_t - W_{t-1})^T`."""
+    :math:`B \leftarrow (1 - \lambda \Delta t) B + (W_t - W_{t-1})^T`, and
+    the rule's feedback error from the :math:`B` it replaces."""
 
     def build_pre(self, signals, config):
         super().build_pre(signals, config)
@@ -62,11 +63,13 @@ class SimKolenPollackBuilder(StackedBuilder):
         self.keep = self.per_op(
             [1.0 - op.decay * signals.dt_val for op in ops], signals.dtype, 2
         )
+        self.feedback_error = self.stack_feedback_error(signals)
 
     def build_step(self, signals):
         W = self.gather(signals, self.weights_data)  # (B, K, d_out, n)
         W_prev = self.gather(signals, self.previous_in)
         B = self.gather(signals, self.feedback_in)  # (B, K, n, d_out)
+        self.scatter_feedback_error(signals, self.feedback_error, B)
         B = B * self.keep + tf.linalg.matrix_transpose(W - W_prev)
         scatter(signals, self.feedback_out, B)
         scatter(signals, self.previous_out, W)
@@ -99,10 +102,12 @@ class SimAlignmentTermsBuilder(StackedBuilder):
         self.rate = self.per_op(
             [-op.terms.learning_rate * signals.dt_val for op in ops], dtype, 2
         )
+        self.feedback_error = self.stack_feedback_error(signals)
 
     def build_step(self, signals):
         W = self.gather(signals, self.weights_data)  # (B, K, d_out, n)
         B = self.gather(signals, self.feedback_in)  # (B, K, n, d_out)
+        self.scatter_feedback_error(signals, self.feedback_error, B)
         grad = B * self.decay - self.self_ * tf.linalg.matrix_transpose(W)
         if self.use_activities:
             a = self.gather(signals, self.activity_data)  # (B, K, n)

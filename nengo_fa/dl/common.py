@@ -109,7 +109,9 @@ def repeat_per_neuron(tensor, sizes):
 
 
 def same_shapes(x, y):
-    return all(a.shape == b.shape for a, b in zip(x.all_signals, y.all_signals))
+    return len(x.all_signals) == len(y.all_signals) and all(
+        a.shape == b.shape for a, b in zip(x.all_signals, y.all_signals)
+    )
 
 
 class StackedBuilder(OpBuilder):
@@ -136,6 +138,33 @@ class StackedBuilder(OpBuilder):
     @staticmethod
     def gather(signals, data):
         return with_batch(signals.gather(data), data)
+
+    def stack_feedback_error(self, signals):
+        """For operators that give a rule's *feedback error*
+        (`.FeedbackErrorMixin`): their stacked error, :math:`F e` and
+        :math:`\\nu` (outputs), or None."""
+        if not self.ops[0].gives_feedback_error:
+            return None
+        return (
+            self.stack(signals, lambda op: op.error),
+            self.stack(signals, lambda op: op.feedback_error.fe, output=True),
+            self.stack(signals, lambda op: op.feedback_error.nu, output=True),
+        )
+
+    def scatter_feedback_error(self, signals, data, F, transposed=False):
+        """Set :math:`F e` and :math:`\\nu` from ``F``, ``(B, K, n, d_out)``
+        (or :math:`F^T`, ``(B, K, d_out, n)``, with ``transposed``), with
+        ``data`` from `stack_feedback_error` (nothing if None)."""
+        if data is None:
+            return
+        error_data, fe_data, nu_data = data
+        e = self.gather(signals, error_data)  # (B, K, d_out)
+        if transposed:
+            fe = tf.reduce_sum(F * e[..., :, None], axis=-2)
+        else:
+            fe = tf.reduce_sum(F * e[..., None, :], axis=-1)
+        scatter(signals, fe_data, fe)
+        scatter(signals, nu_data, rms(F, fe.shape[-1]))
 
     @staticmethod
     def mergeable(x, y):

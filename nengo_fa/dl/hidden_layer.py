@@ -66,7 +66,6 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         self.transpose = ops[0].transpose_feedback
         self.factored = ops[0].factored
         self.rule_names = "/".join(sorted({type_name(op) for op in ops}))
-        self.exact_gains = signals.dtype != tf.float64
         self._combine_signals(signals)
         self._feedback(signals)
         self._constants(signals.dtype)
@@ -112,7 +111,12 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         ops = self.ops
         self.feedback_constant = None
         self.nu = None
-        if all(op.constants.feedback_norm is not None for op in ops):
+        self.given = ops[0].feedback_error is not None  # see mergeable
+        if self.given:
+            # F e and nu, set by F's own operator (a FeedbackError)
+            self.fe_data = signals.combine([op.feedback_error.fe for op in ops])
+            self.nu_data = signals.combine([op.feedback_error.nu for op in ops])
+        elif all(op.constants.feedback_norm is not None for op in ops):
             F = np.concatenate([op.feedback.initial_value for op in ops], axis=0)
             self.feedback_constant = tf.constant(F, dtype=signals.dtype)
             self.nu = self._per_neuron(
@@ -166,6 +170,10 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
 
     def feedback_error(self, signals, error):
         """:math:`F e` per neuron, and :math:`\\nu` of each op's :math:`F`."""
+        if self.given:
+            fe = with_batch(signals.gather(self.fe_data), self.fe_data)
+            nu = with_batch(signals.gather(self.nu_data), self.nu_data)  # (B, K)
+            return fe, tf.repeat(nu, self.sizes, axis=1)
         e = repeat_per_neuron(error, self.sizes)  # (B, N or 1, d_out)
         if self.feedback_constant is not None:
             return tf.reduce_sum(self.feedback_constant * e, axis=-1), self.nu
@@ -268,12 +276,13 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         x_ops = check(gather(self.x_data), "the ensemble's input")  # (B, K, d)
         J, S = gather(self.current_data), gather(self.scaled_encoders_data)
         gain_signal, bias = gather(self.gain_data), gather(self.bias_data)
-        gain = gain_signal
-        if self.exact_gains:
-            # as the reference simulator below float64 (see NumpyStep): the
-            # gains the scaled encoders have, g = r |S_i|
-            measured = self.radius * tf.sqrt(tf.reduce_sum(tf.square(S), axis=-1))
-            gain = tf.where(self.learns_encoders, measured, gain_signal)
+        # the gains the scaled encoders have, g = r |S_i|, measured every step
+        # in every precision: the reference simulator measures them below
+        # float64 and, in float64, on rows at the gain floor or ceiling (see
+        # NumpyStep.measure_bounded_rows); here one more reduction over S
+        # costs about what sx does, and no per-row case is needed
+        measured = self.radius * tf.sqrt(tf.reduce_sum(tf.square(S), axis=-1))
+        gain = tf.where(self.learns_encoders, measured, gain_signal)
 
         fe, nu = self.feedback_error(signals, error)
         nu = check(nu, "the feedback")
@@ -290,8 +299,7 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         alpha, gain_delta = self.row_scaling(gain, dg_E, dg, ok)
         beta = alpha * beta
         bias_delta = self.bias_limits(bias_delta, gain, gain_delta, bias)
-        if self.exact_gains:
-            gain_delta = gain_delta + (gain - gain_signal)
+        gain_delta = gain_delta + (gain - gain_signal)
 
         scatter(signals, self.delta_data, delta)
         scatter(signals, self.bias_delta_data, bias_delta)
@@ -310,6 +318,7 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         cx, cy = x.constants, y.constants
         if (
             cx.transpose_feedback != cy.transpose_feedback
+            or (x.feedback_error is None) != (y.feedback_error is None)
             or (cx.feedback_norm is None) != (cy.feedback_norm is None)
             or x.factored != y.factored
             or x.error.shape != y.error.shape

@@ -12,7 +12,8 @@ from nengo_fa.dl.common import StackedBuilder, rms, same_shapes, scatter
 class SimHiddenLayerWeightsBuilder(StackedBuilder):
     r"""Build a group of `.SimHiddenLayerWeights` operators:
     :math:`\Delta W = -\kappa \Delta t \, \mathrm{diag}(s) \delta
-    a_{pre}^T / \nu`, and 0 while :math:`\nu = 0`."""
+    a_{pre}^T / \nu = u a_{pre}^T`, and 0 while :math:`\nu = 0`; or its
+    factors :math:`u, a_{pre}`, which `.SimHiddenLayerEncoderUpdate` applies."""
 
     def build_pre(self, signals, config):
         super().build_pre(signals, config)
@@ -21,7 +22,16 @@ class SimHiddenLayerWeightsBuilder(StackedBuilder):
         self.delta_data = self.stack(signals, lambda op: op.delta)
         self.feedback_data = self.stack(signals, lambda op: op.feedback)
         self.pre_data = self.stack(signals, lambda op: op.pre_activities)
-        self.output_data = self.stack(signals, lambda op: op.weights_delta, output=True)
+        self.factored = ops[0].weights_factors is not None
+        if self.factored:
+            self.u_data, self.a_data = (
+                self.stack(signals, lambda op, i=i: op.weights_factors[i], output=True)
+                for i in range(2)
+            )
+        else:
+            self.output_data = self.stack(
+                signals, lambda op: op.weights_delta, output=True
+            )
         self.coef_max = float(np.finfo(signals.dtype.as_numpy_dtype).max)
         dt = signals.dt_val
         coefs = [-op.learning_rate * dt * np.asarray(op.row_scale, float) for op in ops]
@@ -70,12 +80,17 @@ class SimHiddenLayerWeightsBuilder(StackedBuilder):
         # each row moves its neuron's current by at most half its range
         bound = self.limit / tf.where(ok, aa, tf.ones_like(aa))[..., None]
         u = tf.clip_by_value(u, -bound, bound)
-        scatter(signals, self.output_data, u[..., :, None] * pre[..., None, :])
+        if self.factored:
+            scatter(signals, self.u_data, u)
+            scatter(signals, self.a_data, pre)
+        else:
+            scatter(signals, self.output_data, u[..., :, None] * pre[..., None, :])
 
     @staticmethod
     def mergeable(x, y):
         return (
             same_shapes(x, y)
+            and (x.weights_factors is None) == (y.weights_factors is None)
             and np.shape(x.row_scale) == np.shape(y.row_scale)
             and x.fixed_feedback == y.fixed_feedback
         )
