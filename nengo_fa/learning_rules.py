@@ -435,7 +435,9 @@ class FeedbackAlignment(HiddenLayerRule):
     ``"feedback_angle"``, the angle between :math:`B` and the true feedback
     :math:`W^T` (Akrout et al. 2019); and ``"norm_ratio"``,
     :math:`\|B\|_F / \|W\|_F`. The diagnostics need ``downstream``
-    (without it, probing them is a ``BuildError``) and are NaN while
+    (without it, probing them is a ``BuildError``), are computed only when
+    a probe of the network reads them (they cost more than the rule where
+    :math:`W` is a chained rule's ``n x n`` forward matrix) and are NaN while
     undefined (e.g. while :math:`W = 0`). For a
     chained rule, :math:`W` is the effective forward matrix from layer
     :math:`l`'s neurons to layer :math:`l+1`'s (:math:`S_{l+1} W_l`, or

@@ -581,3 +581,26 @@ def test_downstream_rule_changed_raises(Simulator):
     with pytest.raises(BuildError, match="changed after"):
         with Simulator(net):
             pass
+
+
+def test_chained_diagnostics_are_built_only_when_probed():
+    """A chained FA rule's alignment diagnostics, and the n x n forward matrix
+    they read (recomputed every step: most of the cost of a chained FA step),
+    are built only when a probe reads them; learning does not change."""
+    outputs = []
+    for probed in (False, True):
+        net = deep_net("fa", 0)
+        with net:
+            p_out = nengo.Probe(net.out, synapse=None)
+            if probed:
+                p_angle = nengo.Probe(net.into_h1.learning_rule, "delta_angle")
+        with nengo.Simulator(net, progress_bar=False) as sim:
+            sim.run(0.5)
+        ops = {type(op).__name__ for op in sim.model.operators}
+        assert ("SimAlignmentDiagnostics" in ops) == probed
+        assert ("SimForwardMatrix" in ops) == probed
+        outputs.append(sim.data[p_out])
+    angles = sim.data[p_angle][:, 0]
+    # NaN while the error is still 0, then the angle of a real step
+    assert np.all(np.isfinite(angles[100:])) and np.all(angles[100:] > 0)
+    assert np.array_equal(outputs[0], outputs[1])

@@ -216,11 +216,13 @@ class FixedFeedback(FeedbackSource):
 
         Without ``downstream`` there is nothing to compare with, and nothing
         is added. With ``downstream``, once it is built, adds the
-        `.SimAlignmentDiagnostics` operator and, if the feedback learns, the
-        operator of its `.FeedbackLearning` (`FEEDBACK_LEARNING`), which also
-        sets ``feedback_error`` (a `.FeedbackError`). For a chained rule, the
-        true feedback is the transpose of the effective forward matrix into
-        the next layer's neurons, set every step by a `.SimForwardMatrix`.
+        `.SimAlignmentDiagnostics` operator if a probe reads the diagnostics
+        (`diagnostics_probed`) and, if the feedback learns, the operator of
+        its `.FeedbackLearning` (`FEEDBACK_LEARNING`), which also sets
+        ``feedback_error`` (a `.FeedbackError`). For a chained rule, the true
+        feedback is the transpose of the effective forward matrix into the
+        next layer's neurons, set every step by a `.SimForwardMatrix`, which
+        is added only where the diagnostics or the feedback learning read it.
         """
         model, rule, ens = ctx.model, ctx.rule, ctx.ens
         down, prefix = ctx.rule_type.downstream, ctx.prefix
@@ -235,6 +237,9 @@ class FixedFeedback(FeedbackSource):
         learning = ctx.rule_type.feedback_learning
 
         def add_operators():
+            probed = diagnostics_probed(model, rule, keys)
+            if learning is None and not probed:
+                return  # nothing reads the weights: no forward matrix either
             if ctx.down_rule is None:
                 weights = downstream_weights(model, prefix, down, ens)
             else:
@@ -243,6 +248,8 @@ class FixedFeedback(FeedbackSource):
                 feedback_learning_builder(learning, prefix)(
                     ctx, learning, weights, feedback, feedback_error
                 )
+            if not probed:
+                return
             model.add_op(
                 SimAlignmentDiagnostics(
                     ctx.error,
@@ -258,6 +265,31 @@ class FixedFeedback(FeedbackSource):
             )
 
         when_built(model, [down], add_operators)
+
+
+def diagnostics_probed(model, rule, keys):
+    """Whether a probe of the network being built reads one of ``keys`` of
+    ``rule`` (True when that cannot be known: no top-level network).
+
+    The diagnostics cost more than the rule itself where the true feedback is
+    a chained rule's ``n x n`` forward matrix (recomputed every step), so
+    they are computed only when probed; the signals of unprobed ones stay at
+    0. Probes are built after connections, so this reads the network's
+    probes, not the model's.
+    """
+    if model.toplevel is None:
+        return True
+
+    def reads(probe):
+        # a connection's learning_rule is a new LearningRule at each access
+        target = probe.target
+        return (
+            probe.attr in keys
+            and getattr(target, "connection", None) is rule.connection
+            and getattr(target, "learning_rule_type", None) is rule.learning_rule_type
+        )
+
+    return any(reads(p) for p in model.toplevel.all_probes)
 
 
 def build_kolen_pollack(ctx, learning, weights, feedback, feedback_error):
