@@ -36,6 +36,7 @@ from nengo.transforms import Dense, NoTransform
 
 from nengo_fa import settings
 from nengo_fa.builder import kernels
+from nengo_fa.builder.chained import build_chained_error
 from nengo_fa.builder.alignment import (
     FeedbackErrorMixin,
     SimAlignmentDiagnostics,
@@ -156,6 +157,15 @@ class FeedbackSource:
             None.
         """
         raise NotImplementedError
+
+    def build_chained_error(self, ctx):
+        """Make what sets the error of a chained rule (``ctx.down_rule``
+        is not None), before `build`. By default a `.SimChainedError` passes
+        the downstream rule's normalised local error back
+        (`nengo_fa.builder.chained.build_chained_error`); a source whose own
+        operator sets the error (`.DifferenceTargetProp`'s) overrides this.
+        """
+        build_chained_error(ctx, self)
 
 
 @register_feedback_source(FeedbackAlignment)
