@@ -174,9 +174,10 @@ def deep_net(
 
     ``kind`` picks the rules: None (the readout alone); BackProp ("bp"),
     SignSymmetry ("ss"), FeedbackAlignment ("fa") or DifferenceTargetProp
-    ("dtp") on both hidden layers, the lower rule chained to the upper; direct feedback alignment ("dfa":
-    FA on both, both connected to the output error); chained FA learning its
-    feedback ("kp": Kolen-Pollack; "terms": all five alignment terms). With
+    ("dtp") on both hidden layers, the lower rule chained to the upper;
+    direct feedback alignment ("dfa": FA on both, both connected to the
+    output error); chained FA learning its feedback ("kp": Kolen-Pollack;
+    "terms": all five alignment terms). With
     ``modifies="weights"``, ``h1 -> h2`` is a full weight matrix (small
     random initial weights) that the upper rule learns. The error reaches
     the rules through a `Gate` that closes at ``freeze_at``; ``max_rates``

@@ -58,7 +58,7 @@ def test_targets_match_numpy_formulas(Simulator, seed):
     assert np.allclose(d["h2.target"], d["h2.activities"] - d["h2.displacement"])
 
     QC = d["h1.inverse"]
-    Q_read, c_read = QC[:-1, :, :-1], QC[:-1, :, -1]
+    Q_read = QC[:-1, :, :-1]
     assert np.allclose(d["h1.error"], d["h2.displacement"])
     disp1 = np.einsum("tnm,tm->tn", Q_read, d["h2.displacement"][1:])
     assert np.allclose(d["h1.displacement"][1:], disp1, rtol=1e-6, atol=1e-9)
@@ -172,8 +172,8 @@ def test_float32(Simulator, seed):
         net = probed_dtp(seed)
         with Simulator(net) as sim:
             sim.run(0.5)
-        inverse = sim.model.sig[net.into_h1.learning_rule]["inverse"]
-        assert sim.signals[inverse].dtype == np.float32
+            inverse = sim.model.sig[net.into_h1.learning_rule]["inverse"]
+            assert sim.signals[inverse].dtype == np.float32
     finally:
         nengo.rc["precision"]["bits"] = bits
     assert np.all(np.isfinite(sim.data[net.p["h1.inverse"]]))

@@ -36,7 +36,6 @@ from nengo.transforms import Dense, NoTransform
 
 from nengo_fa import settings
 from nengo_fa.builder import kernels
-from nengo_fa.builder.chained import build_chained_error
 from nengo_fa.builder.alignment import (
     FeedbackErrorMixin,
     SimAlignmentDiagnostics,
@@ -44,6 +43,7 @@ from nengo_fa.builder.alignment import (
     SimForwardMatrix,
     SimKolenPollack,
 )
+from nengo_fa.builder.chained import build_chained_error
 from nengo_fa.builder.deferred import when_built
 from nengo_fa.builder.hidden_layer import feedback_error_signals
 from nengo_fa.builder.weights import weights_row_gain

@@ -24,7 +24,7 @@ from nengo_fa.builder.feedback_sources import (
     register_feedback_source,
 )
 from nengo_fa.builder.hidden_layer import feedback_error_signals
-from nengo_fa.builder.numerics import rms_row_norm, squared_norm
+from nengo_fa.builder.numerics import squared_norm
 from nengo_fa.learning_rules import DifferenceTargetProp
 
 
