@@ -832,19 +832,25 @@ class DifferenceTargetProp(HiddenLayerRule):
     layer :math:`l+1`'s activities back to layer :math:`l`'s; ``n_l x
     n_{l+1}``, plus the offset :math:`c_l`, which cancels in the
     difference). It starts at zero and is trained online as a denoising
-    autoencoder, by normalised least mean squares:
+    autoencoder [1]_: layer :math:`l`'s activities are corrupted, the
+    corruption is carried to layer :math:`l+1` by the forward connection,
+    and :math:`g_l` learns to give back the corrupted activities, by
+    normalised least mean squares:
 
     .. math::
 
-       \tilde h_{l+1} &= h_{l+1} + \sigma \bar a_{l+1} \xi, \qquad
-           \xi \sim \mathcal N(0, I) \text{ each step}, \\
-       r &= Q_l \tilde h_{l+1} + c_l \bar a_{l+1} - h_l, \\
+       \epsilon &= \sigma \bar a_l \xi, \qquad
+           \xi \sim \mathcal N(0, I) \text{ each step}, \qquad
+       \tilde h_{l+1} = h_{l+1} + G'(J_{l+1}) \odot (M_l \epsilon), \\
+       r &= Q_l \tilde h_{l+1} + c_l \bar a_{l+1} - (h_l + \epsilon), \\
        [Q_l, c_l] &\leftarrow [Q_l, c_l] - \kappa_Q \Delta t \,
            r \, z^T / |z|^2, \qquad z = [\tilde h_{l+1}; \bar a_{l+1}],
 
-    with :math:`\sigma` = ``noise`` and :math:`\bar a_{l+1}` the RMS
-    activity of layer :math:`l+1` over its evaluation points (build time).
-    :math:`h` are the neurons' activities filtered by ``activity_synapse``.
+    with :math:`\sigma` = ``noise``, :math:`\bar a_l` the RMS activity of
+    layer :math:`l` over its evaluation points (build time), and
+    :math:`M_l = S_{l+1} W_l` the live forward matrix from layer :math:`l`'s
+    neurons to layer :math:`l+1`'s currents. :math:`h` are the neurons'
+    activities filtered by ``activity_synapse``.
 
     Each layer then learns toward its target with the shared normalised
     step of `.HiddenLayerRule`, its feedback error being the displacement
@@ -885,11 +891,14 @@ class DifferenceTargetProp(HiddenLayerRule):
         :math:`\kappa_Q \Delta t < 2`. Unused by the top layer.
     noise : float, optional
         :math:`\sigma`, the standard deviation of the corruption of
-        :math:`h_{l+1}`, relative to :math:`\bar a_{l+1}`; default 0.1. For
-        a linear inverse it acts as ridge regularisation of strength
-        :math:`\sigma^2 \bar a_{l+1}^2`: directions that hold less than
-        about 1% of the activity's power are not inverted. Unused by the
-        top layer.
+        :math:`h_l`, relative to :math:`\bar a_l`; default 0.1. The
+        corruption is what teaches :math:`Q_l` to invert the forward map in
+        the directions it maps :math:`h_l`'s changes into, not only along
+        the activities the input happens to produce; 0.1 keeps it a small
+        fraction (1% of the power) of the activities, so that :math:`M_l`'s
+        first-order response stays accurate. 0 trains :math:`Q_l` on the
+        clean activities alone (a regression of :math:`h_l` on
+        :math:`h_{l+1}`). Unused by the top layer.
     target_step : float, optional
         :math:`\eta` (> 0), the fraction of the output error that the top
         target would remove; default 0.1 (a small step, as in [2]_). It
@@ -922,7 +931,7 @@ class DifferenceTargetProp(HiddenLayerRule):
     connections, one ``n_l x n_{l+1}`` matrix per layer pair (the same
     count of synapses as a feedback matrix :math:`B_l`, but learned, from
     the activities of both layers and noise injected into layer
-    :math:`l+1`), and, at the top, the live readout decoders (as
+    :math:`l`), and, at the top, the live readout decoders (as
     `.BackProp`). Learns encoders, gains and biases only
     (``modifies="encoders"``). Each layer of the chain uses the target of
     the layer above from the same time step (no delay).
@@ -939,9 +948,12 @@ class DifferenceTargetProp(HiddenLayerRule):
 
     The inverse is linear, so the difference correction is exact: whatever
     :math:`g_l`'s reconstruction error, the target moves by
-    :math:`Q_l (\hat h_{l+1} - h_{l+1})`. In [1]_ the corruption is added to
-    :math:`h_l` and carried through the forward layer; here it is added to
-    the inverse's input, which needs no extra forward pass of the neurons.
+    :math:`Q_l (\hat h_{l+1} - h_{l+1})`. In [1]_ the corrupted activities
+    are carried through the forward layer itself; here layer :math:`l+1`'s
+    response is computed to first order (through :math:`M_l` and
+    :math:`G'(J_{l+1})`, which the inverse's learning reads only to stand in
+    for that second pass), so no second simulation of the neurons is
+    needed.
 
     References
     ----------

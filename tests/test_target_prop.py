@@ -68,7 +68,7 @@ def test_targets_match_numpy_formulas(Simulator, seed):
     # the normalised LMS step, and the relative reconstruction error
     h1, h2 = d["h1.activities"][1:], d["h2.activities"][1:]
     op = next(op for op in sim.model.operators if isinstance(op, SimDifferenceTarget))
-    z = np.concatenate([h2, np.full((len(h2), 1), op.activity_scale)], axis=1)
+    z = np.concatenate([h2, np.full((len(h2), 1), op.activity_scales[1])], axis=1)
     r = np.einsum("tnm,tm->tn", QC[:-1], z) - h1
     step = (
         -k_inv

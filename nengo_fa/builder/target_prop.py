@@ -21,11 +21,13 @@ from nengo_fa.builder.feedback_sources import (
     FeedbackSource,
     check_downstream,
     downstream_weights,
+    forward_matrix,
     register_feedback_source,
 )
 from nengo_fa.builder.hidden_layer import feedback_error_signals
 from nengo_fa.builder.numerics import squared_norm
 from nengo_fa.learning_rules import DifferenceTargetProp
+from nengo_fa.neurons import make_derivative
 
 
 @register_feedback_source(DifferenceTargetProp)
@@ -104,8 +106,7 @@ class TargetFeedback(FeedbackSource):
         def add_difference(published):
             _, _, down_feedback_error = published
             built = model.params[down_ens]
-            rates = get_activities(built, down_ens, built.eval_points)
-            scale = float(np.sqrt(np.mean(np.square(rates))))
+            down_type = ctx.down_rule.learning_rule_type
             model.add_op(
                 SimDifferenceTarget(
                     down_feedback_error,
@@ -113,14 +114,26 @@ class TargetFeedback(FeedbackSource):
                     build_or_passthrough(
                         model, dtp.activity_synapse, model.sig[down_ens.neurons]["out"]
                     ),
+                    forward_matrix(model, dtp.downstream, ctx.down_rule, ctx.prefix),
+                    model.sig[down_ens.neurons]["in"],
                     inverse,
                     ctx.error,
                     feedback_error,
                     target,
                     sig["reconstruction_error"],
+                    derivative=make_derivative(
+                        down_ens.neuron_type,
+                        built.gain,
+                        built.bias,
+                        down_type.derivative,
+                    ),
+                    neuron_type=down_ens.neuron_type,
                     learning_rate=dtp.inverse_learning_rate,
                     noise=dtp.noise,
-                    activity_scale=scale if np.isfinite(scale) and scale > 0 else 1.0,
+                    activity_scales=(
+                        rms_activity(model, ens),
+                        rms_activity(model, down_ens),
+                    ),
                     tag=f"{ctx.prefix}: difference target",
                 )
             )
@@ -132,6 +145,14 @@ class TargetFeedback(FeedbackSource):
             lambda: when_published(model, (ctx.down_rule, "feedback"), add_difference),
         )
         return None
+
+
+def rms_activity(model, ens):
+    """The RMS rate of ``ens``'s neurons over its evaluation points (1 if 0)."""
+    built = model.params[ens]
+    rates = get_activities(built, ens, built.eval_points)
+    scale = float(np.sqrt(np.mean(np.square(rates))))
+    return scale if np.isfinite(scale) and scale > 0 else 1.0
 
 
 class SimTopTarget(Operator):
@@ -230,15 +251,19 @@ class SimDifferenceTarget(Operator):
        e_l &= \Delta_{l+1}, \qquad \Delta_l = Q \Delta_{l+1}, \qquad
        \nu_l = \frac{\|Q\|_F}{\sqrt n} \nu_{l+1}, \qquad
        \hat h_l = h_l - \Delta_l, \\
-       \rho &= |Q h_{l+1} + c \bar a - h_l| / |h_l| \quad (0 \text{ if }
-       h_l = 0), \\
-       z &= [h_{l+1} + \sigma \bar a \xi; \bar a], \qquad
-       r = [Q, c] z - h_l, \qquad
+       \rho &= |Q h_{l+1} + c \bar a_{l+1} - h_l| / |h_l| \quad
+       (0 \text{ if } h_l = 0), \\
+       \epsilon &= \sigma \bar a_l \xi, \qquad
+       z = [h_{l+1} + G'(J_{l+1}) \odot (M \epsilon); \bar a_{l+1}], \\
+       r &= [Q, c] z - (h_l + \epsilon), \qquad
        [Q, c] \leftarrow [Q, c] - \kappa_Q \Delta t \, r z^T / |z|^2
 
-    with :math:`\xi` standard normal, drawn every step from the simulator's
-    random stream (so ``reset()`` repeats it). :math:`\Delta_l` and
-    :math:`\nu_l` are computed from :math:`Q` before its update.
+    with :math:`\xi` standard normal, drawn every step from a stream seeded
+    from the simulator's (so ``reset()`` repeats it), and :math:`M` the live
+    forward matrix from layer :math:`l`'s neurons to layer :math:`l+1`'s
+    currents: the corruption of :math:`h_l` carried to layer :math:`l+1` to
+    first order. :math:`\Delta_l` and :math:`\nu_l` are computed from
+    :math:`Q` before its update.
 
     Parameters
     ----------
@@ -248,6 +273,10 @@ class SimDifferenceTarget(Operator):
     activities, down_activities : Signal
         The filtered activities :math:`h_l` ``(n,)`` and :math:`h_{l+1}`
         ``(m,)``.
+    forward : Signal
+        :math:`M`, ``(m, n)`` (set by a `.SimForwardMatrix`).
+    down_current : Signal
+        :math:`J_{l+1}`, ``(m,)``.
     inverse : Signal
         :math:`[Q, c]`, ``(n, m + 1)``.
     error : Signal
@@ -258,12 +287,16 @@ class SimDifferenceTarget(Operator):
         Output: :math:`\hat h_l`.
     reconstruction_error : Signal
         Output: :math:`\rho`, shape ``(1,)``.
+    derivative : callable
+        ``derivative(J, out)``: :math:`G'` of layer :math:`l+1`.
+    neuron_type : NeuronType
+        Layer :math:`l+1`'s neuron type (for NengoDL's builder).
     learning_rate : float
         :math:`\kappa_Q`.
     noise : float
         :math:`\sigma`.
-    activity_scale : float
-        :math:`\bar a`, the RMS activity of layer :math:`l+1`.
+    activity_scales : (float, float)
+        :math:`\bar a_l` and :math:`\bar a_{l+1}`, the RMS activities.
     tag : str, optional
         A label associated with the operator, for debugging purposes.
 
@@ -271,7 +304,8 @@ class SimDifferenceTarget(Operator):
     -----
     1. sets ``[error, fe, nu, target, reconstruction_error]``
     2. incs ``[]``
-    3. reads ``[down_fe, down_nu, activities, down_activities]``
+    3. reads ``[down_fe, down_nu, activities, down_activities, forward,
+       down_current]``
     4. updates ``[inverse]``
     """
 
@@ -280,23 +314,34 @@ class SimDifferenceTarget(Operator):
         down_feedback_error,
         activities,
         down_activities,
+        forward,
+        down_current,
         inverse,
         error,
         feedback_error,
         target,
         reconstruction_error,
+        derivative,
+        neuron_type,
         learning_rate,
         noise,
-        activity_scale,
+        activity_scales,
         tag=None,
     ):
         super().__init__(tag=tag)
+        self.derivative = derivative
+        self.neuron_type = neuron_type
         self.learning_rate = learning_rate
         self.noise = noise
-        self.activity_scale = activity_scale
+        self.activity_scales = tuple(activity_scales)
         self.sets = [error] + list(feedback_error) + [target, reconstruction_error]
         self.incs = []
-        self.reads = list(down_feedback_error) + [activities, down_activities]
+        self.reads = list(down_feedback_error) + [
+            activities,
+            down_activities,
+            forward,
+            down_current,
+        ]
         self.updates = [inverse]
 
     error = property(lambda self: self.sets[0])
@@ -308,6 +353,8 @@ class SimDifferenceTarget(Operator):
     down_norm = property(lambda self: self.reads[1])
     activities = property(lambda self: self.reads[2])
     down_activities = property(lambda self: self.reads[3])
+    forward = property(lambda self: self.reads[4])
+    down_current = property(lambda self: self.reads[5])
     inverse = property(lambda self: self.updates[0])
 
     @property
@@ -321,22 +368,27 @@ class SimDifferenceTarget(Operator):
         nu_up = signals[self.down_norm]
         h = signals[self.activities]
         h_up = signals[self.down_activities]
+        M = signals[self.forward]
+        J_up = signals[self.down_current]
         e = signals[self.error]
         disp = signals[self.displacement]
         nu = signals[self.norm]
         target = signals[self.target]
         rho = signals[self.reconstruction_error]
+        derivative = self.derivative
         n, m = Q.shape
-        a_bar = self.activity_scale
+        a_bar, a_bar_up = self.activity_scales
         sigma_a = self.noise * a_bar
         step_size = self.learning_rate * dt
         # a stream of its own, from the simulator's: reset() repeats it
         noise = np.random.Generator(
             np.random.PCG64(rng.randint(np.iinfo(np.int32).max))
         )
-        xi = np.empty(m)
+        eps = np.empty(n)
+        gp = np.empty(m)
+        u = np.empty(m)
         z = np.empty(m + 1)
-        z[m] = a_bar
+        z[m] = a_bar_up
         r = np.empty(n)
         outer = np.empty(QC.shape)
 
@@ -353,13 +405,18 @@ class SimDifferenceTarget(Operator):
             hh = float(np.dot(h, h))
             rho[0] = np.sqrt(np.dot(r, r) / hh) if hh > 0 else 0.0
             if sigma_a > 0:
-                # ... and of the corrupted ones, which the inverse learns from
-                noise.standard_normal(out=xi)
-                np.multiply(xi, sigma_a, out=xi)
-                z[:m] += xi
+                # ... and of corrupted ones, which the inverse learns from:
+                # h_l + eps, and layer l+1's response to it, to first order
+                noise.standard_normal(out=eps)
+                np.multiply(eps, sigma_a, out=eps)
+                np.dot(M, eps, out=u)
+                derivative(J_up, gp)
+                np.multiply(u, gp, out=u)
+                z[:m] += u
                 np.dot(QC, z, out=r)
                 np.subtract(r, h, out=r)
-            # normalised LMS: r z^T / |z|^2, with |z| >= a_bar > 0
+                np.subtract(r, eps, out=r)
+            # normalised LMS: r z^T / |z|^2, with |z| >= a_bar_up > 0
             np.multiply(r, step_size / np.dot(z, z), out=r)
             np.outer(r, z, out=outer)
             np.subtract(QC, outer, out=QC)

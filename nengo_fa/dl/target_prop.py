@@ -5,7 +5,9 @@ import tensorflow as tf
 from nengo_dl.builder import Builder
 
 from nengo_fa.builder import SimDifferenceTarget, SimTopTarget
-from nengo_fa.dl.common import StackedBuilder, scatter
+from nengo_fa.dl.common import StackedBuilder, same_shapes, scatter
+from nengo_fa.dl.derivatives import FAMILIES
+from nengo_fa.dl.hidden_layer import op_derivative
 
 
 def _safe_divide(num, den):
@@ -67,6 +69,8 @@ class SimDifferenceTargetBuilder(StackedBuilder):
         self.down_norm = self.stack(signals, lambda op: op.down_norm)
         self.activity_data = self.stack(signals, lambda op: op.activities)
         self.down_activity_data = self.stack(signals, lambda op: op.down_activities)
+        self.forward_data = self.stack(signals, lambda op: op.forward)
+        self.current_data = self.stack(signals, lambda op: op.down_current)
         self.error_data = self.stack(signals, lambda op: op.error, output=True)
         self.disp_data = self.stack(signals, lambda op: op.displacement, output=True)
         self.norm_data = self.stack(signals, lambda op: op.norm, output=True)
@@ -74,10 +78,16 @@ class SimDifferenceTargetBuilder(StackedBuilder):
         self.rho_data = self.stack(
             signals, lambda op: op.reconstruction_error, output=True
         )
-        self.a_bar = self.per_op([op.activity_scale for op in ops], dtype, 1)
+        self.a_bar_up = self.per_op([op.activity_scales[1] for op in ops], dtype, 1)
         self.sigma_a = self.per_op(
-            [op.noise * op.activity_scale for op in ops], dtype, 1
+            [op.noise * op.activity_scales[0] for op in ops], dtype, 1
         )
+        families = [op_derivative(op) for op in ops]
+        self.derivative = FAMILIES[families[0][0]]
+        self.derivative_params = {
+            key: self.per_op([params[key] for _, params in families], dtype, 0)
+            for key in families[0][1]
+        }
         self.step_size = self.per_op(
             [op.learning_rate * signals.dt_val for op in ops], dtype, 2
         )
@@ -102,14 +112,25 @@ class SimDifferenceTargetBuilder(StackedBuilder):
         scatter(signals, self.target_data, h - disp)
 
         ones = tf.ones_like(h_up[..., :1])
-        z = tf.concat([h_up, ones * self.a_bar], axis=-1)  # (B, K, m + 1)
+        z = tf.concat([h_up, ones * self.a_bar_up], axis=-1)  # (B, K, m + 1)
         r = tf.reduce_sum(QC * z[..., None, :], axis=-1) - h
         hh = tf.reduce_sum(tf.square(h), axis=-1)
         rho = tf.sqrt(_safe_divide(tf.reduce_sum(tf.square(r), axis=-1), hh))
         scatter(signals, self.rho_data, rho)
-        xi = tf.random.normal(tf.shape(h_up), dtype=h_up.dtype) * self.sigma_a
-        z = z + tf.concat([xi, 0 * ones], axis=-1)
-        r = tf.reduce_sum(QC * z[..., None, :], axis=-1) - h
+        # h_l + eps, and layer l+1's response to it, to first order
+        eps = tf.random.normal(tf.shape(h), dtype=h.dtype) * self.sigma_a
+        M = self.gather(signals, self.forward_data)  # (B, K, m, n)
+        J = self.gather(signals, self.current_data)  # (B, K, m)
+        gp = self.derivative(
+            J, **{k: v[..., None] for k, v in self.derivative_params.items()}
+        )
+        u = tf.reduce_sum(M * eps[..., None, :], axis=-1) * gp
+        z = z + tf.concat([u, 0 * ones], axis=-1)
+        r = tf.reduce_sum(QC * z[..., None, :], axis=-1) - h - eps
         zz = tf.reduce_sum(tf.square(z), axis=-1)
         step = self.step_size * r[..., :, None] * z[..., None, :]
         scatter(signals, self.inverse_out, QC - step / zz[..., None, None])
+
+    @staticmethod
+    def mergeable(x, y):
+        return same_shapes(x, y) and op_derivative(x)[0] == op_derivative(y)[0]
