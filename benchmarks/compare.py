@@ -66,8 +66,9 @@ alignment; two-layer networks only, as with one layer it is ``fa``), ``ss``
 (sign symmetry), ``kp``, ``sa``, ``aa`` (FA learning its feedback:
 Kolen-Pollack, Symmetric Alignment, Activation Alignment), ``dtp``
 (difference target propagation), ``bp`` (backpropagation). Baselines a
-user would reach for: ``bcm``, ``oja``, ``voja`` (Nengo's unsupervised rules, default rates, on every hidden layer,
-with the PES readout), ``reservoir`` (one recurrently connected random
+user would reach for: ``bcm``, ``oja``, ``voja`` (Nengo's unsupervised
+rules, default rates, on every hidden layer, with the PES readout),
+``reservoir`` (one recurrently connected random
 ensemble with as many neurons as all hidden layers together, spectral radius
 0.9, PES readout). Offline numpy references of the same shape, trained on the
 same image stream in minibatches of 10: ``pc`` (predictive coding,

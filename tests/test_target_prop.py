@@ -238,9 +238,10 @@ def test_frozen_deep_network_beats_pes_only(Simulator, plt):
 
     DTP must beat PES only; chained FA is measured and plotted, not
     asserted. Measured frozen MSE on this seed (0): PES only 0.0721, chained
-    FA 0.0432, DTP 0.0517 (0.72 of PES only); DTP whose inverse does not
-    learn (the top layer alone, by backprop's step) 0.0520. Longer runs and
-    more seeds: docs, "Choosing a rule" (DifferenceTargetProp).
+    FA 0.0432, DTP 0.0516 (0.72 of PES only); DTP whose inverse does not
+    learn (the top layer alone, by backprop's step) 0.0520. Seeds 1-4 and
+    longer runs: docs, theory, "Difference target propagation" (DTP lost to
+    PES only on one seed of five).
     """
     seed, t_train, t_test = 0, 20.0, 10.0
     frozen = {}
