@@ -215,6 +215,23 @@ def test_bad_downstream_raises(Simulator):
     with pytest.raises(ValidationError, match="downstream"):
         nengo_fa.DifferenceTargetProp("readout")
 
+    # another rule chained to a DTP rule: it would read a target as an error
+    with nengo.Network() as net:
+        stim = nengo.Node([0.5])
+        a = nengo.Ensemble(5, 1)
+        b = nengo.Ensemble(5, 1)
+        out = nengo.Node(size_in=1)
+        readout = nengo.Connection(b, out, learning_rule_type=nengo.PES())
+        a_to_b = nengo.Connection(
+            a, b, learning_rule_type=nengo_fa.DifferenceTargetProp(readout)
+        )
+        nengo.Connection(stim, a, learning_rule_type=nengo_fa.BackProp(a_to_b))
+        nengo.Connection(out, readout.learning_rule)
+        nengo.Connection(out, a_to_b.learning_rule)
+    with pytest.raises(BuildError, match="passes down a target"):
+        with Simulator(net):
+            pass
+
     # downstream leaving another ensemble than the one the rule trains
     with nengo.Network() as net:
         stim = nengo.Node([0.5])

@@ -13,7 +13,7 @@ import numpy as np
 from nengo.builder import Operator, Signal
 from nengo.builder.ensemble import get_activities
 from nengo.builder.learning_rules import build_or_passthrough, get_post_ens
-from nengo.exceptions import BuildError
+from nengo.exceptions import BuildError, ValidationError
 from nengo.rc import rc
 
 from nengo_fa.builder.deferred import when_built, when_published
@@ -26,7 +26,7 @@ from nengo_fa.builder.feedback_sources import (
 )
 from nengo_fa.builder.hidden_layer import feedback_error_signals
 from nengo_fa.builder.numerics import squared_norm
-from nengo_fa.learning_rules import DifferenceTargetProp
+from nengo_fa.learning_rules import DifferenceTargetProp, chained_rule
 from nengo_fa.neurons import make_derivative
 
 
@@ -61,6 +61,7 @@ class TargetFeedback(FeedbackSource):
 
     def build(self, ctx, ready):
         model, rule, ens, dtp = ctx.model, ctx.rule, ctx.ens, ctx.rule_type
+        check_upstream(ctx)
         n = ens.n_neurons
         feedback_error = feedback_error_signals(ctx.prefix, n)
         activities = build_or_passthrough(
@@ -145,6 +146,35 @@ class TargetFeedback(FeedbackSource):
             lambda: when_published(model, (ctx.down_rule, "feedback"), add_difference),
         )
         return None
+
+
+def check_upstream(ctx):
+    """Raise a `BuildError` if a rule other than a `.DifferenceTargetProp`
+    is chained to this one: what this rule passes down is a displacement
+    normalised as its own chain needs (`.DifferenceTargetProp`, Notes), not
+    the normalised local error that other chained rules expect."""
+    if ctx.model.toplevel is None:
+        return
+    for conn in ctx.model.toplevel.all_connections:
+        if conn.learning_rule_type is None:
+            continue
+        try:
+            up = chained_rule(conn)
+        except ValidationError:
+            continue  # several nengo_fa rules: that connection's own error
+
+        up_type = None if up is None else up.learning_rule_type
+        if (
+            up_type is not None
+            and getattr(up_type, "downstream", None) is ctx.rule.connection
+            and up_type.size_in == 0
+            and not isinstance(up_type, DifferenceTargetProp)
+        ):
+            raise BuildError(
+                f"{ctx.prefix}: the {type(up_type).__name__} on {conn} is chained "
+                "to this rule, which passes down a target, not a local error; "
+                "chain only DifferenceTargetProp rules to a DifferenceTargetProp"
+            )
 
 
 def rms_activity(model, ens):
