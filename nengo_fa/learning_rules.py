@@ -933,8 +933,11 @@ class DifferenceTargetProp(HiddenLayerRule):
     the activities of both layers and noise injected into layer
     :math:`l`), and, at the top, the live readout decoders (as
     `.BackProp`). Learns encoders, gains and biases only
-    (``modifies="encoders"``). Each layer of the chain uses the target of
-    the layer above from the same time step (no delay).
+    (``modifies="encoders"``). Only another `DifferenceTargetProp` can be
+    chained to it (a `~nengo.exceptions.BuildError` otherwise): what it
+    passes down is a target displacement, not a local error. Each layer of
+    the chain uses the target of the layer above from the same time step (no
+    delay).
 
     Probeable: those of `.HiddenLayerRule` (``"error"`` is the output error
     at the top and :math:`h_{l+1} - \hat h_{l+1}` below), ``"target"``
