@@ -50,6 +50,12 @@ References
     row): scikit-learn's ``MLPClassifier`` of the same shape trained offline
     on the same images, what the shape can reach.
 
+Rules (``--rules``): ``pes`` (PES only), ``fa`` (`nengo_fa.FeedbackAlignment`
+with ``downstream=readout``), ``bp`` (`nengo_fa.BackProp`), ``dtp``
+(`nengo_fa.DifferenceTargetProp`; with one hidden layer its target step is
+backprop's, so its numpy reference is BP's; not run on ``weights``, as it
+learns encoders only).
+
 FA alignment failure: ``FeedbackAlignment(..., downstream=readout)`` makes
 ``delta_angle`` probeable; a seed fails when its mean over the last quarter of
 training is not below 90 degrees, or when its frozen error is above PES
@@ -96,7 +102,7 @@ ALL_TASKS = (
     "weights",
     "digits",
 )
-ALL_RULES = ("pes", "fa", "bp")
+ALL_RULES = ("pes", "fa", "bp", "dtp")
 
 FUNCTIONS = {
     1: lambda x: x[..., 0] ** 2,
@@ -128,6 +134,8 @@ def rule_type(rule, readout, rates, **kwargs):
         return nengo_fa.FeedbackAlignment(downstream=readout, **kw)
     if rule == "bp":
         return nengo_fa.BackProp(readout, **kw)
+    if rule == "dtp":
+        return nengo_fa.DifferenceTargetProp(readout, **kw)
     raise ValueError(f"unknown rule {rule!r}")
 
 
@@ -281,7 +289,8 @@ def numpy_continuous(S0, b0, F, X, Y, rule, n_train, rates, kpes=1e-4, tau=0.005
     ceiling. Returns the measured error at every step (the same filtering as
     ``diff``). Compiled with numba (the same code runs as plain numpy without
     it)."""
-    code = {"pes": 0, "fa": 1, "bp": 2}[rule]
+    # one hidden layer: DTP's target step is backprop's (its docstring)
+    code = {"pes": 0, "fa": 1, "bp": 2, "dtp": 2}[rule]
     F1 = np.zeros(len(b0)) if F is None else np.asarray(F, dtype=float)[:, 0]
     return _numpy_continuous(
         S0, b0, F1, X, Y, code, n_train, *map(float, rates), kpes, _lowpass(tau)
@@ -363,7 +372,9 @@ except ImportError:  # pragma: no cover
 def default_rates(rule):
     if rule == "pes":
         return None
-    t = nengo_fa.BackProp if rule == "bp" else nengo_fa.FeedbackAlignment
+    t = {"bp": nengo_fa.BackProp, "dtp": nengo_fa.DifferenceTargetProp}.get(
+        rule, nengo_fa.FeedbackAlignment
+    )
     return (
         t.learning_rate.default,
         t.gain_learning_rate.default,
@@ -388,6 +399,8 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref):
     n_tr = int(round(t_train / DT))
     rows = []
     for rule in rules:
+        if task == "weights" and rule == "dtp":
+            continue  # DifferenceTargetProp learns encoders only
         r = rates or default_rates(rule)
         if task == "weights":
             net = weights_network(rule, seed, X, Y, t_train, r)
@@ -482,7 +495,7 @@ def numpy_digits(
                 D -= (kpes / n) * h * np.outer(e, a)
                 if rule == "pes":
                     continue
-                Fm = D.T if rule == "bp" else F
+                Fm = D.T if rule in ("bp", "dtp") else F
                 nu = np.sqrt(np.sum(Fm**2) / n)
                 if nu == 0:
                     continue
