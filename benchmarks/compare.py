@@ -63,12 +63,12 @@ Methods (`METHODS`; ``--methods``)
 The nengo_fa rules with their default rates: ``pes`` (PES only), ``fa``
 (feedback alignment; with two layers, chained), ``dfa`` (direct feedback
 alignment; two-layer networks only, as with one layer it is ``fa``), ``ss``
-(sign symmetry), ``kp``, ``sa``, ``aa`` (FA learning its feedback:
-Kolen-Pollack, Symmetric Alignment, Activation Alignment), ``dtp``
-(difference target propagation), ``bp`` (backpropagation). Baselines a
-user would reach for: ``bcm``, ``oja``, ``voja`` (Nengo's unsupervised
-rules, default rates, on every hidden layer, with the PES readout),
-``reservoir`` (one recurrently connected random
+(sign symmetry), ``kp``, ``sa``, ``aa``, ``bd`` (FA learning its feedback:
+Kolen-Pollack, Symmetric Alignment, Activation Alignment, Bidirectional
+(Luo et al. 2017)), ``dtp`` (difference target propagation), ``bp``
+(backpropagation). Baselines a user would reach for: ``bcm``, ``oja``,
+``voja`` (Nengo's unsupervised rules, default rates, on every hidden layer,
+with the PES readout), ``reservoir`` (one recurrently connected random
 ensemble with as many neurons as all hidden layers together, spectral radius
 0.9, PES readout). Offline numpy references of the same shape, trained on the
 same image stream in minibatches of 10: ``pc`` (predictive coding,
@@ -109,8 +109,9 @@ with the seed.
 
 References: Lillicrap et al. 2016 (Nature Communications 7, 13276); Nøkland 2016
 (NeurIPS); Liao, Leibo & Poggio 2016 (AAAI); Akrout et al. 2019 (NeurIPS);
-Kunin et al. 2020 (ICML); Lee et al. 2015 (ECML PKDD); Bartunov et al. 2018
-(NeurIPS); Whittington & Bogacz 2017 (Neural Comput. 29,
+Kunin et al. 2020 (ICML); Luo, Fu & Glass 2017 (arXiv:1702.07097); Lee et
+al. 2015 (ECML PKDD); Bartunov et al. 2018 (NeurIPS); Whittington & Bogacz
+2017 (Neural Comput. 29,
 1229-1262); Hinton 2022 (arXiv:2212.13345); Bienenstock, Cooper & Munro 1982;
 Oja 1982; Voelker, Crawford & Eliasmith 2014 (Voja); Jaeger 2001 (echo state
 networks).
@@ -478,6 +479,13 @@ METHODS = (
         "FA + Activation Alignment",
         "rule",
         _learned(nengo_fa.ActivationAlignment),
+        Needs("none (activities)", "learned B, layer by layer", "1", STEP),
+    ),
+    Method(
+        "bd",
+        "FA + Bidirectional",
+        "rule",
+        _learned(nengo_fa.BidirectionalAlignment),
         Needs("none (activities)", "learned B, layer by layer", "1", STEP),
     ),
     Method(

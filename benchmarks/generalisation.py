@@ -50,13 +50,16 @@ References
     row): scikit-learn's ``MLPClassifier`` of the same shape trained offline
     on the same images, what the shape can reach.
 
-Rules (``--rules``): ``pes`` (PES only), ``fa`` (`nengo_fa.FeedbackAlignment`
-with ``downstream=readout``), ``bp`` (`nengo_fa.BackProp`), ``dtp``
+Rules (``--rules``): ``pes`` (PES only), ``fa`` (`nengo_fa.FeedbackAlignment`,
+fixed random feedback), ``bp`` (`nengo_fa.BackProp`) and ``dtp``
 (`nengo_fa.DifferenceTargetProp`; with one hidden layer its target step is
 backprop's, so its numpy reference is BP's; not run on ``weights``, as it
-learns encoders only).
+learns encoders only) by default; ``bd`` (FA learning its feedback with
+`nengo_fa.BidirectionalAlignment`) on request, e.g. ``--tasks product
+--seeds 5 --rules pes,fa,bd`` (no numpy reference).
 
-FA alignment failure: ``FeedbackAlignment(..., downstream=readout)`` makes
+FA alignment failure (``fa`` and ``bd``): ``FeedbackAlignment(...,
+downstream=readout)`` makes
 ``delta_angle`` probeable; a seed fails when its mean over the last quarter of
 training is not below 90 degrees, or when its frozen error is above PES
 only's.
@@ -103,6 +106,12 @@ ALL_TASKS = (
     "digits",
 )
 ALL_RULES = ("pes", "fa", "bp", "dtp")
+#: not run by default: FA learning its feedback (``--rules pes,fa,bd``)
+EXTRA_RULES = ("bd",)
+#: the rules the numpy reference simulates
+NUMPY_RULES = ("pes", "fa", "bp", "dtp")
+#: the rules whose delta_angle is measured (fixed or learned random feedback)
+ANGLE_RULES = ("fa", "bd")
 
 FUNCTIONS = {
     1: lambda x: x[..., 0] ** 2,
@@ -136,6 +145,12 @@ def rule_type(rule, readout, rates, **kwargs):
         return nengo_fa.BackProp(readout, **kw)
     if rule == "dtp":
         return nengo_fa.DifferenceTargetProp(readout, **kw)
+    if rule == "bd":
+        return nengo_fa.FeedbackAlignment(
+            downstream=readout,
+            feedback_learning=nengo_fa.BidirectionalAlignment(),
+            **kw,
+        )
     raise ValueError(f"unknown rule {rule!r}")
 
 
@@ -216,7 +231,7 @@ def continuous_network(task, rule, seed, X, Y, t_train, rates, n_neurons):
         # the readout sees activities through two 5 ms lowpasses (readout and
         # measurement synapses): an alpha filter
         net.p_act = nengo.Probe(hidden.neurons, synapse=nengo.Alpha(0.005))
-        if rule == "fa":
+        if rule in ANGLE_RULES:
             net.p_angle = nengo.Probe(
                 layer1.learning_rule, "delta_angle", sample_every=0.05
             )
@@ -268,7 +283,7 @@ def weights_network(rule, seed, X, Y, t_train, rates, n_pre=50, n_post=30):
         net.p_diff = nengo.Probe(diff, synapse=None)
         net.p_out = nengo.Probe(out, synapse=None)
         net.p_act = nengo.Probe(b.neurons, synapse=nengo.Alpha(0.005))
-        if rule == "fa":
+        if rule in ANGLE_RULES:
             net.p_angle = nengo.Probe(
                 conn.learning_rule, "delta_angle", sample_every=0.05
             )
@@ -432,7 +447,7 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref):
         A1 = np.hstack([A, np.ones((len(A), 1))])
         dec = np.linalg.lstsq(A1, seen, rcond=None)[0]
         row["lsq"] = float(np.mean((A1 @ dec - seen) ** 2))
-        if rule == "fa" and hasattr(net, "p_angle"):
+        if rule in ANGLE_RULES and hasattr(net, "p_angle"):
             ang = sim.data[net.p_angle][:, 0]
             tt = np.arange(1, len(ang) + 1) * 0.05
             sel = (tt > 0.75 * t_train) & (tt <= t_train)
@@ -441,7 +456,11 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref):
                 if np.any(np.isfinite(ang[sel]))
                 else float("nan")
             )
-        if numpy_ref and task in ("product", "white1", "white2", "white3", "white4"):
+        if (
+            numpy_ref
+            and rule in NUMPY_RULES
+            and task in ("product", "white1", "white2", "white3", "white4")
+        ):
             S0 = sim.data[net.hidden].scaled_encoders
             b0 = sim.data[net.hidden].bias
             F = sim.data[net.layer1.learning_rule].feedback if rule == "fa" else None
@@ -575,7 +594,7 @@ def run_digits(
             if rt is not None:
                 nengo.Connection(error, layer1.learning_rule, seed=s + 9)
             p_out = nengo.Probe(out, synapse=None)
-            if rule == "fa":
+            if rule in ANGLE_RULES:
                 p_angle = nengo.Probe(
                     layer1.learning_rule, "delta_angle", sample_every=0.05
                 )
@@ -593,12 +612,12 @@ def run_digits(
         row = dict(task="digits", rule=rule, seed=seed)
         row["trained"] = float(np.mean(hit[n_train:]))  # held-out accuracy, frozen
         row["online"] = float(np.mean(hit[last_epoch]))
-        if rule == "fa":
+        if rule in ANGLE_RULES:
             ang = sim.data[p_angle][:, 0]
             tt = np.arange(1, len(ang) + 1) * 0.05
             sel = (tt > 0.75 * t_train) & (tt <= t_train)
             row["angle"] = float(np.nanmean(ang[sel]))
-        if numpy_ref:
+        if numpy_ref and rule in NUMPY_RULES:
             S0 = sim.data[hidden].scaled_encoders
             b0 = sim.data[hidden].bias
             F = sim.data[layer1.learning_rule].feedback if rule == "fa" else None
@@ -772,7 +791,7 @@ def summarise(rows, rules):
                     line[key] = float(
                         np.nanmean([runs[s].get(key, np.nan) for s in seeds])
                     )
-            if rule == "fa" and any("angle" in runs[s] for s in seeds):
+            if rule in ANGLE_RULES and any("angle" in runs[s] for s in seeds):
                 fail = 0
                 for s in seeds:
                     bad_angle = not (runs[s].get("angle", np.nan) < 90)

@@ -1,6 +1,6 @@
 """
-How well does the feedback align? FA, Kolen-Pollack, SA, AA and BP
-==================================================================
+How well does the feedback align? FA, Kolen-Pollack, SA, AA, BD and BP
+======================================================================
 
 One hidden layer of 30 rectified-linear neurons learns the product of two
 sines, with a PES readout. Its rule sends the error back through a feedback
@@ -11,6 +11,10 @@ matrix B in place of the readout's transposed decoders D^T:
   2019);
 - SA: Symmetric Alignment, B relaxes toward D^T (Kunin et al. 2020);
 - AA: Activation Alignment, B learns from hidden and output activity only;
+- BD: bidirectional, B learns to reconstruct the hidden activity from the
+  output (Luo et al. 2017). Its fixed point is a right inverse of D, not
+  D^T: its angle to D^T levels off well above 0, yet B e never points
+  against D^T e;
 - BP: B = D^T exactly (angle 0 by construction).
 
 Run it as a script to plot, over training, the angle between B and D^T and
@@ -40,6 +44,7 @@ FEEDBACK_LEARNING = {
     "KP": nengo_fa.KolenPollack(),
     "SA": nengo_fa.SymmetricAlignment(),
     "AA": nengo_fa.ActivationAlignment(),
+    "BD": nengo_fa.BidirectionalAlignment(),
 }
 
 
@@ -203,7 +208,7 @@ def main(sim_time=20.0 * SCALE, seed=0):
     ax_delta.set_xlabel("time (s)")
     fig.suptitle("How well does the feedback align?")
     # one legend for both panels, below them, where it hides no data
-    fig.legend(*ax_b.get_legend_handles_labels(), loc="outside lower center", ncol=6)
+    fig.legend(*ax_b.get_legend_handles_labels(), loc="outside lower center", ncol=7)
 
     # the error with learning on: how these rules compare once learning stops
     # is measured in benchmarks/generalisation.py

@@ -28,6 +28,7 @@ _dl_hook.install()
 from .feedback import (  # noqa: E402
     ActivationAlignment,
     AlignmentTerms,
+    BidirectionalAlignment,
     KolenPollack,
     SymmetricAlignment,
 )

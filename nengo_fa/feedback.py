@@ -2,7 +2,8 @@ r"""Learned feedback matrices and alignment diagnostics.
 
 Fixed random feedback (`.FeedbackAlignment`) stops scaling on hard problems;
 rules that *learn* the feedback matrix :math:`B` from local signals close
-most of the gap to backpropagation [1]_ [2]_. Here :math:`B`
+most of the gap to backpropagation [1]_ [2]_, or make the feedback pathway
+reconstruct the forward activities [3]_. Here :math:`B`
 (``n_neurons x error_size``) stands in for :math:`W^T`, the transpose of the
 downstream weights :math:`W` (``error_size x n_neurons``; for a decoded
 readout, its decoders :math:`D`).
@@ -19,10 +20,13 @@ References
 .. [2] Kunin, D., Nayebi, A., Sagastuy-Brena, J., Ganguli, S., Bloom, J., &
    Yamins, D. L. K. (2020). Two routes to scalable credit assignment without
    weight symmetry. ICML 2020.
+.. [3] Luo, H., Fu, J., & Glass, J. (2017). Bidirectional backpropagation:
+   towards biologically plausible error signal transmission in neural
+   networks. arXiv:1702.07097.
 """
 
 from nengo.config import SupportDefaultsMixin
-from nengo.params import Default, FrozenObject
+from nengo.params import BoolParam, Default, FrozenObject
 from nengo.synapses import Lowpass, SynapseParam
 
 from nengo_fa.params import FiniteNumberParam
@@ -78,6 +82,16 @@ class AlignmentTerms(FeedbackLearning):
         :math:`c_n`, weight of Null, :math:`\|B W x\|^2`.
     activity_synapse : Synapse, optional
         Filter on the hidden activities :math:`a` (spikes need one).
+    normalise_forward : bool, optional
+        Whether every term reads :math:`\tilde W = \sqrt{n}\, W / \|W\|_F`
+        (0 while :math:`W = 0`) in place of :math:`W`: the terms then do not
+        depend on the forward weights' scale, only on their direction, and
+        :math:`\|\tilde W \hat x\|^2` is 1 on average over directions of
+        :math:`\hat x`. Terms quadratic in :math:`W` (Null) need it: with a
+        `nengo.PES` readout's decoders (:math:`\|W\|_F \sim 10^{-3}`) they
+        are otherwise :math:`10^6` times weaker than the linear ones. The
+        fixed points of `.SymmetricAlignment` and `.ActivationAlignment`
+        change only by this scale.
 
     References
     ----------
@@ -97,6 +111,7 @@ class AlignmentTerms(FeedbackLearning):
     activity_synapse = SynapseParam(
         "activity_synapse", default=Lowpass(tau=0.005), optional=True, readonly=True
     )
+    normalise_forward = BoolParam("normalise_forward", default=False, readonly=True)
 
     def __init__(
         self,
@@ -107,6 +122,7 @@ class AlignmentTerms(FeedbackLearning):
         sparse=Default,
         null=Default,
         activity_synapse=Default,
+        normalise_forward=Default,
     ):
         super().__init__()
         self.learning_rate = learning_rate
@@ -116,6 +132,7 @@ class AlignmentTerms(FeedbackLearning):
         self.sparse = sparse
         self.null = null
         self.activity_synapse = activity_synapse
+        self.normalise_forward = normalise_forward
 
     @property
     def uses_activities(self):
@@ -167,6 +184,79 @@ class ActivationAlignment(AlignmentTerms):
             amp=1.0,
             sparse=1.0,
             activity_synapse=activity_synapse,
+        )
+
+
+class BidirectionalAlignment(AlignmentTerms):
+    r"""Bidirectional learned feedback: :math:`B` reconstructs the hidden
+    activities from the output.
+
+    Luo et al. (2017) [1]_ train the feedback weights to reconstruct each
+    layer's activity from the layer above. For a readout :math:`y = W \hat x`
+    that is the loss :math:`\frac12 \|\hat x - B \tilde W \hat x\|^2`,
+    whose gradient in :math:`B` is
+    :math:`-(\hat x - B \tilde W \hat x)(\tilde W \hat x)^T`: exactly
+    `.AlignmentTerms`' Amp and Null terms with equal weights, so
+
+    .. math::
+
+       \Delta B = \kappa \Delta t
+           (\hat x - B \tilde W \hat x)(\tilde W \hat x)^T ,
+       \qquad \tilde W = \sqrt{n}\, W / \|W\|_F
+
+    (``normalise_forward``, which makes the rate independent of the forward
+    weights' scale; :math:`\hat x = a / |a|`). :math:`\tilde W \hat x` is
+    the readout's output direction (for a decoded readout, the output
+    :math:`D a` before its synapse, divided by :math:`|a|`
+    :math:`\|W\|_F / \sqrt n`), so :math:`B` learns from the hidden and
+    output activities only, with no weight transport.
+
+    Its fixed point is not :math:`W^T`: with :math:`C = E[\hat x \hat x^T]`,
+    :math:`E[\Delta B] = 0` gives the least-squares reconstruction
+
+    .. math:: B^* = C \tilde W^T (\tilde W C \tilde W^T)^{-1},
+
+    a right inverse of the forward weights, :math:`\tilde W B^* = I`. It
+    equals :math:`\tilde W^+ \propto W^T` (``error_size = 1``) only when
+    the activities are white on the readout's direction; Nengo's rates are
+    not (non-negative, correlated), so the angle to :math:`W^T` stays at
+    :math:`\angle(CW^T, W^T)`, 35 to 50 degrees on the task of
+    ``examples/alignment.py`` (where the learned :math:`B`, tracking the
+    recent activities, swings between 40 and 70). What it guarantees
+    instead is that the
+    feedback never opposes backpropagation before the neurons' derivative:
+    :math:`(W^T e) \cdot (B^* e) = \frac{\|W\|_F}{\sqrt n}\|e\|^2 > 0`
+    for every error :math:`e`, where fixed random feedback needs the forward
+    weights to align first. Luo et al. also pass :math:`B y` through the
+    layer's nonlinearity; this preset keeps the linear form, whose fixed
+    point is the one above (a rectifier would clip :math:`B y` and lose
+    :math:`\tilde W B^* = I`).
+
+    Parameters
+    ----------
+    learning_rate : float, optional
+        :math:`\kappa`, in 1/s. With :math:`\tilde W`, the reconstruction
+        along an output direction relaxes at the rate
+        :math:`\kappa E[(\tilde W \hat x)^2]`, which is :math:`\kappa` for
+        activities in a random direction, the time constant of
+        `.ActivationAlignment`'s default.
+    activity_synapse : Synapse, optional
+        Filter on the hidden activities.
+
+    References
+    ----------
+    .. [1] Luo, H., Fu, J., & Glass, J. (2017). Bidirectional
+       backpropagation: towards biologically plausible error signal
+       transmission in neural networks. arXiv:1702.07097.
+    """
+
+    def __init__(self, learning_rate=Default, activity_synapse=Default):
+        super().__init__(
+            learning_rate=learning_rate,
+            amp=1.0,
+            null=1.0,
+            activity_synapse=activity_synapse,
+            normalise_forward=True,
         )
 
 

@@ -177,7 +177,8 @@ def deep_net(
     ("dtp") on both hidden layers, the lower rule chained to the upper;
     direct feedback alignment ("dfa": FA on both, both connected to the
     output error); chained FA learning its feedback ("kp": Kolen-Pollack;
-    "terms": all five alignment terms). With
+    "terms": all five alignment terms; "bd": `.BidirectionalAlignment`, on
+    the normalised forward weights). With
     ``modifies="weights"``, ``h1 -> h2`` is a full weight matrix (small
     random initial weights) that the upper rule learns. The error reaches
     the rules through a `Gate` that closes at ``freeze_at``; ``max_rates``
@@ -213,6 +214,7 @@ def deep_net(
             "terms": nengo_fa.AlignmentTerms(
                 learning_rate=0.5, decay=0.1, self_=1, amp=1, sparse=1, null=1
             ),
+            "bd": nengo_fa.BidirectionalAlignment(),
         }.get(kind)
         kw = dict(rule_kwargs or {})
         into_h2.learning_rule_type = _upper_rule(

@@ -64,8 +64,8 @@ F32_RTOL = 1e-3
 #: the rules of `tests.networks.deep_net`: BackProp, SignSymmetry and
 #: FeedbackAlignment chained through both hidden layers, direct feedback
 #: alignment, and chained FA learning its feedback (Kolen-Pollack, all five
-#: alignment terms)
-KINDS = ("bp", "ss", "fa", "dfa", "kp", "terms")
+#: alignment terms, bidirectional: Amp + Null on the normalised forward weights)
+KINDS = ("bp", "ss", "fa", "dfa", "kp", "terms", "bd")
 
 
 def two_layers(kind, neuron_type, seed, modifies="encoders", n=(20, 15)):
@@ -93,7 +93,7 @@ def two_layers(kind, neuron_type, seed, modifies="encoders", n=(20, 15)):
                 ("scaled_encoders",) if modifies == "encoders" or name == "h1" else ()
             )
             extra = ("feedback", "delta_angle", "feedback_angle", "norm_ratio")
-            if kind in ("kp", "terms"):
+            if kind in ("kp", "terms", "bd"):
                 keys += extra
             for key in keys:
                 net.fa_probes[f"{name}.{key}"] = nengo.Probe(conn.learning_rule, key)

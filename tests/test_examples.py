@@ -129,7 +129,8 @@ def check_alignment(results):
     """Learned feedback turns B toward D^T; fixed feedback stays away.
 
     At full length (20 s) the final angles were FA 68, KP 44, SA 2 and AA 39
-    degrees; at this scale (2 s) they are all larger.
+    degrees (in a later run FA 78, KP 38, SA 2, AA 34 and BD 56, whose fixed
+    point is not D^T); at this scale (2 s) they are all larger.
     """
     _, summary = results
     feedback_angle = {name: values[0] for name, values in summary.items()}

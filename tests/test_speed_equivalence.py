@@ -72,6 +72,12 @@ def two_layer(rule, seed, n_neurons=40, d=3, d_out=2, neuron_type=None, extra=Fa
                     learning_rate=3.0, decay=0.1, self_=1, amp=1, sparse=0.5, null=1
                 ),
             )
+        elif rule == "bd":
+            # Amp + Null on the normalised forward weights
+            rule_type = nengo_fa.FeedbackAlignment(
+                downstream=readout,
+                feedback_learning=nengo_fa.BidirectionalAlignment(learning_rate=3.0),
+            )
         else:
             rule_type = nengo_fa.FeedbackAlignment(error_size=d_out)
         layer1 = nengo.Connection(stim, hidden, learning_rule_type=rule_type)
@@ -89,7 +95,7 @@ def two_layer(rule, seed, n_neurons=40, d=3, d_out=2, neuron_type=None, extra=Fa
             )
             nengo.Connection(error, layer2.learning_rule)
         keys = KEYS
-        if rule in ("kp", "terms"):
+        if rule in ("kp", "terms", "bd"):
             keys += ("feedback", "delta_angle", "feedback_angle", "norm_ratio")
         net.rule_probes = {
             key: nengo.Probe(layer1.learning_rule, key, synapse=None) for key in keys
@@ -156,7 +162,7 @@ def test_factored_update_equals_straightforward(
         assert len(encodings) == (0 if kernels else 1)
 
 
-@pytest.mark.parametrize("rule", ["ss", "kp", "terms"])
+@pytest.mark.parametrize("rule", ["ss", "kp", "terms", "bd"])
 def test_factored_update_equals_straightforward_live_feedback(
     Simulator, seed, rule, monkeypatch
 ):

@@ -24,6 +24,21 @@ def _fail(tag, what, learning):
     )
 
 
+def normalise_forward(W, ss, out):
+    """Set ``out`` to :math:`\\tilde W = \\sqrt{n} W / \\|W\\|_F` (0 while
+    :math:`W = 0`), where ``ss`` is :math:`\\|W\\|_F^2` as summed (it may
+    have overflowed for a finite, huge :math:`W`)."""
+    n = W.shape[1]
+    if math.isfinite(ss):
+        scale = math.sqrt(n / ss) if ss > 0 else 0.0
+    elif np.all(np.isfinite(W)):
+        peak = float(np.max(np.abs(W)))  # rare: allocates
+        scale = math.sqrt(n / squared_norm(W / peak)) / peak
+    else:
+        scale = 0.0  # 0 times NaN or inf: not finite, as W
+    np.multiply(W, scale, out=out)
+
+
 class FeedbackErrorMixin:
     """For an operator that changes or sets a live feedback matrix :math:`F`
     and can give, in the same pass, the *feedback error* of the rule that
@@ -78,7 +93,9 @@ class SimAlignmentTerms(FeedbackErrorMixin, Operator):
            c_d B - c_s W^T - c_a \hat x (W \hat x)^T
            + c_{sp} \hat x (\hat x^T B) + c_n (B W \hat x)(W \hat x)^T \right)
 
-    with :math:`\hat x = a / |a|` (no activity terms while :math:`a = 0`),
+    with :math:`\hat x = a / |a|` (no activity terms while :math:`a = 0`)
+    and :math:`W` replaced by :math:`\sqrt{n}\, W / \|W\|_F` where the
+    terms ask for it (``normalise_forward``),
     and, with ``feedback_error``, the *feedback error* of the rule whose
     feedback :math:`B` is, from the :math:`B` it replaces: :math:`B e` and
     :math:`\nu = \|B\|_F / \sqrt{n}`.
@@ -160,7 +177,9 @@ class SimAlignmentTerms(FeedbackErrorMixin, Operator):
         use_activities = a is not None and t.uses_activities
         a = a if use_activities else None
         grad = np.empty_like(B)
-        terms = self._make_terms(B, W, a, grad)
+        # the terms read W, or W normalised into its own array
+        Wn = np.empty_like(W) if t.normalise_forward else W
+        terms = self._make_terms(B, Wn, a, grad)
         tag = self.tag
         name = type(t).__name__
         # the rule's feedback error, from the B this step replaces
@@ -169,9 +188,12 @@ class SimAlignmentTerms(FeedbackErrorMixin, Operator):
         def step_simalignmentterms():
             if feedback_error is not None:
                 feedback_error()
-            if not math.isfinite(squared_norm(W)):
+            ss = squared_norm(W)
+            if not math.isfinite(ss):
                 if not np.all(np.isfinite(W)):
                     _fail(tag, "the forward weights W", name)
+            if Wn is not W:
+                normalise_forward(W, ss, Wn)
             if a is not None and not math.isfinite(blocked_dot(a, a)):
                 if not np.all(np.isfinite(a)):
                     _fail(tag, "the hidden activities", name)
@@ -185,7 +207,7 @@ class SimAlignmentTerms(FeedbackErrorMixin, Operator):
                 np.add(B, grad, out=B)
 
         if self.compiled and given is not None and kernels.AVAILABLE:
-            return self._compiled_step(B, W, a, given, rate, step_simalignmentterms)
+            return self._compiled_step(B, W, Wn, a, given, rate, step_simalignmentterms)
         return step_simalignmentterms
 
     def _make_terms(self, B, W, a, grad):
@@ -222,7 +244,7 @@ class SimAlignmentTerms(FeedbackErrorMixin, Operator):
 
         return terms
 
-    def _compiled_step(self, B, W, a, given, rate, numpy_step):
+    def _compiled_step(self, B, W, Wn, a, given, rate, numpy_step):
         t = self.terms
         e, fe, nu = given
         terms = kernels.compiled(kernels.alignment_terms)
@@ -234,7 +256,11 @@ class SimAlignmentTerms(FeedbackErrorMixin, Operator):
         grad = np.empty_like(B)
 
         def step_simalignmentterms_compiled():
-            norm = terms(B, W, a, coefs, x, Wx, xB, grad, e, fe, row_sums)
+            if Wn is not W:
+                # a non-finite W gives a non-finite Wn, which the loop reports
+                with np.errstate(invalid="ignore", over="ignore"):
+                    normalise_forward(W, squared_norm(W), Wn)
+            norm = terms(B, Wn, a, coefs, x, Wx, xB, grad, e, fe, row_sums)
             if norm < 0:
                 # a rare case: something is not finite (the numpy code
                 # raises) or a sum of squares overflowed (it checks each)

@@ -99,6 +99,12 @@ class SimAlignmentTermsBuilder(StackedBuilder):
         self.decay, self.self_ = per_op("decay"), per_op("self_")
         self.amp, self.sparse = per_op("amp"), per_op("sparse")
         self.null = per_op("null")
+        self.normalise = any(op.terms.normalise_forward for op in ops)
+        if self.normalise:
+            # per op: 1 normalises W, 0 leaves it
+            self.normalise_on = self.per_op(
+                [float(op.terms.normalise_forward) for op in ops], dtype, 2
+            )
         self.rate = self.per_op(
             [-op.terms.learning_rate * signals.dt_val for op in ops], dtype, 2
         )
@@ -108,6 +114,8 @@ class SimAlignmentTermsBuilder(StackedBuilder):
         W = self.gather(signals, self.weights_data)  # (B, K, d_out, n)
         B = self.gather(signals, self.feedback_in)  # (B, K, n, d_out)
         self.scatter_feedback_error(signals, self.feedback_error, B)
+        if self.normalise:
+            W = self.normalised(W)
         grad = B * self.decay - self.self_ * tf.linalg.matrix_transpose(W)
         if self.use_activities:
             a = self.gather(signals, self.activity_data)  # (B, K, n)
@@ -123,6 +131,16 @@ class SimAlignmentTermsBuilder(StackedBuilder):
             grad += self.sparse * (x[..., None] * xB[..., None, :])
             grad += self.null * (BWx[..., None] * Wx[..., None, :])
         scatter(signals, self.feedback_out, B + grad * self.rate)
+
+    def normalised(self, W):
+        """:math:`\\sqrt{n} W / \\|W\\|_F` (0 while :math:`W = 0`) where an
+        op normalises, else :math:`W`."""
+        norm = tf.sqrt(tf.reduce_sum(tf.square(W), axis=(-2, -1), keepdims=True))
+        nonzero = norm > 0
+        n = tf.cast(tf.shape(W)[-1], W.dtype)
+        safe = tf.where(nonzero, norm, tf.ones_like(norm))
+        scale = tf.where(nonzero, tf.sqrt(n) / safe, tf.zeros_like(norm))
+        return W * (self.normalise_on * scale + (1.0 - self.normalise_on))
 
     @staticmethod
     def mergeable(x, y):
