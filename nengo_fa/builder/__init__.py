@@ -17,6 +17,7 @@ One module per topic, as in `nengo.builder`:
 - `~nengo_fa.builder.alignment`: learned feedback and alignment diagnostics;
 - `~nengo_fa.builder.chained`: chained rules' errors;
 - `~nengo_fa.builder.weights`: learning neuron-to-neuron weights;
+- `~nengo_fa.builder.lra`: local representation alignment's targets;
 - `~nengo_fa.builder.deferred`: build steps that wait for other objects.
 """
 
@@ -40,6 +41,7 @@ from nengo_fa.builder.hidden_layer import (
     RuleConstants,
     SimHiddenLayerRule,
 )
+from nengo_fa.builder.lra import SimLRATarget
 from nengo_fa.builder.rule import build_hidden_layer_rule
 from nengo_fa.builder.weights import SimHiddenLayerWeights
 
@@ -54,4 +56,5 @@ OPERATORS = (
     SimKolenPollack,
     SimAlignmentTerms,
     SimAlignmentDiagnostics,
+    SimLRATarget,
 )

@@ -94,6 +94,7 @@ from nengo_fa.dl import (  # noqa: E402
     common,
     feedback_sources,
     hidden_layer,
+    lra,
     weights,
 )
 from nengo_fa.dl.common import mark_learned_signals  # noqa: E402
