@@ -97,6 +97,9 @@ ALL_TASKS = (
     "digits",
 )
 ALL_RULES = ("pes", "fa", "bp")
+#: the rules the numpy reference simulates (``lra``, `nengo_fa.LRA`, runs on
+#: request: ``--rules pes,fa,lra``)
+NUMPY_RULES = ("pes", "fa", "bp")
 
 FUNCTIONS = {
     1: lambda x: x[..., 0] ** 2,
@@ -128,6 +131,8 @@ def rule_type(rule, readout, rates, **kwargs):
         return nengo_fa.FeedbackAlignment(downstream=readout, **kw)
     if rule == "bp":
         return nengo_fa.BackProp(readout, **kw)
+    if rule == "lra":
+        return nengo_fa.LRA(downstream=readout, **kw)
     raise ValueError(f"unknown rule {rule!r}")
 
 
@@ -428,7 +433,11 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref):
                 if np.any(np.isfinite(ang[sel]))
                 else float("nan")
             )
-        if numpy_ref and task in ("product", "white1", "white2", "white3", "white4"):
+        if (
+            numpy_ref
+            and rule in NUMPY_RULES
+            and task in ("product", "white1", "white2", "white3", "white4")
+        ):
             S0 = sim.data[net.hidden].scaled_encoders
             b0 = sim.data[net.hidden].bias
             F = sim.data[net.layer1.learning_rule].feedback if rule == "fa" else None
@@ -585,7 +594,7 @@ def run_digits(
             tt = np.arange(1, len(ang) + 1) * 0.05
             sel = (tt > 0.75 * t_train) & (tt <= t_train)
             row["angle"] = float(np.nanmean(ang[sel]))
-        if numpy_ref:
+        if numpy_ref and rule in NUMPY_RULES:
             S0 = sim.data[hidden].scaled_encoders
             b0 = sim.data[hidden].bias
             F = sim.data[layer1.learning_rule].feedback if rule == "fa" else None
