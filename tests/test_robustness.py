@@ -523,6 +523,8 @@ def precision_net(case, seed=1):
             rule_type = nengo_fa.FeedbackAlignment(
                 downstream=readout, feedback_learning=nengo_fa.ActivationAlignment()
             )
+        elif case == "lra":
+            rule_type = nengo_fa.LRA(2)
         elif case == "weights":
             pre = nengo.Ensemble(40, 3, neuron_type=nengo.RectifiedLinear())
             nengo.Connection(stim, pre)
@@ -578,7 +580,7 @@ PRECISION_RTOL = 1e-4
 
 
 @pytest.mark.parametrize(
-    "case", ["fa", "bp", "ss", "kp", "terms", "unequal", "chain", "weights"]
+    "case", ["fa", "bp", "ss", "kp", "terms", "lra", "unequal", "chain", "weights"]
 )
 def test_32_bit_matches_64_bit(case, kernels):
     ref, _ = run_in("64", case)
