@@ -50,6 +50,11 @@ References
     row): scikit-learn's ``MLPClassifier`` of the same shape trained offline
     on the same images, what the shape can reach.
 
+Rules (``--rules``): ``pes`` (PES only), ``fa`` (`nengo_fa.FeedbackAlignment`)
+and ``bp`` (`nengo_fa.BackProp`) by default; ``lra`` (`nengo_fa.LRA`) on
+request, e.g. ``--tasks product --seeds 5 --rules pes,fa,lra`` (no numpy
+reference).
+
 FA alignment failure: ``FeedbackAlignment(..., downstream=readout)`` makes
 ``delta_angle`` probeable; a seed fails when its mean over the last quarter of
 training is not below 90 degrees, or when its frozen error is above PES
