@@ -61,7 +61,8 @@ held-out split also follow the seed.
 Methods (`METHODS`; ``--methods``)
 
 The nengo_fa rules with their default rates: ``pes`` (PES only), ``fa``
-(feedback alignment; with two layers, chained), ``dfa`` (direct feedback
+(feedback alignment; with two layers, chained), ``lra`` (local
+representation alignment, Ororbia et al. 2018, chained), ``dfa`` (direct feedback
 alignment; two-layer networks only, as with one layer it is ``fa``), ``ss``
 (sign symmetry), ``kp``, ``sa``, ``aa``, ``bd`` (FA learning its feedback:
 Kolen-Pollack, Symmetric Alignment, Activation Alignment, Bidirectional
@@ -444,6 +445,18 @@ METHODS = (
         "rule",
         lambda down, out, top: nengo_fa.FeedbackAlignment(downstream=down),
         Needs("none", "fixed random B, layer by layer", "1", STEP),
+    ),
+    Method(
+        "lra",
+        "LRA",
+        "rule",
+        lambda down, out, top: nengo_fa.LRA(downstream=down),
+        Needs(
+            "none",
+            "fixed random B to targets, Cauchy loss, layer by layer",
+            "1",
+            STEP,
+        ),
     ),
     Method(
         "dfa",

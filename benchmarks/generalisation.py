@@ -54,9 +54,10 @@ Rules (``--rules``): ``pes`` (PES only), ``fa`` (`nengo_fa.FeedbackAlignment`,
 fixed random feedback), ``bp`` (`nengo_fa.BackProp`) and ``dtp``
 (`nengo_fa.DifferenceTargetProp`; with one hidden layer its target step is
 backprop's, so its numpy reference is BP's; not run on ``weights``, as it
-learns encoders only) by default; ``bd`` (FA learning its feedback with
-`nengo_fa.BidirectionalAlignment`) on request, e.g. ``--tasks product
---seeds 5 --rules pes,fa,bd`` (no numpy reference).
+learns encoders only) by default; on request (no numpy reference): ``bd``
+(FA learning its feedback with `nengo_fa.BidirectionalAlignment`) and
+``lra`` (`nengo_fa.LRA`), e.g. ``--tasks product --seeds 5 --rules
+pes,fa,bd,lra``.
 
 FA alignment failure (``fa`` and ``bd``): ``FeedbackAlignment(...,
 downstream=readout)`` makes
@@ -106,8 +107,8 @@ ALL_TASKS = (
     "digits",
 )
 ALL_RULES = ("pes", "fa", "bp", "dtp")
-#: not run by default: FA learning its feedback (``--rules pes,fa,bd``)
-EXTRA_RULES = ("bd",)
+#: not run by default (``--rules pes,fa,bd,lra``): FA learning its feedback, LRA
+EXTRA_RULES = ("bd", "lra")
 #: the rules the numpy reference simulates
 NUMPY_RULES = ("pes", "fa", "bp", "dtp")
 #: the rules whose delta_angle is measured (fixed or learned random feedback)
@@ -151,6 +152,8 @@ def rule_type(rule, readout, rates, **kwargs):
             feedback_learning=nengo_fa.BidirectionalAlignment(),
             **kw,
         )
+    if rule == "lra":
+        return nengo_fa.LRA(downstream=readout, **kw)
     raise ValueError(f"unknown rule {rule!r}")
 
 

@@ -35,6 +35,7 @@ from .feedback import (  # noqa: E402
 from .learning_rules import (  # noqa: E402
     BackProp,
     DifferenceTargetProp,
+    LRA,
     FeedbackAlignment,
     SignSymmetry,
 )

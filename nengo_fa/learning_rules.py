@@ -1066,3 +1066,139 @@ class DifferenceTargetProp(HiddenLayerRule):
         if self.size_in > 0:
             return self.size_in
         return _post_ensemble(self.downstream).n_neurons
+
+
+class LRA(FeedbackAlignment):
+    r"""Local representation alignment (LRA-fdbk): each layer learns toward a
+    target activity set by fixed random feedback, with a saturating loss.
+
+    Ororbia, Mali, Kifer & Giles (2018) [1]_ give every hidden layer a
+    *target*: the error :math:`e` reaching layer :math:`l` through a fixed
+    random matrix :math:`B` displaces the layer's pre-activation, the target
+    activity is the nonlinearity applied to the displaced pre-activation,
+    and the layer learns to reduce a Cauchy loss between its activity and
+    that target. In Nengo's terms, with :math:`J` the neurons' input current,
+    :math:`G` their rate response, :math:`u = B e / \nu` (:math:`\nu` the
+    RMS row norm of :math:`B`), :math:`\hat g` the mean gain and
+    :math:`\bar{G'}` the mean slope (see `.HiddenLayerRule`):
+
+    .. math::
+
+       J^* &= J - \beta \hat g \, u
+       \qquad \text{(target current)} \\
+       m &= \frac{G(J) - G(J^*)}{\hat g \bar{G'}}
+       \qquad \text{(activity minus target, in units of } e) \\
+       \psi &= \frac{m}{1 + (m / \sigma)^2}
+       = \frac{\partial}{\partial m} \frac{\sigma^2}{2}
+         \log\left(1 + (m/\sigma)^2\right) \\
+       \delta &= \lambda \, \psi \odot G'(J), \qquad
+       \lambda = \min\left(1, \frac{c}{\mathrm{rms}(\psi \odot G'(J))
+       / \bar{G'}}\right)
+
+    and :math:`\delta` takes the place of FA's :math:`(Be) \odot G'(J)` in
+    every update of `.HiddenLayerRule` (with :math:`\nu = 1`: :math:`\psi`
+    is already normalised). :math:`G(J) - G(J^*)` is a finite difference, not
+    a derivative: where :math:`G` is flat or jumps (a threshold, a saturating
+    or stochastic unit), the target still differs from the activity; the
+    Cauchy loss :math:`\log(1 + (m/\sigma)^2)` makes each neuron's
+    contribution saturate (:math:`|\psi| \le \sigma / 2`), and the bound
+    :math:`c` caps the norm of each step's local error, hence of its update.
+
+    For small mismatches (:math:`|m| \ll \sigma`) and a smooth :math:`G`,
+    :math:`\psi \approx \beta u \, G'(J) / \bar{G'}`: LRA is FA with its
+    local error weighted once more by the normalised slope (for
+    rectified-linear neurons exactly FA on the neurons whose target is
+    active). So FA's default rates carry over; :math:`\beta = 1` makes the
+    target one unit of normalised error away, :math:`\sigma = 1` puts the
+    saturation at the size of the FA error for a unit output error, and
+    :math:`c = \sigma / 2`, the largest :math:`|\psi|`, lets the bound act
+    only where :math:`G'` exceeds its mean (e.g. LIF near threshold). These
+    follow from the normalisation, not from tuning on a task.
+
+    Chains like `.FeedbackAlignment` (``downstream=`` a connection that
+    carries a rule): the error reaching layer :math:`l` is then layer
+    :math:`l+1`'s normalised local error :math:`\hat\delta_{l+1}`, which
+    includes :math:`G'_{l+1}`; in Ororbia et al. it is the layer's Cauchy
+    error without the derivative. The alignment diagnostics (with
+    ``downstream``) describe :math:`B` and FA's local error with the same
+    :math:`B`, not LRA's.
+
+    Parameters
+    ----------
+    error_size : int or NengoObject, optional
+        As for `.FeedbackAlignment`.
+    feedback : Distribution or (n_neurons, error_size) array_like, optional
+        The fixed random matrix :math:`B` (Ororbia et al.'s :math:`E_l`).
+    target_step : float, optional
+        :math:`\beta`, how far the target current is from the actual one, in
+        units of :math:`\hat g` per unit of normalised error.
+    cauchy_scale : float, optional
+        :math:`\sigma`, the mismatch (in units of the error) beyond which the
+        Cauchy loss saturates.
+    max_local_error : float, optional
+        :math:`c`, the bound on the RMS of the normalised local error
+        :math:`\psi \odot G' / \bar{G'}`, which bounds each update's norm.
+    learning_rate, gain_learning_rate, bias_learning_rate : float, optional
+        As for `.FeedbackAlignment` (default 0.7).
+    derivative : callable, optional
+        ``f(J)`` returning :math:`G'(J)`; by default looked up in
+        `nengo_fa.neurons`.
+    downstream : Connection, optional
+        As for `.FeedbackAlignment`: the readout (for diagnostics) or the
+        connection into the next trained layer (chaining).
+    modifies : {"encoders", "weights"}, optional
+        As for `.HiddenLayerRule`.
+    pre_synapse : Synapse, optional
+        Filter of the presynaptic activities when learning weights.
+
+    Notes
+    -----
+    Probeable: those of `.FeedbackAlignment`. Feedback learning is not
+    supported (:math:`B` is fixed, as in Ororbia et al.).
+
+    References
+    ----------
+    .. [1] Ororbia, A. G., Mali, A., Kifer, D., & Giles, C. L. (2018).
+       Conducting credit assignment by aligning local representations.
+       arXiv:1803.01834.
+    """
+
+    target_step = FiniteNumberParam(
+        "target_step", low=0, low_open=True, readonly=True, default=1.0
+    )
+    cauchy_scale = FiniteNumberParam(
+        "cauchy_scale", low=0, low_open=True, readonly=True, default=1.0
+    )
+    max_local_error = FiniteNumberParam(
+        "max_local_error", low=0, low_open=True, readonly=True, default=0.5
+    )
+
+    def __init__(
+        self,
+        error_size=None,
+        feedback=Default,
+        target_step=Default,
+        cauchy_scale=Default,
+        max_local_error=Default,
+        learning_rate=Default,
+        gain_learning_rate=Default,
+        bias_learning_rate=Default,
+        derivative=Default,
+        downstream=None,
+        modifies=Default,
+        pre_synapse=Default,
+    ):
+        super().__init__(
+            error_size=error_size,
+            feedback=feedback,
+            learning_rate=learning_rate,
+            gain_learning_rate=gain_learning_rate,
+            bias_learning_rate=bias_learning_rate,
+            derivative=derivative,
+            downstream=downstream,
+            modifies=modifies,
+            pre_synapse=pre_synapse,
+        )
+        self.target_step = target_step
+        self.cauchy_scale = cauchy_scale
+        self.max_local_error = max_local_error

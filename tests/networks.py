@@ -169,6 +169,7 @@ def deep_net(
     freeze_at=np.inf,
     max_rates=None,
     rule_kwargs=None,
+    weight_scale=1e-3,
 ):
     """stim -> h1 -> h2 -> PES readout of the product of the two sines.
 
@@ -178,9 +179,11 @@ def deep_net(
     direct feedback alignment ("dfa": FA on both, both connected to the
     output error); chained FA learning its feedback ("kp": Kolen-Pollack;
     "terms": all five alignment terms; "bd": `.BidirectionalAlignment`, on
-    the normalised forward weights). With
-    ``modifies="weights"``, ``h1 -> h2`` is a full weight matrix (small
-    random initial weights) that the upper rule learns. The error reaches
+    the normalised forward weights); local representation alignment ("lra":
+    `.LRA` on both, chained). With
+    ``modifies="weights"``, ``h1 -> h2`` is a full weight matrix (random
+    initial weights of standard deviation ``weight_scale``) that the upper
+    rule learns. The error reaches
     the rules through a `Gate` that closes at ``freeze_at``; ``max_rates``
     (a distribution) sets the ensembles' maximum rates; ``rule_kwargs`` go to
     both rules (e.g. their rates).
@@ -204,7 +207,7 @@ def deep_net(
             into_h2 = nengo.Connection(
                 h1.neurons,
                 h2.neurons,
-                transform=rng.normal(scale=1e-3, size=(n[1], n[0])),
+                transform=rng.normal(scale=weight_scale, size=(n[1], n[0])),
                 seed=seed + 4,
             )
         else:
@@ -248,6 +251,8 @@ def _upper_rule(kind, out, readout, learning, kw):
         return None
     if kind in ("fa", "dfa"):
         return nengo_fa.FeedbackAlignment(out, **kw)
+    if kind == "lra":
+        return nengo_fa.LRA(out, **kw)
     if kind == "bp":
         return nengo_fa.BackProp(readout, **kw)
     if kind == "ss":
@@ -267,6 +272,8 @@ def _lower_rule(kind, out, into_h2, learning, kw):
         return None
     if kind == "fa":
         return nengo_fa.FeedbackAlignment(downstream=into_h2, **kw)
+    if kind == "lra":
+        return nengo_fa.LRA(downstream=into_h2, **kw)
     if kind == "dfa":
         return nengo_fa.FeedbackAlignment(out, **kw)
     if kind == "bp":

@@ -150,12 +150,17 @@ def check_target_prop(results):
     assert reconstruction < 0.7, reconstruction
 
 
+def check_lra(results):
+    check_frozen_and_online(results, ("readout only", "FeedbackAlignment", "LRA"))
+
+
 CHECKS = {
     "alignment": check_alignment,
     "deep_network": check_deep_network,
     "digits": check_digits,
     "learn_product": check_learn_product,
     "target_prop": check_target_prop,
+    "lra": check_lra,
 }
 
 

@@ -528,6 +528,8 @@ def precision_net(case, seed=1):
                 downstream=readout,
                 feedback_learning=nengo_fa.BidirectionalAlignment(),
             )
+        elif case == "lra":
+            rule_type = nengo_fa.LRA(2)
         elif case == "weights":
             pre = nengo.Ensemble(40, 3, neuron_type=nengo.RectifiedLinear())
             nengo.Connection(stim, pre)
@@ -583,7 +585,8 @@ PRECISION_RTOL = 1e-4
 
 
 @pytest.mark.parametrize(
-    "case", ["fa", "bp", "ss", "kp", "terms", "bd", "unequal", "chain", "weights"]
+    "case",
+    ["fa", "bp", "ss", "kp", "terms", "bd", "lra", "unequal", "chain", "weights"],
 )
 def test_32_bit_matches_64_bit(case, kernels):
     ref, _ = run_in("64", case)

@@ -19,6 +19,7 @@ One module per topic, as in `nengo.builder`:
 - `~nengo_fa.builder.target_prop`: the targets and learned inverses of
   `.DifferenceTargetProp`;
 - `~nengo_fa.builder.weights`: learning neuron-to-neuron weights;
+- `~nengo_fa.builder.lra`: local representation alignment's targets;
 - `~nengo_fa.builder.deferred`: build steps that wait for other objects.
 """
 
@@ -42,6 +43,7 @@ from nengo_fa.builder.hidden_layer import (
     RuleConstants,
     SimHiddenLayerRule,
 )
+from nengo_fa.builder.lra import SimLRATarget
 from nengo_fa.builder.rule import build_hidden_layer_rule
 from nengo_fa.builder.target_prop import SimDifferenceTarget, SimTopTarget
 from nengo_fa.builder.weights import SimHiddenLayerWeights
@@ -59,4 +61,5 @@ OPERATORS = (
     SimAlignmentDiagnostics,
     SimTopTarget,
     SimDifferenceTarget,
+    SimLRATarget,
 )

@@ -52,7 +52,18 @@ from nengo_fa.learning_rules import BackProp, FeedbackAlignment, SignSymmetry
 
 RuleBuild = collections.namedtuple(
     "RuleBuild",
-    ("model", "rule_type", "rule", "ens", "derivative", "error", "down_rule", "prefix"),
+    (
+        "model",
+        "rule_type",
+        "rule",
+        "ens",
+        "derivative",
+        "error",
+        "down_rule",
+        "prefix",
+        "gain_scale",
+        "derivative_scale",
+    ),
 )
 RuleBuild.__doc__ = """What a feedback source may need about the rule being built.
 
@@ -74,6 +85,11 @@ down_rule : LearningRule or None
     The nengo_fa rule this one is chained to (takes its error from), if any.
 prefix : str
     ``"<RuleType> on <connection>"``, to begin error messages with.
+gain_scale : float
+    :math:`\\hat g`, the mean build-time gain of the ensemble.
+derivative_scale : float
+    :math:`\\bar{G'}`, the mean of :math:`G'` over the active part of the
+    tuning curves.
 """
 
 _SOURCES = {}

@@ -112,6 +112,8 @@ class _HiddenLayerBuild:
             self.error,
             down_rule,
             f"{self.name} on {rule.connection}",
+            self.gain_scale,
+            self.derivative_scale,
         )
         check_stable_range(rule_type, model.dt, self.ctx.prefix)
         self._update_signals()

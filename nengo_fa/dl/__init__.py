@@ -98,6 +98,7 @@ from nengo_fa.dl import (  # noqa: E402
     feedback_sources,
     hidden_layer,
     target_prop,
+    lra,
     weights,
 )
 from nengo_fa.dl.common import mark_learned_signals  # noqa: E402

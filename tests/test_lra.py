@@ -1,0 +1,178 @@
+"""Local representation alignment (`nengo_fa.LRA`): its targets, and what it
+learns against PES only and feedback alignment in the same run."""
+
+import pickle
+
+import nengo
+import numpy as np
+import pytest
+from nengo.builder import Signal
+from nengo.builder.signal import SignalDict
+from nengo.exceptions import SimulationError, ValidationError
+
+import nengo_fa
+from nengo_fa.builder.hidden_layer import FeedbackError
+from nengo_fa.builder.lra import LRAConstants, RateTable, SimLRATarget
+from nengo_fa.neurons import make_derivative
+
+from .networks import deep_net, product_net, train_freeze_test
+
+
+def target_op(n=6, d=2, seed=0, **constants):
+    """A `SimLRATarget` for rectified-linear neurons on fresh signals: its
+    step, the arrays of e, J, B and fe, and its constants."""
+    rng = np.random.RandomState(seed)
+    neuron_type = nengo.RectifiedLinear(amplitude=2.0)
+    values = dict(
+        feedback_norm=1.3,
+        gain_scale=4.0,
+        derivative_scale=2.0,
+        target_step=1.0,
+        cauchy_scale=1.0,
+        max_local_error=10.0,
+    )
+    values.update(constants)
+    c = LRAConstants(**values)
+    B = rng.normal(size=(n, d))
+    sigs = dict(
+        e=Signal(np.zeros(d), name="e"),
+        J=Signal(np.zeros(n), name="J"),
+        B=Signal(B, name="B", readonly=True),
+        fe=Signal(np.zeros(n), name="fe"),
+        nu=Signal(np.zeros(1), name="nu"),
+    )
+    gain, bias = np.ones(n), np.zeros(n)
+    op = SimLRATarget(
+        sigs["e"],
+        sigs["J"],
+        sigs["B"],
+        FeedbackError(sigs["fe"], sigs["nu"]),
+        RateTable(neuron_type, -400.0, 400.0),  # no target beyond it here
+        make_derivative(neuron_type, gain, bias),
+        neuron_type,
+        c,
+        tag="LRA test",
+    )
+    signals = SignalDict()
+    for sig in sigs.values():
+        signals.init(sig)
+    step = op.make_step(signals, 0.001, rng)
+    arrays = {key: signals[sig] for key, sig in sigs.items()}
+    return step, arrays, c
+
+
+def expected_fe(e, J, B, c, amplitude=2.0):
+    """The documented formula, with G(J) = amplitude * max(J, 0) exactly."""
+    u = B @ e / c.feedback_norm
+    target = J - c.target_step * c.gain_scale * u
+    m = amplitude * (np.maximum(J, 0) - np.maximum(target, 0))
+    m /= c.gain_scale * c.derivative_scale
+    psi = m / (1 + (m / c.cauchy_scale) ** 2)
+    gp = amplitude * (J > 0)
+    norm = np.linalg.norm(psi * gp)
+    bound = c.max_local_error * c.derivative_scale * np.sqrt(len(J))
+    return psi * min(1.0, bound / norm) if norm > 0 else psi
+
+
+@pytest.mark.parametrize("error_scale", [0.05, 1.0, 20.0])
+def test_target_error_matches_formula(rng, error_scale):
+    """Small errors, errors at the Cauchy scale, and saturating ones."""
+    step, a, c = target_op()
+    for _ in range(5):
+        a["e"][...] = rng.normal(scale=error_scale, size=a["e"].shape)
+        a["J"][...] = rng.uniform(-5, 5, size=a["J"].shape)
+        step()
+        assert np.allclose(a["fe"], expected_fe(a["e"], a["J"], a["B"], c))
+        assert a["nu"][0] == 1
+        # the Cauchy loss saturates each neuron at sigma / 2
+        assert np.all(np.abs(a["fe"]) <= c.cauchy_scale / 2 + 1e-12)
+
+
+def test_small_errors_give_fa_error(rng):
+    """For |m| << sigma on active neurons, LRA's error is FA's normalised
+    B e / nu times G'(J) / mean G' (1 here): the two rules agree."""
+    step, a, c = target_op()
+    a["e"][...] = rng.normal(scale=1e-4, size=a["e"].shape)
+    a["J"][...] = rng.uniform(1, 5, size=a["J"].shape)  # active, and stay so
+    step()
+    fa = a["B"] @ a["e"] / c.feedback_norm
+    assert np.allclose(a["fe"], fa, rtol=1e-6)
+
+
+def test_bound_caps_local_error(rng):
+    step, a, c = target_op(max_local_error=0.05)
+    a["e"][...] = [3.0, -2.0]
+    a["J"][...] = rng.uniform(1, 5, size=a["J"].shape)
+    step()
+    rms = np.sqrt(np.mean((a["fe"] * 2.0 / c.derivative_scale) ** 2))
+    assert np.isclose(rms, 0.05)
+    assert np.allclose(a["fe"], expected_fe(a["e"], a["J"], a["B"], c))
+
+
+def test_non_finite_error_raises():
+    step, a, _ = target_op()
+    a["e"][0] = np.nan
+    with pytest.raises(SimulationError, match="NaN or inf"):
+        step()
+
+
+@pytest.mark.parametrize("param", ["target_step", "cauchy_scale", "max_local_error"])
+@pytest.mark.parametrize("value", [0, -1, np.inf])
+def test_bad_parameters_raise(param, value):
+    with pytest.raises(ValidationError, match=param):
+        nengo_fa.LRA(1, **{param: value})
+
+
+def test_repr_and_defaults():
+    lra = nengo_fa.LRA(1, target_step=2)
+    assert repr(lra) == "LRA(error_size=1, target_step=2)"
+    assert (lra.cauchy_scale, lra.max_local_error) == (1.0, 0.5)
+    assert lra.learning_rate == nengo_fa.FeedbackAlignment.learning_rate.default
+
+
+def test_probes_reset_and_pickle(Simulator, seed):
+    """The rule's targets are rebuilt from live signals: reset() repeats a
+    run exactly, and a running simulator pickles."""
+    net = product_net(nengo_fa.LRA, seed, n=10)
+    rule = net.layer1.learning_rule
+    with net:
+        p = {k: nengo.Probe(rule, k) for k in ("delta", "bias", "feedback")}
+    with Simulator(net, progress_bar=False) as sim:
+        sim.run(0.3)
+        first = {k: sim.data[v].copy() for k, v in p.items()}
+        assert np.any(first["delta"] != 0)
+        pickle.loads(pickle.dumps(sim))
+        sim.reset()
+        sim.run(0.3)
+        for k, v in p.items():
+            assert np.array_equal(sim.data[v], first[k]), k
+
+
+@pytest.mark.slow
+def test_frozen_deep_network_from_small_weights(Simulator, plt):
+    """Two hidden layers whose neuron-to-neuron weights start almost empty
+    (std 1e-5): chained LRA, trained 15 s, frozen (error gated to zero),
+    tested 5 s, against the readout alone and chained FA from the same
+    network in the same run.
+
+    LRA's frozen network beats the readout alone (2.0x here; 2.5x on seed 1),
+    and is within reach of FA (FA was 1.17x better here, 0.96x on seed 1);
+    over 3 seeds trained 20 s it beat the readout alone 1.8-2.5x and FA on
+    one of the three. What LRA adds over FA is not measurable here
+    (docs: theory, "Local representation alignment").
+    """
+    t_train, t_test, seed = 15.0, 5.0, 0
+    frozen = {}
+    for kind in (None, "fa", "lra"):
+        net = deep_net(
+            kind, seed, modifies="weights", weight_scale=1e-5, freeze_at=t_train
+        )
+        frozen[kind], _, sim = train_freeze_test(Simulator, net, t_train, t_test)
+        sq = nengo.Lowpass(1.0).filt(sim.data[net.p_error] ** 2, dt=sim.dt)
+        plt.semilogy(sim.trange(), sq, label=kind or "readout only", lw=0.5)
+    plt.axvline(t_train, color="k", linestyle=":")
+    plt.ylabel("squared error (1 s low-pass)")
+    plt.legend()
+    print(frozen)
+    assert frozen["lra"] < 0.7 * frozen[None], frozen
+    assert frozen["lra"] < 1.5 * frozen["fa"], frozen
