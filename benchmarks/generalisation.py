@@ -96,7 +96,17 @@ ALL_TASKS = (
     "weights",
     "digits",
 )
-ALL_RULES = ("pes", "fa", "bp")
+ALL_RULES = ("pes", "fa", "bp", "trace")
+#: rules that need a phase structure (the target arriving part-way through
+#: each presentation): run on digits only, with `PHASES`
+PHASED_RULES = ("trace",)
+#: for `PHASED_RULES` on digits: each image is shown for ``PHASES[0]`` s, the
+#: target (error) present from ``PHASES[1]`` to ``PHASES[2]`` s into it; the
+#: plus phase is as long as the other rules' whole presentation, the minus
+#: phase four times the expectation's ``slow_tau``, and the gap after the
+#: target leaves is the time its error takes to decay below
+#: ``phase_threshold`` through the two 5 ms synapses
+PHASES = (0.07, 0.02, 0.05)
 
 FUNCTIONS = {
     1: lambda x: x[..., 0] ** 2,
@@ -128,6 +138,12 @@ def rule_type(rule, readout, rates, **kwargs):
         return nengo_fa.FeedbackAlignment(downstream=readout, **kw)
     if rule == "bp":
         return nengo_fa.BackProp(readout, **kw)
+    if rule == "trace":
+        # rate neurons: J is smooth, so the filters can be short enough for
+        # a 20 ms minus phase (4 slow_tau)
+        return nengo_fa.TraceRule(
+            readout.size_out, fast_tau=0.002, slow_tau=0.005, **kw
+        )
     raise ValueError(f"unknown rule {rule!r}")
 
 
@@ -363,7 +379,9 @@ except ImportError:  # pragma: no cover
 def default_rates(rule):
     if rule == "pes":
         return None
-    t = nengo_fa.BackProp if rule == "bp" else nengo_fa.FeedbackAlignment
+    t = {"bp": nengo_fa.BackProp, "trace": nengo_fa.TraceRule}.get(
+        rule, nengo_fa.FeedbackAlignment
+    )
     return (
         t.learning_rate.default,
         t.gain_learning_rate.default,
@@ -388,6 +406,8 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref):
     n_tr = int(round(t_train / DT))
     rows = []
     for rule in rules:
+        if rule in PHASED_RULES:
+            continue  # the target is there all the time: no phases
         r = rates or default_rates(rule)
         if task == "weights":
             net = weights_network(rule, seed, X, Y, t_train, r)
@@ -523,18 +543,19 @@ def run_digits(
     Xs = np.vstack([X_tr[order], X_te])
     ys = np.concatenate([y_tr[order], y_te])
     n_train = len(order)
-    t_train = n_train * present
     onehot = np.eye(10)[ys]
-    steps = int(round(present / DT))
     kpes = 2e-4
     s = 1000 * seed
-
-    def index(t):
-        return min(int((t - 1e-9) / present), len(ys) - 1)
 
     rows = []
     for rule in rules:
         r = rates or default_rates(rule)
+        # phased rules: the target from on to off into each presentation
+        length, on, off = PHASES if rule in PHASED_RULES else (present, 0, present)
+        t_train = n_train * length
+        steps = int(round(length / DT))
+        index = _Index(length, len(ys))
+        gate = _PhasedError(t_train, length, on, off)
         with nengo.Network(seed=seed) as net:
             stim = nengo.Node(lambda t: Xs[index(t)])
             target = nengo.Node(lambda t: onehot[index(t)])
@@ -555,7 +576,7 @@ def run_digits(
             )
             rt = rule_type(rule, readout, rates)
             layer1 = nengo.Connection(stim, hidden, learning_rule_type=rt, seed=s + 3)
-            error = nengo.Node(lambda t, v: v if t <= t_train else 0 * v, size_in=10)
+            error = nengo.Node(gate, size_in=10)
             nengo.Connection(out, error, seed=s + 4)
             nengo.Connection(target, error, transform=-1, seed=s + 5)
             nengo.Connection(error, readout.learning_rule, seed=s + 6)
@@ -585,7 +606,7 @@ def run_digits(
             tt = np.arange(1, len(ang) + 1) * 0.05
             sel = (tt > 0.75 * t_train) & (tt <= t_train)
             row["angle"] = float(np.nanmean(ang[sel]))
-        if numpy_ref:
+        if numpy_ref and rule not in PHASED_RULES:
             S0 = sim.data[hidden].scaled_encoders
             b0 = sim.data[hidden].bias
             F = sim.data[layer1.learning_rule].feedback if rule == "fa" else None
@@ -608,6 +629,29 @@ def run_digits(
             row["mlp"] = offline_mlp(X_tr, y_tr, X_te, y_te, n_hidden, seed)
         rows.append(row)
     return rows
+
+
+class _Index:
+    """The image shown at time ``t``."""
+
+    def __init__(self, length, n):
+        self.length, self.n = length, n
+
+    def __call__(self, t):
+        return min(int((t - 1e-9) / self.length), self.n - 1)
+
+
+class _PhasedError:
+    """The error until ``t_train`` (only from ``on`` to ``off`` into each
+    presentation of ``length``), then 0."""
+
+    def __init__(self, t_train, length, on, off):
+        self.t_train, self.length, self.on, self.off = t_train, length, on, off
+
+    def __call__(self, t, v):
+        phase = (t - 1e-9) % self.length
+        keep = t <= self.t_train and self.on <= phase < self.off
+        return v if keep else 0 * v
 
 
 # ---------------------------------------------------------------- ablation
@@ -779,7 +823,7 @@ def summarise(rows, rules):
 
 COLS = [
     ("task", "<16", "s"),
-    ("rule", "<4", "s"),
+    ("rule", "<5", "s"),
     ("seeds", ">5", "d"),
     ("metric", "<8", "s"),
     ("frozen_mean", ">11", ".4g"),
