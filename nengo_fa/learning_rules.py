@@ -824,11 +824,11 @@ class TraceRule(HiddenLayerRule):
     fed-back error enters the hidden neurons' *input current*, so it changes
     their activity:
 
-    .. math:: J = S x + b - \kappa_{td} \, \frac{\hat g}{\nu} B e
+    .. math:: J = S x + b - \frac{\kappa_{td}}{\nu} \, g \odot (B e)
 
-    with :math:`\kappa_{td}` = ``nudge``, :math:`\hat g` the mean build-time
-    gain and :math:`\nu = \|B\|_F / \sqrt{n}`: one unit of error moves a
-    neuron's current by about ``nudge`` of its range. The error is wired
+    with :math:`\kappa_{td}` = ``nudge``, :math:`g` the build-time gains and
+    :math:`\nu = \|B\|_F / \sqrt{n}`: one unit of error moves each
+    neuron's current by about ``nudge`` of its own range. The error is wired
     exactly as for `nengo.PES` (:math:`e = y - y^*`); where it is zero (no
     target yet) the network runs freely. Learning then does not read
     :math:`e` or :math:`B` at all, only the net input: a fast low-pass filter
@@ -848,7 +848,7 @@ class TraceRule(HiddenLayerRule):
 
     .. math::
 
-       \delta = p \, \frac{\nu}{\kappa_{td} \hat g} (J_s - J_f)
+       \delta = p \, \frac{\nu}{\kappa_{td} g} \odot (J_s - J_f)
                 \odot G'(J),
 
     so that :math:`S \leftarrow S - \kappa \Delta t \, \hat\delta x^T` (and
@@ -857,8 +857,8 @@ class TraceRule(HiddenLayerRule):
     :math:`y^+ - y^- \approx G'(J)(J_f - J_s)`. Err is
     :math:`J_f - J_s`; Credit is :math:`G'(J) \, x^T` (presynaptic input
     times the postsynaptic slope), evaluated every step. In the plus phase,
-    once :math:`J_f` has settled, :math:`J_f - J_s = -\kappa_{td}
-    (\hat g / \nu) B e` plus whatever else changed the input since the minus
+    once :math:`J_f` has settled, :math:`J_f - J_s = -(\kappa_{td} / \nu)
+    g \odot (B e)` plus whatever else changed the current since the minus
     phase, so :math:`\delta` is `.FeedbackAlignment`'s local error: the rates
     and their derivation are the same (default 0.7). The difference is what
     the rule needs and what it does with it (see Notes).
@@ -874,21 +874,31 @@ class TraceRule(HiddenLayerRule):
         nudge and the update are normalised by :math:`\nu`.
     nudge : float, optional
         :math:`\kappa_{td}`, the fraction of its range by which one unit of
-        error moves a neuron's current (default 0.5). Small enough that the
-        nudge perturbs the hidden code rather than overwriting it (GeneRec's
-        :math:`y^+ - y^- \approx G' \Delta J` holds while :math:`\Delta J` is
-        small against the range :math:`\hat g`), large enough to stand above
-        the fluctuations of :math:`J` within a presentation. The learning
-        steps do not scale with it (they are divided by it).
+        error moves a neuron's current (default 0.25). The learning steps
+        are divided by it, so it sets a trade-off, not a rate: the nudge
+        disturbs the hidden code and the readout's learning in proportion to
+        :math:`\kappa_{td}`, while what else is in :math:`J_f - J_s` (the
+        part of the last input change the expectation has not followed, a
+        fraction :math:`\rho` of a change of about the neuron's range, and
+        the changes learned during the plus phase) weighs
+        :math:`1 / \kappa_{td}` against the error. Keeping that at most the
+        smallest error learned from, :math:`\rho / \kappa_{td} \le`
+        ``phase_threshold`` (:math:`\rho` = 1.3% at the default filters and
+        a 50 ms minus phase), gives :math:`\kappa_{td} \ge 0.26`; keeping
+        the nudge within a tenth of the range for errors up to 0.3 gives
+        :math:`\kappa_{td} \le 0.33`. Measured on the phased product task
+        of the tests (4 seeds): 0.05 diverged on one seed, 0.1-0.5 did not;
+        0.2 and 0.3 gave the lowest frozen errors.
     fast_tau : float, optional
-        :math:`\tau_f` (s), the outcome's filter (default 0.005, Nengo's
-        default synapse): short against the plus phase.
+        :math:`\tau_f` (s), the outcome's filter (default 0.002): it only
+        smooths :math:`J`, whose decoded input is already filtered by its
+        synapse, and should be short against the plus phase.
     slow_tau : float, optional
-        :math:`\tau_s` (s), the expectation's filter (default 0.02): longer
-        than :math:`\tau_f`, so that it averages the minus phase, and short
-        enough to settle within a minus phase of 50 ms or more (and to
-        settle after the input changes, within the 0.02 s or more that the
-        target should arrive after it).
+        :math:`\tau_s` (s), the expectation's filter (default 0.01): longer
+        than :math:`\tau_f`, and short enough to settle within the minus
+        phase: after an input change through a 5 ms synapse it has followed
+        all but 1.3% of it after 50 ms (:math:`5 \tau_s`), the shortest
+        minus phase this default is meant for.
     phase_threshold : float, optional
         The largest :math:`|e_k|` taken as "no target" (default 0.05, in the
         error's units): where every error component is at or below it, the
@@ -1030,12 +1040,14 @@ class TraceRule(HiddenLayerRule):
         sample_shape=("*", "error_size"),
         readonly=True,
     )
-    nudge = FiniteNumberParam("nudge", low=0, low_open=True, readonly=True, default=0.5)
+    nudge = FiniteNumberParam(
+        "nudge", low=0, low_open=True, readonly=True, default=0.25
+    )
     fast_tau = FiniteNumberParam(
-        "fast_tau", low=0, low_open=True, readonly=True, default=0.005
+        "fast_tau", low=0, low_open=True, readonly=True, default=0.002
     )
     slow_tau = FiniteNumberParam(
-        "slow_tau", low=0, low_open=True, readonly=True, default=0.02
+        "slow_tau", low=0, low_open=True, readonly=True, default=0.01
     )
     phase_threshold = FiniteNumberParam(
         "phase_threshold", low=0, readonly=True, default=0.05

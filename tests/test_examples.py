@@ -137,11 +137,16 @@ def check_alignment(results):
     assert feedback_angle["KP"] < feedback_angle["FA"], feedback_angle
 
 
+def check_trace_rule(results):
+    check_frozen_and_online(results, ("PES only", "FeedbackAlignment", "TraceRule"))
+
+
 CHECKS = {
     "alignment": check_alignment,
     "deep_network": check_deep_network,
     "digits": check_digits,
     "learn_product": check_learn_product,
+    "trace_rule": check_trace_rule,
 }
 
 

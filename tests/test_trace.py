@@ -55,15 +55,15 @@ def _probed_net(rates=None, freeze_at=np.inf):
 
 
 def test_nudge_enters_the_hidden_current(Simulator):
-    """With nothing learning, J = S x + b - nudge (g / nu) B e exactly."""
+    """With nothing learning, J = S x + b - (nudge / nu) g * (B e) exactly."""
     net = _probed_net(rates=(0, 0, 0))
     with Simulator(net, progress_bar=False) as sim:
         sim.run(0.3)
     p = {k: sim.data[v] for k, v in net.trace_probes.items()}
     built = sim.data[net.hidden]
     B = sim.data[net.layer1.learning_rule].feedback
-    g = np.mean(np.abs(built.gain))
-    nudge = -0.5 * g / rms_row_norm(B, B.shape[0]) * p["error"] @ B.T
+    g = built.gain
+    nudge = -0.25 * g / rms_row_norm(B, B.shape[0]) * (p["error"] @ B.T)
     J = p["x"] @ built.scaled_encoders.T + built.bias + nudge
     assert np.any(np.abs(nudge) > 0.01 * g)  # the target was there
     assert np.allclose(p["J"], J, atol=1e-10)
@@ -95,7 +95,7 @@ def test_local_error_is_the_held_filter_difference(Simulator):
     assert np.allclose(p["outcome"], outcome)
     assert np.allclose(p["expectation"], expectation)
     B = sim.data[net.layer1.learning_rule].feedback
-    c = rms_row_norm(B, B.shape[0]) / (0.5 * np.mean(np.abs(sim.data[net.hidden].gain)))
+    c = rms_row_norm(B, B.shape[0]) / (0.25 * sim.data[net.hidden].gain)
     delta = on[:, None] * c * (expectation - outcome) * (J > 0)
     assert np.any(np.abs(delta) > 0)
     assert np.allclose(p["delta"], delta, atol=1e-10)
@@ -172,7 +172,7 @@ def test_float32(Simulator):
 def test_repr_and_defaults():
     rule = nengo_fa.TraceRule(2)
     assert repr(rule) == "TraceRule(error_size=2)"
-    assert (rule.nudge, rule.fast_tau, rule.slow_tau) == (0.5, 0.005, 0.02)
+    assert (rule.nudge, rule.fast_tau, rule.slow_tau) == (0.25, 0.002, 0.01)
     assert rule.learning_rate == 0.7
     assert rule.size_in == 2
     with nengo.Network():
@@ -188,7 +188,7 @@ def test_repr_and_defaults():
         (dict(nudge=np.inf), "nudge"),
         (dict(fast_tau=0), "fast_tau"),
         (dict(slow_tau=-1), "slow_tau"),
-        (dict(slow_tau=0.005), "slow_tau"),  # not longer than fast_tau
+        (dict(slow_tau=0.002), "slow_tau"),  # not longer than fast_tau
         (dict(phase_threshold=-0.1), "phase_threshold"),
         (dict(learning_rate=-1), "learning_rate"),
         (dict(error_size=0), "error_size"),

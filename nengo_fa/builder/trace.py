@@ -4,11 +4,12 @@ A `.TraceRule` is a `.HiddenLayerRule` whose feedback source does two things
 instead of giving the rule a feedback matrix to multiply the error by:
 
 - a Nengo ``DotInc`` adds the top-down nudge
-  :math:`-\kappa_{td} (\hat g / \nu) B e` to the hidden neurons' input
-  current, where it changes their activity;
+  :math:`-\kappa_{td} \, \mathrm{diag}(g) B e / \nu` to the hidden neurons'
+  input current (:math:`g` the build-time gains), where it changes their
+  activity;
 - a `SimTraceError` filters that current into the outcome :math:`J_f` and the
   expectation :math:`J_s`, and gives the rule, as its *feedback error*
-  (`.FeedbackError`), :math:`p \, \nu (J_s - J_f) / (\kappa_{td} \hat g)`
+  (`.FeedbackError`), :math:`p \, \nu (J_s - J_f) / (\kappa_{td} g)`
   and :math:`\nu`.
 
 The shared `.SimHiddenLayerRule` then computes :math:`\delta` and every step
@@ -39,15 +40,16 @@ class TopDownNudge(FeedbackSource):
         n = ens.n_neurons
         B = self.sample(ctx)
         nu = rms_row_norm(B, n)
-        gain_scale = float(np.mean(np.abs(model.params[ens].gain)))
-        gain_scale = gain_scale if gain_scale > 0 else 1.0
+        # each neuron is nudged by a fraction of its own range
+        gain = np.abs(np.asarray(model.params[ens].gain, dtype=np.float64))
+        gain = np.broadcast_to(gain, n)
         feedback = Signal(
             B.astype(rc.float_dtype), name="TraceRule:feedback", readonly=True
         )
         model.sig[rule]["feedback"] = feedback
         current = model.sig[ens.neurons]["in"]
         if nu > 0:
-            top_down = -(rule_type.nudge * gain_scale / nu) * B
+            top_down = -(rule_type.nudge / nu) * gain[:, None] * B
             model.add_op(
                 DotInc(
                     Signal(
@@ -78,7 +80,7 @@ class TopDownNudge(FeedbackSource):
                 feedback_error,
                 fast_decay=float(np.exp(-model.dt / rule_type.fast_tau)),
                 slow_decay=float(np.exp(-model.dt / rule_type.slow_tau)),
-                scale=nu / (rule_type.nudge * gain_scale) if nu > 0 else 0.0,
+                scale=_inverse(rule_type.nudge * gain / nu) if nu > 0 else 0 * gain,
                 feedback_norm=nu,
                 threshold=rule_type.phase_threshold,
                 tag=ctx.prefix,
@@ -115,6 +117,13 @@ class TopDownNudge(FeedbackSource):
         return B
 
 
+def _inverse(x):
+    """1 / x, and 0 where x is 0 (a neuron of gain 0 is not nudged)."""
+    out = np.zeros_like(x)
+    np.divide(1.0, x, out=out, where=x > 0)
+    return out
+
+
 class SimTraceError(Operator):
     r"""Outcome, expectation and phase of a `.TraceRule`, and the feedback
     error that its `.SimHiddenLayerRule` reads.
@@ -126,8 +135,8 @@ class SimTraceError(Operator):
     2. *outcome*: :math:`J_f \leftarrow a_f J_f + (1 - a_f) J`;
     3. *expectation* (held while :math:`p = 1`):
        :math:`J_s \leftarrow a_s J_s + (1 - a_s) J` where :math:`p = 0`;
-    4. *feedback error*: :math:`F e := p \, c \, (J_s - J_f)` with
-       :math:`c = \nu / (\kappa_{td} \hat g)`, and :math:`\nu`.
+    4. *feedback error*: :math:`F e := p \, c \odot (J_s - J_f)` with
+       :math:`c_i = \nu / (\kappa_{td} g_i)`, and :math:`\nu`.
 
     On the first step (``phase`` is -1, its initial value) both filters start
     at :math:`J`.
@@ -146,8 +155,8 @@ class SimTraceError(Operator):
         The signals the rule reads instead of :math:`F e` and :math:`\nu`.
     fast_decay, slow_decay : float
         :math:`a_f`, :math:`a_s`.
-    scale : float
-        :math:`c`.
+    scale : ndarray
+        :math:`c` ``(n,)``.
     feedback_norm : float
         :math:`\nu`.
     threshold : float
@@ -181,7 +190,7 @@ class SimTraceError(Operator):
         super().__init__(tag=tag)
         self.fast_decay = fast_decay
         self.slow_decay = slow_decay
-        self.scale = scale
+        self.scale = np.asarray(scale, dtype=np.float64)
         self.feedback_norm = feedback_norm
         self.threshold = threshold
         self.sets = list(feedback_error)
