@@ -144,9 +144,5 @@ if __name__ == "__main__":
         "--save", metavar="DIR", help="save the figures in DIR instead of showing them"
     )
     args = parser.parse_args()
-    results = main()
-    for label, errors in results[1].items():
-        print(
-            f"{label:18s} frozen {errors['frozen']:.4f}  online {errors['online']:.4f}"
-        )
+    main()
     show_or_save("trace_rule", args.save)
