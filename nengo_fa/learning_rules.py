@@ -961,14 +961,23 @@ class TraceRule(HiddenLayerRule):
     the effective rate stays high: Err does not vanish when the hidden layer
     has nothing more to learn but only when the output matches the target,
     and in spiking networks :math:`J_f - J_s` carries fluctuations that do
-    not shrink at all. Two remedies are documented there: a schedule
+    not shrink at all. Two remedies are discussed there: a schedule
     (lowering the rate as training goes on) or modulating the update by the
-    size of the activity differences. Here :math:`\delta` is proportional to
-    the error (the nudge is), which is the second remedy; errors below
-    ``phase_threshold`` are not learned from at all; and a schedule is left
-    to the user (e.g. a learning-rate node scaling the error is not enough,
-    because the nudge scales with it: lower ``learning_rate`` between runs
-    instead, with a new rule).
+    size of the activity differences. Here :math:`\delta` is proportional
+    to the error (the nudge is), which is the second remedy, and errors
+    below ``phase_threshold`` are not learned from at all. A schedule is left
+    to the user: a new rule with a lower ``learning_rate`` between runs
+    (scaling the error instead also scales the nudge, and changes which
+    errors pass ``phase_threshold``).
+
+    **Where it fails.** The readout (e.g. `nengo.PES`) learns from hidden
+    activities that the nudge has moved, where GeneRec's output layer
+    learns from the minus-phase ones. On some networks this spoils the
+    readout: on one seed of six of the phased product task the frozen
+    error was 3.6 times PES only's, and `.FeedbackAlignment` given the same
+    nudge failed the same way. On the other five, and on digits, it learned
+    as well as `.FeedbackAlignment` (docs: theory, "Learning from activation
+    differences", for the numbers).
 
     Probeable: ``"error"``, ``"delta"``, ``"encoders"``/``"scaled_encoders"``,
     ``"gain"``, ``"bias"``, ``"feedback"`` (:math:`B`), ``"outcome"``
