@@ -975,9 +975,9 @@ class TraceRule(HiddenLayerRule):
     learns from the minus-phase ones. On some networks this spoils the
     readout: on one seed of six of the phased product task the frozen
     error was 3.6 times PES only's, and `.FeedbackAlignment` given the same
-    nudge failed the same way. On the other five, and on digits, it learned
-    as well as `.FeedbackAlignment` (docs: theory, "Learning from activation
-    differences", for the numbers).
+    nudge failed the same way. On the other five, and on digits (5 seeds),
+    it learned about as well as `.FeedbackAlignment` (docs: theory,
+    "Learning from activation differences", for the numbers).
 
     Probeable: ``"error"``, ``"delta"``, ``"encoders"``/``"scaled_encoders"``,
     ``"gain"``, ``"bias"``, ``"feedback"`` (:math:`B`), ``"outcome"``
