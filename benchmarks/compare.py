@@ -67,7 +67,9 @@ alignment; two-layer networks only, as with one layer it is ``fa``), ``ss``
 (sign symmetry), ``kp``, ``sa``, ``aa``, ``bd`` (FA learning its feedback:
 Kolen-Pollack, Symmetric Alignment, Activation Alignment, Bidirectional
 (Luo et al. 2017)), ``dtp`` (difference target propagation), ``bp``
-(backpropagation). Baselines a user would reach for: ``bcm``, ``oja``,
+(backpropagation), ``trace`` (`nengo_fa.TraceRule` on every hidden layer;
+this image stream has no phase structure, which the rule needs, so its row
+shows it without one). Baselines a user would reach for: ``bcm``, ``oja``,
 ``voja`` (Nengo's unsupervised rules, default rates, on every hidden layer,
 with the PES readout), ``reservoir`` (one recurrently connected random
 ensemble with as many neurons as all hidden layers together, spectral radius
@@ -519,6 +521,21 @@ METHODS = (
         "rule",
         lambda down, out, top: nengo_fa.BackProp(down),
         Needs("W, exact and live", "W^T, layer by layer", "1", STEP),
+    ),
+    # this stream has no phases (the target is there all the time), which
+    # the trace rule needs: its row shows what it does without them
+    # (generalisation.py's digits row gives it phases)
+    Method(
+        "trace",
+        "TraceRule",
+        "rule",
+        lambda down, out, top: nengo_fa.TraceRule(out),
+        Needs(
+            "none",
+            "fixed random B into the hidden current, output error to every layer",
+            "2: minus (free), plus (target nudges)",
+            STEP,
+        ),
     ),
     Method(
         "bcm",

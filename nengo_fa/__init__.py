@@ -38,6 +38,7 @@ from .learning_rules import (  # noqa: E402
     LRA,
     FeedbackAlignment,
     SignSymmetry,
+    TraceRule,
 )
 from .exceptions import StableRangeWarning  # noqa: E402
 from .export import (  # noqa: E402

@@ -301,3 +301,89 @@ def train_freeze_test(Simulator, net, t_train, t_test, online=0.0):
     frozen = float(np.mean(sq[t > t_train + 0.05]))
     on = float(np.mean(sq[(t > t_train - online) & (t <= t_train)])) if online else None
     return frozen, on, sim
+
+
+# --- the product task in presentations, for rules that need a phase structure
+
+
+#: each input is held for PRESENT seconds; the target (the error) is present
+#: from TARGET_ON to TARGET_OFF into each presentation
+PRESENT, TARGET_ON, TARGET_OFF = 0.1, 0.05, 0.09
+
+
+class Presentations:
+    """Random points in [-1, 1]^2, each held for `PRESENT` seconds."""
+
+    def __init__(self, seed, n):
+        self.points = np.random.RandomState(seed).uniform(-1, 1, size=(n, 2))
+
+    def __call__(self, t):
+        return self.points[min(int(t / PRESENT), len(self.points) - 1)]
+
+
+class PhasedGate(Gate):
+    """Passes the error only from `TARGET_ON` to `TARGET_OFF` into each
+    presentation (the plus phase), and not at all after ``t_off``."""
+
+    def __call__(self, t, x):
+        s = t % PRESENT
+        return x if t < self.t_off and TARGET_ON <= s < TARGET_OFF else 0 * x
+
+
+def phased_product_net(rule=None, seed=0, n=20, freeze_at=np.inf, rule_kwargs=None):
+    """Random 2-D points, each held for `PRESENT` s, into ``n`` hidden
+    RectifiedLinear neurons, and a PES readout of their product, with the
+    target arriving part-way through each presentation (`PhasedGate`). Rules
+    as in `one_layer_rule` ("trace": `.TraceRule`). Attributes as for
+    `product_net`, and ``p_phase`` where the rule has a phase. Enough points
+    for 100 s."""
+    kwargs = dict(rule_kwargs or {})
+    with nengo.Network(seed=seed) as net:
+        stim = nengo.Node(Presentations(seed, 1000), label="input")
+        hidden = nengo.Ensemble(
+            n, 2, neuron_type=nengo.RectifiedLinear(), seed=seed + 1, label="hidden"
+        )
+        out = nengo.Node(size_in=1, label="output")
+        readout = nengo.Connection(
+            hidden, out, function=zero, learning_rule_type=nengo.PES(), seed=seed + 2
+        )
+        if rule == "trace":
+            rule_type = nengo_fa.TraceRule(out, **kwargs)
+        else:
+            rule_type = one_layer_rule(rule, readout, out, **kwargs)
+        layer1 = nengo.Connection(
+            stim, hidden, learning_rule_type=rule_type, seed=seed + 3
+        )
+        error_in = nengo.Node(size_in=1, label="error")
+        nengo.Connection(out, error_in, seed=seed + 6)
+        nengo.Connection(stim, error_in, function=product_target, seed=seed + 7)
+        error = nengo.Node(PhasedGate(freeze_at), size_in=1, label="phased error")
+        nengo.Connection(error_in, error, synapse=None)
+        nengo.Connection(error, readout.learning_rule, seed=seed + 8)
+        rules = [] if rule_type is None else [layer1.learning_rule]
+        if rules:
+            nengo.Connection(error, rules[0], seed=seed + 10)
+        net.p_error = nengo.Probe(error_in, synapse=None)
+        net.p_out = nengo.Probe(out, synapse=None)
+        net.p_rule = [
+            nengo.Probe(r, k, synapse=None) for r in rules for k in ("delta", "bias")
+        ]
+        if rule == "trace":
+            net.p_phase = nengo.Probe(layer1.learning_rule, "phase", synapse=None)
+        net.hidden, net.readout, net.layer1, net.rules = hidden, readout, layer1, rules
+    return net
+
+
+def phased_train_freeze_test(Simulator, net, t_train, t_test):
+    """Like `train_freeze_test` for `phased_product_net`: the mean squared
+    error over the second half of each presentation (where the target would
+    be), after the freeze (*frozen*) and over the last 5 s of training
+    (*online*, nudged output), as ``(frozen, online, sim)``."""
+    with Simulator(net, progress_bar=False) as sim:
+        sim.run(t_train + t_test)
+    t = sim.trange()
+    sq = np.square(sim.data[net.p_error][:, 0])
+    late = (t % PRESENT) >= PRESENT / 2
+    frozen = float(np.mean(sq[late & (t > t_train + PRESENT)]))
+    online = float(np.mean(sq[late & (t > t_train - 5) & (t <= t_train)]))
+    return frozen, online, sim

@@ -154,6 +154,10 @@ def check_lra(results):
     check_frozen_and_online(results, ("readout only", "FeedbackAlignment", "LRA"))
 
 
+def check_trace_rule(results):
+    check_frozen_and_online(results, ("PES only", "FeedbackAlignment", "TraceRule"))
+
+
 CHECKS = {
     "alignment": check_alignment,
     "deep_network": check_deep_network,
@@ -161,6 +165,7 @@ CHECKS = {
     "learn_product": check_learn_product,
     "target_prop": check_target_prop,
     "lra": check_lra,
+    "trace_rule": check_trace_rule,
 }
 
 

@@ -20,6 +20,7 @@ One module per topic, as in `nengo.builder`:
   `.DifferenceTargetProp`;
 - `~nengo_fa.builder.weights`: learning neuron-to-neuron weights;
 - `~nengo_fa.builder.lra`: local representation alignment's targets;
+- `~nengo_fa.builder.trace`: the trace rule's top-down nudge and local error;
 - `~nengo_fa.builder.deferred`: build steps that wait for other objects.
 """
 
@@ -46,6 +47,7 @@ from nengo_fa.builder.hidden_layer import (
 from nengo_fa.builder.lra import SimLRATarget
 from nengo_fa.builder.rule import build_hidden_layer_rule
 from nengo_fa.builder.target_prop import SimDifferenceTarget, SimTopTarget
+from nengo_fa.builder.trace import SimTraceError
 from nengo_fa.builder.weights import SimHiddenLayerWeights
 
 #: Every operator type that nengo_fa's build functions add.
@@ -62,4 +64,5 @@ OPERATORS = (
     SimTopTarget,
     SimDifferenceTarget,
     SimLRATarget,
+    SimTraceError,
 )

@@ -32,11 +32,12 @@ Every operator that nengo_fa's build functions add (`SUPPORTED_OPERATORS`):
   noise is drawn by TensorFlow, so it differs from the reference
   simulator's);
 - from `nengo_fa.builder.alignment`: `.SimForwardMatrix`, `.SimKolenPollack`,
-  `.SimAlignmentTerms` (learned feedback) and `.SimAlignmentDiagnostics`.
+  `.SimAlignmentTerms` (learned feedback) and `.SimAlignmentDiagnostics`;
+- `.SimTraceError` (`.TraceRule`'s outcome, expectation and phase).
 
 The builders follow the topics of `nengo_fa.builder`: `.hidden_layer`
 (the rule and the in-place encoder update, in the same named stages),
-`.feedback_sources`, `.alignment`, `.chained` and `.weights`; `.derivatives`
+`.feedback_sources`, `.alignment`, `.chained`, `.weights` and `.trace`; `.derivatives`
 holds :math:`G'(J)` and `.common` what they share.
 
 Updates are applied by Nengo's ``Copy`` operators, which NengoDL supports.
@@ -99,6 +100,7 @@ from nengo_fa.dl import (  # noqa: E402
     hidden_layer,
     target_prop,
     lra,
+    trace,
     weights,
 )
 from nengo_fa.dl.common import mark_learned_signals  # noqa: E402

@@ -1,0 +1,267 @@
+r"""The trace rule's top-down nudge and its local error (`.TraceRule`).
+
+A `.TraceRule` is a `.HiddenLayerRule` whose feedback source does two things
+instead of giving the rule a feedback matrix to multiply the error by:
+
+- a Nengo ``DotInc`` adds the top-down nudge
+  :math:`-\kappa_{td} \, \mathrm{diag}(g) B e / \nu` to the hidden neurons'
+  input current (:math:`g` the build-time gains), where it changes their
+  activity;
+- a `SimTraceError` filters that current into the outcome :math:`J_f` and the
+  expectation :math:`J_s`, and gives the rule, as its *feedback error*
+  (`.FeedbackError`), :math:`p \, \nu (J_s - J_f) / (\kappa_{td} g)`
+  and :math:`\nu`.
+
+The shared `.SimHiddenLayerRule` then computes :math:`\delta` and every step
+from that, exactly as for the other rules.
+"""
+
+import warnings
+
+import numpy as np
+from nengo.builder import Operator, Signal
+from nengo.builder.operator import DotInc
+from nengo.exceptions import BuildError, NengoWarning
+from nengo.rc import rc
+
+from nengo_fa.builder.feedback_sources import FeedbackSource, register_feedback_source
+from nengo_fa.builder.hidden_layer import feedback_error_signals
+from nengo_fa.builder.numerics import rms_row_norm
+from nengo_fa.learning_rules import TraceRule
+
+
+@register_feedback_source(TraceRule)
+class TopDownNudge(FeedbackSource):
+    """The nudge into the hidden current, and the `SimTraceError` that reads
+    the current back (`.TraceRule`)."""
+
+    def build(self, ctx, ready):
+        model, rule_type, rule, ens = ctx.model, ctx.rule_type, ctx.rule, ctx.ens
+        n = ens.n_neurons
+        B = self.sample(ctx)
+        nu = rms_row_norm(B, n)
+        # each neuron is nudged by a fraction of its own range
+        gain = np.abs(np.asarray(model.params[ens].gain, dtype=np.float64))
+        gain = np.broadcast_to(gain, n)
+        feedback = Signal(
+            B.astype(rc.float_dtype), name="TraceRule:feedback", readonly=True
+        )
+        model.sig[rule]["feedback"] = feedback
+        current = model.sig[ens.neurons]["in"]
+        if nu > 0:
+            top_down = -(rule_type.nudge / nu) * gain[:, None] * B
+            model.add_op(
+                DotInc(
+                    Signal(
+                        top_down.astype(rc.float_dtype),
+                        name="TraceRule:top_down",
+                        readonly=True,
+                    ),
+                    ctx.error,
+                    current,
+                    tag=f"{ctx.prefix}: top-down nudge",
+                )
+            )
+        outcome = Signal(shape=n, name="TraceRule:outcome")
+        expectation = Signal(shape=n, name="TraceRule:expectation")
+        # -1 before the first step: the filters then start at J
+        phase = Signal(np.array([-1.0]), name="TraceRule:phase")
+        model.sig[rule]["outcome"] = outcome
+        model.sig[rule]["expectation"] = expectation
+        model.sig[rule]["phase"] = phase
+        feedback_error = feedback_error_signals(ctx.prefix, n)
+        model.add_op(
+            SimTraceError(
+                current,
+                ctx.error,
+                outcome,
+                expectation,
+                phase,
+                feedback_error,
+                fast_decay=float(np.exp(-model.dt / rule_type.fast_tau)),
+                slow_decay=float(np.exp(-model.dt / rule_type.slow_tau)),
+                scale=_inverse(rule_type.nudge * gain / nu) if nu > 0 else 0 * gain,
+                feedback_norm=nu,
+                threshold=rule_type.phase_threshold,
+                tag=ctx.prefix,
+            )
+        )
+        ready(feedback, False, feedback_error)
+        return B
+
+    @staticmethod
+    def sample(ctx):
+        """Sample (or check) :math:`B`, from a stream of the connection's seed."""
+        model, rule_type, conn = ctx.model, ctx.rule_type, ctx.rule.connection
+        shape = (ctx.ens.n_neurons, rule_type.error_size)
+        if isinstance(rule_type.feedback, np.ndarray):
+            B = np.array(rule_type.feedback, dtype=np.float64)
+            if B.shape != shape:
+                raise BuildError(
+                    f"{ctx.prefix}: 'feedback' has shape {B.shape}, but the post "
+                    f"ensemble has {shape[0]} neurons and the error has "
+                    f"{shape[1]} dimensions: expected {shape}"
+                )
+        else:
+            seed = np.random.SeedSequence([model.seeds[conn], 0x7ACE]).generate_state(1)
+            rng = np.random.RandomState(seed[0])
+            B = np.asarray(rule_type.feedback.sample(*shape, rng=rng), dtype=np.float64)
+        if not np.all(np.isfinite(B)):
+            raise BuildError(f"{ctx.prefix}: 'feedback' is not finite")
+        if not np.any(B):
+            warnings.warn(
+                f"{ctx.prefix}: 'feedback' is all zero, so no target reaches the "
+                "hidden layer and it learns nothing",
+                NengoWarning,
+            )
+        return B
+
+
+def _inverse(x):
+    """1 / x, and 0 where x is 0 (a neuron of gain 0 is not nudged)."""
+    out = np.zeros_like(x)
+    np.divide(1.0, x, out=out, where=x > 0)
+    return out
+
+
+class SimTraceError(Operator):
+    r"""Outcome, expectation and phase of a `.TraceRule`, and the feedback
+    error that its `.SimHiddenLayerRule` reads.
+
+    Implements, with :math:`a_f = e^{-\Delta t / \tau_f}` and
+    :math:`a_s = e^{-\Delta t / \tau_s}`:
+
+    1. *phase*: :math:`p = [\max_k |e_k| > \theta_p]`;
+    2. *outcome*: :math:`J_f \leftarrow a_f J_f + (1 - a_f) J`;
+    3. *expectation* (held while :math:`p = 1`):
+       :math:`J_s \leftarrow a_s J_s + (1 - a_s) J` where :math:`p = 0`;
+    4. *feedback error*: :math:`F e := p \, c \odot (J_s - J_f)` with
+       :math:`c_i = \nu / (\kappa_{td} g_i)`, and :math:`\nu`.
+
+    On the first step (``phase`` is -1, its initial value) both filters start
+    at :math:`J`.
+
+    Parameters
+    ----------
+    current : Signal
+        :math:`J`, the hidden neurons' input current (after the nudge).
+    error : Signal
+        The rule's error :math:`e`.
+    outcome, expectation : Signal
+        :math:`J_f`, :math:`J_s` ``(n,)``.
+    phase : Signal
+        :math:`p` ``(1,)``.
+    feedback_error : FeedbackError
+        The signals the rule reads instead of :math:`F e` and :math:`\nu`.
+    fast_decay, slow_decay : float
+        :math:`a_f`, :math:`a_s`.
+    scale : ndarray
+        :math:`c` ``(n,)``.
+    feedback_norm : float
+        :math:`\nu`.
+    threshold : float
+        :math:`\theta_p`, ``phase_threshold``.
+    tag : str, optional
+        A label associated with the operator, for debugging purposes.
+
+    Notes
+    -----
+    1. sets ``[fe, nu]``
+    2. incs ``[]``
+    3. reads ``[current, error]``
+    4. updates ``[outcome, expectation, phase]``
+    """
+
+    def __init__(
+        self,
+        current,
+        error,
+        outcome,
+        expectation,
+        phase,
+        feedback_error,
+        fast_decay,
+        slow_decay,
+        scale,
+        feedback_norm,
+        threshold,
+        tag=None,
+    ):
+        super().__init__(tag=tag)
+        self.fast_decay = fast_decay
+        self.slow_decay = slow_decay
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self.feedback_norm = feedback_norm
+        self.threshold = threshold
+        self.sets = list(feedback_error)
+        self.incs = []
+        self.reads = [current, error]
+        self.updates = [outcome, expectation, phase]
+
+    @property
+    def current(self):
+        return self.reads[0]
+
+    @property
+    def error(self):
+        return self.reads[1]
+
+    @property
+    def outcome(self):
+        return self.updates[0]
+
+    @property
+    def expectation(self):
+        return self.updates[1]
+
+    @property
+    def phase(self):
+        return self.updates[2]
+
+    @property
+    def fe(self):
+        return self.sets[0]
+
+    @property
+    def nu(self):
+        return self.sets[1]
+
+    def _descstr(self):
+        return f"{self.current} -> {self.fe}"
+
+    def make_step(self, signals, dt, rng):
+        J = signals[self.current]
+        e = signals[self.error]
+        J_f = signals[self.outcome]
+        J_s = signals[self.expectation]
+        phase = signals[self.phase]
+        fe = signals[self.fe]
+        nu = signals[self.nu]
+        a_f, a_s, scale = self.fast_decay, self.slow_decay, self.scale
+        threshold = self.threshold
+        nu_value = self.feedback_norm
+        has_error = e.shape[0] > 0
+        tmp = np.empty_like(J_f)
+
+        def step_simtraceerror():
+            # NaN compares False: no plus phase; the rule's own check then
+            # reports the error
+            on = has_error and np.max(np.abs(e)) > threshold
+            if phase[0] < 0:
+                J_f[...] = J
+                J_s[...] = J
+            else:
+                np.multiply(J_f, a_f, out=J_f)
+                np.add(J_f, np.multiply(J, 1 - a_f, out=tmp), out=J_f)
+                if not on:
+                    np.multiply(J_s, a_s, out=J_s)
+                    np.add(J_s, np.multiply(J, 1 - a_s, out=tmp), out=J_s)
+            phase[0] = float(on)
+            nu[0] = nu_value
+            if on:
+                np.subtract(J_s, J_f, out=fe)
+                np.multiply(fe, scale, out=fe)
+            else:
+                fe[...] = 0.0
+
+        return step_simtraceerror
