@@ -17,6 +17,8 @@ One module per topic, as in `nengo.builder`:
 - `~nengo_fa.builder.alignment`: learned feedback and alignment diagnostics;
 - `~nengo_fa.builder.chained`: chained rules' errors;
 - `~nengo_fa.builder.weights`: learning neuron-to-neuron weights;
+- `~nengo_fa.builder.erbp`: event-driven random backpropagation (`.ERBP`),
+  its own build function and operators;
 - `~nengo_fa.builder.deferred`: build steps that wait for other objects.
 """
 
@@ -28,6 +30,7 @@ from nengo_fa.builder.alignment import (
 )
 from nengo_fa.builder.chained import SimChainedError
 from nengo_fa.builder.encoder_update import SimHiddenLayerEncoderUpdate
+from nengo_fa.builder.erbp import SimERBP, SimERBPWeights, build_erbp
 from nengo_fa.builder.feedback_sources import (
     FeedbackSource,
     RuleBuild,
@@ -54,4 +57,6 @@ OPERATORS = (
     SimKolenPollack,
     SimAlignmentTerms,
     SimAlignmentDiagnostics,
+    SimERBP,
+    SimERBPWeights,
 )
