@@ -403,7 +403,8 @@ class Method:
 
     @property
     def has_feedback(self):
-        return self.kind == "rule" and self.key != "pes"
+        # the angles are measured in decoded space: not for weight learning
+        return self.kind == "rule" and self.key != "pes" and not self.weights
 
 
 def _kolen_pollack(down, out, top):
@@ -484,6 +485,19 @@ METHODS = (
         "rule",
         lambda down, out, top: nengo_fa.BackProp(down),
         Needs("W, exact and live", "W^T, layer by layer", "1", STEP),
+    ),
+    Method(
+        "erbp",
+        "eRBP (weights)",
+        "rule",
+        lambda down, out, top: nengo_fa.ERBP(out),
+        Needs(
+            "none",
+            "fixed random B, output error to every layer",
+            "1",
+            "yes: at presynaptic spikes",
+        ),
+        weights=True,
     ),
     Method(
         "bcm",
@@ -589,7 +603,20 @@ def build(net, method, seed, split, stream):
             for conn in model.layers:
                 nengo.Connection(unlearning, conn.learning_rule, synapse=None)
         else:
-            model.layers = rule_layers(method, seed, stim, hidden, model.readout, out)
+            if method.weights:
+                model.layers = weight_layers(
+                    net,
+                    method,
+                    seed,
+                    split,
+                    stim,
+                    hidden,
+                    make=lambda top: method.make(None, out, top),
+                )
+            else:
+                model.layers = rule_layers(
+                    method, seed, stim, hidden, model.readout, out
+                )
             for conn in model.layers:
                 rule = conn.learning_rule
                 if rule is not None and rule.learning_rule_type.size_in > 0:
@@ -638,7 +665,7 @@ def unsupervised_layers(net, method, seed, split, stim, hidden):
     ]
 
 
-def weight_layers(net, method, seed, split, stim, hidden):
+def weight_layers(net, method, seed, split, stim, hidden, make=None):
     """Neuron-to-neuron weights into every hidden layer, with ``method``'s
     rule, giving the currents of the other networks.
 
@@ -650,12 +677,22 @@ def weight_layers(net, method, seed, split, stim, hidden):
     weights into neurons by the gains), so that the weights, and what the
     rule learns, are in units of current, as on a Nengo connection with a
     weight solver.
+
+    ``make(top)``, if given, makes the rule of a supervised method (`.ERBP`)
+    for the layer (``top``: the one next to the readout). Its hidden neurons
+    keep their gains (the weights are divided by them), since the rule
+    scales its steps to them; and in the spiking networks its pixel neurons
+    spike (`nengo.SpikingRectifiedLinear`, through a 5 ms lowpass), so that
+    an event-driven rule sees spikes from the first layer on.
     """
     d = split.X_train.shape[1]
+    spiking = make is not None and net.neurons == "spiking"
     pixels = nengo.Ensemble(
         d,
         1,
-        neuron_type=nengo.RectifiedLinear(),
+        neuron_type=(
+            nengo.SpikingRectifiedLinear() if spiking else nengo.RectifiedLinear()
+        ),
         gain=np.ones(d),
         bias=PIXEL_RATE * split.mean,
         label="pixels",
@@ -667,20 +704,27 @@ def weight_layers(net, method, seed, split, stim, hidden):
     pre, layers = pixels, []
     for layer, ens in enumerate(hidden):
         E, gain, bias = layer_params(net, seed, layer, d)
-        ens.gain = np.ones(len(gain))
+        # a supervised rule keeps the gains on the neurons (its steps are
+        # scaled to them); Nengo multiplies the weights by them
+        ens.gain = gain if make is not None else np.ones(len(gain))
         S = gain[:, None] * E
         if layer == 0:
             W = S / (split.scale * PIXEL_RATE)
             ens.bias = bias - S @ split.mean / split.scale
         else:
             W = S @ solved_decoders(net, seed, layer - 1, split)
+        if make is not None:
+            W = W / gain[:, None]
         layers.append(
             nengo.Connection(
                 pre.neurons,
                 ens.neurons,
                 transform=W,
-                synapse=None if layer == 0 else nengo.Lowpass(0.005),
-                learning_rule_type=method.make(),
+                # spikes from the pixels are filtered, as between layers
+                synapse=None if layer == 0 and not spiking else nengo.Lowpass(0.005),
+                learning_rule_type=(
+                    method.make() if make is None else make(layer == len(hidden) - 1)
+                ),
                 seed=1000 * seed + 20 + layer,
             )
         )

@@ -29,7 +29,9 @@ Every operator that nengo_fa's build functions add (`SUPPORTED_OPERATORS`):
   (``modifies="weights"``), `.SimChainedError` (chained rules),
   `.SimSignFeedback`;
 - from `nengo_fa.builder.alignment`: `.SimForwardMatrix`, `.SimKolenPollack`,
-  `.SimAlignmentTerms` (learned feedback) and `.SimAlignmentDiagnostics`.
+  `.SimAlignmentTerms` (learned feedback) and `.SimAlignmentDiagnostics`;
+- `.SimERBP` and `.SimERBPWeights` (`.ERBP`); TensorFlow applies the
+  event-driven weight update densely, with the same values.
 
 The builders follow the topics of `nengo_fa.builder`: `.hidden_layer`
 (the rule and the in-place encoder update, in the same named stages),
@@ -92,6 +94,7 @@ from nengo_fa.dl import (  # noqa: E402
     alignment,
     chained,
     common,
+    erbp,
     feedback_sources,
     hidden_layer,
     weights,
