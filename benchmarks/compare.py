@@ -687,20 +687,34 @@ def weight_layers(net, method, seed, split, stim, hidden, make=None):
     """
     d = split.X_train.shape[1]
     spiking = make is not None and net.neurons == "spiking"
-    pixels = nengo.Ensemble(
-        d,
-        1,
-        neuron_type=(
-            nengo.SpikingRectifiedLinear() if spiking else nengo.RectifiedLinear()
-        ),
-        gain=np.ones(d),
-        bias=PIXEL_RATE * split.mean,
-        label="pixels",
-    )
+    neuron_type = nengo.SpikingRectifiedLinear() if spiking else nengo.RectifiedLinear()
     # x = (pixels - mean) / scale: rates PIXEL_RATE * (scale x + mean)
-    nengo.Connection(
-        stim, pixels.neurons, transform=PIXEL_RATE * split.scale, synapse=None
-    )
+    if make is None:
+        pixels = nengo.Ensemble(
+            d,
+            1,
+            neuron_type=neuron_type,
+            gain=np.ones(d),
+            bias=PIXEL_RATE * split.mean,
+            label="pixels",
+        )
+        nengo.Connection(
+            stim, pixels.neurons, transform=PIXEL_RATE * split.scale, synapse=None
+        )
+    else:
+        # the same rates, from the pixels encoding x (one pixel each), so that
+        # their tuning curves, which a supervised rule's scaling reads, are
+        # their rates
+        pixels = nengo.Ensemble(
+            d,
+            d,
+            neuron_type=neuron_type,
+            encoders=np.eye(d),
+            gain=np.full(d, PIXEL_RATE * split.scale),
+            bias=PIXEL_RATE * split.mean,
+            label="pixels",
+        )
+        nengo.Connection(stim, pixels, synapse=None)
     pre, layers = pixels, []
     for layer, ens in enumerate(hidden):
         E, gain, bias = layer_params(net, seed, layer, d)

@@ -662,20 +662,18 @@ def run_digits_spiking(
         with nengo.Network(seed=seed) as net:
             stim = nengo.Node(lambda t: Xs[index(t)])
             target = nengo.Node(lambda t: onehot[index(t)])
+            # an on and an off neuron per pixel, encoding x (so that their
+            # tuning curves, which the rules' scaling reads, are their rates)
             pixels = nengo.Ensemble(
                 2 * d,
-                1,
+                d,
                 neuron_type=nengo.SpikingRectifiedLinear(),
-                gain=np.ones(2 * d),
+                encoders=np.vstack([np.eye(d), -np.eye(d)]),
+                gain=np.full(2 * d, pixel_rate),
                 bias=np.zeros(2 * d),
                 seed=s + 10,
             )
-            nengo.Connection(
-                stim,
-                pixels.neurons,
-                transform=pixel_rate * np.vstack([np.eye(d), -np.eye(d)]),
-                synapse=None,
-            )
+            nengo.Connection(stim, pixels, synapse=None)
             hidden = nengo.Ensemble(
                 n_hidden,
                 d,
@@ -1022,12 +1020,7 @@ def main(argv=None):
                 rows += run_digits_spiking(task_rules, seed, args.quick)
             else:
                 rows += run_continuous(
-                    task_rules,
-                    seed=seed,
-                    task=task,
-                    rates=rates,
-                    quick=args.quick,
-                    numpy_ref=not args.no_numpy,
+                    task, task_rules, seed, rates, args.quick, not args.no_numpy
                 )
             print(
                 f"# {task} seed {seed} done ({time.time() - t0:.0f} s)",
