@@ -65,7 +65,11 @@ The nengo_fa rules with their default rates: ``pes`` (PES only), ``fa``
 alignment; two-layer networks only, as with one layer it is ``fa``), ``ss``
 (sign symmetry), ``kp``, ``sa``, ``aa`` (FA learning its feedback:
 Kolen-Pollack, Symmetric Alignment, Activation Alignment), ``bp``
-(backpropagation). Baselines a user would reach for: ``bcm``, ``oja``,
+(backpropagation), ``erbp`` (`nengo_fa.ERBP`, event-driven random
+backpropagation: the output error to every layer, neuron-to-neuron weights
+from pixel neurons as for BCM and Oja below, which spike in the spiking
+networks; no alignment angle, which is measured in decoded space). Baselines
+a user would reach for: ``bcm``, ``oja``,
 ``voja`` (Nengo's unsupervised rules, default rates, on every hidden layer,
 with the PES readout), ``reservoir`` (one recurrently connected random
 ensemble with as many neurons as all hidden layers together, spectral radius
@@ -86,8 +90,9 @@ the same rules whose update is multiplied by a learning signal, as
 
 Adding a rule: one entry in `METHODS`, e.g. ::
 
-    Method("erbp", "eRBP", "rule", lambda down, out, top: nengo_fa.ERBP(out),
-           needs=Needs("none", "random, direct", "1", "yes"))
+    Method("fa", "FA", "rule",
+           lambda down, out, top: nengo_fa.FeedbackAlignment(downstream=down),
+           needs=Needs("none", "fixed random B, layer by layer", "1", STEP))
 
 ``make(down, out, top)`` returns the rule for the connection into one hidden
 layer, given ``down`` (the connection leaving that layer: the readout, or
@@ -386,7 +391,8 @@ class Method:
     ``kind``: ``"rule"`` (``make(down, out, top)`` gives the rule on the
     connection into each hidden layer, see the module docstring),
     ``"unsupervised"`` (``make()`` gives the Nengo rule put on every hidden
-    layer's input; ``weights``: it learns neuron-to-neuron weights),
+    layer's input; ``weights``: it learns neuron-to-neuron weights, and for
+    a ``"rule"`` the layers are `weight_layers`' and ``down`` is None),
     ``"reservoir"``, or ``"offline"`` (``make(layers, d, seed)`` gives a
     trainer with ``train(X, y)``, ``predict(X)`` and ``nbytes``).
     ``min_layers``: run only on networks with at least this many hidden

@@ -34,6 +34,16 @@ Tasks (``--tasks``, comma separated; ``all`` by default)
     layer (PES 2e-4 readout from its neurons), i.i.d. presentations of 0.03 s,
     several epochs in a fresh random order, then frozen and tested on 397
     held-out images. Error: 1 - accuracy (reported as accuracy).
+``digits-spiking``
+    The same images, schedule and metric, through spiking neurons and a
+    learned weight matrix (`run_digits_spiking`): 128 spiking pixel neurons
+    (an on and an off neuron per pixel), a full weight matrix into 32 LIF
+    neurons learned with ``modifies="weights"`` (PES only: left as it
+    starts, the encoding of the rate networks), PES readout of the spikes.
+
+Rules (``--rules``): ``pes`` (PES only), ``fa``, ``bp`` and ``erbp``
+(`nengo_fa.ERBP`, run only on ``weights`` and ``digits-spiking``, the tasks
+with neuron-to-neuron weights).
 
 Seeds: run ``s`` gives the network seed ``s`` and *explicit* seeds
 ``1000 s + k`` to every ensemble and connection, the same in every variant.
