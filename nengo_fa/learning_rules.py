@@ -920,14 +920,18 @@ class ERBP(LearningRuleType):
     applies to row :math:`i` of the weights (the post gain for a connection
     into ``ens.neurons``, 1 with a weight solver) and :math:`\bar A^2` the
     mean of :math:`\sum_j a_j^2` over the presynaptic ensemble's evaluation
-    points (its rate tuning curves). Neuron :math:`j` spikes at rate
-    :math:`a_j` on average, so the expected change of neuron :math:`i`'s
-    current is :math:`c_i \sum_j \dot W_{ij} a_j \approx -\kappa \hat g
-    \hat\delta_i`: the same step as `.HiddenLayerRule`'s weight learning
-    (with :math:`\Theta` for :math:`G'(J) / \bar{G'}`), whatever the
-    ensemble sizes, rates or gains. The default rate is therefore
+    points (its rate tuning curves; when the presynaptic neurons are driven
+    directly, through a connection into ``pre.neurons``, these may not be
+    their rates, and the steps are off by the ratio). Neuron :math:`j`
+    spikes at rate :math:`a_j` on average, so the expected change of neuron
+    :math:`i`'s current is :math:`c_i \sum_j \dot W_{ij} a_j \approx
+    -\kappa \hat g \hat\delta_i`: the same step as `.HiddenLayerRule`'s
+    weight learning (with :math:`\Theta` for :math:`G'(J) / \bar{G'}`),
+    whatever the ensemble sizes, rates or gains. The default rate is therefore
     `.FeedbackAlignment`'s, 0.7, by the same argument (see
-    `.HiddenLayerRule`, "Choosing the rates").
+    `.HiddenLayerRule`, "Choosing the rates"); on 8 x 8 digits through
+    spiking neurons (one seed) a rate of 3 gave about the same frozen
+    accuracy (91.7% against 90.9%).
 
     **Encoders** (``modifies="encoders"``). The decoded input :math:`x` of
     the post ensemble is not made of spikes, so this mode is not
@@ -935,12 +939,13 @@ class ERBP(LearningRuleType):
     \hat\delta x^T / r^2` (the scaled encoders :math:`S`, radius :math:`r`),
     `.HiddenLayerRule`'s encoder step with its local error replaced.
 
-    **Timing.** The weights change on the step after the one whose error and
-    membrane state gave :math:`\hat\delta`, from the spikes of that next
-    step. With ``modifies="weights"`` and no other rule on the connection,
-    the rule also computes the connection's product :math:`W s` from the
-    columns of the neurons that spiked (replacing Nengo's dense product), so
-    the whole connection costs time in proportion to the presynaptic spikes.
+    **Timing.** The change computed from one step's error, membrane state
+    and presynaptic spikes is applied at the start of the next step, as
+    Nengo's own rules apply theirs. With ``modifies="weights"`` and no other
+    rule on the connection, the rule also computes the connection's product
+    :math:`W s` from the columns of the neurons that spiked (replacing
+    Nengo's dense product), so the whole connection costs time in proportion
+    to the presynaptic spikes.
     Biases and gains are not learned. A NaN or inf in the error stops the
     simulation with a `~nengo.exceptions.SimulationError` before anything
     changes.
