@@ -64,14 +64,15 @@ The nengo_fa rules with their default rates: ``pes`` (PES only), ``fa``
 (feedback alignment; with two layers, chained), ``dfa`` (direct feedback
 alignment; two-layer networks only, as with one layer it is ``fa``), ``ss``
 (sign symmetry), ``kp``, ``sa``, ``aa`` (FA learning its feedback:
-Kolen-Pollack, Symmetric Alignment, Activation Alignment), ``bp``
-(backpropagation), ``erbp`` (`nengo_fa.ERBP`, event-driven random
-backpropagation: the output error to every layer, neuron-to-neuron weights
-from pixel neurons as for BCM and Oja below, which spike in the spiking
-networks; no alignment angle, which is measured in decoded space). Baselines
-a user would reach for: ``bcm``, ``oja``,
-``voja`` (Nengo's unsupervised rules, default rates, on every hidden layer,
-with the PES readout), ``reservoir`` (one recurrently connected random
+Kolen-Pollack, Symmetric Alignment, Activation Alignment), ``dtp``
+(difference target propagation), ``bp`` (backpropagation), ``erbp``
+(`nengo_fa.ERBP`, event-driven random backpropagation: the output error to
+every layer, neuron-to-neuron weights from pixel neurons as for BCM and Oja
+below, which spike in the spiking networks; no alignment angle, which is
+measured in decoded space). Baselines a user would reach for: ``bcm``,
+``oja``, ``voja`` (Nengo's unsupervised rules, default rates, on every
+hidden layer, with the PES readout), ``reservoir`` (one recurrently
+connected random
 ensemble with as many neurons as all hidden layers together, spectral radius
 0.9, PES readout). Offline numpy references of the same shape, trained on the
 same image stream in minibatches of 10: ``pc`` (predictive coding,
@@ -113,7 +114,8 @@ with the seed.
 
 References: Lillicrap et al. 2016 (Nature Communications 7, 13276); Nøkland 2016
 (NeurIPS); Liao, Leibo & Poggio 2016 (AAAI); Akrout et al. 2019 (NeurIPS);
-Kunin et al. 2020 (ICML); Whittington & Bogacz 2017 (Neural Comput. 29,
+Kunin et al. 2020 (ICML); Lee et al. 2015 (ECML PKDD); Bartunov et al. 2018
+(NeurIPS); Whittington & Bogacz 2017 (Neural Comput. 29,
 1229-1262); Hinton 2022 (arXiv:2212.13345); Bienenstock, Cooper & Munro 1982;
 Oja 1982; Voelker, Crawford & Eliasmith 2014 (Voja); Jaeger 2001 (echo state
 networks).
@@ -484,6 +486,18 @@ METHODS = (
         "rule",
         _learned(nengo_fa.ActivationAlignment),
         Needs("none (activities)", "learned B, layer by layer", "1", STEP),
+    ),
+    Method(
+        "dtp",
+        "DifferenceTargetProp",
+        "rule",
+        lambda down, out, top: nengo_fa.DifferenceTargetProp(down),
+        Needs(
+            "D at the top (live); learned inverses below",
+            "targets through learned inverses Q, layer by layer",
+            "1",
+            STEP,
+        ),
     ),
     Method(
         "bp",

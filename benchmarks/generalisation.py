@@ -41,10 +41,6 @@ Tasks (``--tasks``, comma separated; ``all`` by default)
     neurons learned with ``modifies="weights"`` (PES only: left as it
     starts, the encoding of the rate networks), PES readout of the spikes.
 
-Rules (``--rules``): ``pes`` (PES only), ``fa``, ``bp`` and ``erbp``
-(`nengo_fa.ERBP`, run only on ``weights`` and ``digits-spiking``, the tasks
-with neuron-to-neuron weights).
-
 Seeds: run ``s`` gives the network seed ``s`` and *explicit* seeds
 ``1000 s + k`` to every ensemble and connection, the same in every variant.
 
@@ -59,6 +55,14 @@ References
     RectifiedLinear rate tasks and digits. ``mlp`` (digits, on the PES-only
     row): scikit-learn's ``MLPClassifier`` of the same shape trained offline
     on the same images, what the shape can reach.
+
+Rules (``--rules``): ``pes`` (PES only), ``fa`` (`nengo_fa.FeedbackAlignment`
+with ``downstream=readout``), ``bp`` (`nengo_fa.BackProp`), ``dtp``
+(`nengo_fa.DifferenceTargetProp`; with one hidden layer its target step is
+backprop's, so its numpy reference is BP's; not run on ``weights`` or
+``digits-spiking``, as it learns encoders only), ``erbp`` (`nengo_fa.ERBP`,
+run only on ``weights`` and ``digits-spiking``, the tasks with
+neuron-to-neuron weights).
 
 FA alignment failure: ``FeedbackAlignment(..., downstream=readout)`` makes
 ``delta_angle`` probeable; a seed fails when its mean over the last quarter of
@@ -107,7 +111,7 @@ ALL_TASKS = (
     "digits",
     "digits-spiking",
 )
-ALL_RULES = ("pes", "fa", "bp", "erbp")
+ALL_RULES = ("pes", "fa", "bp", "dtp", "erbp")
 #: The tasks `nengo_fa.ERBP` runs on: it learns neuron-to-neuron weights
 #: from presynaptic spikes (rates, in the weights task)
 ERBP_TASKS = ("weights", "digits-spiking")
@@ -148,6 +152,8 @@ def rule_type(rule, readout, rates, **kwargs):
         return nengo_fa.FeedbackAlignment(downstream=readout, **kw)
     if rule == "bp":
         return nengo_fa.BackProp(readout, **kw)
+    if rule == "dtp":
+        return nengo_fa.DifferenceTargetProp(readout, **kw)
     raise ValueError(f"unknown rule {rule!r}")
 
 
@@ -301,7 +307,8 @@ def numpy_continuous(S0, b0, F, X, Y, rule, n_train, rates, kpes=1e-4, tau=0.005
     ceiling. Returns the measured error at every step (the same filtering as
     ``diff``). Compiled with numba (the same code runs as plain numpy without
     it)."""
-    code = {"pes": 0, "fa": 1, "bp": 2}[rule]
+    # one hidden layer: DTP's target step is backprop's (its docstring)
+    code = {"pes": 0, "fa": 1, "bp": 2, "dtp": 2}[rule]
     F1 = np.zeros(len(b0)) if F is None else np.asarray(F, dtype=float)[:, 0]
     return _numpy_continuous(
         S0, b0, F1, X, Y, code, n_train, *map(float, rates), kpes, _lowpass(tau)
@@ -383,7 +390,9 @@ except ImportError:  # pragma: no cover
 def default_rates(rule):
     if rule == "pes":
         return None
-    t = nengo_fa.BackProp if rule == "bp" else nengo_fa.FeedbackAlignment
+    t = {"bp": nengo_fa.BackProp, "dtp": nengo_fa.DifferenceTargetProp}.get(
+        rule, nengo_fa.FeedbackAlignment
+    )
     return (
         t.learning_rate.default,
         t.gain_learning_rate.default,
@@ -408,6 +417,8 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref):
     n_tr = int(round(t_train / DT))
     rows = []
     for rule in rules:
+        if task == "weights" and rule == "dtp":
+            continue  # DifferenceTargetProp learns encoders only
         r = rates or default_rates(rule)
         if task == "weights":
             net = weights_network(rule, seed, X, Y, t_train, r)
@@ -502,7 +513,7 @@ def numpy_digits(
                 D -= (kpes / n) * h * np.outer(e, a)
                 if rule == "pes":
                     continue
-                Fm = D.T if rule == "bp" else F
+                Fm = D.T if rule in ("bp", "dtp") else F
                 nu = np.sqrt(np.sum(Fm**2) / n)
                 if nu == 0:
                     continue
@@ -1019,8 +1030,13 @@ def main(argv=None):
         print(f"# {time.time() - t0:.0f} s")
         return rows, None
     for task in tasks:
-        # ERBP runs where it applies (`ERBP_TASKS`)
-        task_rules = tuple(r for r in rules if r != "erbp" or task in ERBP_TASKS)
+        # ERBP runs where it applies (`ERBP_TASKS`); DTP learns encoders only
+        task_rules = tuple(
+            r
+            for r in rules
+            if (r != "erbp" or task in ERBP_TASKS)
+            and (r != "dtp" or task != "digits-spiking")
+        )
         for seed in seeds:
             if task == "digits":
                 rows += run_digits(

@@ -34,6 +34,7 @@ from .feedback import (  # noqa: E402
 from .learning_rules import (  # noqa: E402
     ERBP,
     BackProp,
+    DifferenceTargetProp,
     FeedbackAlignment,
     SignSymmetry,
 )

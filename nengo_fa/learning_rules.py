@@ -841,6 +841,268 @@ def _post_ensemble(conn):
     return post.ensemble if isinstance(post, Neurons) else post
 
 
+class DifferenceTargetProp(HiddenLayerRule):
+    r"""Difference target propagation: each hidden layer moves toward a target
+    passed down through a learned inverse of the layer above.
+
+    Every hidden layer :math:`l` gets a target :math:`\hat h_l` for its
+    activities :math:`h_l` and learns locally to move toward it [1]_. The
+    layer next to the readout (``downstream`` carries no nengo_fa rule, e.g. a
+    `nengo.PES` readout with decoders :math:`D`) takes a small step against
+    the output error :math:`e` (simplified DTP [2]_):
+
+    .. math:: \hat h_L = h_L - \alpha D^T e, \qquad
+              \alpha = \eta / \|D\|_F^2,
+
+    the activities that would lower the output error by the fraction
+    :math:`\eta` (``target_step``) through the live readout (exactly, for a
+    one-dimensional output). A layer below a trained layer (``downstream``
+    carries a `DifferenceTargetProp` itself) gets the *difference* target
+
+    .. math:: \hat h_l = h_l + g_l(\hat h_{l+1}) - g_l(h_{l+1})
+              = h_l - Q_l (h_{l+1} - \hat h_{l+1}),
+
+    where :math:`g_l(h) = Q_l h + c_l` is a learned linear inverse of the
+    forward map from layer :math:`l` to layer :math:`l+1` (decoders from
+    layer :math:`l+1`'s activities back to layer :math:`l`'s; ``n_l x
+    n_{l+1}``, plus the offset :math:`c_l`, which cancels in the
+    difference). It starts at zero and is trained online as a denoising
+    autoencoder [1]_: layer :math:`l`'s activities are corrupted, the
+    corruption is carried to layer :math:`l+1` by the forward connection,
+    and :math:`g_l` learns to give back the corrupted activities, by
+    normalised least mean squares:
+
+    .. math::
+
+       \epsilon &= \sigma \bar a_l \xi, \qquad
+           \xi \sim \mathcal N(0, I) \text{ each step}, \qquad
+       \tilde h_{l+1} = h_{l+1} + G'(J_{l+1}) \odot (M_l \epsilon), \\
+       r &= Q_l \tilde h_{l+1} + c_l \bar a_{l+1} - (h_l + \epsilon), \\
+       [Q_l, c_l] &\leftarrow [Q_l, c_l] - \kappa_Q \Delta t \,
+           r \, z^T / |z|^2, \qquad z = [\tilde h_{l+1}; \bar a_{l+1}],
+
+    with :math:`\sigma` = ``noise``, :math:`\bar a_l` the RMS activity of
+    layer :math:`l` over its evaluation points (build time), and
+    :math:`M_l = S_{l+1} W_l` the live forward matrix from layer :math:`l`'s
+    neurons to layer :math:`l+1`'s currents. :math:`h` are the neurons'
+    activities filtered by ``activity_synapse``.
+
+    Each layer then learns toward its target with the shared normalised
+    step of `.HiddenLayerRule`, its feedback error being the displacement
+    :math:`F e = h_l - \hat h_l`, so that
+    :math:`\delta_l = (h_l - \hat h_l) \odot G'(J_l)`, the gradient of
+    :math:`\frac{1}{2}|h_l - \hat h_l|^2` with the target held fixed. The
+    normaliser is :math:`\nu_L = \alpha \|D\|_F / \sqrt{n_L}` at the top and
+    :math:`\nu_l = \nu_{Q_l} \nu_{l+1}` below
+    (:math:`\nu_{Q_l} = \|Q_l\|_F / \sqrt{n_l}`), so that :math:`\alpha`
+    cancels from the steps: it sets only the scale of the probed targets.
+    At the top the step is `.BackProp`'s; below, the error reaches layer
+    :math:`l` through the learned inverse of the layer above instead of the
+    transpose of its weights.
+
+    Parameters
+    ----------
+    downstream : Connection
+        The connection leaving the hidden ensemble: the readout (decoders
+        :math:`D`; connect the output error to this rule, as for
+        `nengo.PES`), or the connection into the next hidden layer, which
+        must carry a `DifferenceTargetProp` (then this rule takes its target
+        from that one and gets no error connection). As for `.BackProp`, it
+        must have decoders or a `nengo.Dense` transform, no weight solver.
+    learning_rate : float, optional
+        Rate :math:`\kappa_E` for the encoder directions; default 0.3, that
+        of `.BackProp`, since the top layer's step is backprop's. 0 freezes
+        them.
+    gain_learning_rate : float, optional
+        Rate for the gains; default 0.3. 0 freezes them.
+    bias_learning_rate : float, optional
+        Rate for the biases; default 0.3. 0 freezes them.
+    inverse_learning_rate : float, optional
+        Rate :math:`\kappa_Q` (1/s) of the inverse's normalised LMS; default
+        1.0: the inverse settles along the directions the activities take
+        within about :math:`1 / \kappa_Q` = 1 s, a few times faster than the
+        forward layers change (rate 0.3), and, being normalised by
+        :math:`|z|^2`, whatever the size and rates of the layers. Stable for
+        :math:`\kappa_Q \Delta t < 2`. Unused by the top layer.
+    noise : float, optional
+        :math:`\sigma`, the standard deviation of the corruption of
+        :math:`h_l`, relative to :math:`\bar a_l`; default 0.1. The
+        corruption is what teaches :math:`Q_l` to invert the forward map in
+        the directions it maps :math:`h_l`'s changes into, not only along
+        the activities the input happens to produce; 0.1 keeps it a small
+        fraction (1% of the power) of the activities, so that :math:`M_l`'s
+        first-order response stays accurate. 0 trains :math:`Q_l` on the
+        clean activities alone (a regression of :math:`h_l` on
+        :math:`h_{l+1}`). Unused by the top layer.
+    target_step : float, optional
+        :math:`\eta` (> 0), the fraction of the output error that the top
+        target would remove; default 0.1 (a small step, as in [2]_). It
+        scales every layer's probed target and displacement but, being
+        normalised away, not the learning.
+    activity_synapse : Synapse, optional
+        Filter of the activities :math:`h_l`, :math:`h_{l+1}`; default
+        ``Lowpass(0.005)``, that of `nengo.PES`'s presynaptic activities.
+    derivative : callable, optional
+        ``f(J)`` returning :math:`G'(J)`; by default looked up for the
+        ensemble's neuron type in `nengo_fa.neurons`.
+
+    Attributes
+    ----------
+    downstream : Connection
+        The connection the target comes back through.
+    error_size : int
+        Size of the rule's error: ``downstream.size_out`` at the top; below,
+        the number of neurons of the next layer (the error is then the next
+        layer's displacement :math:`h_{l+1} - \hat h_{l+1}`, set by the
+        rule itself).
+
+    See Also
+    --------
+    BackProp, FeedbackAlignment
+
+    Notes
+    -----
+    What it needs that `.FeedbackAlignment` does not: the inverse
+    connections, one ``n_l x n_{l+1}`` matrix per layer pair (the same
+    count of synapses as a feedback matrix :math:`B_l`, but learned, from
+    the activities of both layers and noise injected into layer
+    :math:`l`), and, at the top, the live readout decoders (as
+    `.BackProp`). Learns encoders, gains and biases only
+    (``modifies="encoders"``). Only another `DifferenceTargetProp` can be
+    chained to it (a `~nengo.exceptions.BuildError` otherwise): what it
+    passes down is a target displacement, not a local error. Each layer of
+    the chain uses the target of the layer above from the same time step (no
+    delay).
+
+    Probeable: those of `.HiddenLayerRule` (``"error"`` is the output error
+    at the top and :math:`h_{l+1} - \hat h_{l+1}` below), ``"target"``
+    (:math:`\hat h_l`), ``"displacement"`` (:math:`h_l - \hat h_l`),
+    ``"activities"`` (the filtered :math:`h_l`) and, below the top,
+    ``"inverse"`` (:math:`[Q_l, c_l]`, ``n_l x (n_{l+1} + 1)``) and
+    ``"reconstruction_error"``: :math:`|Q_l h_{l+1} + c_l \bar a_{l+1} -
+    h_l| / |h_l|`, the inverse's relative error on the clean activities
+    (0 while :math:`h_l = 0`). Probing the inverse's signals of the top
+    layer, which has none, is a ``BuildError``.
+
+    The inverse is linear, so the difference correction is exact: whatever
+    :math:`g_l`'s reconstruction error, the target moves by
+    :math:`Q_l (\hat h_{l+1} - h_{l+1})`. In [1]_ the corrupted activities
+    are carried through the forward layer itself; here layer :math:`l+1`'s
+    response is computed to first order (through :math:`M_l` and
+    :math:`G'(J_{l+1})`, which the inverse's learning reads only to stand in
+    for that second pass), so no second simulation of the neurons is
+    needed.
+
+    References
+    ----------
+    .. [1] Lee, D.-H., Zhang, S., Fischer, A., & Bengio, Y. (2015).
+       Difference target propagation. Machine Learning and Knowledge
+       Discovery in Databases (ECML PKDD), 498-515.
+    .. [2] Bartunov, S., Santoro, A., Richards, B. A., Marris, L., Hinton,
+       G. E., & Lillicrap, T. P. (2018). Assessing the scalability of
+       biologically-motivated deep learning algorithms and architectures.
+       Advances in Neural Information Processing Systems 31, 9368-9378.
+
+    Examples
+    --------
+    Two hidden layers; only the rule nearest the output gets the error:
+
+    .. testcode::
+
+       with nengo.Network(seed=0) as model:
+           stim = nengo.Node(lambda t: [np.sin(np.pi * t), np.cos(np.pi * t)])
+           h1 = nengo.Ensemble(20, 2, neuron_type=nengo.RectifiedLinear())
+           h2 = nengo.Ensemble(20, 2, neuron_type=nengo.RectifiedLinear())
+           out = nengo.Node(size_in=1)
+           readout = nengo.Connection(
+               h2, out, function=lambda x: 0, learning_rule_type=nengo.PES()
+           )
+           into_h2 = nengo.Connection(
+               h1, h2, learning_rule_type=nengo_fa.DifferenceTargetProp(readout)
+           )
+           into_h1 = nengo.Connection(
+               stim, h1, learning_rule_type=nengo_fa.DifferenceTargetProp(into_h2)
+           )
+           error = nengo.Node(size_in=1)
+           nengo.Connection(out, error)
+           nengo.Connection(stim, error, function=lambda x: -x[0] * x[1])
+           nengo.Connection(error, readout.learning_rule)
+           nengo.Connection(error, into_h2.learning_rule)
+           target = nengo.Probe(into_h1.learning_rule, "target")
+           inverse_error = nengo.Probe(
+               into_h1.learning_rule, "reconstruction_error"
+           )
+    """
+
+    probeable = HiddenLayerRule.probeable + (
+        "target",
+        "displacement",
+        "activities",
+        "inverse",
+        "reconstruction_error",
+    )
+
+    downstream = DownstreamParam("downstream", readonly=True)
+    inverse_learning_rate = FiniteNumberParam(
+        "inverse_learning_rate", low=0, readonly=True, default=1.0
+    )
+    noise = FiniteNumberParam("noise", low=0, readonly=True, default=0.1)
+    target_step = FiniteNumberParam(
+        "target_step", low=0, low_open=True, readonly=True, default=0.1
+    )
+    activity_synapse = SynapseParam(
+        "activity_synapse", default=Lowpass(tau=0.005), readonly=True
+    )
+
+    def __init__(
+        self,
+        downstream,
+        learning_rate=Default,
+        gain_learning_rate=Default,
+        bias_learning_rate=Default,
+        inverse_learning_rate=Default,
+        noise=Default,
+        target_step=Default,
+        activity_synapse=Default,
+        derivative=Default,
+    ):
+        self.downstream = downstream
+        down_rule = chained_rule(downstream)
+        if down_rule is not None and not isinstance(
+            down_rule.learning_rule_type, DifferenceTargetProp
+        ):
+            raise ValidationError(
+                f"{downstream} carries a "
+                f"{type(down_rule.learning_rule_type).__name__}, which gives no "
+                "target: chain a DifferenceTargetProp only to another "
+                "DifferenceTargetProp, or to a connection with no nengo_fa rule "
+                "(e.g. the PES readout)",
+                attr="downstream",
+                obj=self,
+            )
+        # chained: the error is the next layer's displacement, set by the rule
+        size_in = 0 if down_rule is not None else downstream.size_out
+        super().__init__(
+            learning_rate=learning_rate,
+            gain_learning_rate=gain_learning_rate,
+            bias_learning_rate=bias_learning_rate,
+            derivative=derivative,
+            size_in=size_in,
+        )
+        self.inverse_learning_rate = inverse_learning_rate
+        self.noise = noise
+        self.target_step = target_step
+        self.activity_synapse = activity_synapse
+
+    @property
+    def error_size(self):
+        """Size of the error: ``downstream.size_out``, or, when chained, the
+        number of neurons of the next layer."""
+        if self.size_in > 0:
+            return self.size_in
+        return _post_ensemble(self.downstream).n_neurons
+
+
 class ERBP(LearningRuleType):
     r"""Event-driven random backpropagation (eRBP) [1]_.
 

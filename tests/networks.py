@@ -173,10 +173,11 @@ def deep_net(
     """stim -> h1 -> h2 -> PES readout of the product of the two sines.
 
     ``kind`` picks the rules: None (the readout alone); BackProp ("bp"),
-    SignSymmetry ("ss") or FeedbackAlignment ("fa") on both hidden layers,
-    the lower rule chained to the upper; direct feedback alignment ("dfa":
-    FA on both, both connected to the output error); chained FA learning its
-    feedback ("kp": Kolen-Pollack; "terms": all five alignment terms). With
+    SignSymmetry ("ss"), FeedbackAlignment ("fa") or DifferenceTargetProp
+    ("dtp") on both hidden layers, the lower rule chained to the upper;
+    direct feedback alignment ("dfa": FA on both, both connected to the
+    output error); chained FA learning its feedback ("kp": Kolen-Pollack;
+    "terms": all five alignment terms). With
     ``modifies="weights"``, ``h1 -> h2`` is a full weight matrix (small
     random initial weights) that the upper rule learns. The error reaches
     the rules through a `Gate` that closes at ``freeze_at``; ``max_rates``
@@ -249,6 +250,10 @@ def _upper_rule(kind, out, readout, learning, kw):
         return nengo_fa.BackProp(readout, **kw)
     if kind == "ss":
         return nengo_fa.SignSymmetry(readout, **kw)
+    if kind == "dtp":  # learns encoders only: no 'modifies'
+        if kw.pop("modifies") != "encoders":
+            raise ValueError("DifferenceTargetProp learns encoders only")
+        return nengo_fa.DifferenceTargetProp(readout, **kw)
     return nengo_fa.FeedbackAlignment(
         downstream=readout, feedback_learning=learning, **kw
     )
@@ -266,6 +271,8 @@ def _lower_rule(kind, out, into_h2, learning, kw):
         return nengo_fa.BackProp(into_h2, **kw)
     if kind == "ss":
         return nengo_fa.SignSymmetry(into_h2, **kw)
+    if kind == "dtp":
+        return nengo_fa.DifferenceTargetProp(into_h2, **kw)
     return nengo_fa.FeedbackAlignment(
         downstream=into_h2, feedback_learning=learning, **kw
     )

@@ -386,3 +386,40 @@ def test_tf_derivative_equals_numpy(neuron_type):
         assert np.all(np.isfinite(got))
         tiny = np.finfo(dtype.as_numpy_dtype).tiny / rtol
         assert np.allclose(got, expected, rtol=rtol, atol=tiny), dtype
+
+
+def dtp_net(seed, **rule_kwargs):
+    """`deep_net` with DifferenceTargetProp on both layers, its targets,
+    displacements, inverse and reconstruction error probed too."""
+    net = deep_net(
+        "dtp",
+        seed,
+        n=(20, 15),
+        max_rates=nengo.dists.Uniform(300, 400),
+        rule_kwargs=rule_kwargs,
+    )
+    with net:
+        net.fa_probes = {"error": net.p_error, "out": net.p_out}
+        for name, conn in (("h1", net.into_h1), ("h2", net.into_h2)):
+            keys = ("delta", "gain", "bias", "scaled_encoders", "error", "target")
+            keys += ("displacement",)
+            if name == "h1":
+                keys += ("inverse", "reconstruction_error")
+            for key in keys:
+                net.fa_probes[f"{name}.{key}"] = nengo.Probe(conn.learning_rule, key)
+    return net
+
+
+def test_dtp_matches_reference_float64(seed):
+    """Without noise (the only difference: TensorFlow draws its own), every
+    DTP signal agrees with the reference simulator; with the default noise it
+    runs, and its inverse learns as in the reference."""
+    ref, dl = run_both(dtp_net(seed, noise=0.0))
+    assert_learned(ref)
+    assert np.any(ref["h1.inverse"][-1] != 0)
+    assert_match(ref, dl, F64_RTOL)
+
+    ref, dl = run_both(dtp_net(seed), steps=(500, 500))
+    rho_ref = np.mean(ref["h1.reconstruction_error"][-200:])
+    rho_dl = np.mean(dl["h1.reconstruction_error"][0, -200:])
+    assert rho_ref < 0.9 and abs(rho_dl - rho_ref) < 0.1, (rho_ref, rho_dl)

@@ -16,6 +16,8 @@ One module per topic, as in `nengo.builder`:
   pass that installs it;
 - `~nengo_fa.builder.alignment`: learned feedback and alignment diagnostics;
 - `~nengo_fa.builder.chained`: chained rules' errors;
+- `~nengo_fa.builder.target_prop`: the targets and learned inverses of
+  `.DifferenceTargetProp`;
 - `~nengo_fa.builder.weights`: learning neuron-to-neuron weights;
 - `~nengo_fa.builder.erbp`: event-driven random backpropagation (`.ERBP`),
   its own build function and operators;
@@ -44,6 +46,7 @@ from nengo_fa.builder.hidden_layer import (
     SimHiddenLayerRule,
 )
 from nengo_fa.builder.rule import build_hidden_layer_rule
+from nengo_fa.builder.target_prop import SimDifferenceTarget, SimTopTarget
 from nengo_fa.builder.weights import SimHiddenLayerWeights
 
 #: Every operator type that nengo_fa's build functions add.
@@ -59,4 +62,6 @@ OPERATORS = (
     SimAlignmentDiagnostics,
     SimERBP,
     SimERBPWeights,
+    SimTopTarget,
+    SimDifferenceTarget,
 )

@@ -43,6 +43,7 @@ from nengo_fa.builder.alignment import (
     SimForwardMatrix,
     SimKolenPollack,
 )
+from nengo_fa.builder.chained import build_chained_error
 from nengo_fa.builder.deferred import when_built
 from nengo_fa.builder.hidden_layer import feedback_error_signals
 from nengo_fa.builder.weights import weights_row_gain
@@ -156,6 +157,15 @@ class FeedbackSource:
             None.
         """
         raise NotImplementedError
+
+    def build_chained_error(self, ctx):
+        """Make what sets the error of a chained rule (``ctx.down_rule``
+        is not None), before `build`. By default a `.SimChainedError` passes
+        the downstream rule's normalised local error back
+        (`nengo_fa.builder.chained.build_chained_error`); a source whose own
+        operator sets the error (`.DifferenceTargetProp`'s) overrides this.
+        """
+        build_chained_error(ctx, self)
 
 
 @register_feedback_source(FeedbackAlignment)

@@ -11,11 +11,7 @@ from nengo.neurons import Direct
 from nengo.rc import rc
 
 from nengo_fa.builder import encoder_update
-from nengo_fa.builder.chained import (
-    build_chained_error,
-    chained_downstream_rule,
-    chained_error_size,
-)
+from nengo_fa.builder.chained import chained_downstream_rule, chained_error_size
 from nengo_fa.builder.deferred import publish
 from nengo_fa.builder.feedback_sources import RuleBuild, feedback_source
 from nengo_fa.builder.hidden_layer import (
@@ -181,7 +177,7 @@ class _HiddenLayerBuild:
                 self.derivative_scale,
             )
         if self.ctx.down_rule is not None:
-            build_chained_error(self.ctx, self.source)
+            self.source.build_chained_error(self.ctx)
         if self.inplace:
             encoder_update.request_inplace_update(
                 self.model,

@@ -28,6 +28,9 @@ Every operator that nengo_fa's build functions add (`SUPPORTED_OPERATORS`):
 - `.SimHiddenLayerEncoderUpdate`, `.SimHiddenLayerWeights`
   (``modifies="weights"``), `.SimChainedError` (chained rules),
   `.SimSignFeedback`;
+- `.SimTopTarget`, `.SimDifferenceTarget` (`.DifferenceTargetProp`; its
+  noise is drawn by TensorFlow, so it differs from the reference
+  simulator's);
 - from `nengo_fa.builder.alignment`: `.SimForwardMatrix`, `.SimKolenPollack`,
   `.SimAlignmentTerms` (learned feedback) and `.SimAlignmentDiagnostics`;
 - `.SimERBP` and `.SimERBPWeights` (`.ERBP`); TensorFlow applies the
@@ -97,6 +100,7 @@ from nengo_fa.dl import (  # noqa: E402
     erbp,
     feedback_sources,
     hidden_layer,
+    target_prop,
     weights,
 )
 from nengo_fa.dl.common import mark_learned_signals  # noqa: E402
