@@ -69,9 +69,13 @@ Kolen-Pollack, Symmetric Alignment, Activation Alignment, Bidirectional
 (Luo et al. 2017)), ``dtp`` (difference target propagation), ``bp``
 (backpropagation), ``trace`` (`nengo_fa.TraceRule` on every hidden layer;
 this image stream has no phase structure, which the rule needs, so its row
-shows it without one). Baselines a user would reach for: ``bcm``, ``oja``,
-``voja`` (Nengo's unsupervised rules, default rates, on every hidden layer,
-with the PES readout), ``reservoir`` (one recurrently connected random
+shows it without one), ``erbp`` (`nengo_fa.ERBP`, event-driven random
+backpropagation: the output error to every layer, neuron-to-neuron weights
+from pixel neurons as for BCM and Oja below, which spike in the spiking
+networks; no alignment angle, which is measured in decoded space). Baselines
+a user would reach for: ``bcm``, ``oja``, ``voja`` (Nengo's unsupervised
+rules, default rates, on every hidden layer, with the PES readout),
+``reservoir`` (one recurrently connected random
 ensemble with as many neurons as all hidden layers together, spectral radius
 0.9, PES readout). Offline numpy references of the same shape, trained on the
 same image stream in minibatches of 10: ``pc`` (predictive coding,
@@ -90,8 +94,9 @@ the same rules whose update is multiplied by a learning signal, as
 
 Adding a rule: one entry in `METHODS`, e.g. ::
 
-    Method("erbp", "eRBP", "rule", lambda down, out, top: nengo_fa.ERBP(out),
-           needs=Needs("none", "random, direct", "1", "yes"))
+    Method("fa", "FA", "rule",
+           lambda down, out, top: nengo_fa.FeedbackAlignment(downstream=down),
+           needs=Needs("none", "fixed random B, layer by layer", "1", STEP))
 
 ``make(down, out, top)`` returns the rule for the connection into one hidden
 layer, given ``down`` (the connection leaving that layer: the readout, or
@@ -392,7 +397,8 @@ class Method:
     ``kind``: ``"rule"`` (``make(down, out, top)`` gives the rule on the
     connection into each hidden layer, see the module docstring),
     ``"unsupervised"`` (``make()`` gives the Nengo rule put on every hidden
-    layer's input; ``weights``: it learns neuron-to-neuron weights),
+    layer's input; ``weights``: it learns neuron-to-neuron weights, and for
+    a ``"rule"`` the layers are `weight_layers`' and ``down`` is None),
     ``"reservoir"``, or ``"offline"`` (``make(layers, d, seed)`` gives a
     trainer with ``train(X, y)``, ``predict(X)`` and ``nbytes``).
     ``min_layers``: run only on networks with at least this many hidden
@@ -409,7 +415,8 @@ class Method:
 
     @property
     def has_feedback(self):
-        return self.kind == "rule" and self.key != "pes"
+        # the angles are measured in decoded space: not for weight learning
+        return self.kind == "rule" and self.key != "pes" and not self.weights
 
 
 def _kolen_pollack(down, out, top):
@@ -538,6 +545,19 @@ METHODS = (
         ),
     ),
     Method(
+        "erbp",
+        "eRBP (weights)",
+        "rule",
+        lambda down, out, top: nengo_fa.ERBP(out),
+        Needs(
+            "none",
+            "fixed random B, output error to every layer",
+            "1",
+            "yes: at presynaptic spikes",
+        ),
+        weights=True,
+    ),
+    Method(
         "bcm",
         "BCM + PES",
         "unsupervised",
@@ -641,7 +661,20 @@ def build(net, method, seed, split, stream):
             for conn in model.layers:
                 nengo.Connection(unlearning, conn.learning_rule, synapse=None)
         else:
-            model.layers = rule_layers(method, seed, stim, hidden, model.readout, out)
+            if method.weights:
+                model.layers = weight_layers(
+                    net,
+                    method,
+                    seed,
+                    split,
+                    stim,
+                    hidden,
+                    make=lambda top: method.make(None, out, top),
+                )
+            else:
+                model.layers = rule_layers(
+                    method, seed, stim, hidden, model.readout, out
+                )
             for conn in model.layers:
                 rule = conn.learning_rule
                 if rule is not None and rule.learning_rule_type.size_in > 0:
@@ -690,7 +723,7 @@ def unsupervised_layers(net, method, seed, split, stim, hidden):
     ]
 
 
-def weight_layers(net, method, seed, split, stim, hidden):
+def weight_layers(net, method, seed, split, stim, hidden, make=None):
     """Neuron-to-neuron weights into every hidden layer, with ``method``'s
     rule, giving the currents of the other networks.
 
@@ -702,37 +735,68 @@ def weight_layers(net, method, seed, split, stim, hidden):
     weights into neurons by the gains), so that the weights, and what the
     rule learns, are in units of current, as on a Nengo connection with a
     weight solver.
+
+    ``make(top)``, if given, makes the rule of a supervised method (`.ERBP`)
+    for the layer (``top``: the one next to the readout). Its hidden neurons
+    keep their gains (the weights are divided by them), since the rule
+    scales its steps to them; and in the spiking networks its pixel neurons
+    spike (`nengo.SpikingRectifiedLinear`, through a 5 ms lowpass), so that
+    an event-driven rule sees spikes from the first layer on.
     """
     d = split.X_train.shape[1]
-    pixels = nengo.Ensemble(
-        d,
-        1,
-        neuron_type=nengo.RectifiedLinear(),
-        gain=np.ones(d),
-        bias=PIXEL_RATE * split.mean,
-        label="pixels",
-    )
+    spiking = make is not None and net.neurons == "spiking"
+    neuron_type = nengo.SpikingRectifiedLinear() if spiking else nengo.RectifiedLinear()
     # x = (pixels - mean) / scale: rates PIXEL_RATE * (scale x + mean)
-    nengo.Connection(
-        stim, pixels.neurons, transform=PIXEL_RATE * split.scale, synapse=None
-    )
+    if make is None:
+        pixels = nengo.Ensemble(
+            d,
+            1,
+            neuron_type=neuron_type,
+            gain=np.ones(d),
+            bias=PIXEL_RATE * split.mean,
+            label="pixels",
+        )
+        nengo.Connection(
+            stim, pixels.neurons, transform=PIXEL_RATE * split.scale, synapse=None
+        )
+    else:
+        # the same rates, from the pixels encoding x (one pixel each), so that
+        # their tuning curves, which a supervised rule's scaling reads, are
+        # their rates
+        pixels = nengo.Ensemble(
+            d,
+            d,
+            neuron_type=neuron_type,
+            encoders=np.eye(d),
+            gain=np.full(d, PIXEL_RATE * split.scale),
+            bias=PIXEL_RATE * split.mean,
+            label="pixels",
+        )
+        nengo.Connection(stim, pixels, synapse=None)
     pre, layers = pixels, []
     for layer, ens in enumerate(hidden):
         E, gain, bias = layer_params(net, seed, layer, d)
-        ens.gain = np.ones(len(gain))
+        # a supervised rule keeps the gains on the neurons (its steps are
+        # scaled to them); Nengo multiplies the weights by them
+        ens.gain = gain if make is not None else np.ones(len(gain))
         S = gain[:, None] * E
         if layer == 0:
             W = S / (split.scale * PIXEL_RATE)
             ens.bias = bias - S @ split.mean / split.scale
         else:
             W = S @ solved_decoders(net, seed, layer - 1, split)
+        if make is not None:
+            W = W / gain[:, None]
         layers.append(
             nengo.Connection(
                 pre.neurons,
                 ens.neurons,
                 transform=W,
-                synapse=None if layer == 0 else nengo.Lowpass(0.005),
-                learning_rule_type=method.make(),
+                # spikes from the pixels are filtered, as between layers
+                synapse=None if layer == 0 and not spiking else nengo.Lowpass(0.005),
+                learning_rule_type=(
+                    method.make() if make is None else make(layer == len(hidden) - 1)
+                ),
                 seed=1000 * seed + 20 + layer,
             )
         )

@@ -37,6 +37,12 @@ Tasks (``--tasks``, comma separated; ``all`` by default)
     that need phases (``trace``, `PHASED_RULES`) see each image for 0.1 s,
     the target from 0.05 to 0.08 s into it (`PHASES`), the same images in
     the same order; they run on this task only.
+``digits-spiking``
+    The same images, schedule and metric, through spiking neurons and a
+    learned weight matrix (`run_digits_spiking`): 128 spiking pixel neurons
+    (an on and an off neuron per pixel), a full weight matrix into 32 LIF
+    neurons learned with ``modifies="weights"`` (PES only: left as it
+    starts, the encoding of the rate networks), PES readout of the spikes.
 
 Seeds: run ``s`` gives the network seed ``s`` and *explicit* seeds
 ``1000 s + k`` to every ensemble and connection, the same in every variant.
@@ -56,9 +62,12 @@ References
 Rules (``--rules``): ``pes`` (PES only), ``fa`` (`nengo_fa.FeedbackAlignment`,
 fixed random feedback), ``bp`` (`nengo_fa.BackProp`) and ``dtp``
 (`nengo_fa.DifferenceTargetProp`; with one hidden layer its target step is
-backprop's, so its numpy reference is BP's; not run on ``weights``, as it
-learns encoders only) by default; on request (no numpy reference): ``bd``
-(FA learning its feedback with `nengo_fa.BidirectionalAlignment`) and
+backprop's, so its numpy reference is BP's; not run on ``weights`` or
+``digits-spiking``, as it learns encoders only), ``trace``
+(`nengo_fa.TraceRule`, digits only, see `PHASED_RULES`) and ``erbp``
+(`nengo_fa.ERBP`, run only on ``weights`` and ``digits-spiking``, the tasks
+with neuron-to-neuron weights) by default; on request (no numpy reference):
+``bd`` (FA learning its feedback with `nengo_fa.BidirectionalAlignment`) and
 ``lra`` (`nengo_fa.LRA`), e.g. ``--tasks product --seeds 5 --rules
 pes,fa,bd,lra``.
 
@@ -108,8 +117,9 @@ ALL_TASKS = (
     "white4",
     "weights",
     "digits",
+    "digits-spiking",
 )
-ALL_RULES = ("pes", "fa", "bp", "dtp", "trace")
+ALL_RULES = ("pes", "fa", "bp", "dtp", "trace", "erbp")
 #: not run by default (``--rules pes,fa,bd,lra``): FA learning its feedback, LRA
 EXTRA_RULES = ("bd", "lra")
 #: the rules the numpy reference simulates
@@ -127,6 +137,9 @@ PHASED_RULES = ("trace",)
 #: its error takes to decay below ``phase_threshold`` through the two 5 ms
 #: synapses
 PHASES = (0.1, 0.05, 0.08)
+#: The tasks `nengo_fa.ERBP` runs on: it learns neuron-to-neuron weights
+#: from presynaptic spikes (rates, in the weights task)
+ERBP_TASKS = ("weights", "digits-spiking")
 
 FUNCTIONS = {
     1: lambda x: x[..., 0] ** 2,
@@ -154,6 +167,12 @@ def rule_type(rule, readout, rates, **kwargs):
             gain_learning_rate=rates[1],
             bias_learning_rate=rates[2],
         )
+    if rule == "erbp":
+        # one rate; ERBP learns neither gains nor biases
+        kw.pop("gain_learning_rate", None)
+        kw.pop("bias_learning_rate", None)
+        kw.setdefault("modifies", "encoders")
+        return nengo_fa.ERBP(readout.size_out, **kw)
     if rule == "fa":
         return nengo_fa.FeedbackAlignment(downstream=readout, **kw)
     if rule == "bp":
@@ -689,6 +708,114 @@ class _PhasedError:
         return v if keep else 0 * v
 
 
+def run_digits_spiking(
+    rules, seed, quick, n_hidden=32, epochs=5, present=0.03, pixel_rate=400.0
+):
+    """Digits through spiking neurons, learned as neuron-to-neuron weights.
+
+    Each image ``x`` (centred, unit length, 64 pixels) drives 128 "pixel"
+    neurons (`nengo.SpikingRectifiedLinear`, an on and an off neuron per
+    pixel, firing ``pixel_rate`` times ``max(+-x_k, 0)`` Hz: about 25 Hz on
+    average), whose spikes reach ``n_hidden`` LIF neurons through a weight
+    matrix (5 ms lowpass) that starts as the encoding of the rate networks
+    (unit encoders, Nengo's gains and biases for max rates 200-400 Hz and
+    intercepts in [-0.2, 0.2]) and is learned by the rule with
+    ``modifies="weights"``; a PES readout (2e-4) of the hidden spikes. The
+    presentation schedule, the frozen test and the metric are those of
+    `run_digits`."""
+    X_tr, y_tr, X_te, y_te = load_digits_split(seed)
+    if quick:
+        X_tr, y_tr, X_te, y_te, epochs = X_tr[:50], y_tr[:50], X_te[:30], y_te[:30], 1
+    order = np.concatenate(
+        [np.random.RandomState(seed + e).permutation(len(y_tr)) for e in range(epochs)]
+    )
+    Xs = np.vstack([X_tr[order], X_te])
+    ys = np.concatenate([y_tr[order], y_te])
+    n_train = len(order)
+    t_train = n_train * present
+    onehot = np.eye(10)[ys]
+    steps = int(round(present / DT))
+    d = Xs.shape[1]
+    s = 1000 * seed
+    rng = np.random.RandomState(s + 20)
+    E = nengo.dists.UniformHypersphere(surface=True).sample(n_hidden, d, rng=rng)
+    # pixel rates are pixel_rate * [x, -x]_+: the hidden input is E x
+    W = np.hstack([E, -E]) / pixel_rate
+
+    def index(t):
+        return min(int((t - 1e-9) / present), len(ys) - 1)
+
+    rows = []
+    for rule in rules:
+        with nengo.Network(seed=seed) as net:
+            stim = nengo.Node(lambda t: Xs[index(t)])
+            target = nengo.Node(lambda t: onehot[index(t)])
+            # an on and an off neuron per pixel, encoding x (so that their
+            # tuning curves, which the rules' scaling reads, are their rates)
+            pixels = nengo.Ensemble(
+                2 * d,
+                d,
+                neuron_type=nengo.SpikingRectifiedLinear(),
+                encoders=np.vstack([np.eye(d), -np.eye(d)]),
+                gain=np.full(2 * d, pixel_rate),
+                bias=np.zeros(2 * d),
+                seed=s + 10,
+            )
+            nengo.Connection(stim, pixels, synapse=None)
+            hidden = nengo.Ensemble(
+                n_hidden,
+                d,
+                neuron_type=nengo.LIF(),
+                encoders=E,
+                intercepts=nengo.dists.Uniform(-0.2, 0.2),
+                seed=s + 1,
+            )
+            out = nengo.Node(size_in=10)
+            readout = nengo.Connection(
+                hidden.neurons,
+                out,
+                transform=np.zeros((10, n_hidden)),
+                learning_rule_type=nengo.PES(learning_rate=2e-4),
+                seed=s + 2,
+            )
+            rt = rule_type(rule, readout, None, modifies="weights")
+            layer1 = nengo.Connection(
+                pixels.neurons,
+                hidden.neurons,
+                transform=W,
+                synapse=nengo.Lowpass(0.005),
+                learning_rule_type=rt,
+                seed=s + 3,
+            )
+            error = nengo.Node(lambda t, v: v if t <= t_train else 0 * v, size_in=10)
+            nengo.Connection(out, error, seed=s + 4)
+            nengo.Connection(target, error, transform=-1, seed=s + 5)
+            nengo.Connection(error, readout.learning_rule, seed=s + 6)
+            if rt is not None:
+                nengo.Connection(error, layer1.learning_rule, seed=s + 9)
+            p_out = nengo.Probe(out, synapse=None)
+            p_pix = nengo.Probe(pixels.neurons, sample_every=0.01)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with nengo.Simulator(net, progress_bar=False, dt=DT) as sim:
+                sim.run_steps(steps * len(ys))
+        outs = (
+            sim.data[p_out]
+            .reshape(len(ys), steps, -1)[:, -max(steps // 3, 1) :]
+            .mean(axis=1)
+        )
+        hit = np.argmax(outs, axis=1) == ys
+        last_epoch = slice(n_train - len(y_tr), n_train)
+        row = dict(task="digits-spiking", rule=rule, seed=seed)
+        row["trained"] = float(np.mean(hit[n_train:]))  # held-out accuracy, frozen
+        row["online"] = float(np.mean(hit[last_epoch]))
+        row["pixel_hz"] = float(np.mean(sim.data[p_pix]))
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+    return rows
+
+
 # ---------------------------------------------------------------- ablation
 
 #: ``--ablation``: all three rates together over two decades around the
@@ -799,7 +926,7 @@ def summarise(rows, rules):
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     for task in tasks:
         tr = [r for r in rows if r["task"] == task]
-        acc = task == "digits"
+        acc = task.startswith("digits")
         by = {rule: {r["seed"]: r for r in tr if r["rule"] == rule} for rule in rules}
         pes = by.get("pes", {})
         for rule in rules:
@@ -970,12 +1097,25 @@ def main(argv=None):
         print(f"# {time.time() - t0:.0f} s")
         return rows, None
     for task in tasks:
+        # ERBP runs where it applies (`ERBP_TASKS`), the phased rules on
+        # digits only; DTP learns encoders only
+        task_rules = tuple(
+            r
+            for r in rules
+            if (r != "erbp" or task in ERBP_TASKS)
+            and (r not in PHASED_RULES or task == "digits")
+            and (r != "dtp" or task != "digits-spiking")
+        )
         for seed in seeds:
             if task == "digits":
-                rows += run_digits(rules, seed, rates, args.quick, not args.no_numpy)
+                rows += run_digits(
+                    task_rules, seed, rates, args.quick, not args.no_numpy
+                )
+            elif task == "digits-spiking":
+                rows += run_digits_spiking(task_rules, seed, args.quick)
             else:
                 rows += run_continuous(
-                    task, rules, seed, rates, args.quick, not args.no_numpy
+                    task, task_rules, seed, rates, args.quick, not args.no_numpy
                 )
             print(
                 f"# {task} seed {seed} done ({time.time() - t0:.0f} s)",

@@ -21,6 +21,15 @@ a learning step. ``--weights`` times ``a.neurons -> b.neurons`` with
 ``--chain`` two hidden layers whose rules are chained against the same two
 layers fixed (``2 n d`` synapses). ``--all`` runs the whole grid.
 
+``--events`` times `nengo_fa.ERBP`, whose cost is event-driven, against
+dense feedback alignment on the same spiking network
+(`build_events_network`): ``a.neurons -> b.neurons``, ``n`` LIF neurons
+each, ``a`` firing at a set mean rate (``--rates``, default 5, 20 and 50 Hz),
+``modifies="weights"`` for both rules, and the weights fixed for ``pes``.
+It prints the measured presynaptic spikes per step, the step time of PES only
+(``pes_us``), ``fa/pes``, ``erbp/pes`` and ``erbp/fa`` (all from the same
+repeats), and ``erbp_ref/pes``: ERBP with numpy instead of the compiled loop.
+
 ``--bits`` times each rule built with ``nengo.rc`` precision 32 bits against
 64 bits (default d=784, n=1000 and 2000), with the memory floors of both.
 
@@ -125,6 +134,8 @@ def rule_type(name, readout, d_out, **kwargs):
         return nengo_fa.FeedbackAlignment(error_size=d_out, **kwargs)
     if name == "bp":
         return nengo_fa.BackProp(readout, **kwargs)
+    if name == "erbp":
+        return nengo_fa.ERBP(d_out, **kwargs)
     if name == "ss":
         return nengo_fa.SignSymmetry(readout, **kwargs)
     if name == "kp":
@@ -264,14 +275,50 @@ def build_chain_network(variant, n, d, d_out, seed=0, neuron_type=None):
     return net
 
 
+def build_events_network(variant, n, d, d_out, seed=0, neuron_type=None, rate=20.0):
+    """``a.neurons -> b.neurons`` (``n`` LIF neurons each, random weights),
+    learned by ``variant``'s rule with ``modifies="weights"`` (``fa`` or
+    ``erbp``) or fixed (``pes``); ``b`` has the PES readout of
+    `build_network`. ``a``'s neurons fire at constant rates spread uniformly
+    over ``rate`` +- 50% (their biases set for it, gains near zero), so
+    that the presynaptic spikes per step are ``n rate dt`` on average."""
+    lif = nengo.LIF()
+    rng = np.random.RandomState(seed)
+    rates = rate * rng.uniform(0.5, 1.5, size=n)
+    # the LIF current that gives each rate: 1 / (1 - exp((ref - 1/r) / rc))
+    bias = 1.0 / -np.expm1((lif.tau_ref - 1.0 / rates) / lif.tau_rc)
+    with nengo.Network(seed=seed) as net:
+        pre = nengo.Ensemble(
+            n, d, neuron_type=lif, gain=np.full(n, 1e-6), bias=bias, label="a"
+        )
+        hidden, _, _ = hidden_ensemble(n, d, lif, rng, label="b")
+    stim, error, readout = task(net, n, d, d_out, hidden, rng)
+    with net:
+        nengo.Connection(stim, pre)
+        rule = rule_type(variant, readout, d_out, modifies="weights")
+        layer = nengo.Connection(
+            pre.neurons,
+            hidden.neurons,
+            transform=rng.normal(scale=1.0 / n, size=(n, n)),
+            learning_rule_type=rule,
+        )
+        if rule is not None:
+            nengo.Connection(error, layer.learning_rule)
+        net.p_spikes = nengo.Probe(pre.neurons)
+    return net
+
+
 BUILDERS = {
     "encoders": build_network,
     "weights": build_weights_network,
     "chain": build_chain_network,
+    "events": build_events_network,
 }
 
 
-def make_simulator(variant, n, d, d_out, kind="encoders", neuron_type=None):
+def make_simulator(
+    variant, n, d, d_out, kind="encoders", neuron_type=None, **build_kwargs
+):
     """Build the network of one variant into a `nengo.Simulator`.
 
     ``kind`` picks the network (`BUILDERS`). A variant ending in ``@32`` is
@@ -288,7 +335,9 @@ def make_simulator(variant, n, d, d_out, kind="encoders", neuron_type=None):
     nengo.rc.set("precision", "bits", bits or old_bits)
     try:
         with nengo_fa.settings.override(**settings):
-            net = BUILDERS[kind](variant, n, d, d_out, neuron_type=neuron_type)
+            net = BUILDERS[kind](
+                variant, n, d, d_out, neuron_type=neuron_type, **build_kwargs
+            )
             return nengo.Simulator(net, progress_bar=False)
     finally:
         nengo.rc.set("precision", "bits", old_bits)
@@ -303,6 +352,7 @@ def time_variants(
     variants=VARIANTS,
     kind="encoders",
     neuron_type=None,
+    **build_kwargs,
 ):
     """Seconds per step of each variant in each repeat, timed in turn.
 
@@ -314,7 +364,7 @@ def time_variants(
     try:
         for variant in variants:
             sims[variant] = make_simulator(
-                variant, n, d, d_out, kind=kind, neuron_type=neuron_type
+                variant, n, d, d_out, kind=kind, neuron_type=neuron_type, **build_kwargs
             )
         for sim in sims.values():
             sim.run_steps(10)  # warm up
@@ -465,6 +515,55 @@ def run_rules(
     return rows
 
 
+EVENTS_VARIANTS = ("pes", "fa", "erbp", "erbp_ref")
+EVENTS_COLUMNS = (
+    "rate_Hz",
+    "n",
+    "spikes",
+    "pes_us",
+    "fa/pes",
+    "erbp/pes",
+    "erbp/fa",
+    "erbp_ref/pes",
+)
+
+
+def run_events(ns, rates, repeats=5, target_s=0.1, d=8, d_out=10, out=sys.stdout):
+    """Time `nengo_fa.ERBP` against dense FA and PES only on
+    `build_events_network` for each ``n`` and presynaptic rate, and print the
+    table (`EVENTS_COLUMNS`; see the module docstring). Returns its rows."""
+    print(format_header(EVENTS_COLUMNS), file=out)
+    rows = []
+    for n, rate in itertools.product(ns, rates):
+        t = time_variants(
+            n,
+            d,
+            d_out,
+            repeats=repeats,
+            target_s=target_s,
+            variants=EVENTS_VARIANTS,
+            kind="events",
+            rate=rate,
+        )
+        with nengo.Simulator(
+            build_events_network("pes", n, d, d_out, rate=rate), progress_bar=False
+        ) as sim:
+            sim.run(0.5)
+            spikes = sim.data[sim.model.toplevel.p_spikes]
+        row = {
+            "rate_Hz": rate,
+            "n": n,
+            "spikes": float(np.count_nonzero(spikes[100:]) / len(spikes[100:])),
+            "pes_us": float(np.median(t["pes"])) * 1e6,
+        }
+        for variant in EVENTS_VARIANTS[1:]:
+            row[f"{variant}/pes"] = median_ratio(t[variant], t["pes"])
+        row["erbp/fa"] = median_ratio(t["erbp"], t["fa"])
+        rows.append(row)
+        print(format_row(row, EVENTS_COLUMNS), file=out, flush=True)
+    return rows
+
+
 BITS_COLUMNS = (
     "rule",
     "n",
@@ -571,6 +670,18 @@ def main(argv=None):
     )
     parser.add_argument("--chain", action="store_true", help="the chain table instead")
     parser.add_argument(
+        "--events",
+        action="store_true",
+        help="ERBP (event-driven) against dense FA and PES only on a spiking "
+        "a.neurons -> b.neurons network (default n 1000 2000, --rates 5 20 50)",
+    )
+    parser.add_argument(
+        "--rates",
+        type=float,
+        nargs="+",
+        help="--events: presynaptic mean rates in Hz",
+    )
+    parser.add_argument(
         "--float32",
         action="store_true",
         help="build every network of the rules tables in float32",
@@ -618,6 +729,10 @@ def main(argv=None):
         f"# variants timed in turn, {repeats} repeats; ratios: median over "
         "repeats; G/s: learned synapses per second of the whole step, 1e9"
     )
+    if args.events:
+        ns = pick(args.n, [200] if args.quick else [1000, 2000])
+        rates = pick(args.rates, [20.0] if args.quick else [5.0, 20.0, 50.0])
+        return run_events(ns, rates, repeats=repeats, target_s=target_s)
     if args.node:
         sizes = itertools.product(
             pick(args.n, [100, 1000, 5000]),

@@ -33,6 +33,7 @@ from .feedback import (  # noqa: E402
     SymmetricAlignment,
 )
 from .learning_rules import (  # noqa: E402
+    ERBP,
     BackProp,
     DifferenceTargetProp,
     LRA,

@@ -4,13 +4,23 @@ The rules here are declarations only: parameters, validation and documentation.
 Their build functions and operators live in `nengo_fa.builder`.
 """
 
+import math
+
+import numpy as np
 from nengo.base import NengoObject
 from nengo.connection import Connection
 from nengo.dists import DistOrArrayParam, Gaussian
 from nengo.ensemble import Ensemble, Neurons
 from nengo.exceptions import ValidationError
 from nengo.learning_rules import LearningRuleType
-from nengo.params import Default, EnumParam, IntParam, Parameter
+from nengo.params import (
+    Default,
+    EnumParam,
+    IntParam,
+    Parameter,
+    TupleParam,
+    Unconfigurable,
+)
 from nengo.synapses import Lowpass, SynapseParam
 
 from nengo_fa.feedback import FeedbackLearning
@@ -28,6 +38,31 @@ class DerivativeParam(Parameter):
                 obj=instance,
             )
         return super().coerce(instance, derivative)
+
+
+class BoxcarParam(TupleParam):
+    """A window ``(low, high)`` of two numbers, ``low`` finite and below ``high``."""
+
+    def __init__(self, name, default=Unconfigurable, readonly=None):
+        super().__init__(name, default=default, length=2, readonly=readonly)
+
+    def coerce(self, instance, value):  # pylint: disable=arguments-renamed
+        value = super().coerce(instance, value)
+        try:
+            low, high = (float(v) for v in value)
+        except (TypeError, ValueError) as e:
+            raise ValidationError(
+                f"must be two numbers (low, high) (got {value!r})",
+                attr=self.name,
+                obj=instance,
+            ) from e
+        if not (math.isfinite(low) and low < high):
+            raise ValidationError(
+                f"must be (low, high) with low finite and below high (got {value!r})",
+                attr=self.name,
+                obj=instance,
+            )
+        return (low, high)
 
 
 class DownstreamParam(Parameter):
@@ -1502,3 +1537,190 @@ class TraceRule(HiddenLayerRule):
                 obj=self,
             )
         self.phase_threshold = phase_threshold
+
+
+class ERBP(LearningRuleType):
+    r"""Event-driven random backpropagation (eRBP) [1]_.
+
+    A rule for spiking networks that changes a synapse only when its
+    presynaptic neuron spikes. Each postsynaptic neuron :math:`i` has two
+    compartments: the soma (the neuron itself, driven by the feedforward
+    input) and a *dendrite* :math:`U_i` that low-pass filters the output
+    error :math:`e` (actual minus target, connected exactly as for
+    `nengo.PES`) projected through a fixed random matrix :math:`B`
+    (``n_post x error_size``):
+
+    .. math:: \tau_U \dot U = B e - U.
+
+    On every spike of presynaptic neuron :math:`j`, each synapse onto it
+    changes by an amount proportional to :math:`-U_i`, but only while the
+    postsynaptic membrane state :math:`v_i` lies inside a boxcar window
+    (one addition and two comparisons per synapse):
+
+    .. math::
+
+       \Delta W_{ij} = -\eta_i \, \frac{U_i}{\nu} \, \Theta(v_i)
+                       \, s_j \Delta t,
+       \qquad \Theta(v) = [v_{low} < v < v_{high}]
+
+    where :math:`s_j \Delta t` is the number of spikes neuron :math:`j`
+    emitted in the step (times its amplitude; Nengo's spikes are
+    :math:`1/\Delta t` high), so nothing is computed for the synapses of
+    silent neurons: the cost is proportional to the presynaptic spikes.
+    :math:`\hat\delta = (U / \nu) \odot \Theta(v)` is probeable as
+    ``"delta"``; the boxcar plays the part of :math:`G'(J)` in
+    `.FeedbackAlignment`, and the dendrite that of :math:`B e`.
+
+    Parameters
+    ----------
+    error_size : int or NengoObject
+        Dimensionality of the error signal, or a Nengo object (e.g. the
+        output node the error is computed from) whose ``size_out`` is used.
+    learning_rate : float, optional
+        :math:`\kappa` (1/s; default 0.7, see Notes). 0 freezes the weights.
+    feedback : Distribution or (n_post, error_size) array_like, optional
+        The fixed random matrix :math:`B`, or the distribution it is sampled
+        from at build time (from the connection's seed, the same stream as
+        `.FeedbackAlignment`'s, so both rules get the same :math:`B` on the
+        same connection). Its scale does not matter: :math:`U` is divided by
+        :math:`\nu = \|B\|_F / \sqrt{n_{post}}`.
+    tau_dendrite : float, optional
+        :math:`\tau_U`, the dendrite's time constant in seconds (default
+        0.005, Nengo's default synaptic time constant, like the few
+        milliseconds of the paper's error synapses); 0 gives :math:`U = B e`.
+    boxcar : (float, float), optional
+        :math:`(v_{low}, v_{high})`, the window on the postsynaptic state
+        (default ``(0, inf)``). For `nengo.LIF` and its subclasses,
+        :math:`v` is the membrane voltage in units of the threshold (Nengo's
+        normalised :math:`V`: 0 at reset, 1 at threshold); for other neuron
+        types, which have no voltage, the input current above the firing
+        threshold in units of the mean gain, :math:`v = (J - \theta) / \hat
+        g` (:math:`\theta` = 0 for rectified linear neurons).
+    modifies : {"weights", "encoders"}, optional
+        ``"weights"`` (default): the connection's full weight matrix, for a
+        connection into ``ens.neurons`` (e.g. ``a.neurons -> b.neurons``)
+        or into an Ensemble with a weight solver; ``"encoders"``: the post
+        ensemble's scaled encoders, from its decoded input (see Notes).
+
+    Attributes
+    ----------
+    error_size : int
+        Dimensionality of the error signal.
+
+    See Also
+    --------
+    FeedbackAlignment
+
+    Notes
+    -----
+    **Scaling.** :math:`\eta_i = \kappa \hat g / (c_i \bar A^2)`, with
+    :math:`\hat g` the post ensemble's mean gain, :math:`c_i` the gain Nengo
+    applies to row :math:`i` of the weights (the post gain for a connection
+    into ``ens.neurons``, 1 with a weight solver) and :math:`\bar A^2` the
+    mean of :math:`\sum_j a_j^2` over the presynaptic ensemble's evaluation
+    points (its rate tuning curves; when the presynaptic neurons are driven
+    directly, through a connection into ``pre.neurons``, these may not be
+    their rates, and the steps are off by the ratio). Neuron :math:`j`
+    spikes at rate :math:`a_j` on average, so the expected change of neuron
+    :math:`i`'s current is :math:`c_i \sum_j \dot W_{ij} a_j \approx
+    -\kappa \hat g \hat\delta_i`: the same step as `.HiddenLayerRule`'s
+    weight learning (with :math:`\Theta` for :math:`G'(J) / \bar{G'}`),
+    whatever the ensemble sizes, rates or gains. The default rate is therefore
+    `.FeedbackAlignment`'s, 0.7, by the same argument (see
+    `.HiddenLayerRule`, "Choosing the rates"); on 8 x 8 digits through
+    spiking neurons (one seed) a rate of 3 gave about the same frozen
+    accuracy (91.7% against 90.9%).
+
+    **Encoders** (``modifies="encoders"``). The decoded input :math:`x` of
+    the post ensemble is not made of spikes, so this mode is not
+    event-driven: every step, :math:`\Delta S = -\kappa \Delta t \hat g
+    \hat\delta x^T / r^2` (the scaled encoders :math:`S`, radius :math:`r`),
+    `.HiddenLayerRule`'s encoder step with its local error replaced.
+
+    **Timing.** The change computed from one step's error, membrane state
+    and presynaptic spikes is applied at the start of the next step, as
+    Nengo's own rules apply theirs. With ``modifies="weights"`` and no other
+    rule on the connection, the rule also computes the connection's product
+    :math:`W s` from the columns of the neurons that spiked (replacing
+    Nengo's dense product), so the whole connection costs time in proportion
+    to the presynaptic spikes.
+    Biases and gains are not learned. A NaN or inf in the error stops the
+    simulation with a `~nengo.exceptions.SimulationError` before anything
+    changes.
+
+    Probeable: ``"error"``, ``"dendrite"`` (:math:`U`), ``"gate"``
+    (:math:`\Theta(v)`), ``"delta"`` (:math:`\hat\delta`), and
+    ``"weights"`` or ``"encoders"`` (the learned values).
+
+    References
+    ----------
+    .. [1] Neftci, E. O., Augustine, C., Paul, S., & Detorakis, G. (2017).
+       Event-driven random back-propagation: enabling neuromorphic deep
+       learning machines. Frontiers in Neuroscience, 11, 324.
+
+    Examples
+    --------
+    .. testcode::
+
+       with nengo.Network(seed=0) as model:
+           stim = nengo.Node(lambda t: [np.sin(np.pi * t), np.cos(np.pi * t)])
+           a = nengo.Ensemble(50, 2)
+           b = nengo.Ensemble(30, 2)
+           nengo.Connection(stim, a)
+           out = nengo.Node(size_in=1)
+           readout = nengo.Connection(
+               b, out, function=lambda x: 0, learning_rule_type=nengo.PES()
+           )
+           layer = nengo.Connection(
+               a.neurons,
+               b.neurons,
+               transform=np.zeros((30, 50)),
+               learning_rule_type=nengo_fa.ERBP(error_size=out),
+           )
+           error = nengo.Node(size_in=1)
+           nengo.Connection(out, error)
+           nengo.Connection(stim, error, function=lambda x: -x[0] * x[1])
+           nengo.Connection(error, readout.learning_rule)
+           nengo.Connection(error, layer.learning_rule)
+    """
+
+    modifies = EnumParam(
+        "modifies", values=("weights", "encoders"), default="weights", readonly=True
+    )
+    probeable = ("error", "dendrite", "gate", "delta", "weights", "encoders")
+
+    learning_rate = FiniteNumberParam(
+        "learning_rate", low=0, readonly=True, default=0.7
+    )
+    error_size = IntParam("error_size", low=1, readonly=True)
+    feedback = DistOrArrayParam(
+        "feedback",
+        default=Gaussian(mean=0, std=1),
+        sample_shape=("*", "error_size"),
+        readonly=True,
+    )
+    tau_dendrite = FiniteNumberParam(
+        "tau_dendrite", low=0, readonly=True, default=0.005
+    )
+    boxcar = BoxcarParam("boxcar", default=(0.0, np.inf), readonly=True)
+
+    _param_init_order = ["error_size"]
+
+    def __init__(
+        self,
+        error_size,
+        learning_rate=Default,
+        feedback=Default,
+        tau_dendrite=Default,
+        boxcar=Default,
+        modifies=Default,
+    ):
+        # before nengo's connection checks read it
+        self.modifies = modifies
+        if isinstance(error_size, NengoObject):
+            error_size = error_size.size_out
+        self.error_size = error_size
+        super().__init__(learning_rate=learning_rate, size_in=error_size)
+        self.feedback = feedback
+        self.tau_dendrite = tau_dendrite
+        self.boxcar = boxcar

@@ -28,6 +28,7 @@ from nengo.exceptions import BuildError
 import nengo_fa
 
 from .networks import deep_net, phased_product_net
+from .test_erbp import weights_net
 
 nengo_dl = pytest.importorskip("nengo_dl")
 tf = pytest.importorskip("tensorflow")
@@ -328,6 +329,25 @@ def test_reset_restores_learned_state(seed):
         sim.run_steps(100)
         for key, p in net.fa_probes.items():
             assert np.array_equal(sim.data[p], first[key]), key
+
+
+@pytest.mark.parametrize("path", ("inplace", "delta", "encoders"))
+def test_erbp_matches_reference(path, seed):
+    """ERBP on spiking LIF neurons: the event-driven in-place update, Nengo's
+    generic delta path and the encoder update, in float64."""
+    modifies = "encoders" if path == "encoders" else "weights"
+    net = weights_net(seed=seed, modifies=modifies)
+    with net:
+        net.fa_probes = {"error": net.p_error}
+        for key in ("dendrite", "gate", "delta", modifies):
+            # "scaled_encoders": what assert_learned looks for
+            name = "scaled_encoders" if key == "encoders" else key
+            net.fa_probes[name] = nengo.Probe(net.conn.learning_rule, key)
+    with nengo_fa.settings.override(inplace_encoder_update=path != "delta"):
+        ref, dl = run_both(net)
+    assert_learned(ref)
+    assert np.any(ref["gate"] == 0) and np.any(ref["gate"] == 1)
+    assert_match(ref, dl, F64_RTOL)
 
 
 def test_nan_error_stops_the_run():

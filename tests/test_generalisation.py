@@ -35,12 +35,13 @@ def test_quick_run_prints_table(gen, capsys):
     rows, lines = gen.main(["--quick", "--tasks", "product,weights"])
     text = capsys.readouterr().out
     assert "frozen_mean" in text and "vs_pes" in text
-    # DifferenceTargetProp learns encoders only: no weights row
+    # DifferenceTargetProp learns encoders only: no weights row; ERBP learns
+    # neuron-to-neuron weights only: no product row
     assert {(r["task"], r["rule"]) for r in rows} == {
         (t, r)
         for t in ("product", "weights")
-        for r in ("pes", "fa", "bp", "dtp")
-        if (t, r) != ("weights", "dtp")
+        for r in ("pes", "fa", "bp", "dtp", "erbp")
+        if (t, r) not in (("weights", "dtp"), ("product", "erbp"))
     }
     for line in lines:
         assert line["frozen_mean"] >= 0 and line["seeds"] == 1

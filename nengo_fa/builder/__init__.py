@@ -21,6 +21,8 @@ One module per topic, as in `nengo.builder`:
 - `~nengo_fa.builder.weights`: learning neuron-to-neuron weights;
 - `~nengo_fa.builder.lra`: local representation alignment's targets;
 - `~nengo_fa.builder.trace`: the trace rule's top-down nudge and local error;
+- `~nengo_fa.builder.erbp`: event-driven random backpropagation (`.ERBP`),
+  its own build function and operators;
 - `~nengo_fa.builder.deferred`: build steps that wait for other objects.
 """
 
@@ -32,6 +34,7 @@ from nengo_fa.builder.alignment import (
 )
 from nengo_fa.builder.chained import SimChainedError
 from nengo_fa.builder.encoder_update import SimHiddenLayerEncoderUpdate
+from nengo_fa.builder.erbp import SimERBP, SimERBPWeights, build_erbp
 from nengo_fa.builder.feedback_sources import (
     FeedbackSource,
     RuleBuild,
@@ -61,6 +64,8 @@ OPERATORS = (
     SimKolenPollack,
     SimAlignmentTerms,
     SimAlignmentDiagnostics,
+    SimERBP,
+    SimERBPWeights,
     SimTopTarget,
     SimDifferenceTarget,
     SimLRATarget,

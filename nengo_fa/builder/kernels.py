@@ -748,3 +748,35 @@ alignment_terms.helpers = (
     activity_projections,
     alignment_gradient,
 )
+
+
+def erbp_weights(W, u, last, s, dt, y, spiked):
+    """`.SimERBPWeights`: ``W[:, j] += u * last[j] * dt`` for the ``j`` with
+    ``last[j] != 0``, skipping rows with ``u[i] == 0``; then
+    ``y += W[:, j] s[j]`` over the ``j`` with ``s[j] != 0``. ``spiked`` is
+    scratch for the indices. Time in proportion to the spikes."""
+    n_post, n_pre = W.shape
+    m = 0
+    for j in range(n_pre):
+        if last[j] != 0:
+            spiked[m] = j
+            m += 1
+    if m > 0:
+        for i in range(n_post):
+            ui = u[i] * dt
+            if ui != 0:
+                for k in range(m):
+                    j = spiked[k]
+                    W[i, j] += ui * last[j]
+    m = 0
+    for j in range(n_pre):
+        if s[j] != 0:
+            spiked[m] = j
+            m += 1
+    if m > 0:
+        for i in range(n_post):
+            acc = 0.0
+            for k in range(m):
+                j = spiked[k]
+                acc += W[i, j] * s[j]
+            y[i] += acc

@@ -34,6 +34,8 @@ Every operator that nengo_fa's build functions add (`SUPPORTED_OPERATORS`):
 - from `nengo_fa.builder.alignment`: `.SimForwardMatrix`, `.SimKolenPollack`,
   `.SimAlignmentTerms` (learned feedback) and `.SimAlignmentDiagnostics`;
 - `.SimTraceError` (`.TraceRule`'s outcome, expectation and phase).
+- `.SimERBP` and `.SimERBPWeights` (`.ERBP`); TensorFlow applies the
+  event-driven weight update densely, with the same values.
 
 The builders follow the topics of `nengo_fa.builder`: `.hidden_layer`
 (the rule and the in-place encoder update, in the same named stages),
@@ -96,6 +98,7 @@ from nengo_fa.dl import (  # noqa: E402
     alignment,
     chained,
     common,
+    erbp,
     feedback_sources,
     hidden_layer,
     target_prop,
