@@ -31,7 +31,12 @@ from .feedback import (  # noqa: E402
     KolenPollack,
     SymmetricAlignment,
 )
-from .learning_rules import BackProp, FeedbackAlignment, SignSymmetry  # noqa: E402
+from .learning_rules import (  # noqa: E402
+    BackProp,
+    FeedbackAlignment,
+    SignSymmetry,
+    SyntheticGradient,
+)
 from .exceptions import StableRangeWarning  # noqa: E402
 from .export import (  # noqa: E402
     freeze_params,

@@ -17,6 +17,7 @@ One module per topic, as in `nengo.builder`:
 - `~nengo_fa.builder.alignment`: learned feedback and alignment diagnostics;
 - `~nengo_fa.builder.chained`: chained rules' errors;
 - `~nengo_fa.builder.weights`: learning neuron-to-neuron weights;
+- `~nengo_fa.builder.synthetic`: synthetic gradients' predictor;
 - `~nengo_fa.builder.deferred`: build steps that wait for other objects.
 """
 
@@ -41,6 +42,7 @@ from nengo_fa.builder.hidden_layer import (
     SimHiddenLayerRule,
 )
 from nengo_fa.builder.rule import build_hidden_layer_rule
+from nengo_fa.builder.synthetic import SimSyntheticGradient
 from nengo_fa.builder.weights import SimHiddenLayerWeights
 
 #: Every operator type that nengo_fa's build functions add.
@@ -54,4 +56,5 @@ OPERATORS = (
     SimKolenPollack,
     SimAlignmentTerms,
     SimAlignmentDiagnostics,
+    SimSyntheticGradient,
 )
