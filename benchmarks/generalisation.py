@@ -96,7 +96,9 @@ ALL_TASKS = (
     "weights",
     "digits",
 )
-ALL_RULES = ("pes", "fa", "bp")
+ALL_RULES = ("pes", "fa", "bp", "sg")
+#: the rules that the numpy references simulate
+NUMPY_RULES = ("pes", "fa", "bp")
 
 FUNCTIONS = {
     1: lambda x: x[..., 0] ** 2,
@@ -114,7 +116,10 @@ def neuron_type(task):
     }.get(task, nengo.RectifiedLinear())
 
 
-def rule_type(rule, readout, rates, **kwargs):
+def rule_type(rule, readout, rates, context=None, error_delay=0.0, **kwargs):
+    """The rule on the connection into the hidden layer (None for PES only).
+    ``context`` and ``error_delay`` are for the synthetic gradient ("sg"),
+    which gets the target as its context."""
     if rule == "pes":
         return None
     kw = dict(kwargs)
@@ -128,7 +133,58 @@ def rule_type(rule, readout, rates, **kwargs):
         return nengo_fa.FeedbackAlignment(downstream=readout, **kw)
     if rule == "bp":
         return nengo_fa.BackProp(readout, **kw)
+    if rule == "sg":
+        return nengo_fa.SyntheticGradient(
+            error_size=readout.size_out,
+            context=context,
+            error_delay=error_delay,
+            **kw,
+        )
     raise ValueError(f"unknown rule {rule!r}")
+
+
+class LateError:
+    """The error ``delay`` seconds late, and only on a random ``fraction`` of
+    the steps (0 on the others): a slow or sparse teacher. The steps are
+    drawn from ``seed``."""
+
+    def __init__(self, size, delay, fraction, seed):
+        self.buffer = np.zeros((int(round(delay / DT)) + 1, size))
+        self.fraction = fraction
+        self.rng = np.random.RandomState(seed)
+
+    def __call__(self, t, x):
+        if t <= 0:
+            return 0 * x  # Nengo's call at build time, to find the output size
+        self.buffer[:-1] = self.buffer[1:]
+        self.buffer[-1] = x
+        keep = self.fraction >= 1 or self.rng.uniform() < self.fraction
+        return self.buffer[0] if keep else 0 * x
+
+
+def error_path(error, late, seed):
+    """``(node, synapse)``: what the rules' error connections start from.
+
+    Without ``late`` (``(delay, fraction)``, or None), the gated ``error``
+    itself with Nengo's default synapse, as in every run before synthetic
+    gradients were added. With it, a `LateError` node after the gate, read
+    with no synapse (a missing error must be exactly 0), for every rule
+    alike, PES only included."""
+    if late is None:
+        return error, nengo.Default
+    node = nengo.Node(LateError(error.size_out, *late, seed), size_in=error.size_out)
+    nengo.Connection(error, node, synapse=None)
+    return node, None
+
+
+def late_label(task, late):
+    """The task's name in the tables: ``product late0.1 sparse0.05``."""
+    if late is None:
+        return task
+    delay, fraction = late
+    return task + (f" late{delay:g}" if delay else "") + (
+        f" sparse{fraction:g}" if fraction < 1 else ""
+    )
 
 
 # ---------------------------------------------------------------- inputs
@@ -172,8 +228,9 @@ def array_node(X, label):
 # ---------------------------------------------------------------- networks
 
 
-def continuous_network(task, rule, seed, X, Y, t_train, rates, n_neurons):
-    """Hidden ensemble -> PES readout; ``rule`` trains the hidden layer."""
+def continuous_network(task, rule, seed, X, Y, t_train, rates, n_neurons, late=None):
+    """Hidden ensemble -> PES readout; ``rule`` trains the hidden layer; the
+    error reaches both through `error_path` (``late``)."""
     d = X.shape[1]
     s = 1000 * seed
     with nengo.Network(seed=seed) as net:
@@ -190,19 +247,23 @@ def continuous_network(task, rule, seed, X, Y, t_train, rates, n_neurons):
             learning_rule_type=nengo.PES(),
             seed=s + 2,
         )
-        rt = rule_type(rule, readout, rates)
+        delay = 0.0 if late is None else late[0]
+        rt = rule_type(rule, readout, rates, context=target, error_delay=delay)
         layer1 = nengo.Connection(stim, hidden, learning_rule_type=rt, seed=s + 3)
         # error = actual - target while training, then 0: all learning stops
         error = nengo.Node(lambda t, v: v if t < t_train else 0 * v, size_in=1)
         nengo.Connection(out, error, seed=s + 4)
         nengo.Connection(target, error, transform=-1, seed=s + 5)
-        nengo.Connection(error, readout.learning_rule, seed=s + 6)
+        feed, synapse = error_path(error, late, s + 10)
+        nengo.Connection(feed, readout.learning_rule, synapse=synapse, seed=s + 6)
         # the measured error: the same wiring as the error, never gated
         diff = nengo.Node(size_in=1)
         nengo.Connection(out, diff, seed=s + 7)
         nengo.Connection(target, diff, transform=-1, seed=s + 8)
         if rt is not None:
-            nengo.Connection(error, layer1.learning_rule, seed=s + 9)
+            # a synthetic gradient needs exact zeros where the error is missing
+            syn = None if rule == "sg" else synapse
+            nengo.Connection(feed, layer1.learning_rule, synapse=syn, seed=s + 9)
         net.p_diff = nengo.Probe(diff, synapse=None)
         net.p_out = nengo.Probe(out, synapse=None)
         # the readout sees activities through two 5 ms lowpasses (readout and
@@ -363,7 +424,9 @@ except ImportError:  # pragma: no cover
 def default_rates(rule):
     if rule == "pes":
         return None
-    t = nengo_fa.BackProp if rule == "bp" else nengo_fa.FeedbackAlignment
+    t = {"bp": nengo_fa.BackProp, "sg": nengo_fa.SyntheticGradient}.get(
+        rule, nengo_fa.FeedbackAlignment
+    )
     return (
         t.learning_rate.default,
         t.gain_learning_rate.default,
@@ -376,7 +439,17 @@ def mse(err, window, skip=50):
     return float(np.mean(err[lo + skip : hi] ** 2))
 
 
-def run_continuous(task, rules, seed, rates, quick, numpy_ref):
+def learning_tail(rules, late):
+    """Seconds after the freeze during which a rule may still learn: the
+    delayed error still arriving, and a synthetic gradient's ``max_gap``.
+    The frozen test leaves them out for every rule alike."""
+    tail = 0.0 if late is None else late[0]
+    if "sg" in rules:
+        tail += nengo_fa.SyntheticGradient.max_gap.default
+    return tail
+
+
+def run_continuous(task, rules, seed, rates, quick, numpy_ref, late=None):
     if quick:
         t_train, t_test = 2.0, 1.0
     elif task.startswith("product"):
@@ -386,15 +459,18 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref):
     last = min(10.0, t_train / 4)
     X, Y, windows = continuous_inputs(task, seed, t_train, t_test)
     n_tr = int(round(t_train / DT))
+    skip = 50 + int(round(learning_tail(rules, late) / DT))
     rows = []
     for rule in rules:
         r = rates or default_rates(rule)
+        if task == "weights" and rule == "sg":
+            continue  # synthetic gradients learn encoders only
         if task == "weights":
             net = weights_network(rule, seed, X, Y, t_train, r)
         else:
             n = 10 if task.startswith("product") else 10 * X.shape[1] + 10
-            net = continuous_network(task, rule, seed, X, Y, t_train, r, n)
-        row = dict(task=task, rule=rule, seed=seed)
+            net = continuous_network(task, rule, seed, X, Y, t_train, r, n, late)
+        row = dict(task=late_label(task, late), rule=rule, seed=seed)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -412,7 +488,7 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref):
         err = sim.data[net.p_diff][:, 0]
         row["online"] = mse(err, (n_tr - int(last / DT), n_tr))
         for name, w in windows.items():
-            row[name] = mse(err, w)
+            row[name] = mse(err, w, skip=skip if name == "trained" else 50)
         lo, hi = windows["trained"]
         A = sim.data[net.p_act][lo + 50 : hi]
         seen = (sim.data[net.p_out][:, 0] - err)[lo + 50 : hi]
@@ -428,7 +504,8 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref):
                 if np.any(np.isfinite(ang[sel]))
                 else float("nan")
             )
-        if numpy_ref and task in ("product", "white1", "white2", "white3", "white4"):
+        numpy_task = task in ("product", "white1", "white2", "white3", "white4")
+        if numpy_ref and numpy_task and rule in NUMPY_RULES and late is None:
             S0 = sim.data[net.hidden].scaled_encoders
             b0 = sim.data[net.hidden].bias
             F = sim.data[net.layer1.learning_rule].feedback if rule == "fa" else None
@@ -508,6 +585,7 @@ def run_digits(
     epochs=5,
     present=0.03,
     n_images=None,
+    late=None,
 ):
     """Digits through ``n_hidden`` neurons: ``epochs`` passes over the first
     ``n_images`` training images (all by default), then frozen and tested on
@@ -553,14 +631,17 @@ def run_digits(
                 learning_rule_type=nengo.PES(learning_rate=kpes),
                 seed=s + 2,
             )
-            rt = rule_type(rule, readout, rates)
+            delay = 0.0 if late is None else late[0]
+            rt = rule_type(rule, readout, rates, context=target, error_delay=delay)
             layer1 = nengo.Connection(stim, hidden, learning_rule_type=rt, seed=s + 3)
             error = nengo.Node(lambda t, v: v if t <= t_train else 0 * v, size_in=10)
             nengo.Connection(out, error, seed=s + 4)
             nengo.Connection(target, error, transform=-1, seed=s + 5)
-            nengo.Connection(error, readout.learning_rule, seed=s + 6)
+            feed, synapse = error_path(error, late, s + 10)
+            nengo.Connection(feed, readout.learning_rule, synapse=synapse, seed=s + 6)
             if rt is not None:
-                nengo.Connection(error, layer1.learning_rule, seed=s + 9)
+                syn = None if rule == "sg" else synapse
+                nengo.Connection(feed, layer1.learning_rule, synapse=syn, seed=s + 9)
             p_out = nengo.Probe(out, synapse=None)
             if rule == "fa":
                 p_angle = nengo.Probe(
@@ -577,15 +658,17 @@ def run_digits(
         )
         hit = np.argmax(outs, axis=1) == ys
         last_epoch = slice(n_train - len(y_tr), n_train)
-        row = dict(task="digits", rule=rule, seed=seed)
-        row["trained"] = float(np.mean(hit[n_train:]))  # held-out accuracy, frozen
+        row = dict(task=late_label("digits", late), rule=rule, seed=seed)
+        # held-out accuracy, frozen (after any rule's learning tail)
+        first = n_train + int(np.ceil(learning_tail(rules, late) / present))
+        row["trained"] = float(np.mean(hit[first:]))
         row["online"] = float(np.mean(hit[last_epoch]))
         if rule == "fa":
             ang = sim.data[p_angle][:, 0]
             tt = np.arange(1, len(ang) + 1) * 0.05
             sel = (tt > 0.75 * t_train) & (tt <= t_train)
             row["angle"] = float(np.nanmean(ang[sel]))
-        if numpy_ref:
+        if numpy_ref and rule in NUMPY_RULES and late is None:
             S0 = sim.data[hidden].scaled_encoders
             b0 = sim.data[hidden].bias
             F = sim.data[layer1.learning_rule].feedback if rule == "fa" else None
@@ -720,7 +803,7 @@ def summarise(rows, rules):
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     for task in tasks:
         tr = [r for r in rows if r["task"] == task]
-        acc = task == "digits"
+        acc = task.startswith("digits")
         by = {rule: {r["seed"]: r for r in tr if r["rule"] == rule} for rule in rules}
         pes = by.get("pes", {})
         for rule in rules:
@@ -833,6 +916,18 @@ def main(argv=None):
     parser.add_argument("--rules", default=",".join(ALL_RULES))
     parser.add_argument("--rates", default=None, help="kE,kg,kb for FA and BP")
     parser.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        help="deliver the error this many seconds late (every rule alike)",
+    )
+    parser.add_argument(
+        "--fraction",
+        type=float,
+        default=1.0,
+        help="deliver the error only on this random fraction of the steps",
+    )
+    parser.add_argument(
         "--no-numpy", action="store_true", help="skip the numpy reference"
     )
     parser.add_argument("--csv", default=None, help="write every run to this CSV file")
@@ -890,13 +985,18 @@ def main(argv=None):
         print(format_ablation(rows))
         print(f"# {time.time() - t0:.0f} s")
         return rows, None
+    late = None
+    if args.delay > 0 or args.fraction < 1:
+        late = (args.delay, args.fraction)
     for task in tasks:
         for seed in seeds:
             if task == "digits":
-                rows += run_digits(rules, seed, rates, args.quick, not args.no_numpy)
+                rows += run_digits(
+                    rules, seed, rates, args.quick, not args.no_numpy, late=late
+                )
             else:
                 rows += run_continuous(
-                    task, rules, seed, rates, args.quick, not args.no_numpy
+                    task, rules, seed, rates, args.quick, not args.no_numpy, late
                 )
             print(
                 f"# {task} seed {seed} done ({time.time() - t0:.0f} s)",

@@ -9,12 +9,13 @@ error arrives.
 """
 
 import math
+import warnings
 
 import numpy as np
 from nengo.builder import Operator, Signal
 from nengo.builder.ensemble import get_activities
 from nengo.builder.learning_rules import build_or_passthrough
-from nengo.exceptions import BuildError, SimulationError
+from nengo.exceptions import BuildError, NengoWarning, SimulationError
 from nengo.rc import rc
 
 from nengo_fa.builder.deferred import when_built
@@ -233,6 +234,7 @@ class SyntheticFeedback(FeedbackSource):
         n = ens.n_neurons
         if sg.modifies != "encoders":
             raise BuildError(f"{ctx.prefix}: only modifies='encoders' is supported")
+        check_error_synapses(ctx)
         feedback_error = feedback_error_signals(ctx.prefix, n)
         state, diagnostics = self.signals(ctx)
         activities = build_or_passthrough(
@@ -317,7 +319,10 @@ class SyntheticFeedback(FeedbackSource):
 
     @staticmethod
     def sample(ctx):
-        """The fixed random :math:`F` (``n x error_size``), checked."""
+        """The fixed random :math:`F` (``n x error_size``), checked: from a
+        distribution, the same matrix a `.FeedbackAlignment` on the same
+        connection would sample, so that the two differ only in predicted
+        versus true feedback error."""
         model, sg, conn = ctx.model, ctx.rule_type, ctx.rule.connection
         shape = (ctx.ens.n_neurons, sg.error_size)
         if isinstance(sg.feedback, np.ndarray):
@@ -328,7 +333,7 @@ class SyntheticFeedback(FeedbackSource):
                     f"{shape} (n_neurons, error_size)"
                 )
         else:
-            seed = np.random.SeedSequence([model.seeds[conn], 0x56]).generate_state(1)
+            seed = np.random.SeedSequence([model.seeds[conn], 0xFA]).generate_state(1)
             rng = np.random.RandomState(seed[0])
             F = np.asarray(sg.feedback.sample(*shape, rng=rng), dtype=np.float64)
         if not np.all(np.isfinite(F)) or not np.any(F):
@@ -336,6 +341,29 @@ class SyntheticFeedback(FeedbackSource):
                 f"{ctx.prefix}: 'feedback' must be finite and not all zero"
             )
         return F
+
+
+def check_error_synapses(ctx):
+    """Warn if a connection into the rule's error has a synapse: a filtered
+    error is never exactly 0 once it has been nonzero, so the rule would
+    take every step for one carrying an error (and go on learning after the
+    error is gated off)."""
+    if ctx.model.toplevel is None:
+        return
+    for conn in ctx.model.toplevel.all_connections:
+        post = conn.post_obj
+        ours = (
+            getattr(post, "connection", None) is ctx.rule.connection
+            and getattr(post, "learning_rule_type", None) is ctx.rule_type
+        )
+        if ours and conn.synapse is not None:
+            warnings.warn(
+                f"{ctx.prefix}: the error connection {conn} has a synapse "
+                f"({conn.synapse}); a SyntheticGradient takes steps where the "
+                "error is exactly 0 as missing, which a filtered error never is. "
+                "Connect it with synapse=None (filter the error upstream).",
+                NengoWarning,
+            )
 
 
 def activity_scale(model, ens):
