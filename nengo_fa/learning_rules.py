@@ -843,13 +843,14 @@ class SyntheticGradient(HiddenLayerRule):
 
     .. math::
 
-       \Delta M = -\frac{\kappa_M \Delta t}{\bar A^2}
+       \Delta M = -\frac{\kappa_M \Delta t}{\max(|a_\tau|^2, \bar A^2)}
                   (M a_\tau - F e(t)) \, a_\tau^T ,
 
     normalised least mean squares, with :math:`\bar A^2` the mean of
     :math:`|a|^2` over the ensemble's tuning curves at its evaluation points
     (build time), so that :math:`\kappa_M` is a rate per second whatever the
-    ensemble's size and firing rates. The true feedback :math:`F` is a fixed
+    ensemble's size and firing rates (and the step stays stable however
+    large the activities grow). The true feedback :math:`F` is a fixed
     random matrix (as `.FeedbackAlignment`'s :math:`B`) or, with
     ``downstream``, the live transpose of ``downstream``'s weights (as
     `.BackProp`). :math:`M` starts at zero, so the layer does not move until
@@ -931,7 +932,8 @@ class SyntheticGradient(HiddenLayerRule):
     Notes
     -----
     **The predictor's rate.** Normalised LMS is stable for
-    :math:`\kappa_M \Delta t \, |a|^2 / \bar A^2 < 2`. Along a direction of
+    :math:`\kappa_M \Delta t \, |a|^2 / \max(|a|^2, \bar A^2) < 2`, i.e.
+    for any :math:`\kappa_M < 2 / \Delta t`. Along a direction of
     the activities that holds a fraction :math:`\lambda` of their power, it
     converges with time constant :math:`1 / (\kappa_M \lambda)`. A hidden
     layer encoding a low-dimensional input puts most of the power in a few

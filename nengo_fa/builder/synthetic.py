@@ -53,9 +53,12 @@ class SimSyntheticGradient(Operator):
        of the true :math:`F`;
     4. *regression*, on steps with an error: :math:`g = F e(t)`,
        :math:`r = M z_\tau - g`, :math:`M \leftarrow M - c \, r z_\tau^T`
-       with :math:`c = \kappa_M \Delta t / \bar Z^2`
+       with :math:`c = \kappa_M \Delta t / \max(|z_\tau|^2, \bar Z^2)`
        (:math:`\bar Z^2 = \bar A^2`, or :math:`2 \bar A^2` with a
-       context), and the diagnostics
+       context: the step is normalised by the typical power of :math:`z`,
+       and by its own where it is larger, so that it stays stable,
+       :math:`c |z_\tau|^2 \le \kappa_M \Delta t`, whatever the gains
+       grow to), and the diagnostics
        from :math:`G'(J_\tau)`.
 
     Parameters
@@ -82,7 +85,9 @@ class SimSyntheticGradient(Operator):
     neuron_type : NeuronType
         The hidden ensemble's neuron type (for NengoDL's builder).
     rate : float
-        :math:`c = \kappa_M \Delta t / \bar Z^2`.
+        :math:`\kappa_M \Delta t`.
+    power : float
+        :math:`\bar Z^2`.
     context_scale : float
         :math:`s`.
     gap : int
@@ -114,6 +119,7 @@ class SimSyntheticGradient(Operator):
         derivative,
         neuron_type,
         rate,
+        power,
         context_scale,
         gap,
         transposed,
@@ -123,6 +129,7 @@ class SimSyntheticGradient(Operator):
         self.derivative = derivative
         self.neuron_type = neuron_type
         self.rate = float(rate)
+        self.power = float(power)
         self.context_scale = float(context_scale)
         self.gap = int(gap)
         self.transposed = bool(transposed)
@@ -171,7 +178,8 @@ class SimSyntheticGradient(Operator):
         g, pred, gp, r = (np.zeros(n, dtype=M.dtype) for _ in range(4))
         outer = np.zeros_like(M)
         z = np.zeros(M.shape[1], dtype=M.dtype)
-        rate, gap, transposed = self.rate, self.gap, self.transposed
+        rate, power = self.rate, self.power
+        gap, transposed = self.gap, self.transposed
         s = self.context_scale
         derivative, tag = self.derivative, self.tag
 
@@ -216,7 +224,7 @@ class SimSyntheticGradient(Operator):
             np.multiply(r, gp, out=gp)
             pred_error[0] = math.sqrt(np.dot(gp, gp)) / ref if ref > 0 else math.nan
             # normalised LMS: M -= c r z_tau^T
-            np.multiply(r, rate, out=r)
+            np.multiply(r, rate / max(np.dot(z_tau, z_tau), power), out=r)
             np.outer(r, z_tau, out=outer)
             np.subtract(M, outer, out=M)
 
@@ -243,7 +251,8 @@ class SyntheticFeedback(FeedbackSource):
         a_sq = activity_scale(model, ens)
         context = None if sg.context is None else model.sig[sg.context]["out"]
         k = 0 if context is None else context.size
-        rate = sg.predictor_learning_rate * model.dt / (a_sq * (2 if k else 1))
+        rate = sg.predictor_learning_rate * model.dt
+        power = a_sq * (2 if k else 1)
         context_scale = np.sqrt(a_sq / k) if k else 0.0
         gap = int(round(sg.max_gap / model.dt))
 
@@ -261,6 +270,7 @@ class SyntheticFeedback(FeedbackSource):
                     ctx.derivative,
                     ens.neuron_type,
                     rate,
+                    power,
                     context_scale,
                     gap,
                     transposed,

@@ -29,11 +29,12 @@ Every operator that nengo_fa's build functions add (`SUPPORTED_OPERATORS`):
   (``modifies="weights"``), `.SimChainedError` (chained rules),
   `.SimSignFeedback`;
 - from `nengo_fa.builder.alignment`: `.SimForwardMatrix`, `.SimKolenPollack`,
-  `.SimAlignmentTerms` (learned feedback) and `.SimAlignmentDiagnostics`.
+  `.SimAlignmentTerms` (learned feedback) and `.SimAlignmentDiagnostics`;
+- `.SimSyntheticGradient` (`.SyntheticGradient`'s predictor).
 
 The builders follow the topics of `nengo_fa.builder`: `.hidden_layer`
 (the rule and the in-place encoder update, in the same named stages),
-`.feedback_sources`, `.alignment`, `.chained` and `.weights`; `.derivatives`
+`.feedback_sources`, `.alignment`, `.chained`, `.weights` and `.synthetic`; `.derivatives`
 holds :math:`G'(J)` and `.common` what they share.
 
 Updates are applied by Nengo's ``Copy`` operators, which NengoDL supports.
@@ -94,6 +95,7 @@ from nengo_fa.dl import (  # noqa: E402
     common,
     feedback_sources,
     hidden_layer,
+    synthetic,
     weights,
 )
 from nengo_fa.dl.common import mark_learned_signals  # noqa: E402
