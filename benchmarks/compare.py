@@ -63,8 +63,11 @@ Methods (`METHODS`; ``--methods``)
 The nengo_fa rules with their default rates: ``pes`` (PES only), ``fa``
 (feedback alignment; with two layers, chained), ``dfa`` (direct feedback
 alignment; two-layer networks only, as with one layer it is ``fa``), ``ss``
-(sign symmetry), ``kp``, ``sa``, ``aa`` (FA learning its feedback:
-Kolen-Pollack, Symmetric Alignment, Activation Alignment), ``bp``
+(sign symmetry), ``sg`` (synthetic gradients: every layer learns from a
+predicted error, its predictor regressing the output error through the same
+random matrix as FA, without the label as context), ``kp``, ``sa``, ``aa``
+(FA learning its feedback: Kolen-Pollack, Symmetric Alignment, Activation
+Alignment), ``bp``
 (backpropagation). Baselines a user would reach for: ``bcm``, ``oja``,
 ``voja`` (Nengo's unsupervised rules, default rates, on every hidden layer,
 with the PES readout), ``reservoir`` (one recurrently connected random
@@ -422,6 +425,15 @@ def _direct(down, out, top):
     return nengo_fa.FeedbackAlignment(error_size=out)
 
 
+def _synthetic(down, out, top):
+    # every layer predicts the output error from its own activities (no
+    # context: the label is not passed to the rules here), as DFA gets it;
+    # the error arrives on every training step, so the synthetic updates
+    # stop one step after the error is gated off (max_gap): nothing learns
+    # in the test blocks
+    return nengo_fa.SyntheticGradient(error_size=out, max_gap=0.001)
+
+
 def _learned(feedback_learning):
     def make(down, out, top):
         return nengo_fa.FeedbackAlignment(
@@ -477,6 +489,19 @@ METHODS = (
         "rule",
         _learned(nengo_fa.ActivationAlignment),
         Needs("none (activities)", "learned B, layer by layer", "1", STEP),
+    ),
+    Method(
+        "sg",
+        "SyntheticGradient",
+        "rule",
+        _synthetic,
+        Needs(
+            "none",
+            "fixed random B, output error to every layer, to train the "
+            "predictor only",
+            "1",
+            STEP,
+        ),
     ),
     Method(
         "bp",
@@ -593,7 +618,12 @@ def build(net, method, seed, split, stream):
             for conn in model.layers:
                 rule = conn.learning_rule
                 if rule is not None and rule.learning_rule_type.size_in > 0:
-                    nengo.Connection(gated, rule, seed=s + 4)
+                    # a synthetic gradient reads a missing error as exact 0s
+                    synthetic = isinstance(
+                        rule.learning_rule_type, nengo_fa.SyntheticGradient
+                    )
+                    synapse = None if synthetic else nengo.Default
+                    nengo.Connection(gated, rule, synapse=synapse, seed=s + 4)
         model.hidden = hidden
         model.p_out = nengo.Probe(out, synapse=None)
         if method.has_feedback:

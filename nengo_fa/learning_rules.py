@@ -953,7 +953,7 @@ class SyntheticGradient(HiddenLayerRule):
     step that carried an error), ``"predictor_error"``
     (:math:`|\hat\delta_\tau - \delta_\tau| / |\delta_\tau|`, with
     :math:`\hat\delta_\tau = (M a_\tau) \odot G'(J_\tau)`, before the
-    update) and ``"delta_angle"`` (the angle in degrees between
+    update) and ``"prediction_angle"`` (the angle in degrees between
     :math:`\hat\delta_\tau` and :math:`\delta_\tau`); the last three hold
     their value on steps without an error, are 0 before the first one, and
     the last two are NaN while undefined (e.g. a true local error of 0).
@@ -1009,7 +1009,7 @@ class SyntheticGradient(HiddenLayerRule):
         "predictor",
         "true_delta",
         "predictor_error",
-        "delta_angle",
+        "prediction_angle",
     )
 
     # the synthetic error descends only along its part aligned with the true

@@ -89,7 +89,9 @@ def late_net(
         stim = nengo.Node(sines, label="input")
         target = nengo.Node(product, size_in=2, label="target")
         nengo.Connection(stim, target, synapse=None)
-        hidden = nengo.Ensemble(n, 2, neuron_type=nengo.RectifiedLinear(), seed=seed + 1)
+        hidden = nengo.Ensemble(
+            n, 2, neuron_type=nengo.RectifiedLinear(), seed=seed + 1
+        )
         out = nengo.Node(size_in=1, label="output")
         readout = nengo.Connection(
             hidden, out, function=zero, learning_rule_type=nengo.PES(), seed=seed + 2

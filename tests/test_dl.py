@@ -375,7 +375,7 @@ def test_synthetic_gradient_matches_reference(rule, dtype, rtol, seed):
     that the buffers, the availability mask and ``max_gap`` all act."""
     net = late_net(rule, seed=seed % 1000, n=12, delay=0.02, fraction=0.5)
     keys = ("delta", "bias", "scaled_encoders", "predictor", "true_delta")
-    keys += ("predictor_error", "delta_angle")
+    keys += ("predictor_error", "prediction_angle")
     with net:
         net.fa_probes = {"error": net.p_error, "out": net.p_out}
         for key in keys:
@@ -385,7 +385,7 @@ def test_synthetic_gradient_matches_reference(rule, dtype, rtol, seed):
     # with a 1-D error the angle is 0 or 180 degrees, up to rounding: compare
     # it in degrees, not relative to its (tiny) largest value
     # (NaN where the true local error is 0, which float32 may round to)
-    a, b = ref.pop("delta_angle"), dl.pop("delta_angle")[0]
+    a, b = ref.pop("prediction_angle"), dl.pop("prediction_angle")[0]
     both = np.isfinite(a) & np.isfinite(b)
     assert np.mean(both) > 0.9
     assert np.allclose(a[both], b[both], atol=0.1)

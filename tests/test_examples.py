@@ -137,11 +137,22 @@ def check_alignment(results):
     assert feedback_angle["KP"] < feedback_angle["FA"], feedback_angle
 
 
+def check_synthetic_gradient(results):
+    """Every variant trained, frozen and tested (the full-length claim, SG
+    beating PES only frozen, is tested in ``test_synthetic.py``)."""
+    _, errors = results
+    assert set(errors) == {"PES only", "FeedbackAlignment", "SyntheticGradient"}
+    for label, value in errors.items():
+        for key in ("frozen", "online"):
+            assert all(0 < v < np.inf for v in value[key]), (label, key)
+
+
 CHECKS = {
     "alignment": check_alignment,
     "deep_network": check_deep_network,
     "digits": check_digits,
     "learn_product": check_learn_product,
+    "synthetic_gradient": check_synthetic_gradient,
 }
 
 

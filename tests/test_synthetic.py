@@ -11,7 +11,14 @@ import nengo_fa
 
 from .networks import Late, late_net, product, train_freeze_test
 
-KEYS = ("delta", "true_delta", "predictor_error", "delta_angle", "predictor", "bias")
+KEYS = (
+    "delta",
+    "true_delta",
+    "predictor_error",
+    "prediction_angle",
+    "predictor",
+    "bias",
+)
 
 
 def lissajous(t):
@@ -46,8 +53,7 @@ def regression_net(seed, delay=0.0, told=0.0, context=True, rates=0.0, **kwargs)
         nengo.Connection(error, net.error, synapse=None)
         nengo.Connection(net.error, net.layer.learning_rule, synapse=None)
         net.rule_probes = {
-            key: nengo.Probe(net.layer.learning_rule, key, synapse=None)
-            for key in KEYS
+            key: nengo.Probe(net.layer.learning_rule, key, synapse=None) for key in KEYS
         }
     return net
 

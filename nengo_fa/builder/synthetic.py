@@ -32,7 +32,7 @@ from nengo_fa.learning_rules import SyntheticGradient
 #: The `SimSyntheticGradient` state signals, by their key in ``model.sig[rule]``.
 STATE_KEYS = ("predictor", "input_buffer", "current_buffer", "since")
 #: Its diagnostics, probeable, by their key in ``model.sig[rule]``.
-DIAGNOSTIC_KEYS = ("true_delta", "predictor_error", "delta_angle")
+DIAGNOSTIC_KEYS = ("true_delta", "predictor_error", "prediction_angle")
 
 
 class SimSyntheticGradient(Operator):
@@ -76,7 +76,7 @@ class SimSyntheticGradient(Operator):
         and :math:`J` ``(K + 1, n)``, and ``since`` ``(1,)``, in the order of
         `STATE_KEYS`.
     diagnostics : tuple of Signal
-        ``true_delta`` ``(n,)``, ``predictor_error`` and ``delta_angle``
+        ``true_delta`` ``(n,)``, ``predictor_error`` and ``prediction_angle``
         ``(1,)``.
     feedback_error : FeedbackError
         The rule's :math:`F e` (here :math:`M a`) and :math:`\nu`, set.
@@ -103,7 +103,7 @@ class SimSyntheticGradient(Operator):
     2. incs ``[]``
     3. reads ``[error, feedback, activities, current]``, plus ``context``
     4. updates ``[predictor, input_buffer, current_buffer, since,
-       true_delta, predictor_error, delta_angle]``
+       true_delta, predictor_error, prediction_angle]``
     """
 
     def __init__(
@@ -151,7 +151,7 @@ class SimSyntheticGradient(Operator):
     since = property(lambda self: self.updates[3])
     true_delta = property(lambda self: self.updates[4])
     predictor_error = property(lambda self: self.updates[5])
-    delta_angle = property(lambda self: self.updates[6])
+    prediction_angle = property(lambda self: self.updates[6])
 
     @property
     def feedback_error(self):
@@ -172,7 +172,9 @@ class SimSyntheticGradient(Operator):
         a, J = signals[self.activities], signals[self.current]
         M, zbuf, jbuf, since = (signals[s] for s in self.updates[:4])
         c = None if self.context is None else signals[self.context]
-        true_delta, pred_error, delta_angle = (signals[s] for s in self.updates[4:])
+        true_delta, pred_error, prediction_angle = (
+            signals[s] for s in self.updates[4:]
+        )
         fe, nu = (signals[s] for s in self.sets)
         n = a.shape[0]
         g, pred, gp, r = (np.zeros(n, dtype=M.dtype) for _ in range(4))
@@ -218,7 +220,7 @@ class SimSyntheticGradient(Operator):
             np.multiply(g, gp, out=true_delta)
             np.multiply(pred, gp, out=pred)
             ref = math.sqrt(np.dot(true_delta, true_delta))
-            delta_angle[0] = angle(
+            prediction_angle[0] = angle(
                 np.dot(pred, true_delta), math.sqrt(np.dot(pred, pred)), ref
             )
             np.multiply(r, gp, out=gp)
@@ -321,7 +323,7 @@ class SyntheticFeedback(FeedbackSource):
         diagnostics = (
             Signal(zeros(n), name=f"{name}:true_delta"),
             Signal(zeros(1), name=f"{name}:predictor_error"),
-            Signal(zeros(1), name=f"{name}:delta_angle"),
+            Signal(zeros(1), name=f"{name}:prediction_angle"),
         )
         model.sig[rule].update(zip(STATE_KEYS, state))
         model.sig[rule].update(zip(DIAGNOSTIC_KEYS, diagnostics))

@@ -34,8 +34,8 @@ Every operator that nengo_fa's build functions add (`SUPPORTED_OPERATORS`):
 
 The builders follow the topics of `nengo_fa.builder`: `.hidden_layer`
 (the rule and the in-place encoder update, in the same named stages),
-`.feedback_sources`, `.alignment`, `.chained`, `.weights` and `.synthetic`; `.derivatives`
-holds :math:`G'(J)` and `.common` what they share.
+`.feedback_sources`, `.alignment`, `.chained`, `.weights` and `.synthetic`;
+`.derivatives` holds :math:`G'(J)` and `.common` what they share.
 
 Updates are applied by Nengo's ``Copy`` operators, which NengoDL supports.
 Operators of one kind are merged into one TensorFlow computation, as NengoDL

@@ -33,7 +33,8 @@ class SimSyntheticGradientBuilder(StackedBuilder):
         self.transposed = op.transposed
         self.n = op.activities.shape[0]
         self.reads = [
-            self.stack(signals, lambda op, i=i: op.reads[i]) for i in range(len(op.reads))
+            self.stack(signals, lambda op, i=i: op.reads[i])
+            for i in range(len(op.reads))
         ]
         self.state_in = [
             self.stack(signals, lambda op, i=i: op.updates[i]) for i in range(7)
@@ -58,7 +59,7 @@ class SimSyntheticGradientBuilder(StackedBuilder):
 
     def build_step(self, signals):
         e, F, a, J = (self.gather(signals, d) for d in self.reads[:4])
-        M, zbuf, jbuf, since, true_delta, pred_error, delta_angle = (
+        M, zbuf, jbuf, since, true_delta, pred_error, prediction_angle = (
             self.gather(signals, d) for d in self.state_in
         )
         e = tf.debugging.check_numerics(e, "SyntheticGradient: the error")
@@ -111,7 +112,7 @@ class SimSyntheticGradientBuilder(StackedBuilder):
             since,
             tf.where(available, new_true, true_delta),
             tf.where(available, new_error, pred_error),
-            tf.where(available, new_angle, delta_angle),
+            tf.where(available, new_angle, prediction_angle),
         )
         for data, value in zip(self.state_out, outputs):
             scatter(signals, data, value)
