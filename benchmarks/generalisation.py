@@ -35,6 +35,23 @@ Tasks (``--tasks``, comma separated; ``all`` by default)
     several epochs in a fresh random order, then frozen and tested on 397
     held-out images. Error: 1 - accuracy (reported as accuracy).
 
+Rules (``--rules``): ``pes`` (PES only), ``fa``, ``bp``, ``sg``
+(`nengo_fa.SyntheticGradient` regressing the error through FA's random
+matrix, with the target as its context; not on ``weights``) and ``sgbp``
+(the same, regressing backprop's error through the readout; not in the
+default run).
+
+A late or sparse teacher (``--delay SECONDS``, ``--fraction P``): the gated
+error reaches the PES readout and the rule alike through a `LateError` node,
+``SECONDS`` late and only on a random fraction ``P`` of the steps (0 on the
+others), with no synapse after it; the synthetic gradients are told the
+delay (``error_delay``). The task is then named e.g. ``product late0.1``.
+Whenever a synthetic gradient is run, or with a delay, the frozen test of
+every rule leaves out the delay and ``max_gap`` (0.1 s) after the freeze
+(`learning_tail`), during which a rule may still learn. The synthetic
+gradient's error connection has no synapse in every run (it takes exact 0s
+as a missing error).
+
 Seeds: run ``s`` gives the network seed ``s`` and *explicit* seeds
 ``1000 s + k`` to every ensemble and connection, the same in every variant.
 
@@ -139,6 +156,11 @@ def rule_type(rule, readout, rates, context=None, error_delay=0.0, **kwargs):
             context=context,
             error_delay=error_delay,
             **kw,
+        )
+    if rule == "sgbp":
+        # the true error it regresses is backprop's, through the readout
+        return nengo_fa.SyntheticGradient(
+            downstream=readout, context=context, error_delay=error_delay, **kw
         )
     raise ValueError(f"unknown rule {rule!r}")
 
@@ -264,7 +286,7 @@ def continuous_network(task, rule, seed, X, Y, t_train, rates, n_neurons, late=N
         nengo.Connection(target, diff, transform=-1, seed=s + 8)
         if rt is not None:
             # a synthetic gradient needs exact zeros where the error is missing
-            syn = None if rule == "sg" else synapse
+            syn = None if rule.startswith("sg") else synapse
             nengo.Connection(feed, layer1.learning_rule, synapse=syn, seed=s + 9)
         net.p_diff = nengo.Probe(diff, synapse=None)
         net.p_out = nengo.Probe(out, synapse=None)
@@ -426,9 +448,11 @@ except ImportError:  # pragma: no cover
 def default_rates(rule):
     if rule == "pes":
         return None
-    t = {"bp": nengo_fa.BackProp, "sg": nengo_fa.SyntheticGradient}.get(
-        rule, nengo_fa.FeedbackAlignment
-    )
+    t = {
+        "bp": nengo_fa.BackProp,
+        "sg": nengo_fa.SyntheticGradient,
+        "sgbp": nengo_fa.SyntheticGradient,
+    }.get(rule, nengo_fa.FeedbackAlignment)
     return (
         t.learning_rate.default,
         t.gain_learning_rate.default,
@@ -446,7 +470,7 @@ def learning_tail(rules, late):
     delayed error still arriving, and a synthetic gradient's ``max_gap``.
     The frozen test leaves them out for every rule alike."""
     tail = 0.0 if late is None else late[0]
-    if "sg" in rules:
+    if "sg" in rules or "sgbp" in rules:
         tail += nengo_fa.SyntheticGradient.max_gap.default
     return tail
 
@@ -465,7 +489,7 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref, late=None):
     rows = []
     for rule in rules:
         r = rates or default_rates(rule)
-        if task == "weights" and rule == "sg":
+        if task == "weights" and rule.startswith("sg"):
             continue  # synthetic gradients learn encoders only
         if task == "weights":
             net = weights_network(rule, seed, X, Y, t_train, r)
@@ -642,7 +666,7 @@ def run_digits(
             feed, synapse = error_path(error, late, s + 10)
             nengo.Connection(feed, readout.learning_rule, synapse=synapse, seed=s + 6)
             if rt is not None:
-                syn = None if rule == "sg" else synapse
+                syn = None if rule.startswith("sg") else synapse
                 nengo.Connection(feed, layer1.learning_rule, synapse=syn, seed=s + 9)
             p_out = nengo.Probe(out, synapse=None)
             if rule == "fa":
