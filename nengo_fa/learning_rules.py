@@ -945,6 +945,15 @@ class SyntheticGradient(HiddenLayerRule):
     0.02). With errors on a fraction :math:`p` of the steps, the predictor
     learns :math:`p` times as fast.
 
+    **When to use it.** When the error reaches the layer on only some of the
+    steps: it learns on every step, the other rules only on those. On the
+    product task with the error on 5% of the steps its frozen error was 4.3
+    times lower than PES only's on every seed (BackProp's 1.2 times); with
+    the error on every step it has nothing to gain (it was worse than PES
+    only); 100 ms late it beat `.FeedbackAlignment` but not `.BackProp`, and
+    200 ms late, with the PES readout itself near its stable limit, it
+    diverged (docs: benchmarks, "A late or sparse teacher").
+
     Only ``modifies="encoders"`` is supported. Probeable: ``"error"``,
     ``"delta"`` (the synthetic local error :math:`\hat\delta` the layer
     learns from), ``"encoders"``/``"scaled_encoders"``, ``"gain"``,

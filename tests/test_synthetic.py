@@ -82,21 +82,23 @@ def test_predictor_learns_the_true_feedback_error(Simulator, seed):
     assert np.all(bias == bias[0])
 
 
-def test_frozen_network_beats_pes_only(Simulator, plt):
-    """Train, gate the error, test: on the product task the frozen network
-    with synthetic gradients beats PES only on every seed (ensemble and
-    connection seeds vary with the network's)."""
+def test_frozen_network_beats_pes_only_with_a_sparse_error(Simulator, plt):
+    """Train, gate the error, test: with the error on 5% of the steps (for
+    every rule alike), the frozen network with synthetic gradients beats PES
+    only on every seed (ensemble and connection seeds vary with the
+    network's). This is the regime it is for; with an error on every step it
+    has nothing to gain (``benchmarks/README.rst``)."""
     t_train, t_test = 20.0, 5.0
     skip = 0.05 + nengo_fa.SyntheticGradient.max_gap.default
     for seed in (0, 1):
         results = {}
         for rule in ("pes", "sg"):
-            net = late_net(rule, seed=seed, freeze_at=t_train)
+            net = late_net(rule, seed=seed, fraction=0.05, freeze_at=t_train)
             results[rule], _, sim = train_freeze_test(
                 Simulator, net, t_train, t_test, skip=skip
             )
             plt.plot(sim.trange(), sim.data[net.p_error], label=f"{rule} {seed}")
-        assert results["sg"] < results["pes"], (seed, results)
+        assert results["sg"] < 0.8 * results["pes"], (seed, results)
     plt.legend()
 
 
