@@ -951,8 +951,9 @@ class SyntheticGradient(HiddenLayerRule):
     times lower than PES only's on every seed (BackProp's 1.2 times); with
     the error on every step it has nothing to gain (it was worse than PES
     only); 100 ms late it beat `.FeedbackAlignment` but not `.BackProp`, and
-    200 ms late, with the PES readout itself near its stable limit, it
-    diverged (docs: benchmarks, "A late or sparse teacher").
+    200 ms late, with the PES readout itself near its stable limit, it was
+    unreliable (it diverged on one seed; docs: benchmarks, "A late or
+    sparse teacher").
 
     Only ``modifies="encoders"`` is supported. Probeable: ``"error"``,
     ``"delta"`` (the synthetic local error :math:`\hat\delta` the layer
