@@ -64,18 +64,20 @@ The nengo_fa rules with their default rates: ``pes`` (PES only), ``fa``
 (feedback alignment; with two layers, chained), ``lra`` (local
 representation alignment, Ororbia et al. 2018, chained), ``dfa`` (direct feedback
 alignment; two-layer networks only, as with one layer it is ``fa``), ``ss``
-(sign symmetry), ``kp``, ``sa``, ``aa``, ``bd`` (FA learning its feedback:
-Kolen-Pollack, Symmetric Alignment, Activation Alignment, Bidirectional
-(Luo et al. 2017)), ``dtp`` (difference target propagation), ``bp``
-(backpropagation), ``trace`` (`nengo_fa.TraceRule` on every hidden layer;
-this image stream has no phase structure, which the rule needs, so its row
-shows it without one), ``erbp`` (`nengo_fa.ERBP`, event-driven random
-backpropagation: the output error to every layer, neuron-to-neuron weights
-from pixel neurons as for BCM and Oja below, which spike in the spiking
-networks; no alignment angle, which is measured in decoded space). Baselines
-a user would reach for: ``bcm``, ``oja``, ``voja`` (Nengo's unsupervised
-rules, default rates, on every hidden layer, with the PES readout),
-``reservoir`` (one recurrently connected random
+(sign symmetry), ``sg`` (synthetic gradients: every layer learns from a
+predicted error, its predictor regressing the output error through the same
+random matrix as FA, without the label as context), ``kp``, ``sa``, ``aa``,
+``bd`` (FA learning its feedback: Kolen-Pollack, Symmetric Alignment,
+Activation Alignment, Bidirectional (Luo et al. 2017)), ``dtp`` (difference
+target propagation), ``bp`` (backpropagation), ``trace``
+(`nengo_fa.TraceRule` on every hidden layer; this image stream has no phase
+structure, which the rule needs, so its row shows it without one), ``erbp``
+(`nengo_fa.ERBP`, event-driven random backpropagation: the output error to
+every layer, neuron-to-neuron weights from pixel neurons as for BCM and Oja
+below, which spike in the spiking networks; no alignment angle, which is
+measured in decoded space). Baselines a user would reach for: ``bcm``,
+``oja``, ``voja`` (Nengo's unsupervised rules, default rates, on every hidden
+layer, with the PES readout), ``reservoir`` (one recurrently connected random
 ensemble with as many neurons as all hidden layers together, spectral radius
 0.9, PES readout). Offline numpy references of the same shape, trained on the
 same image stream in minibatches of 10: ``pc`` (predictive coding,
@@ -435,6 +437,15 @@ def _direct(down, out, top):
     return nengo_fa.FeedbackAlignment(error_size=out)
 
 
+def _synthetic(down, out, top):
+    # every layer predicts the output error from its own activities (no
+    # context: the label is not passed to the rules here), as DFA gets it;
+    # the error arrives on every training step, so the synthetic updates
+    # stop one step after the error is gated off (max_gap): nothing learns
+    # in the test blocks
+    return nengo_fa.SyntheticGradient(error_size=out, max_gap=0.001)
+
+
 def _learned(feedback_learning):
     def make(down, out, top):
         return nengo_fa.FeedbackAlignment(
@@ -518,6 +529,19 @@ METHODS = (
         Needs(
             "D at the top (live); learned inverses below",
             "targets through learned inverses Q, layer by layer",
+            "1",
+            STEP,
+        ),
+    ),
+    Method(
+        "sg",
+        "SyntheticGradient",
+        "rule",
+        _synthetic,
+        Needs(
+            "none",
+            "fixed random B, output error to every layer, to train the "
+            "predictor only",
             "1",
             STEP,
         ),
@@ -678,7 +702,12 @@ def build(net, method, seed, split, stream):
             for conn in model.layers:
                 rule = conn.learning_rule
                 if rule is not None and rule.learning_rule_type.size_in > 0:
-                    nengo.Connection(gated, rule, seed=s + 4)
+                    # a synthetic gradient reads a missing error as exact 0s
+                    synthetic = isinstance(
+                        rule.learning_rule_type, nengo_fa.SyntheticGradient
+                    )
+                    synapse = None if synthetic else nengo.Default
+                    nengo.Connection(gated, rule, synapse=synapse, seed=s + 4)
         model.hidden = hidden
         model.p_out = nengo.Probe(out, synapse=None)
         if method.has_feedback:

@@ -44,6 +44,23 @@ Tasks (``--tasks``, comma separated; ``all`` by default)
     neurons learned with ``modifies="weights"`` (PES only: left as it
     starts, the encoding of the rate networks), PES readout of the spikes.
 
+Rules (``--rules``): ``pes`` (PES only), ``fa``, ``bp``, ``sg``
+(`nengo_fa.SyntheticGradient` regressing the error through FA's random
+matrix, with the target as its context; not on ``weights``) and ``sgbp``
+(the same, regressing backprop's error through the readout; not in the
+default run).
+
+A late or sparse teacher (``--delay SECONDS``, ``--fraction P``): the gated
+error reaches the PES readout and the rule alike through a `LateError` node,
+``SECONDS`` late and only on a random fraction ``P`` of the steps (0 on the
+others), with no synapse after it; the synthetic gradients are told the
+delay (``error_delay``). The task is then named e.g. ``product late0.1``.
+Whenever a synthetic gradient is run, or with a delay, the frozen test of
+every rule leaves out the delay and ``max_gap`` (0.1 s) after the freeze
+(`learning_tail`), during which a rule may still learn. The synthetic
+gradient's error connection has no synapse in every run (it takes exact 0s
+as a missing error).
+
 Seeds: run ``s`` gives the network seed ``s`` and *explicit* seeds
 ``1000 s + k`` to every ensemble and connection, the same in every variant.
 
@@ -119,10 +136,11 @@ ALL_TASKS = (
     "digits",
     "digits-spiking",
 )
-ALL_RULES = ("pes", "fa", "bp", "dtp", "trace", "erbp")
-#: not run by default (``--rules pes,fa,bd,lra``): FA learning its feedback, LRA
-EXTRA_RULES = ("bd", "lra")
-#: the rules the numpy reference simulates
+ALL_RULES = ("pes", "fa", "bp", "dtp", "sg", "trace", "erbp")
+#: not run by default (``--rules pes,fa,bd,lra,sgbp``): FA learning its
+#: feedback, LRA, and the synthetic gradient regressing backprop's error
+EXTRA_RULES = ("bd", "lra", "sgbp")
+#: the rules that the numpy references simulate
 NUMPY_RULES = ("pes", "fa", "bp", "dtp")
 #: the rules whose delta_angle is measured (fixed or learned random feedback)
 ANGLE_RULES = ("fa", "bd")
@@ -157,7 +175,10 @@ def neuron_type(task):
     }.get(task, nengo.RectifiedLinear())
 
 
-def rule_type(rule, readout, rates, **kwargs):
+def rule_type(rule, readout, rates, context=None, error_delay=0.0, **kwargs):
+    """The rule on the connection into the hidden layer (None for PES only).
+    ``context`` and ``error_delay`` are for the synthetic gradient ("sg"),
+    which gets the target as its context."""
     if rule == "pes":
         return None
     kw = dict(kwargs)
@@ -189,7 +210,65 @@ def rule_type(rule, readout, rates, **kwargs):
         return nengo_fa.LRA(downstream=readout, **kw)
     if rule == "trace":
         return nengo_fa.TraceRule(readout.size_out, **kw)
+    if rule == "sg":
+        return nengo_fa.SyntheticGradient(
+            error_size=readout.size_out,
+            context=context,
+            error_delay=error_delay,
+            **kw,
+        )
+    if rule == "sgbp":
+        # the true error it regresses is backprop's, through the readout
+        return nengo_fa.SyntheticGradient(
+            downstream=readout, context=context, error_delay=error_delay, **kw
+        )
     raise ValueError(f"unknown rule {rule!r}")
+
+
+class LateError:
+    """The error ``delay`` seconds late, and only on a random ``fraction`` of
+    the steps (0 on the others): a slow or sparse teacher. The steps are
+    drawn from ``seed``."""
+
+    def __init__(self, size, delay, fraction, seed):
+        self.buffer = np.zeros((int(round(delay / DT)) + 1, size))
+        self.fraction = fraction
+        self.rng = np.random.RandomState(seed)
+
+    def __call__(self, t, x):
+        if t <= 0:
+            return 0 * x  # Nengo's call at build time, to find the output size
+        self.buffer[:-1] = self.buffer[1:]
+        self.buffer[-1] = x
+        keep = self.fraction >= 1 or self.rng.uniform() < self.fraction
+        return self.buffer[0] if keep else 0 * x
+
+
+def error_path(error, late, seed):
+    """``(node, synapse)``: what the rules' error connections start from.
+
+    Without ``late`` (``(delay, fraction)``, or None), the gated ``error``
+    itself with Nengo's default synapse, as in every run before synthetic
+    gradients were added. With it, a `LateError` node after the gate, read
+    with no synapse (a missing error must be exactly 0), for every rule
+    alike, PES only included."""
+    if late is None:
+        return error, nengo.Default
+    node = nengo.Node(LateError(error.size_out, *late, seed), size_in=error.size_out)
+    nengo.Connection(error, node, synapse=None)
+    return node, None
+
+
+def late_label(task, late):
+    """The task's name in the tables: ``product late0.1 sparse0.05``."""
+    if late is None:
+        return task
+    delay, fraction = late
+    return (
+        task
+        + (f" late{delay:g}" if delay else "")
+        + (f" sparse{fraction:g}" if fraction < 1 else "")
+    )
 
 
 # ---------------------------------------------------------------- inputs
@@ -233,8 +312,9 @@ def array_node(X, label):
 # ---------------------------------------------------------------- networks
 
 
-def continuous_network(task, rule, seed, X, Y, t_train, rates, n_neurons):
-    """Hidden ensemble -> PES readout; ``rule`` trains the hidden layer."""
+def continuous_network(task, rule, seed, X, Y, t_train, rates, n_neurons, late=None):
+    """Hidden ensemble -> PES readout; ``rule`` trains the hidden layer; the
+    error reaches both through `error_path` (``late``)."""
     d = X.shape[1]
     s = 1000 * seed
     with nengo.Network(seed=seed) as net:
@@ -251,19 +331,23 @@ def continuous_network(task, rule, seed, X, Y, t_train, rates, n_neurons):
             learning_rule_type=nengo.PES(),
             seed=s + 2,
         )
-        rt = rule_type(rule, readout, rates)
+        delay = 0.0 if late is None else late[0]
+        rt = rule_type(rule, readout, rates, context=target, error_delay=delay)
         layer1 = nengo.Connection(stim, hidden, learning_rule_type=rt, seed=s + 3)
         # error = actual - target while training, then 0: all learning stops
         error = nengo.Node(lambda t, v: v if t < t_train else 0 * v, size_in=1)
         nengo.Connection(out, error, seed=s + 4)
         nengo.Connection(target, error, transform=-1, seed=s + 5)
-        nengo.Connection(error, readout.learning_rule, seed=s + 6)
+        feed, synapse = error_path(error, late, s + 10)
+        nengo.Connection(feed, readout.learning_rule, synapse=synapse, seed=s + 6)
         # the measured error: the same wiring as the error, never gated
         diff = nengo.Node(size_in=1)
         nengo.Connection(out, diff, seed=s + 7)
         nengo.Connection(target, diff, transform=-1, seed=s + 8)
         if rt is not None:
-            nengo.Connection(error, layer1.learning_rule, seed=s + 9)
+            # a synthetic gradient needs exact zeros where the error is missing
+            syn = None if rule.startswith("sg") else synapse
+            nengo.Connection(feed, layer1.learning_rule, synapse=syn, seed=s + 9)
         net.p_diff = nengo.Probe(diff, synapse=None)
         net.p_out = nengo.Probe(out, synapse=None)
         # the readout sees activities through two 5 ms lowpasses (readout and
@@ -429,6 +513,8 @@ def default_rates(rule):
         "bp": nengo_fa.BackProp,
         "dtp": nengo_fa.DifferenceTargetProp,
         "trace": nengo_fa.TraceRule,
+        "sg": nengo_fa.SyntheticGradient,
+        "sgbp": nengo_fa.SyntheticGradient,
     }.get(rule, nengo_fa.FeedbackAlignment)
     return (
         t.learning_rate.default,
@@ -442,7 +528,17 @@ def mse(err, window, skip=50):
     return float(np.mean(err[lo + skip : hi] ** 2))
 
 
-def run_continuous(task, rules, seed, rates, quick, numpy_ref):
+def learning_tail(rules, late):
+    """Seconds after the freeze during which a rule may still learn: the
+    delayed error still arriving, and a synthetic gradient's ``max_gap``.
+    The frozen test leaves them out for every rule alike."""
+    tail = 0.0 if late is None else late[0]
+    if "sg" in rules or "sgbp" in rules:
+        tail += nengo_fa.SyntheticGradient.max_gap.default
+    return tail
+
+
+def run_continuous(task, rules, seed, rates, quick, numpy_ref, late=None):
     if quick:
         t_train, t_test = 2.0, 1.0
     elif task.startswith("product"):
@@ -452,6 +548,7 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref):
     last = min(10.0, t_train / 4)
     X, Y, windows = continuous_inputs(task, seed, t_train, t_test)
     n_tr = int(round(t_train / DT))
+    skip = 50 + int(round(learning_tail(rules, late) / DT))
     rows = []
     for rule in rules:
         if task == "weights" and rule == "dtp":
@@ -459,12 +556,14 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref):
         if rule in PHASED_RULES:
             continue  # the target is there all the time: no phases
         r = rates or default_rates(rule)
+        if task == "weights" and rule.startswith("sg"):
+            continue  # synthetic gradients learn encoders only
         if task == "weights":
             net = weights_network(rule, seed, X, Y, t_train, r)
         else:
             n = 10 if task.startswith("product") else 10 * X.shape[1] + 10
-            net = continuous_network(task, rule, seed, X, Y, t_train, r, n)
-        row = dict(task=task, rule=rule, seed=seed)
+            net = continuous_network(task, rule, seed, X, Y, t_train, r, n, late)
+        row = dict(task=late_label(task, late), rule=rule, seed=seed)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -482,7 +581,7 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref):
         err = sim.data[net.p_diff][:, 0]
         row["online"] = mse(err, (n_tr - int(last / DT), n_tr))
         for name, w in windows.items():
-            row[name] = mse(err, w)
+            row[name] = mse(err, w, skip=skip if name == "trained" else 50)
         lo, hi = windows["trained"]
         A = sim.data[net.p_act][lo + 50 : hi]
         seen = (sim.data[net.p_out][:, 0] - err)[lo + 50 : hi]
@@ -498,11 +597,8 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref):
                 if np.any(np.isfinite(ang[sel]))
                 else float("nan")
             )
-        if (
-            numpy_ref
-            and rule in NUMPY_RULES
-            and task in ("product", "white1", "white2", "white3", "white4")
-        ):
+        numpy_task = task in ("product", "white1", "white2", "white3", "white4")
+        if numpy_ref and numpy_task and rule in NUMPY_RULES and late is None:
             S0 = sim.data[net.hidden].scaled_encoders
             b0 = sim.data[net.hidden].bias
             F = sim.data[net.layer1.learning_rule].feedback if rule == "fa" else None
@@ -582,6 +678,7 @@ def run_digits(
     epochs=5,
     present=0.03,
     n_images=None,
+    late=None,
 ):
     """Digits through ``n_hidden`` neurons: ``epochs`` passes over the first
     ``n_images`` training images (all by default), then frozen and tested on
@@ -628,23 +725,41 @@ def run_digits(
                 learning_rule_type=nengo.PES(learning_rate=kpes),
                 seed=s + 2,
             )
-            rt = rule_type(rule, readout, rates)
+            delay = 0.0 if late is None else late[0]
+            rt = rule_type(rule, readout, rates, context=target, error_delay=delay)
             layer1 = nengo.Connection(stim, hidden, learning_rule_type=rt, seed=s + 3)
             error = nengo.Node(gate, size_in=10)
             nengo.Connection(out, error, seed=s + 4)
             nengo.Connection(target, error, transform=-1, seed=s + 5)
-            nengo.Connection(error, readout.learning_rule, seed=s + 6)
+            feed, synapse = error_path(error, late, s + 10)
+            nengo.Connection(feed, readout.learning_rule, synapse=synapse, seed=s + 6)
             if rt is not None:
-                nengo.Connection(error, layer1.learning_rule, seed=s + 9)
+                syn = None if rule.startswith("sg") else synapse
+                nengo.Connection(feed, layer1.learning_rule, synapse=syn, seed=s + 9)
             p_out = nengo.Probe(out, synapse=None)
             if rule in ANGLE_RULES:
                 p_angle = nengo.Probe(
                     layer1.learning_rule, "delta_angle", sample_every=0.05
                 )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with nengo.Simulator(net, progress_bar=False, dt=DT) as sim:
-                sim.run_steps(steps * len(ys))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with nengo.Simulator(net, progress_bar=False, dt=DT) as sim:
+                    sim.run_steps(steps * len(ys))
+        except Exception as exc:  # pylint: disable=broad-except
+            # reported as diverged (chance-level accuracy 0), never left out
+            print(f"# digits {rule} seed {seed} failed: {exc!r}", file=sys.stderr)
+            rows.append(
+                dict(
+                    task=late_label("digits", late),
+                    rule=rule,
+                    seed=seed,
+                    trained=0.0,
+                    online=0.0,
+                    diverged=1.0,
+                )
+            )
+            continue
         outs = (
             sim.data[p_out]
             .reshape(len(ys), steps, -1)[:, -max(steps // 3, 1) :]
@@ -652,15 +767,17 @@ def run_digits(
         )
         hit = np.argmax(outs, axis=1) == ys
         last_epoch = slice(n_train - len(y_tr), n_train)
-        row = dict(task="digits", rule=rule, seed=seed)
-        row["trained"] = float(np.mean(hit[n_train:]))  # held-out accuracy, frozen
+        row = dict(task=late_label("digits", late), rule=rule, seed=seed)
+        # held-out accuracy, frozen (after any rule's learning tail)
+        first = n_train + int(np.ceil(learning_tail(rules, late) / length))
+        row["trained"] = float(np.mean(hit[first:]))
         row["online"] = float(np.mean(hit[last_epoch]))
         if rule in ANGLE_RULES:
             ang = sim.data[p_angle][:, 0]
             tt = np.arange(1, len(ang) + 1) * 0.05
             sel = (tt > 0.75 * t_train) & (tt <= t_train)
             row["angle"] = float(np.nanmean(ang[sel]))
-        if numpy_ref and rule in NUMPY_RULES:
+        if numpy_ref and rule in NUMPY_RULES and late is None:
             S0 = sim.data[hidden].scaled_encoders
             b0 = sim.data[hidden].bias
             F = sim.data[layer1.learning_rule].feedback if rule == "fa" else None
@@ -1039,6 +1156,18 @@ def main(argv=None):
     parser.add_argument("--rules", default=",".join(ALL_RULES))
     parser.add_argument("--rates", default=None, help="kE,kg,kb for FA and BP")
     parser.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        help="deliver the error this many seconds late (every rule alike)",
+    )
+    parser.add_argument(
+        "--fraction",
+        type=float,
+        default=1.0,
+        help="deliver the error only on this random fraction of the steps",
+    )
+    parser.add_argument(
         "--no-numpy", action="store_true", help="skip the numpy reference"
     )
     parser.add_argument("--csv", default=None, help="write every run to this CSV file")
@@ -1096,26 +1225,29 @@ def main(argv=None):
         print(format_ablation(rows))
         print(f"# {time.time() - t0:.0f} s")
         return rows, None
+    late = None
+    if args.delay > 0 or args.fraction < 1:
+        late = (args.delay, args.fraction)
     for task in tasks:
         # ERBP runs where it applies (`ERBP_TASKS`), the phased rules on
-        # digits only; DTP learns encoders only
+        # digits only; DTP and the synthetic gradients learn encoders only
         task_rules = tuple(
             r
             for r in rules
             if (r != "erbp" or task in ERBP_TASKS)
             and (r not in PHASED_RULES or task == "digits")
-            and (r != "dtp" or task != "digits-spiking")
+            and (r not in ("dtp", "sg", "sgbp") or task != "digits-spiking")
         )
         for seed in seeds:
             if task == "digits":
                 rows += run_digits(
-                    task_rules, seed, rates, args.quick, not args.no_numpy
+                    task_rules, seed, rates, args.quick, not args.no_numpy, late=late
                 )
             elif task == "digits-spiking":
                 rows += run_digits_spiking(task_rules, seed, args.quick)
             else:
                 rows += run_continuous(
-                    task, task_rules, seed, rates, args.quick, not args.no_numpy
+                    task, task_rules, seed, rates, args.quick, not args.no_numpy, late
                 )
             print(
                 f"# {task} seed {seed} done ({time.time() - t0:.0f} s)",

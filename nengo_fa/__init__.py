@@ -39,6 +39,7 @@ from .learning_rules import (  # noqa: E402
     LRA,
     FeedbackAlignment,
     SignSymmetry,
+    SyntheticGradient,
     TraceRule,
 )
 from .exceptions import StableRangeWarning  # noqa: E402

@@ -41,6 +41,92 @@ class Gate:
         return x if t < self.t_off else 0 * x
 
 
+class Late:
+    """Delivers the error ``delay`` seconds late, and only on a random
+    ``fraction`` of the steps (0 on the others): a teacher that is slow or
+    sparse. The steps are drawn from ``seed``; a run from t = 0 starts over."""
+
+    def __init__(self, delay=0.0, fraction=1.0, seed=0, dt=0.001):
+        self.steps = int(round(delay / dt))
+        self.fraction, self.seed = fraction, seed
+        self.start()
+
+    def start(self):
+        self.buffer = np.zeros(self.steps + 1)
+        self.rng = np.random.RandomState(self.seed)
+        self.last_t = -np.inf
+
+    def __call__(self, t, x):
+        if t <= 0:
+            return 0.0  # Nengo's call at build time, to find the output size
+        if t < self.last_t:
+            self.start()
+        self.last_t = t
+        self.buffer[:-1] = self.buffer[1:]
+        self.buffer[-1] = x[0]
+        keep = self.fraction >= 1 or self.rng.uniform() < self.fraction
+        return self.buffer[0] if keep else 0.0
+
+
+def product(t, x):
+    return x[0] * x[1]
+
+
+def late_net(
+    rule=None, seed=0, n=20, delay=0.0, fraction=1.0, freeze_at=np.inf, rule_kwargs=None
+):
+    """`product_net`'s task with the error delivered by `Late` (``delay``
+    seconds late, on a ``fraction`` of the steps) to the readout and the
+    rule alike, unfiltered (``synapse=None``), through the `Gate`.
+
+    ``rule``: None or "pes", "fa", "bp", or a synthetic gradient: "sg"
+    (random true feedback), "sg-bp" (backprop true feedback), each with the
+    target as context, or "sg-nocontext"; the synthetic gradients are told
+    ``error_delay=delay``. Attributes as for `product_net`.
+    """
+    kwargs = dict(rule_kwargs or {})
+    with nengo.Network(seed=seed) as net:
+        stim = nengo.Node(sines, label="input")
+        target = nengo.Node(product, size_in=2, label="target")
+        nengo.Connection(stim, target, synapse=None)
+        hidden = nengo.Ensemble(
+            n, 2, neuron_type=nengo.RectifiedLinear(), seed=seed + 1
+        )
+        out = nengo.Node(size_in=1, label="output")
+        readout = nengo.Connection(
+            hidden, out, function=zero, learning_rule_type=nengo.PES(), seed=seed + 2
+        )
+        error_in = nengo.Node(size_in=1, label="error")
+        nengo.Connection(out, error_in, seed=seed + 6)
+        nengo.Connection(target, error_in, transform=-1, seed=seed + 7)
+        gated = nengo.Node(Gate(freeze_at), size_in=1, label="gated error")
+        nengo.Connection(error_in, gated, synapse=None)
+        error = nengo.Node(Late(delay, fraction, seed=seed + 11), size_in=1)
+        nengo.Connection(gated, error, synapse=None)
+        nengo.Connection(error, readout.learning_rule, synapse=None)
+        if rule in ("sg", "sg-bp", "sg-nocontext"):
+            kwargs.setdefault("error_delay", delay)
+            if rule != "sg-nocontext":
+                kwargs.setdefault("context", target)
+            if rule == "sg-bp":
+                rule_type = nengo_fa.SyntheticGradient(downstream=readout, **kwargs)
+            else:
+                rule_type = nengo_fa.SyntheticGradient(error_size=out, **kwargs)
+        else:
+            rule_type = one_layer_rule(rule, readout, out, **kwargs)
+        layer1 = nengo.Connection(
+            stim, hidden, learning_rule_type=rule_type, seed=seed + 3
+        )
+        rules = [] if rule_type is None else [layer1.learning_rule]
+        if rules:
+            nengo.Connection(error, rules[0], synapse=None, seed=seed + 10)
+        net.p_error = nengo.Probe(error_in, synapse=None)
+        net.p_out = nengo.Probe(out, synapse=None)
+        net.hidden, net.readout, net.layer1, net.rules = hidden, readout, layer1, rules
+        net.target = target
+    return net
+
+
 def one_layer_rule(rule, readout, out, **kwargs):
     """The rule type for the connection into a hidden layer whose readout
     (decoders :math:`D`) is ``readout``.
@@ -287,18 +373,18 @@ def _lower_rule(kind, out, into_h2, learning, kw):
     )
 
 
-def train_freeze_test(Simulator, net, t_train, t_test, online=0.0):
+def train_freeze_test(Simulator, net, t_train, t_test, online=0.0, skip=0.05):
     """Run ``net`` (built with ``freeze_at=t_train``) for ``t_train +
     t_test`` seconds; return the mean squared error over the test, after
     learning stopped (*frozen*), and, with ``online`` > 0, over the last
     ``online`` seconds of training (learning on), as ``(frozen, online,
-    sim)``. The first 50 ms after the freeze are left out: the error's
-    synapses still hold errors from training."""
+    sim)``. The first ``skip`` seconds (50 ms) after the freeze are left out:
+    the error's synapses (or delays) still hold errors from training."""
     with Simulator(net, progress_bar=False) as sim:
         sim.run(t_train + t_test)
     t = sim.trange()
     sq = np.square(sim.data[net.p_error][:, 0])
-    frozen = float(np.mean(sq[t > t_train + 0.05]))
+    frozen = float(np.mean(sq[t > t_train + skip]))
     on = float(np.mean(sq[(t > t_train - online) & (t <= t_train)])) if online else None
     return frozen, on, sim
 

@@ -173,6 +173,16 @@ def check_trace_rule(results):
     check_frozen_and_online(results, ("PES only", "FeedbackAlignment", "TraceRule"))
 
 
+def check_synthetic_gradient(results):
+    """Every variant trained, frozen and tested (the full-length claim, SG
+    beating PES only frozen, is tested in ``test_synthetic.py``)."""
+    _, errors = results
+    assert set(errors) == {"PES only", "FeedbackAlignment", "SyntheticGradient"}
+    for label, value in errors.items():
+        for key in ("frozen", "online"):
+            assert all(0 < v < np.inf for v in value[key]), (label, key)
+
+
 CHECKS = {
     "alignment": check_alignment,
     "erbp_digits": check_erbp_digits,
@@ -182,6 +192,7 @@ CHECKS = {
     "target_prop": check_target_prop,
     "lra": check_lra,
     "trace_rule": check_trace_rule,
+    "synthetic_gradient": check_synthetic_gradient,
 }
 
 

@@ -23,6 +23,7 @@ One module per topic, as in `nengo.builder`:
 - `~nengo_fa.builder.trace`: the trace rule's top-down nudge and local error;
 - `~nengo_fa.builder.erbp`: event-driven random backpropagation (`.ERBP`),
   its own build function and operators;
+- `~nengo_fa.builder.synthetic`: synthetic gradients' predictor;
 - `~nengo_fa.builder.deferred`: build steps that wait for other objects.
 """
 
@@ -49,6 +50,7 @@ from nengo_fa.builder.hidden_layer import (
 )
 from nengo_fa.builder.lra import SimLRATarget
 from nengo_fa.builder.rule import build_hidden_layer_rule
+from nengo_fa.builder.synthetic import SimSyntheticGradient
 from nengo_fa.builder.target_prop import SimDifferenceTarget, SimTopTarget
 from nengo_fa.builder.trace import SimTraceError
 from nengo_fa.builder.weights import SimHiddenLayerWeights
@@ -70,4 +72,5 @@ OPERATORS = (
     SimDifferenceTarget,
     SimLRATarget,
     SimTraceError,
+    SimSyntheticGradient,
 )

@@ -33,14 +33,17 @@ Every operator that nengo_fa's build functions add (`SUPPORTED_OPERATORS`):
   simulator's);
 - from `nengo_fa.builder.alignment`: `.SimForwardMatrix`, `.SimKolenPollack`,
   `.SimAlignmentTerms` (learned feedback) and `.SimAlignmentDiagnostics`;
-- `.SimTraceError` (`.TraceRule`'s outcome, expectation and phase).
+- `.SimLRATarget` (`.LRA`'s saturating local error);
+- `.SimTraceError` (`.TraceRule`'s outcome, expectation and phase);
 - `.SimERBP` and `.SimERBPWeights` (`.ERBP`); TensorFlow applies the
-  event-driven weight update densely, with the same values.
+  event-driven weight update densely, with the same values;
+- `.SimSyntheticGradient` (`.SyntheticGradient`'s predictor).
 
 The builders follow the topics of `nengo_fa.builder`: `.hidden_layer`
 (the rule and the in-place encoder update, in the same named stages),
-`.feedback_sources`, `.alignment`, `.chained`, `.weights` and `.trace`; `.derivatives`
-holds :math:`G'(J)` and `.common` what they share.
+`.feedback_sources`, `.alignment`, `.chained`, `.weights`, `.target_prop`,
+`.lra`, `.trace`, `.erbp` and `.synthetic`; `.derivatives` holds
+:math:`G'(J)` and `.common` what they share.
 
 Updates are applied by Nengo's ``Copy`` operators, which NengoDL supports.
 Operators of one kind are merged into one TensorFlow computation, as NengoDL
@@ -104,6 +107,7 @@ from nengo_fa.dl import (  # noqa: E402
     target_prop,
     lra,
     trace,
+    synthetic,
     weights,
 )
 from nengo_fa.dl.common import mark_learned_signals  # noqa: E402
