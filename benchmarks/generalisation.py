@@ -603,7 +603,7 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref, late=None):
             b0 = sim.data[net.hidden].bias
             F = sim.data[net.layer1.learning_rule].feedback if rule == "fa" else None
             ref = numpy_continuous(S0, b0, F, X, Y, rule, n_tr, r or (0.0, 0.0, 0.0))
-            row["numpy"] = mse(ref, windows["trained"])
+            row["numpy"] = mse(ref, windows["trained"], skip=skip)
         rows.append(row)
     return rows
 
