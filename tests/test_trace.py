@@ -75,6 +75,19 @@ def test_nudge_enters_the_hidden_current(Simulator):
     assert np.allclose(p["J"], J, atol=1e-10)
 
 
+def test_operator_describes_its_signals(Simulator):
+    """`.SimTraceError` prints as Nengo's operators do (its ``_descstr`` a
+    property: as a plain method it printed a bound method)."""
+    from nengo_fa.builder.trace import SimTraceError
+
+    with Simulator(_probed_net(rates=(0, 0, 0)), progress_bar=False) as sim:
+        ops = [op for op in sim.model.operators if isinstance(op, SimTraceError)]
+    assert len(ops) == 1
+    text = str(ops[0])
+    assert text.startswith("SimTraceError{") and "->" in text, text
+    assert "bound method" not in text, text
+
+
 def test_local_error_is_the_held_filter_difference(Simulator):
     """Outcome, expectation, phase and delta against a numpy reference
     computed from the probed current and error."""

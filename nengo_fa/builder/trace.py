@@ -226,6 +226,7 @@ class SimTraceError(Operator):
     def nu(self):
         return self.sets[1]
 
+    @property
     def _descstr(self):
         return f"{self.current} -> {self.fe}"
 
