@@ -108,7 +108,8 @@ the connection into the next layer), ``out`` (the output node) and ``top``
 
 Run ``python benchmarks/compare.py`` (the default run: 4 networks, 3 seeds,
 in two processes, ``--jobs``), ``--quick`` (a smoke run of two small
-networks, one seed, 20 images: seconds), ``--networks all --seeds 5``,
+networks, one seed, 20 images: seconds; it skips the warm-up below, so its
+times include compiling and say nothing about cost), ``--networks all --seeds 5``,
 ``--methods pes,fa,bp``, ``--summarise compare_results --docs-tables
 --save-figures docs/_static/compare`` (the figures and tables of the docs
 page, from a saved run). BLAS runs single-threaded, so that the clock times
@@ -1703,6 +1704,8 @@ def main(argv=None):
         warm=not args.quick,
     )
     report(rows, angles, figures)
+    if args.quick:
+        print("# --quick: no warm-up, so the times include compiling")
     print(f"# {time.time() - t0:.0f} s; CSV files in {args.out}, figures in {figures}")
     return rows, angles
 
