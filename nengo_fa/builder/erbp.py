@@ -23,14 +23,11 @@ from nengo.rc import rc
 
 from nengo_fa import settings
 from nengo_fa.builder import kernels
+from nengo_fa.builder.feedback_sources import fixed_feedback
 from nengo_fa.builder.numerics import rms_row_norm
 from nengo_fa.builder.rule import firing_threshold
 from nengo_fa.builder.weights import learning_rules, weights_row_gain
 from nengo_fa.learning_rules import ERBP
-
-#: The tag mixed into the connection's seed to sample B: the same as
-#: `.FeedbackAlignment`'s, so the two rules get the same B on one connection.
-FEEDBACK_SEED_TAG = 0xFA
 
 
 class SimERBP(Operator):
@@ -331,7 +328,7 @@ def build_erbp(model, erbp, rule):
     n = ens.n_neurons
     built = model.params[ens]
     dtype = rc.float_dtype
-    feedback = _sample_feedback(model, erbp, conn, n, prefix)
+    feedback = fixed_feedback(model, erbp, conn, n, prefix)
     voltage = isinstance(ens.neuron_type, LIF) and "voltage" in model.sig[ens.neurons]
     gain_scale = float(np.mean(np.abs(built.gain))) or 1.0
     if voltage:
@@ -394,25 +391,6 @@ def _post_ensemble(conn, prefix):
             "boxcar and nothing to learn. Use a neuron type."
         )
     return ens
-
-
-def _sample_feedback(model, erbp, conn, n, prefix):
-    """:math:`B`, sampled (as `.FeedbackAlignment`'s) or checked."""
-    if isinstance(erbp.feedback, np.ndarray):
-        B = np.array(erbp.feedback, dtype=np.float64)
-        if B.shape != (n, erbp.error_size):
-            raise BuildError(
-                f"{prefix}: 'feedback' has shape {B.shape}, but the post ensemble "
-                f"has {n} neurons and the error {erbp.error_size} dimensions: "
-                f"expected {(n, erbp.error_size)}"
-            )
-    else:
-        seed = np.random.SeedSequence([model.seeds[conn], FEEDBACK_SEED_TAG])
-        rng = np.random.RandomState(seed.generate_state(1)[0])
-        B = np.asarray(erbp.feedback.sample(n, erbp.error_size, rng=rng), float)
-    if not np.all(np.isfinite(B)):
-        raise BuildError(f"{prefix}: 'feedback' is not finite")
-    return B
 
 
 def _weights_learning(model, erbp, rule, ens, gain_scale, nengo_delta, prefix):

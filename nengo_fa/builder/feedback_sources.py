@@ -184,6 +184,40 @@ class FeedbackSource:
         build_chained_error(ctx, self)
 
 
+#: the tag of feedback alignment's stream of the connection's seed, shared by
+#: the rules that draw "the same B a FeedbackAlignment would"
+FEEDBACK_SEED_TAG = 0xFA
+
+
+def fixed_feedback(model, rule_type, conn, n, prefix, tag=FEEDBACK_SEED_TAG):
+    """A rule's fixed feedback matrix (``n x rule_type.error_size``, float64).
+
+    ``rule_type.feedback`` is either an array, checked against the shape, or
+    a distribution, sampled from a stream of its own derived from the
+    connection's seed and ``tag`` (so that rules with the same ``tag`` on the
+    same connection draw the same matrix). Raises a ``BuildError`` starting
+    with ``prefix`` for a wrong shape or non-finite values.
+    """
+    shape = (n, rule_type.error_size)
+    if isinstance(rule_type.feedback, np.ndarray):
+        feedback = np.array(rule_type.feedback, dtype=np.float64)
+        if feedback.shape != shape:
+            raise BuildError(
+                f"{prefix}: 'feedback' has shape {feedback.shape}, but the post "
+                f"ensemble has {n} neurons and the error has {shape[1]} "
+                f"dimensions: expected {shape}"
+            )
+    else:
+        seed = np.random.SeedSequence([model.seeds[conn], tag]).generate_state(1)
+        rng = np.random.RandomState(seed[0])
+        feedback = np.asarray(
+            rule_type.feedback.sample(*shape, rng=rng), dtype=np.float64
+        )
+    if not np.all(np.isfinite(feedback)):
+        raise BuildError(f"{prefix}: 'feedback' is not finite")
+    return feedback
+
+
 @register_feedback_source(FeedbackAlignment)
 class FixedFeedback(FeedbackSource):
     """A fixed random matrix, or a learned one (`.FeedbackAlignment`)."""
@@ -204,25 +238,7 @@ class FixedFeedback(FeedbackSource):
     def sample(ctx):
         """Sample (or check) the fixed feedback matrix of a `.FeedbackAlignment`."""
         model, fa, conn = ctx.model, ctx.rule_type, ctx.rule.connection
-        n = ctx.ens.n_neurons
-        if isinstance(fa.feedback, np.ndarray):
-            feedback = np.array(fa.feedback, dtype=np.float64)
-            if feedback.shape != (n, fa.error_size):
-                raise BuildError(
-                    f"FeedbackAlignment on {conn}: 'feedback' has shape "
-                    f"{feedback.shape}, but the post ensemble has {n} neurons and "
-                    f"the error has {fa.error_size} dimensions: expected "
-                    f"{(n, fa.error_size)}"
-                )
-        else:
-            # a stream of its own, derived from the connection's seed
-            seed = np.random.SeedSequence([model.seeds[conn], 0xFA]).generate_state(1)
-            rng = np.random.RandomState(seed[0])
-            feedback = np.asarray(
-                fa.feedback.sample(n, fa.error_size, rng=rng), dtype=np.float64
-            )
-        if not np.all(np.isfinite(feedback)):
-            raise BuildError(f"FeedbackAlignment on {conn}: 'feedback' is not finite")
+        feedback = fixed_feedback(model, fa, conn, ctx.ens.n_neurons, ctx.prefix)
         if fa.feedback_learning is None and not np.any(feedback):
             warnings.warn(
                 f"FeedbackAlignment on {conn}: 'feedback' is all zero and does not "

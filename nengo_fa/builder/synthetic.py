@@ -23,6 +23,7 @@ from nengo_fa.builder.feedback_sources import (
     FeedbackSource,
     check_downstream,
     downstream_weights,
+    fixed_feedback,
     register_feedback_source,
 )
 from nengo_fa.builder.hidden_layer import FeedbackError, feedback_error_signals
@@ -336,19 +337,8 @@ class SyntheticFeedback(FeedbackSource):
         connection would sample, so that the two differ only in predicted
         versus true feedback error."""
         model, sg, conn = ctx.model, ctx.rule_type, ctx.rule.connection
-        shape = (ctx.ens.n_neurons, sg.error_size)
-        if isinstance(sg.feedback, np.ndarray):
-            F = np.array(sg.feedback, dtype=np.float64)
-            if F.shape != shape:
-                raise BuildError(
-                    f"{ctx.prefix}: 'feedback' has shape {F.shape}, expected "
-                    f"{shape} (n_neurons, error_size)"
-                )
-        else:
-            seed = np.random.SeedSequence([model.seeds[conn], 0xFA]).generate_state(1)
-            rng = np.random.RandomState(seed[0])
-            F = np.asarray(sg.feedback.sample(*shape, rng=rng), dtype=np.float64)
-        if not np.all(np.isfinite(F)) or not np.any(F):
+        F = fixed_feedback(model, sg, conn, ctx.ens.n_neurons, ctx.prefix)
+        if not np.any(F):
             raise BuildError(
                 f"{ctx.prefix}: 'feedback' must be finite and not all zero"
             )

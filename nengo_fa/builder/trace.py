@@ -21,10 +21,14 @@ import warnings
 import numpy as np
 from nengo.builder import Operator, Signal
 from nengo.builder.operator import DotInc
-from nengo.exceptions import BuildError, NengoWarning
+from nengo.exceptions import NengoWarning
 from nengo.rc import rc
 
-from nengo_fa.builder.feedback_sources import FeedbackSource, register_feedback_source
+from nengo_fa.builder.feedback_sources import (
+    FeedbackSource,
+    fixed_feedback,
+    register_feedback_source,
+)
 from nengo_fa.builder.hidden_layer import feedback_error_signals
 from nengo_fa.builder.numerics import rms_row_norm
 from nengo_fa.learning_rules import TraceRule
@@ -93,21 +97,8 @@ class TopDownNudge(FeedbackSource):
     def sample(ctx):
         """Sample (or check) :math:`B`, from a stream of the connection's seed."""
         model, rule_type, conn = ctx.model, ctx.rule_type, ctx.rule.connection
-        shape = (ctx.ens.n_neurons, rule_type.error_size)
-        if isinstance(rule_type.feedback, np.ndarray):
-            B = np.array(rule_type.feedback, dtype=np.float64)
-            if B.shape != shape:
-                raise BuildError(
-                    f"{ctx.prefix}: 'feedback' has shape {B.shape}, but the post "
-                    f"ensemble has {shape[0]} neurons and the error has "
-                    f"{shape[1]} dimensions: expected {shape}"
-                )
-        else:
-            seed = np.random.SeedSequence([model.seeds[conn], 0x7ACE]).generate_state(1)
-            rng = np.random.RandomState(seed[0])
-            B = np.asarray(rule_type.feedback.sample(*shape, rng=rng), dtype=np.float64)
-        if not np.all(np.isfinite(B)):
-            raise BuildError(f"{ctx.prefix}: 'feedback' is not finite")
+        n = ctx.ens.n_neurons
+        B = fixed_feedback(model, rule_type, conn, n, ctx.prefix, tag=0x7ACE)
         if not np.any(B):
             warnings.warn(
                 f"{ctx.prefix}: 'feedback' is all zero, so no target reaches the "
