@@ -42,7 +42,7 @@ from .learning_rules import (  # noqa: E402
     SyntheticGradient,
     TraceRule,
 )
-from .exceptions import StableRangeWarning  # noqa: E402
+from .exceptions import ActivityScaleWarning, StableRangeWarning  # noqa: E402
 from .export import (  # noqa: E402
     freeze_params,
     learned_params,

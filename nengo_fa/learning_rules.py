@@ -303,7 +303,12 @@ class HiddenLayerRule(LearningRuleType):
     where :math:`a_{pre}` are the presynaptic activities filtered by
     ``pre_synapse`` and :math:`\bar A^2` is the mean of :math:`|a_{pre}|^2`
     over the presynaptic ensemble's evaluation points (its rate tuning
-    curves), computed at build time. Up to that positive per-row scaling this
+    curves), computed at build time. When the presynaptic neurons are driven
+    some other way (a connection into ``pre.neurons``), their rates may be
+    far from their tuning curves, and every step off by the ratio: the
+    simulator measures :math:`|a_{pre}|^2` over the first second of activity
+    and raises an `.ActivityScaleWarning` if it is more than 10 times off.
+    Up to that positive per-row scaling this
     is the gradient :math:`\partial L / \partial W = (c \odot \delta)
     a_{pre}^T`. The biases are learned as above with ``bias_learning_rate``;
     ``gain_learning_rate`` is unused (the gains are part of :math:`W`). The

@@ -314,6 +314,44 @@ def test_weights_steps_are_bounded():
     assert np.max(np.abs(W)) < 1e3
 
 
+def pre_driven_net(drive):
+    """Weight learning from ``pre``, whose neurons are driven through their
+    encoders (``drive`` None) or directly, through ``pre.neurons`` with a
+    random transform of scale ``drive``."""
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(nengo.processes.WhiteSignal(10, high=2, rms=0.5), size_out=2)
+        pre = nengo.Ensemble(50, 2, neuron_type=nengo.RectifiedLinear())
+        if drive is None:
+            nengo.Connection(stim, pre)
+        else:
+            transform = drive * np.random.RandomState(0).randn(50, 2)
+            nengo.Connection(stim, pre.neurons, transform=transform)
+        post = nengo.Ensemble(30, 1)
+        conn = nengo.Connection(
+            pre.neurons,
+            post.neurons,
+            transform=np.zeros((30, 50)),
+            learning_rule_type=nengo_fa.FeedbackAlignment(1, modifies="weights"),
+        )
+        nengo.Connection(nengo.Node(np.sin), conn.learning_rule)
+    return net
+
+
+def test_activities_off_their_tuning_curves_warn():
+    # the steps are scaled by |a|^2 over pre's tuning curves: driven through
+    # pre.neurons, its rates are far from them, and so is every step
+    with nengo.Simulator(pre_driven_net(1e3), progress_bar=False) as sim:
+        with pytest.warns(nengo_fa.ActivityScaleWarning, match=r"7\.2e\+06 times"):
+            sim.run(1.2)
+
+
+def test_activities_on_their_tuning_curves_do_not_warn():
+    with nengo.Simulator(pre_driven_net(None), progress_bar=False) as sim:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", nengo_fa.ActivityScaleWarning)
+            sim.run(1.2)
+
+
 # --- learned feedback and diagnostics -----------------------------------------
 
 

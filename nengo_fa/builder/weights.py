@@ -11,6 +11,7 @@ update of :math:`W` by the same operator that applies the encoders' update
 """
 
 import math
+import warnings
 
 import numpy as np
 from nengo.builder import Operator, Signal
@@ -26,6 +27,7 @@ from nengo.rc import rc
 from nengo_fa import settings
 from nengo_fa.builder.encoder_update import SimHiddenLayerEncoderUpdate
 from nengo_fa.builder.numerics import rms_row_norm
+from nengo_fa.exceptions import ActivityScaleWarning
 
 
 def weights_row_gain(model, conn, ens):
@@ -101,6 +103,7 @@ def build_weights_learning(
                 row_limit=row_limit,
                 learning_rate=rule_type.learning_rate,
                 fixed_feedback=not transpose_feedback and feedback.readonly,
+                act_scale=act_scale,
                 tag=f"{prefix}: weights",
             )
         )
@@ -160,6 +163,59 @@ def inplace_weights_update(model, conn, weights, weights_delta, prefix):
     return u, a
 
 
+#: seconds of presynaptic activity over which `ActivityCheck` measures
+#: :math:`|a_{pre}|^2`
+ACT_CHECK_TIME = 1.0
+#: the factor by which the measured mean of :math:`|a_{pre}|^2` may differ
+#: from :math:`\bar A^2` before `ActivityCheck` warns
+ACT_CHECK_RATIO = 10.0
+
+
+class ActivityCheck:
+    """Compare the presynaptic activities a weight-learning rule sees with
+    the scale its steps are normalised by, once.
+
+    :math:`\bar A^2` comes from the presynaptic ensemble's tuning curves at
+    build time. When those neurons are driven some other way (a connection
+    into ``pre.neurons``, a gain or bias set by hand), their rates can differ
+    from their tuning curves by orders of magnitude, and every step with
+    them: the step bounds then hide it. This measures the mean of
+    :math:`|a_{pre}|^2` over the first `ACT_CHECK_TIME` seconds of steps in
+    which the presynaptic neurons are active, and raises an
+    `.ActivityScaleWarning` if it differs from :math:`\bar A^2` by more than
+    `ACT_CHECK_RATIO`. It does not change the steps.
+    """
+
+    def __init__(self, op, dt):
+        self.op = op
+        self.n_steps = max(int(round(ACT_CHECK_TIME / dt)), 1)
+        self.count = 0
+        self.total = 0.0
+
+    def add(self, aa):
+        """Add one step's :math:`|a_{pre}|^2`; True once the check is done."""
+        self.count += 1
+        self.total += aa
+        if self.count < self.n_steps:
+            return False
+        measured = self.total / self.count
+        ratio = measured / self.op.act_scale
+        if not 1 / ACT_CHECK_RATIO <= ratio <= ACT_CHECK_RATIO:
+            warnings.warn(
+                f"{self.op.tag}: over its first {ACT_CHECK_TIME:g} s of activity, "
+                f"the presynaptic activities' mean squared norm was {measured:.3g}, "
+                f"{ratio:.3g} times the {self.op.act_scale:.3g} that the rule's "
+                "steps are scaled by (from the presynaptic ensemble's tuning "
+                "curves), so each step is about that many times what "
+                "learning_rate says (up to the step bounds). Its neurons are "
+                "likely driven some other way than through their encoders (e.g. a "
+                "connection into pre.neurons): encode the input instead, or "
+                "scale learning_rate by the inverse ratio.",
+                ActivityScaleWarning,
+            )
+        return True
+
+
 class SimHiddenLayerWeights(Operator):
     r"""Update a connection's full weight matrix from a local error.
 
@@ -198,6 +254,13 @@ class SimHiddenLayerWeights(Operator):
         :math:`\kappa`.
     fixed_feedback : bool
         Whether the feedback never changes (then :math:`\nu` is computed once).
+    act_scale : float, optional
+        :math:`\bar A^2`, the mean of :math:`|a_{pre}|^2` over the presynaptic
+        tuning curves that ``row_scale`` divides by. If given, the mean of
+        :math:`|a_{pre}|^2` over the first `ACT_CHECK_TIME` seconds in which
+        the presynaptic neurons are active is compared with it, and an
+        `.ActivityScaleWarning` is raised once if the two differ by more
+        than a factor of `ACT_CHECK_RATIO`.
     tag : str, optional
         A label associated with the operator, for debugging purposes.
 
@@ -219,6 +282,7 @@ class SimHiddenLayerWeights(Operator):
         row_limit,
         learning_rate,
         fixed_feedback,
+        act_scale=None,
         tag=None,
     ):
         super().__init__(tag=tag)
@@ -226,6 +290,7 @@ class SimHiddenLayerWeights(Operator):
         self.row_limit = row_limit
         self.learning_rate = learning_rate
         self.fixed_feedback = fixed_feedback
+        self.act_scale = act_scale
         self.sets = []
         self.incs = []
         self.reads = [delta, feedback, pre_activities]
@@ -277,6 +342,7 @@ class SimHiddenLayerWeights(Operator):
         fixed_nu = rms_row_norm(feedback, n) if self.fixed_feedback else None
         bound = np.empty(n, dtype=dtype)
         tag = self.tag
+        check = None if self.act_scale is None else ActivityCheck(self, dt)
 
         def no_update():
             if factors is None:
@@ -291,6 +357,7 @@ class SimHiddenLayerWeights(Operator):
             )
 
         def step_simhiddenlayerweights():
+            nonlocal check
             nu = rms_row_norm(feedback, n) if fixed_nu is None else fixed_nu
             if not math.isfinite(nu):
                 fail("the feedback")
@@ -300,6 +367,8 @@ class SimHiddenLayerWeights(Operator):
             if nu == 0 or aa == 0:
                 no_update()
                 return
+            if check is not None and check.add(aa):
+                check = None
             np.multiply(delta, coef, out=u)
             np.multiply(u, min(1.0 / nu, coef_max), out=u)
             # |u_i| |a|^2 <= limit_i (aa may overflow: then the bound is 0)
