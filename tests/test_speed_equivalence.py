@@ -15,6 +15,7 @@ from nengo_fa.builder import (
 )
 from nengo_fa.builder import kernels as _kernels
 from nengo_fa.builder import numerics as _numerics
+from nengo_fa.builder import stages
 
 KEYS = ("scaled_encoders", "gain", "bias", "delta")
 # one d for the compiled loop over columns and one for the loop over rows
@@ -33,11 +34,13 @@ def test_kernels_available():
     assert _kernels.AVAILABLE
 
 
-def two_layer(rule, seed, n_neurons=40, d=3, d_out=2, neuron_type=None, extra=False):
+def two_layer(
+    rule, seed, n_neurons=40, d=3, d_out=2, neuron_type=None, extra=False, **rates
+):
     """Sines in, a random linear map of them out, a learned hidden layer.
 
     With ``extra``, a second rule on a second connection learns the same
-    ensemble's encoders.
+    ensemble's encoders. ``rates`` go to the ``"fa"`` rule.
     """
     neuron_type = nengo.RectifiedLinear() if neuron_type is None else neuron_type
     rng = np.random.RandomState(seed)
@@ -79,7 +82,7 @@ def two_layer(rule, seed, n_neurons=40, d=3, d_out=2, neuron_type=None, extra=Fa
                 feedback_learning=nengo_fa.BidirectionalAlignment(learning_rate=3.0),
             )
         else:
-            rule_type = nengo_fa.FeedbackAlignment(error_size=d_out)
+            rule_type = nengo_fa.FeedbackAlignment(error_size=d_out, **rates)
         layer1 = nengo.Connection(stim, hidden, learning_rule_type=rule_type)
         error = nengo.Node(size_in=d_out)
         nengo.Connection(out, error)
@@ -196,6 +199,29 @@ def test_factored_update_equals_straightforward_neurons(
     assert_same(fast, ref)
     S = ref["scaled_encoders"]
     assert np.max(np.abs(S[-1] - S[0])) > 1e-3 * np.max(np.abs(S[0]))
+
+
+def test_bias_only_rule_equals_straightforward(Simulator, seed, monkeypatch, kernels):
+    """A rule that learns only the biases (encoder and gain rates 0) runs the
+    compiled local error and bias step (`kernels.local_error_bias`), with the
+    results of the numpy stages."""
+    net = two_layer(
+        "fa", seed, learning_rate=0, gain_learning_rate=0, bias_learning_rate=1.0
+    )
+    built = []
+    local_step = stages.compiled_local_step
+    monkeypatch.setattr(
+        stages,
+        "compiled_local_step",
+        lambda *args: built.append(1) or local_step(*args),
+    )
+    fast, _ = run(net, Simulator, True, True, monkeypatch)
+    assert bool(built) == (kernels and Simulator is nengo.Simulator)
+    ref, _ = run(net, Simulator, False, True, monkeypatch)
+    assert_same(fast, ref)
+    b = ref["bias"]
+    assert np.max(np.abs(b[-1] - b[0])) > 1e-3 * np.max(np.abs(b[0]))
+    assert np.array_equal(ref["scaled_encoders"][-1], ref["scaled_encoders"][0])
 
 
 def test_two_encoder_rules_keep_generic_path(Simulator, seed, monkeypatch):

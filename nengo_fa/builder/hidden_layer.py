@@ -268,7 +268,9 @@ class SimHiddenLayerRule(Operator):
     With the in-place update (``encoders_factors``) and ``constants.compiled``,
     the step runs as compiled loops (`nengo_fa.builder.kernels`): the
     derivative's own (`nengo_fa.neurons.Derivative.compiled_form`), the
-    checks and the feedback error, then all the per-neuron stages. Otherwise
+    checks and the feedback error, then all the per-neuron stages (only the
+    local error and the bias step where neither encoders nor gains learn,
+    e.g. with ``modifies="weights"``). Otherwise
     every stage is numpy code (`nengo_fa.builder.stages.NumpyStep`), with the
     same results up to rounding.
 
@@ -426,12 +428,10 @@ class SimHiddenLayerRule(Operator):
 
     def make_step(self, signals, dt, rng):
         numpy_step = stages.NumpyStep(self, signals)
-        use_kernels = (
-            self.factored
-            and self.constants.compiled
-            and self.constants.learns_encoders
-            and kernels.AVAILABLE
-        )
+        use_kernels = self.factored and self.constants.compiled and kernels.AVAILABLE
         if not use_kernels:
             return numpy_step.step_simhiddenlayerrule
+        if not self.constants.learns_encoders:
+            # modifies="weights", or biases only
+            return stages.compiled_local_step(self, signals, numpy_step)
         return stages.compiled_step(self, signals, numpy_step)

@@ -590,37 +590,28 @@ def compiled_step(op, signals, numpy_step):
     feedback error; `kernels.hidden_layer_update` the local error, bias step,
     step bounds, encoder/gain step and row scaling;
     `kernels.hidden_layer_finish` bounds the bias step, applies the bias
-    limits and checks :math:`\\delta` and :math:`S x`. :math:`G'(J)` of a
-    derivative without a compiled form, :math:`F e` of a feedback that its
-    own operator does not give (a user's feedback source, not a transpose),
-    and :math:`S x` when it cannot be read as :math:`J - b` stay numpy
-    calls; the rare cases that the prologue reports go to the numpy stages
-    (``numpy_step``, a `NumpyStep`).
+    limits and checks :math:`\\delta` and :math:`S x`; where :math:`S x` is
+    :math:`J - b`, the three go in one call (`kernels.hidden_layer_step`).
+    :math:`G'(J)` of a derivative without a compiled form, :math:`F e` of a
+    feedback that its own operator does not give (a user's feedback source,
+    not a transpose), and :math:`S x` when it cannot be read as :math:`J - b`
+    stay numpy calls; the rare cases that the prologue reports go to the
+    numpy stages (``numpy_step``, a `NumpyStep`).
     """
     s = numpy_step
-    prologue = kernels.compiled(kernels.hidden_layer_prologue)
-    update = kernels.compiled(kernels.hidden_layer_update)
-    finish = kernels.compiled(kernels.hidden_layer_finish)
     c = op.constants
     params = c.kernel_params(s.coef_max)
     kernel_FT, feedback_error = _feedback_error_outside(s, params)
-    bias = s.bias
-    encode_sx = not s.from_current
-    error, fe, delta, current = s.error, s.fe, s.delta, s.current
-    x, S, sx, x_out, gain = s.x, s.S, s.sx, s.x_out, s.gain
-    bias_delta, beta, gain_delta, alpha = s.bias_delta, s.beta, s.gain_delta, s.alpha
-    scratch = s.tmp
-    compiled_derivative = kernels.derivative_loop(s.derivative)
-    if compiled_derivative is None:
-        derivative, derivative_args = s.derivative, ()
-    else:
-        derivative, derivative_args = compiled_derivative
+    stages = _compiled_stages(s, params, kernel_FT)
+    derivative, derivative_args = _derivative_call(s)
+    current, delta, gain, gain_delta = s.current, s.delta, s.gain, s.gain_delta
 
     exact_gains = s.exact_gains
     if exact_gains:
         gain_signal = s.gain_signal
         if s.row_norms is None:
             row_norms = kernels.compiled(kernels.row_norms)
+            S = s.S
 
             def measure_gains():
                 row_norms(S, c.radius, gain)
@@ -635,32 +626,11 @@ def compiled_step(op, signals, numpy_step):
         if feedback_error is not None:
             feedback_error()
         derivative(current, delta, *derivative_args)
-        if prologue(error, kernel_FT, fe, x, scratch, params):
+        if not stages():
             # a rare case, which the numpy stages handle
             s.step()
             s.anchor_gains()
             return
-        if encode_sx:
-            np.dot(S, x, out=sx)
-        n_scaled = update(
-            fe,
-            delta,
-            current,
-            bias,
-            sx,
-            x,
-            x_out,
-            gain,
-            bias_delta,
-            beta,
-            gain_delta,
-            alpha,
-            params,
-        )
-        s.scaled = n_scaled > 0
-        if params[kernels.N_CLIPPED]:
-            s.measure_bounded_rows(params[kernels.INPUT_SQ])
-        finish(delta, current, bias, sx, gain, bias_delta, gain_delta, params)
         if params[kernels.N_BAD]:
             s.scaled = True  # alpha may hold anything: reset it
             s.fail("the local error delta or S x")
@@ -669,6 +639,112 @@ def compiled_step(op, signals, numpy_step):
         if exact_gains:
             np.add(gain_delta, gain, out=gain_delta)
             np.subtract(gain_delta, gain_signal, out=gain_delta)
+
+    return step_simhiddenlayerrule
+
+
+def _derivative_call(s):
+    """``(derivative, args)``: ``derivative(J, out, *args)`` writes
+    :math:`G'(J)`, compiled where the derivative has a compiled form."""
+    compiled_derivative = kernels.derivative_loop(s.derivative)
+    if compiled_derivative is None:
+        return s.derivative, ()
+    return compiled_derivative
+
+
+def _compiled_stages(s, params, kernel_FT):
+    """``stages()`` of `compiled_step`: the prologue, the update and the
+    finish; returns False, having written nothing but :math:`F e`, in the
+    rare cases that the prologue reports. Where :math:`S x` is :math:`J - b`
+    the three are one call (`kernels.hidden_layer_step`), which leaves the
+    finish to this function when a gain met its floor or its ceiling."""
+    prologue = kernels.compiled(kernels.hidden_layer_prologue)
+    update = kernels.compiled(kernels.hidden_layer_update)
+    finish = kernels.compiled(kernels.hidden_layer_finish)
+    error, fe, delta, current = s.error, s.fe, s.delta, s.current
+    x, S, sx, x_out, gain, bias = s.x, s.S, s.sx, s.x_out, s.gain, s.bias
+    bias_delta, beta, gain_delta, alpha = s.bias_delta, s.beta, s.gain_delta, s.alpha
+    scratch = s.tmp
+    finish_args = (delta, current, bias, sx, gain, bias_delta, gain_delta, params)
+
+    def finish_clipped():
+        s.measure_bounded_rows(params[kernels.INPUT_SQ])
+        finish(*finish_args)
+
+    if not s.from_current:
+        update_args = (fe, delta, current, bias, sx, x, x_out, gain)
+        update_args += (bias_delta, beta, gain_delta, alpha, params)
+
+        def stages():
+            if prologue(error, kernel_FT, fe, x, scratch, params):
+                return False
+            np.dot(S, x, out=sx)
+            s.scaled = update(*update_args) > 0
+            if params[kernels.N_CLIPPED]:
+                finish_clipped()
+            else:
+                finish(*finish_args)
+            return True
+
+        return stages
+
+    fused = kernels.compiled(kernels.hidden_layer_step)
+    args = (error, kernel_FT, fe, x, scratch, delta, current, bias, sx, x_out)
+    args += (gain, bias_delta, beta, gain_delta, alpha, params)
+
+    def stages():
+        n_scaled = fused(*args)
+        if n_scaled < 0:
+            return False
+        s.scaled = n_scaled > 0
+        if params[kernels.N_CLIPPED]:
+            finish_clipped()
+        return True
+
+    return stages
+
+
+def compiled_local_step(op, signals, numpy_step):
+    """A step of `.SimHiddenLayerRule` in compiled loops for a rule that
+    learns neither encoders nor gains (``modifies="weights"``, or biases
+    only): the derivative's compiled form, `kernels.hidden_layer_prologue`
+    (checks and feedback error), `kernels.local_error_bias` (local error and
+    bias step) and `kernels.hidden_layer_finish` (bias bounds and limits, and
+    the check of :math:`\\delta`). Without an encoder step, :math:`x` is not
+    read: the prologue is given :math:`|x|^2 = 1` and the finish no
+    :math:`S x` (zeros). The rare cases go to ``numpy_step`` as in
+    `compiled_step`."""
+    s = numpy_step
+    prologue = kernels.compiled(kernels.hidden_layer_prologue)
+    local = kernels.compiled(kernels.local_error_bias)
+    finish = kernels.compiled(kernels.hidden_layer_finish)
+    params = op.constants.kernel_params(s.coef_max)
+    # S x is zeros, not J - b: only delta is checked
+    params[kernels.RULE_PARAMS.index("from_current")] = 0.0
+    kernel_FT, feedback_error = _feedback_error_outside(s, params)
+    unit_x = np.ones(1, dtype=s.x.dtype)
+    no_projection = np.zeros(s.n, dtype=s.S.dtype)
+    error, fe, delta, current = s.error, s.fe, s.delta, s.current
+    bias, gain, scratch = s.bias, s.gain, s.tmp
+    bias_delta, gain_delta = s.bias_delta, s.gain_delta
+    derivative, derivative_args = _derivative_call(s)
+
+    def step_simhiddenlayerrule():
+        if feedback_error is not None:
+            feedback_error()
+        derivative(current, delta, *derivative_args)
+        if prologue(error, kernel_FT, fe, unit_x, scratch, params):
+            # a rare case (no feedback, a non-finite error or feedback)
+            s.step()
+            return
+        local(fe, delta, bias_delta, gain_delta, params)
+        finish(
+            delta, current, bias, no_projection, gain, bias_delta, gain_delta, params
+        )
+        if params[kernels.N_BAD]:
+            s.fail("the local error delta")
+        if params[kernels.N_BOUNDED]:
+            s.out_of_range()
 
     return step_simhiddenlayerrule
 
