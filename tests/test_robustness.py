@@ -337,7 +337,7 @@ def pre_driven_net(drive):
     return net
 
 
-def test_activities_off_their_tuning_curves_warn():
+def test_activities_off_their_tuning_curves_warn(kernels):
     # the steps are scaled by |a|^2 over pre's tuning curves: driven through
     # pre.neurons, its rates are far from them, and so is every step
     with nengo.Simulator(pre_driven_net(1e3), progress_bar=False) as sim:

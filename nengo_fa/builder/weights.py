@@ -397,10 +397,13 @@ class SimHiddenLayerWeights(Operator):
         given_nu = -1.0 if fixed_nu is None else float(fixed_nu)
 
         def step_simhiddenlayerweights_compiled():
+            nonlocal check
             code = weights_factors(
                 delta, feedback, pre, u, a, coef, limit, given_nu, coef_max
             )
             if code < 0:
                 step_simhiddenlayerweights()  # a rare case: raises, or checks
+            elif code == 0 and check is not None and check.add(np.dot(pre, pre)):
+                check = None  # `ActivityCheck` is done: stop computing |a|^2
 
         return step_simhiddenlayerweights_compiled
