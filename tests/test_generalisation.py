@@ -69,6 +69,29 @@ def test_ablation_prints_table(gen, capsys):
     assert all(np.isfinite(r["trained"]) for r in rows)
 
 
+def test_mechanisms_reference_is_the_benchmarks(gen):
+    """``benchmarks/mechanisms.py`` instruments the numpy reference: with its
+    options off it computes what ``generalisation.py``'s does, and each option
+    changes the run."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_mechanisms", BENCHMARKS / "mechanisms.py"
+    )
+    mech = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mech)
+    case = mech.Case("product", 0, quick=True)
+    F = case.F[:, None]
+    for rule in ("pes", "fa", "bp"):
+        rates = gen.default_rates(rule) or (0.0, 0.0, 0.0)
+        ref = gen.numpy_continuous(
+            case.S0, case.b0, F, case.X, case.Y, rule, case.n_tr, rates
+        )
+        np.testing.assert_allclose(case.run(rule, rates)["out"], ref, rtol=1e-9)
+    bp = case.run("bp", gen.default_rates("bp"))["out"]
+    for option in (dict(held=True), dict(scaling=True), dict(warm=0.5)):
+        out = case.run("bp", gen.default_rates("bp"), **option)["out"]
+        assert np.all(np.isfinite(out)) and not np.allclose(out, bp), option
+
+
 @pytest.mark.slow
 def test_weight_learning_lasts(gen):
     """Neuron-to-neuron weights (``modifies="weights"``), learned by FA and BP,

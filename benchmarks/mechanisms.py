@@ -1,0 +1,379 @@
+"""Why trained layers lose to PES only once frozen: the measurements.
+
+The numpy reference of ``generalisation.py`` (the same maths as the Nengo
+runs, from the same built networks: RectifiedLinear rate neurons, PES
+readout, ``FeedbackAlignment`` and ``BackProp`` at their default rates),
+instrumented, on the continuous rate tasks (``product``, ``white1`` ..
+``white4``), 10 seeds each. Three tables (docs/theory.rst, "What the rules'
+harm is not" and "What backpropagation's first second does"):
+
+``activity``
+    The growth of the hidden layer's mean squared activity :math:`|a|^2`
+    (initial against trained layer, over the test input), the correlation of
+    the per-seed log frozen ratio with its log, the effective rank of
+    :math:`E[a a^T]` before and after, and the frozen ratio to PES only (seeds
+    worse) as run, with the readout's effective rate held at PES only's (PES
+    rate times PES only's low-passed :math:`|a|^2` over the rule's), and with
+    synaptic scaling of the layer (one common factor on gains and biases
+    driving a low-pass of :math:`|a|^2` back to its mean over the first 5 s).
+``alignment``
+    Feedback alignment, per seed: the frozen ratio with all paths and with
+    the encoder, gain or bias path off, and the fraction of active neurons
+    whose readout weight has the sign of their feedback weight, and the angle
+    between FA's and backprop's local errors, over the last quarter of
+    training.
+``warmup``
+    Both rules with the hidden rule off for the first seconds of training
+    (fixed, or the readout's fastest time constant
+    :math:`\\tau_1 = n / (\\kappa_{PES} \\lambda_{max}(E[a a^T]))` over the
+    training input), and for BackProp the size of its change of
+    :math:`(S, b)` over the first :math:`\\tau_1` against its whole change.
+
+Run ``python benchmarks/mechanisms.py`` (about 8 minutes on two busy cores), ``--tables
+activity,warmup``, ``--tasks product --seeds 3``.
+"""
+
+import argparse
+import os
+import sys
+import time
+import warnings
+
+import nengo
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import generalisation as gen  # noqa: E402
+
+DT = gen.DT
+TASKS = ("product", "white1", "white2", "white3", "white4")
+KPES = 1e-4
+
+
+def _reference(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c, opts):
+    """`generalisation._numpy_continuous` with its measurements and options.
+
+    ``opts``: (held, scaling, warm, tau_p, tau_h, n0) with ``held`` an array
+    (PES only's low-passed :math:`|a|^2` at every step; empty: the readout's
+    rate is not held), ``scaling`` 1 for synaptic scaling, ``warm`` the steps
+    before the hidden rule starts."""
+    held, scaling, warm, tau_p, tau_h, n0 = opts
+    n, d = S0.shape
+    S, b = S0.copy(), b0.copy()
+    gain = np.sqrt((S * S).sum(axis=1))
+    ghat = gain.mean()
+    gmin, gmax = 1e-3 * ghat, 1e3 * ghat
+    imax = max(0.95, np.max(-b / gain))
+    D = np.zeros(n)
+    xf = np.zeros(d)
+    af = np.zeros(n)
+    y = yd = td = e = 0.0
+    out = np.empty(len(X))
+    lp = np.empty(len(X))
+    sign = np.full(len(X) // 100 + 1, np.nan)
+    cos = np.full(len(X) // 100 + 1, np.nan)
+    cp = np.exp(-DT / tau_p)
+    lp_a = 0.0
+    target = 0.0
+    for k in range(len(X)):
+        xf = c * xf + (1 - c) * X[k]
+        J = S @ xf + b
+        a = np.maximum(J, 0)
+        y = c * y + (1 - c) * (D @ a)
+        yd = c * yd + (1 - c) * y
+        td = c * td + (1 - c) * Y[k, 0]
+        out[k] = yd - td
+        e = c * e + (1 - c) * ((yd - td) if k < n_train else 0.0)
+        af = c * af + (1 - c) * a
+        lp_a = cp * lp_a + (1 - cp) * (af @ af)
+        lp[k] = lp_a
+        if k % 100 == 0:
+            active = (J > 0).astype(np.float64)
+            na = active.sum()
+            u = F1 * active
+            v = D * active
+            uv = np.sqrt(u @ u) * np.sqrt(v @ v)
+            if na > 0 and uv > 0:
+                sign[k // 100] = (active * (np.sign(D) == np.sign(F1))).sum() / na
+                cos[k // 100] = (u @ v) / uv
+        if k >= n_train:
+            continue
+        rate = kpes
+        if len(held) > 0:
+            rate = kpes * held[k] / max(lp_a, 1e-12)
+        D -= (rate / n) * DT * e * af
+        if code == 0 or k < warm:
+            continue
+        Fm = D if code == 2 else F1
+        nu = np.sqrt(np.dot(Fm, Fm) / n)
+        if nu == 0:
+            continue
+        dl = Fm * e * (J > 0) / nu
+        cc = DT * ghat
+        half = np.maximum(gain, gmin) / 2
+        db = np.clip(-kb * cc * dl, -half, half)
+        xx = xf @ xf
+        if xx > 0 and kE > 0:
+            beta = -kE * cc * dl
+            bound = np.maximum(gain, gmin) / (2 * np.sqrt(xx))
+            beta = np.clip(beta, -bound, bound)
+            Sn = S + np.outer(beta, xf)
+            m = np.sqrt((Sn * Sn).sum(axis=1))
+            gn = np.minimum(np.maximum(gain + (kg / kE) * (m - gain), gmin), gmax)
+            S = Sn * (gn / m)[:, None]
+            gain = gn
+        elif xx > 0 and kg > 0:
+            dg = -kg * cc * dl * (S @ xf) / np.maximum(gain, gmin)
+            gn = np.minimum(np.maximum(gain + dg, gmin), gmax)
+            S = S * (gn / gain)[:, None]
+            gain = gn
+        if kb > 0:
+            db = np.maximum(db, -imax * gain - b)
+            db = np.minimum(db, np.maximum(gmax - b, 0.0))
+            b += db
+        if scaling == 1:
+            # for rectified-linear neurons a common factor f on gains and
+            # biases scales every activity by f
+            if k < n0:
+                target += (af @ af) / n0
+            else:
+                f = (target / max(lp_a, 1e-12)) ** (0.5 * DT / tau_h)
+                S *= f
+                b *= f
+                gain *= f
+    return out, S, b, D, lp, sign, cos
+
+
+try:
+    import numba
+
+    _reference = numba.njit(cache=False)(_reference)
+except ImportError:  # pragma: no cover
+    pass
+
+
+class Case:
+    """One task and seed: its inputs and the built initial network."""
+
+    def __init__(self, task, seed, quick=False):
+        t_train = 2.0 if quick else (40.0 if task == "product" else 60.0)
+        t_test = 1.0 if quick else 20.0
+        self.X, self.Y, self.windows = gen.continuous_inputs(
+            task, seed, t_train, t_test
+        )
+        self.n_tr = int(round(t_train / DT))
+        n = 10 if task == "product" else 10 * self.X.shape[1] + 10
+        net = gen.continuous_network(task, "fa", seed, self.X, self.Y, t_train, None, n)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with nengo.Simulator(net, progress_bar=False) as sim:
+                self.S0 = sim.data[net.hidden].scaled_encoders
+                self.b0 = sim.data[net.hidden].bias
+                self.F = sim.data[net.layer1.learning_rule].feedback[:, 0].copy()
+        self._pes = None
+        self._tau1 = None
+
+    def run(self, rule, rates=(0.0, 0.0, 0.0), held=False, scaling=False, warm=0.0):
+        code = {"pes": 0, "fa": 1, "bp": 2}[rule]
+        h = self.pes()["lp"] if held else np.zeros(0)
+        opts = (h, int(scaling), int(round(warm / DT)), 10.0, 0.0, 0)
+        if scaling:
+            opts = (h, 1, int(round(warm / DT)), 2.0, 5.0, min(5000, self.n_tr // 2))
+        out, S, b, D, lp, sign, cos = _reference(
+            self.S0,
+            self.b0,
+            self.F,
+            self.X,
+            self.Y,
+            code,
+            self.n_tr,
+            *map(float, rates),
+            KPES,
+            gen._lowpass(0.005),
+            opts,
+        )
+        return dict(
+            frozen=gen.mse(out, self.windows["trained"]),
+            out=out,
+            S=S,
+            b=b,
+            D=D,
+            lp=lp,
+            sign=sign,
+            cos=cos,
+        )
+
+    def pes(self):
+        if self._pes is None:
+            self._pes = self.run("pes")
+        return self._pes
+
+    def activities(self, S, b, lo, hi):
+        c = gen._lowpass(0.005)
+        xf = np.zeros(self.X.shape[1])
+        XF = np.empty((hi, self.X.shape[1]))
+        for k in range(hi):
+            xf = c * xf + (1 - c) * self.X[k]
+            XF[k] = xf
+        return np.maximum(XF[lo:hi] @ S.T + b, 0)
+
+    def tau1(self):
+        """The PES readout's fastest time constant over the training input."""
+        if self._tau1 is None:
+            A = self.activities(self.S0, self.b0, 0, self.n_tr)
+            self._tau1 = len(self.b0) / (KPES * second_moments(A)[0])
+        return self._tau1
+
+
+def second_moments(A):
+    """Eigenvalues of :math:`E[a a^T]`, largest first."""
+    return np.sort(np.linalg.eigvalsh(A.T @ A / len(A)))[::-1]
+
+
+def rates(rule):
+    return gen.default_rates(rule)
+
+
+def ratio_cell(p, w):
+    return f"{p.mean() / w.mean():.2f}, {int(np.sum(w > p))}/{len(w)}"
+
+
+def activity_table(cases):
+    print(
+        "task     rule  |a|^2 after/before (range)  corr  erank before/after  "
+        "default      held         scaling"
+    )
+    pooled = [[], []]
+    for task, cs in cases.items():
+        p = np.array([c.pes()["frozen"] for c in cs])
+        for rule in ("bp", "fa"):
+            growth, erank, frozen, held, scaled = [], [], [], [], []
+            for c in cs:
+                lo, hi = c.windows["trained"]
+                r = c.run(rule, rates(rule))
+                ev0 = second_moments(c.activities(c.S0, c.b0, lo, hi))
+                ev1 = second_moments(c.activities(r["S"], r["b"], lo, hi))
+                growth.append(ev1.sum() / ev0.sum())
+                erank.append([(e.sum() ** 2 / (e**2).sum()) for e in (ev0, ev1)])
+                frozen.append(r["frozen"])
+                held.append(c.run(rule, rates(rule), held=True)["frozen"])
+                scaled.append(c.run(rule, rates(rule), scaling=True)["frozen"])
+            growth, frozen = np.array(growth), np.array(frozen)
+            logr = np.log(p / frozen)
+            corr = np.corrcoef(logr, np.log(growth))[0, 1] if len(cs) > 2 else np.nan
+            pooled[0] += list(logr)
+            pooled[1] += list(np.log(growth))
+            er = np.mean(erank, axis=0)
+            print(
+                f"{task:<8} {rule:<4}  {growth.mean():.2f} ({growth.min():.2f}-"
+                f"{growth.max():.2f})          {corr:5.2f}  {er[0]:.2f} / {er[1]:.2f}"
+                f"         {ratio_cell(p, frozen):<12} "
+                f"{ratio_cell(p, np.array(held)):<12} "
+                f"{ratio_cell(p, np.array(scaled))}"
+            )
+    if len(pooled[0]) > 2:
+        print(f"pooled correlation {np.corrcoef(*pooled)[0, 1]:.2f}")
+
+
+def alignment_table(cases):
+    k = rates("fa")[0]
+    paths = {
+        "all": (k, k, k),
+        "no enc": (0.0, k, k),
+        "no gain": (k, 0.0, k),
+        "no bias": (k, k, 0.0),
+    }
+    print(
+        "task     seed   all    no enc no gain no bias  sign  angle  "
+        "(FA; ratio to PES only; sign agreement and angle over the last quarter)"
+    )
+    for task, cs in cases.items():
+        for seed, c in enumerate(cs):
+            p = c.pes()["frozen"]
+            ratios = {}
+            for name, r3 in paths.items():
+                r = c.run("fa", r3)
+                ratios[name] = p / r["frozen"]
+                if name == "all":
+                    m = c.n_tr // 100
+                    q = slice(3 * m // 4, m)
+                    sign = np.nanmean(r["sign"][q])
+                    angle = np.degrees(np.arccos(np.nanmean(r["cos"][q])))
+            print(
+                f"{task:<8} {seed:>4} "
+                + " ".join(f"{ratios[n]:6.2f}" for n in paths)
+                + f"  {sign:5.2f} {angle:5.0f}"
+                + ("  worse" if ratios["all"] < 1 else "")
+            )
+
+
+def warmup_table(cases):
+    settings = [("none (default)", lambda c: 0.0), ("0.5 s", lambda c: 0.5)]
+    settings += [("tau_1", lambda c: c.tau1()), ("2 s", lambda c: 2.0)]
+    settings += [("3 tau_1", lambda c: 3 * c.tau1()), ("10 s", lambda c: 10.0)]
+    print("rule warm-up        " + "  ".join(f"{t:<18}" for t in cases))
+    print("     (frozen ratio to PES only, seeds worse, worst seed's ratio)")
+    for rule in ("bp", "fa"):
+        for label, warm in settings:
+            cells = []
+            for cs in cases.values():
+                p = np.array([c.pes()["frozen"] for c in cs])
+                w = np.array(
+                    [c.run(rule, rates(rule), warm=warm(c))["frozen"] for c in cs]
+                )
+                cells.append(f"{ratio_cell(p, w)}, {np.min(p / w):.2f}")
+            print(f"{rule:<4} {label:<14} " + "  ".join(f"{x:<18}" for x in cells))
+    print("BackProp's change of (S, b) over the first tau_1 / over training:")
+    for task, cs in cases.items():
+        size, cos = [], []
+        for c in cs:
+            P0 = np.hstack([c.S0, c.b0[:, None]])
+            whole = c.run("bp", rates("bp"))
+            n_tr, c.n_tr = c.n_tr, int(round(c.tau1() / DT))
+            try:
+                early = c.run("bp", rates("bp"))
+            finally:
+                c.n_tr = n_tr
+            dw = np.hstack([whole["S"], whole["b"][:, None]]) - P0
+            de = np.hstack([early["S"], early["b"][:, None]]) - P0
+            size.append(np.linalg.norm(de) / np.linalg.norm(dw))
+            cos.append((de * dw).sum() / (np.linalg.norm(de) * np.linalg.norm(dw)))
+        print(
+            f"{task:<8} size {np.mean(size):.2f} ({np.min(size):.2f}-"
+            f"{np.max(size):.2f}), cosine to the whole change {np.mean(cos):.2f}"
+        )
+
+
+TABLES = {
+    "activity": activity_table,
+    "alignment": alignment_table,
+    "warmup": warmup_table,
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--tables", default=",".join(TABLES))
+    parser.add_argument(
+        "--quick", action="store_true", help="one seed, 2 s of training"
+    )
+    args = parser.parse_args(argv)
+    nengo.rc.set("decoder_cache", "enabled", "False")
+    tasks = args.tasks.split(",")
+    for t in tasks:
+        if t not in TASKS:
+            parser.error(f"unknown task {t!r}; choose from {', '.join(TASKS)}")
+    seeds = range(1 if args.quick else args.seeds)
+    t0 = time.time()
+    cases = {t: [Case(t, s, args.quick) for s in seeds] for t in tasks}
+    for name in args.tables.split(","):
+        print(f"# {name}")
+        TABLES[name](cases)
+    print(f"# {time.time() - t0:.0f} s")
+    return cases
+
+
+if __name__ == "__main__":
+    main()
