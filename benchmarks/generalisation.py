@@ -464,40 +464,49 @@ def _numpy_continuous(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c):
         if code == 0:
             continue
         Fm = D if code == 2 else F1
-        nu = np.sqrt(np.dot(Fm, Fm) / n)
-        if nu == 0:
-            continue
-        dl = Fm * e * (J > 0) / nu
-        cc = DT * ghat
-        # each bias step at most half the neuron's range
-        half = np.maximum(gain, gmin) / 2
-        db = np.clip(-kb * cc * dl, -half, half)
-        xx = xf @ xf
-        if xx > 0 and kE > 0:
-            beta = -kE * cc * dl
-            bound = np.maximum(gain, gmin) / (2 * np.sqrt(xx))
-            beta = np.clip(beta, -bound, bound)
-            Sn = S + np.outer(beta, xf)
-            m = np.sqrt((Sn * Sn).sum(axis=1))
-            gn = np.minimum(np.maximum(gain + (kg / kE) * (m - gain), gmin), gmax)
-            S = Sn * (gn / m)[:, None]
-            gain = gn
-        elif xx > 0 and kg > 0:
-            dg = -kg * cc * dl * (S @ xf) / np.maximum(gain, gmin)
-            gn = np.minimum(np.maximum(gain + dg, gmin), gmax)
-            S = S * (gn / gain)[:, None]
-            gain = gn
-        if kb > 0:
-            # intercepts stay at or below imax; biases at most gmax above 0
-            db = np.maximum(db, -imax * gain - b)
-            db = np.minimum(db, np.maximum(gmax - b, 0.0))
-            b += db
+        S, b, gain = _hidden_step(
+            Fm, e, J, xf, S, b, gain, kE, kg, kb, DT * ghat, gmin, gmax, imax
+        )
     return out
+
+
+def _hidden_step(Fm, e, J, xf, S, b, gain, kE, kg, kb, cc, gmin, gmax, imax):
+    """One step of the normalised HiddenLayerRule on a rectified-linear layer
+    with a 1-D error, feedback ``Fm``: returns the new ``S, b, gain``."""
+    nu = np.sqrt(np.dot(Fm, Fm) / len(Fm))
+    if nu == 0:
+        return S, b, gain
+    dl = Fm * e * (J > 0) / nu
+    # each bias step at most half the neuron's range
+    half = np.maximum(gain, gmin) / 2
+    db = np.clip(-kb * cc * dl, -half, half)
+    xx = xf @ xf
+    if xx > 0 and kE > 0:
+        beta = -kE * cc * dl
+        bound = np.maximum(gain, gmin) / (2 * np.sqrt(xx))
+        beta = np.clip(beta, -bound, bound)
+        Sn = S + np.outer(beta, xf)
+        m = np.sqrt((Sn * Sn).sum(axis=1))
+        gn = np.minimum(np.maximum(gain + (kg / kE) * (m - gain), gmin), gmax)
+        S = Sn * (gn / m)[:, None]
+        gain = gn
+    elif xx > 0 and kg > 0:
+        dg = -kg * cc * dl * (S @ xf) / np.maximum(gain, gmin)
+        gn = np.minimum(np.maximum(gain + dg, gmin), gmax)
+        S = S * (gn / gain)[:, None]
+        gain = gn
+    if kb > 0:
+        # intercepts stay at or below imax; biases at most gmax above 0
+        db = np.maximum(db, -imax * gain - b)
+        db = np.minimum(db, np.maximum(gmax - b, 0.0))
+        b = b + db
+    return S, b, gain
 
 
 try:
     import numba
 
+    _hidden_step = numba.njit(cache=False)(_hidden_step)
     _numpy_continuous = numba.njit(cache=False)(_numpy_continuous)
 except ImportError:  # pragma: no cover
     pass

@@ -46,6 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import generalisation as gen  # noqa: E402
 
 DT = gen.DT
+_hidden_step = gen._hidden_step
 TASKS = ("product", "white1", "white2", "white3", "white4")
 KPES = 1e-4
 
@@ -105,32 +106,11 @@ def _reference(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c, opts):
         if code == 0 or k < warm:
             continue
         Fm = D if code == 2 else F1
-        nu = np.sqrt(np.dot(Fm, Fm) / n)
-        if nu == 0:
-            continue
-        dl = Fm * e * (J > 0) / nu
-        cc = DT * ghat
-        half = np.maximum(gain, gmin) / 2
-        db = np.clip(-kb * cc * dl, -half, half)
-        xx = xf @ xf
-        if xx > 0 and kE > 0:
-            beta = -kE * cc * dl
-            bound = np.maximum(gain, gmin) / (2 * np.sqrt(xx))
-            beta = np.clip(beta, -bound, bound)
-            Sn = S + np.outer(beta, xf)
-            m = np.sqrt((Sn * Sn).sum(axis=1))
-            gn = np.minimum(np.maximum(gain + (kg / kE) * (m - gain), gmin), gmax)
-            S = Sn * (gn / m)[:, None]
-            gain = gn
-        elif xx > 0 and kg > 0:
-            dg = -kg * cc * dl * (S @ xf) / np.maximum(gain, gmin)
-            gn = np.minimum(np.maximum(gain + dg, gmin), gmax)
-            S = S * (gn / gain)[:, None]
-            gain = gn
-        if kb > 0:
-            db = np.maximum(db, -imax * gain - b)
-            db = np.minimum(db, np.maximum(gmax - b, 0.0))
-            b += db
+        if not np.any(Fm):
+            continue  # no feedback yet: no step, and no scaling either
+        S, b, gain = _hidden_step(
+            Fm, e, J, xf, S, b, gain, kE, kg, kb, DT * ghat, gmin, gmax, imax
+        )
         if scaling == 1:
             # for rectified-linear neurons a common factor f on gains and
             # biases scales every activity by f
