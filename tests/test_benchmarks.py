@@ -120,3 +120,18 @@ def test_compare_quick_run_writes_its_files(tmp_path, capsys):
     again = tmp_path / "again"
     compare.main(["--summarise", str(tmp_path), "--save-figures", str(again)])
     assert (again / "sample_efficiency.png").exists()
+
+
+def test_mechanisms_quick_prints_its_tables(capsys):
+    """``mechanisms.py --quick`` (one seed, 2 s of training) prints each of
+    its tables, with a row for every task and rule it measures."""
+    mechanisms = load("mechanisms")
+    mechanisms.main(["--quick", "--tasks", "product,white1"])
+    out = capsys.readouterr().out
+    for name in mechanisms.TABLES:
+        assert f"# {name}" in out
+    rows = [line.split() for line in out.splitlines() if line[:2] in ("bp", "fa")]
+    # the warm-up table: each rule with and without every warm-up, both tasks
+    assert len(rows) == 12 and all(len(r) >= 8 for r in rows), out
+    alignment = [line.split() for line in out.splitlines() if line[:6] == "white1"]
+    assert any(len(r) >= 8 and float(r[2]) > 0 for r in alignment), out
