@@ -48,6 +48,8 @@ Rules (``--rules``): ``pes`` (PES only), ``fa``, ``bp``, ``sg``
 (`nengo_fa.SyntheticGradient` regressing the error through FA's random
 matrix, with the target as its context; not on ``weights``) and ``sgbp``
 (the same, regressing backprop's error through the readout; not in the
+default run) and ``bpw`` (`nengo_fa.BackProp` with ``warmup="readout"``:
+the rule held for the PES readout's fastest time constant; not in the
 default run).
 
 A late or sparse teacher (``--delay SECONDS``, ``--fraction P``): the gated
@@ -137,9 +139,10 @@ ALL_TASKS = (
     "digits-spiking",
 )
 ALL_RULES = ("pes", "fa", "bp", "dtp", "sg", "trace", "erbp")
-#: not run by default (``--rules pes,fa,bd,lra,sgbp``): FA learning its
-#: feedback, LRA, and the synthetic gradient regressing backprop's error
-EXTRA_RULES = ("bd", "lra", "sgbp")
+#: not run by default (``--rules pes,fa,bd,lra,sgbp,bpw``): FA learning its
+#: feedback, LRA, the synthetic gradient regressing backprop's error, and
+#: BackProp with ``warmup="readout"``
+EXTRA_RULES = ("bd", "lra", "sgbp", "bpw")
 #: the rules that the numpy references simulate
 NUMPY_RULES = ("pes", "fa", "bp", "dtp")
 #: the rules whose delta_angle is measured (fixed or learned random feedback)
@@ -198,6 +201,8 @@ def rule_type(rule, readout, rates, context=None, error_delay=0.0, **kwargs):
         return nengo_fa.FeedbackAlignment(downstream=readout, **kw)
     if rule == "bp":
         return nengo_fa.BackProp(readout, **kw)
+    if rule == "bpw":
+        return nengo_fa.BackProp(readout, warmup="readout", **kw)
     if rule == "dtp":
         return nengo_fa.DifferenceTargetProp(readout, **kw)
     if rule == "bd":
@@ -520,6 +525,7 @@ def default_rates(rule):
         return None
     t = {
         "bp": nengo_fa.BackProp,
+        "bpw": nengo_fa.BackProp,
         "dtp": nengo_fa.DifferenceTargetProp,
         "trace": nengo_fa.TraceRule,
         "sg": nengo_fa.SyntheticGradient,

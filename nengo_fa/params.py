@@ -3,7 +3,7 @@
 import math
 
 from nengo.exceptions import ValidationError
-from nengo.params import NumberParam
+from nengo.params import NumberParam, Parameter
 from nengo.utils.numpy import is_array, is_number
 
 
@@ -25,3 +25,27 @@ class FiniteNumberParam(NumberParam):
                 obj=instance,
             )
         return super().coerce(instance, num)
+
+
+class WarmupParam(Parameter):
+    """A warm-up: None, a finite number of seconds at least 0, or
+    ``"readout"`` (the downstream PES readout's fastest time constant,
+    computed at build time)."""
+
+    def coerce(self, instance, value):  # pylint: disable=arguments-renamed
+        value = value.item() if is_array(value) and value.shape == () else value
+        if value is None or (isinstance(value, str) and value == "readout"):
+            return super().coerce(instance, value)
+        if not (
+            is_number(value)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and value >= 0
+        ):
+            raise ValidationError(
+                "must be None, a finite number of seconds at least 0, or "
+                f"'readout' (got {value!r})",
+                attr=self.name,
+                obj=instance,
+            )
+        return super().coerce(instance, float(value))

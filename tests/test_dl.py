@@ -27,7 +27,7 @@ from nengo.exceptions import BuildError
 
 import nengo_fa
 
-from .networks import deep_net, late_net, phased_product_net
+from .networks import deep_net, late_net, phased_product_net, product_net
 from .test_erbp import weights_net
 
 nengo_dl = pytest.importorskip("nengo_dl")
@@ -483,3 +483,21 @@ def test_synthetic_gradient_matches_reference(rule, dtype, rtol, seed):
     assert np.mean(both) > 0.9
     assert np.allclose(a[both], b[both], atol=0.1)
     assert_match(ref, dl, rtol)
+
+
+def test_warmup_matches_reference(seed):
+    """BackProp's warm-up (0.2 s: past the end of the first of two runs, so
+    its step count must carry over) holds the rule's error at 0, then lets
+    it through, as in the reference simulator."""
+    net = product_net("bp", seed, rule_kwargs=dict(warmup=0.2))
+    with net:
+        net.fa_probes = {
+            "out": net.p_out,
+            "error": nengo.Probe(net.rules[0], "error", synapse=None),
+            "delta": net.p_rule[0],
+            "bias": net.p_rule[1],
+        }
+    ref, dl = run_both(net)
+    assert_learned(ref)
+    assert np.all(ref["error"][:200] == 0) and np.all(ref["error"][201:] != 0)
+    assert_match(ref, dl, F64_RTOL)

@@ -24,6 +24,7 @@ One module per topic, as in `nengo.builder`:
 - `~nengo_fa.builder.erbp`: event-driven random backpropagation (`.ERBP`),
   its own build function and operators;
 - `~nengo_fa.builder.synthetic`: synthetic gradients' predictor;
+- `~nengo_fa.builder.warmup`: a rule's warm-up (`.SimErrorWarmup`);
 - `~nengo_fa.builder.deferred`: build steps that wait for other objects.
 """
 
@@ -53,6 +54,7 @@ from nengo_fa.builder.rule import build_hidden_layer_rule
 from nengo_fa.builder.synthetic import SimSyntheticGradient
 from nengo_fa.builder.target_prop import SimDifferenceTarget, SimTopTarget
 from nengo_fa.builder.trace import SimTraceError
+from nengo_fa.builder.warmup import SimErrorWarmup
 from nengo_fa.builder.weights import SimHiddenLayerWeights
 
 #: Every operator type that nengo_fa's build functions add.
@@ -73,4 +75,5 @@ OPERATORS = (
     SimLRATarget,
     SimTraceError,
     SimSyntheticGradient,
+    SimErrorWarmup,
 )

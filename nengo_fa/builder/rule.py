@@ -24,6 +24,7 @@ from nengo_fa.builder.hidden_layer import (
     fixed_feedback_norm,
     rule_constants,
 )
+from nengo_fa.builder.warmup import build_warmup, refuse_chained_warmup
 from nengo_fa.builder.weights import build_weights_learning
 from nengo_fa.exceptions import StableRangeWarning
 from nengo_fa.learning_rules import HiddenLayerRule
@@ -130,12 +131,19 @@ class _HiddenLayerBuild:
         if down_rule is None:
             self.model.add_op(Reset(error))
             self.error_source = "the connections into this rule's error"
+            self.model.sig[self.rule]["in"] = error  # error connection attaches here
+            error = build_warmup(
+                self.model, self.rule_type, self.rule, error, self.name
+            )
         else:
+            refuse_chained_warmup(
+                self.rule_type, f"{self.name} on {self.rule.connection}"
+            )
             self.error_source = (
                 f"passed back by the rule on {self.rule_type.downstream}, which "
                 "this rule is chained to"
             )
-        self.model.sig[self.rule]["in"] = error  # error connection will attach here
+            self.model.sig[self.rule]["in"] = error
         return error, down_rule
 
     def _update_signals(self):

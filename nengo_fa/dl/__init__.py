@@ -37,12 +37,13 @@ Every operator that nengo_fa's build functions add (`SUPPORTED_OPERATORS`):
 - `.SimTraceError` (`.TraceRule`'s outcome, expectation and phase);
 - `.SimERBP` and `.SimERBPWeights` (`.ERBP`); TensorFlow applies the
   event-driven weight update densely, with the same values;
-- `.SimSyntheticGradient` (`.SyntheticGradient`'s predictor).
+- `.SimSyntheticGradient` (`.SyntheticGradient`'s predictor);
+- `.SimErrorWarmup` (`.BackProp`'s ``warmup``).
 
 The builders follow the topics of `nengo_fa.builder`: `.hidden_layer`
 (the rule and the in-place encoder update, in the same named stages),
 `.feedback_sources`, `.alignment`, `.chained`, `.weights`, `.target_prop`,
-`.lra`, `.trace`, `.erbp` and `.synthetic`; `.derivatives` holds
+`.lra`, `.trace`, `.erbp`, `.synthetic` and `.warmup`; `.derivatives` holds
 :math:`G'(J)` and `.common` what they share.
 
 Updates are applied by Nengo's ``Copy`` operators, which NengoDL supports.
@@ -108,6 +109,7 @@ from nengo_fa.dl import (  # noqa: E402
     lra,
     trace,
     synthetic,
+    warmup,
     weights,
 )
 from nengo_fa.dl.common import mark_learned_signals  # noqa: E402

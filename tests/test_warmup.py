@@ -1,0 +1,107 @@
+"""BackProp's ``warmup``: the rule is held while its PES readout takes shape.
+
+The measured effect (frozen networks of 10 seeds of every continuous task) is
+in ``benchmarks/README.rst``; here: the warm-up's length, that nothing is
+learned during it and learning starts right after, where it applies, and
+that with it BackProp still keeps what it learns (against PES only in the
+same run).
+"""
+
+import nengo
+import numpy as np
+import pytest
+from nengo.builder.ensemble import get_activities
+from nengo.exceptions import BuildError, ValidationError
+
+import nengo_fa
+from nengo_fa import settings
+from nengo_fa.builder import SimErrorWarmup
+
+from .networks import product_net, train_freeze_test
+
+
+@pytest.fixture(params=[True, False], ids=["kernels", "numpy"])
+def kernels(request):
+    with settings.override(compiled_kernels=request.param):
+        yield request.param
+
+
+def warmup_ops(sim):
+    return [op for op in sim.model.operators if isinstance(op, SimErrorWarmup)]
+
+
+@pytest.mark.parametrize("value", [-0.1, np.inf, np.nan, "tau", True, [1.0]])
+def test_bad_warmup_raises(value):
+    with nengo.Network():
+        ens = nengo.Ensemble(10, 1)
+        readout = nengo.Connection(ens, nengo.Node(size_in=1))
+        with pytest.raises(ValidationError, match="BackProp.warmup"):
+            nengo_fa.BackProp(readout, warmup=value)
+
+
+def test_readout_warmup_is_the_pes_time_constant():
+    # tau_1 = n / (kappa lambda_max(E[a a^T])) over the hidden tuning curves
+    net = product_net("bp", 1, rule_kwargs=dict(warmup="readout"))
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        (op,) = warmup_ops(sim)
+    built = sim.data[net.hidden]
+    A = get_activities(built, net.hidden, built.eval_points)
+    lam = np.linalg.eigvalsh(A.T @ A / len(A))[-1]
+    tau1 = net.hidden.n_neurons / (net.readout.learning_rule_type.learning_rate * lam)
+    assert 0.1 < tau1 < 10  # a readout timescale, not a degenerate value
+    assert op.steps == int(round(tau1 / sim.dt))
+
+
+def test_nothing_is_learned_during_the_warmup(kernels):
+    net = product_net("bp", 2, rule_kwargs=dict(warmup=0.2))
+    with net:
+        p_err = nengo.Probe(net.rules[0], "error", synapse=None)
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        sim.run(0.4)
+    t = sim.trange()
+    bias = sim.data[net.p_rule[1]]
+    # the rule's error is 0 for the first 200 steps, then the error in
+    assert np.all(sim.data[p_err][t <= 0.2] == 0)
+    assert np.all(sim.data[p_err][t > 0.21] != 0)
+    # the biases stay as built until then, and change right after
+    assert np.all(bias[t <= 0.2] == bias[0])
+    assert not np.allclose(bias[-1], bias[0])
+
+
+@pytest.mark.parametrize(
+    "downstream_rule, steps", [(nengo.PES(learning_rate=0.0), 0), (None, 0)]
+)
+def test_no_learning_readout_means_no_warmup(downstream_rule, steps):
+    # with no PES rule to wait for, "readout" is no warm-up: no operator
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node([0.5])
+        ens = nengo.Ensemble(10, 1)
+        out = nengo.Node(size_in=1)
+        readout = nengo.Connection(ens, out, learning_rule_type=downstream_rule)
+        conn = nengo.Connection(
+            stim, ens, learning_rule_type=nengo_fa.BackProp(readout, warmup="readout")
+        )
+        nengo.Connection(out, conn.learning_rule)
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        assert len(warmup_ops(sim)) == steps
+
+
+def test_chained_rule_refuses_a_warmup():
+    net = product_net("chain", 0, rule_kwargs=dict(warmup=0.1))
+    with pytest.raises(BuildError, match="chained.*set warmup there"):
+        with nengo.Simulator(net, progress_bar=False):
+            pass
+
+
+@pytest.mark.slow
+def test_warmup_keeps_what_is_learned(Simulator):
+    """Trained on the product task for 40 s, then frozen, BackProp with its
+    warm-up leaves a network well below PES only's error in the same run, as
+    BackProp without it does (test_learning_rules)."""
+    t_train, t_test, seed = 40.0, 20.0, 1
+    frozen = {}
+    for rule, kwargs in ((None, {}), ("bp", dict(warmup="readout"))):
+        net = product_net(rule, seed, freeze_at=t_train, rule_kwargs=kwargs)
+        frozen[rule], _, _ = train_freeze_test(Simulator, net, t_train, t_test)
+    print(f"frozen: {frozen}")
+    assert frozen["bp"] < 0.6 * frozen[None], frozen
