@@ -4,6 +4,7 @@
 import numpy as np
 from nengo.builder import Operator, Signal
 from nengo.builder.ensemble import get_activities
+from nengo.ensemble import Neurons
 from nengo.exceptions import BuildError
 from nengo.learning_rules import PES
 from nengo.rc import rc
@@ -24,12 +25,16 @@ def readout_time_constant(model, conn):
     pes = [rule for rule in learning_rules(conn) if isinstance(rule, PES)]
     if not pes or pes[0].learning_rate <= 0:
         return 0.0
-    ens = conn.pre_obj.ensemble if hasattr(conn.pre_obj, "ensemble") else conn.pre_obj
+    neurons = isinstance(conn.pre_obj, Neurons)
+    ens = conn.pre_obj.ensemble if neurons else conn.pre_obj
     built = model.params[ens]
-    A = get_activities(built, ens, built.eval_points)[:, conn.pre_slice]
+    A = get_activities(built, ens, built.eval_points)
+    if neurons:  # PES reads the sliced neurons (a decoded slice is of dimensions)
+        A = A[:, conn.pre_slice]
     lam = float(np.linalg.eigvalsh(A.T @ A / len(A))[-1]) if A.size else 0.0
     if not lam > 0:
         return 0.0
+    # nengo.PES divides its rate by the number of activities it reads
     return A.shape[1] / (pes[0].learning_rate * lam)
 
 
