@@ -16,7 +16,6 @@ from nengo.builder import Signal
 from nengo.exceptions import BuildError, NengoWarning, SimulationError, ValidationError
 
 import nengo_fa
-from nengo_fa import settings
 from nengo_fa.builder import SimAlignmentDiagnostics, SimAlignmentTerms, SimKolenPollack
 from nengo_fa.builder.hidden_layer import (
     MAX_GAIN_FRACTION,
@@ -25,12 +24,6 @@ from nengo_fa.builder.hidden_layer import (
 )
 
 DERIVATIVE_CALLS_AT_BUILD = 102  # one check, then 101 points for the scale
-
-
-@pytest.fixture(params=[True, False], ids=["kernels", "numpy"])
-def kernels(request):
-    with settings.override(compiled_kernels=request.param):
-        yield request.param
 
 
 def overflow(value_after, t_on, before=0.0):

@@ -14,16 +14,9 @@ from nengo.builder.ensemble import get_activities
 from nengo.exceptions import BuildError, ValidationError
 
 import nengo_fa
-from nengo_fa import settings
 from nengo_fa.builder import SimErrorWarmup
 
 from .networks import product_net, train_freeze_test
-
-
-@pytest.fixture(params=[True, False], ids=["kernels", "numpy"])
-def kernels(request):
-    with settings.override(compiled_kernels=request.param):
-        yield request.param
 
 
 def warmup_ops(sim):
