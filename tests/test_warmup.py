@@ -61,10 +61,8 @@ def test_nothing_is_learned_during_the_warmup(kernels):
     assert not np.allclose(bias[-1], bias[0])
 
 
-@pytest.mark.parametrize(
-    "downstream_rule, steps", [(nengo.PES(learning_rate=0.0), 0), (None, 0)]
-)
-def test_no_learning_readout_means_no_warmup(downstream_rule, steps):
+@pytest.mark.parametrize("downstream_rule", [nengo.PES(learning_rate=0.0), None])
+def test_no_learning_readout_means_no_warmup(downstream_rule):
     # with no PES rule to wait for, "readout" is no warm-up: no operator
     with nengo.Network(seed=0) as net:
         stim = nengo.Node([0.5])
@@ -76,7 +74,7 @@ def test_no_learning_readout_means_no_warmup(downstream_rule, steps):
         )
         nengo.Connection(out, conn.learning_rule)
     with nengo.Simulator(net, progress_bar=False) as sim:
-        assert len(warmup_ops(sim)) == steps
+        assert not warmup_ops(sim)
 
 
 def test_chained_rule_refuses_a_warmup():
