@@ -44,7 +44,8 @@ def network(n, rule, seed=0):
             learning_rule_type=nengo.PES(learning_rate=1e-4 / n),
         )
         rule_type = (
-            nengo_fa.BackProp(readout)
+            # learning from the first step, as the rule costs once warmed up
+            nengo_fa.BackProp(readout, warmup=None)
             if rule == "bp"
             else nengo_fa.FeedbackAlignment(out)
         )

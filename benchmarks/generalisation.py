@@ -48,9 +48,9 @@ Rules (``--rules``): ``pes`` (PES only), ``fa``, ``bp``, ``sg``
 (`nengo_fa.SyntheticGradient` regressing the error through FA's random
 matrix, with the target as its context; not on ``weights``) and ``sgbp``
 (the same, regressing backprop's error through the readout; not in the
-default run) and ``bpw`` (`nengo_fa.BackProp` with ``warmup="readout"``:
-the rule held for the PES readout's fastest time constant; not in the
-default run).
+default run) and ``bp0`` (`nengo_fa.BackProp` with ``warmup=None``: the
+rule learning from the first step instead of after the PES readout's fastest
+time constant, its default; not in the default run).
 
 A late or sparse teacher (``--delay SECONDS``, ``--fraction P``): the gated
 error reaches the PES readout and the rule alike through a `LateError` node,
@@ -105,7 +105,8 @@ of saved runs), ``--tasks product,white2 --seeds 5 --rules pes,bp --csv
 out.csv``. ``--rates kE,kg,kb`` sets the hidden-layer rates of both rules
 (default: each rule's defaults). ``--ablation`` runs the numpy reference of
 the continuous rate tasks over a grid of rates (`ablation_settings`; 10 seeds
-of all five tasks in about 10 minutes).
+of all five tasks in about 10 minutes), BackProp as ``bp0``, without its
+warm-up.
 """
 
 import argparse
@@ -119,6 +120,7 @@ import nengo
 import numpy as np
 
 import nengo_fa
+from nengo_fa.builder import SimErrorWarmup
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from images import load_split  # noqa: E402
@@ -139,12 +141,12 @@ ALL_TASKS = (
     "digits-spiking",
 )
 ALL_RULES = ("pes", "fa", "bp", "dtp", "sg", "trace", "erbp")
-#: not run by default (``--rules pes,fa,bd,lra,sgbp,bpw``): FA learning its
+#: not run by default (``--rules pes,fa,bd,lra,sgbp,bp0``): FA learning its
 #: feedback, LRA, the synthetic gradient regressing backprop's error, and
-#: BackProp with ``warmup="readout"``
-EXTRA_RULES = ("bd", "lra", "sgbp", "bpw")
+#: BackProp without its warm-up (``warmup=None``)
+EXTRA_RULES = ("bd", "lra", "sgbp", "bp0")
 #: the rules that the numpy references simulate
-NUMPY_RULES = ("pes", "fa", "bp", "dtp")
+NUMPY_RULES = ("pes", "fa", "bp", "bp0", "dtp")
 #: the rules whose delta_angle is measured (fixed or learned random feedback)
 ANGLE_RULES = ("fa", "bd")
 #: rules that need a phase structure (the target arriving part-way through
@@ -201,8 +203,8 @@ def rule_type(rule, readout, rates, context=None, error_delay=0.0, **kwargs):
         return nengo_fa.FeedbackAlignment(downstream=readout, **kw)
     if rule == "bp":
         return nengo_fa.BackProp(readout, **kw)
-    if rule == "bpw":
-        return nengo_fa.BackProp(readout, warmup="readout", **kw)
+    if rule == "bp0":
+        return nengo_fa.BackProp(readout, warmup=None, **kw)
     if rule == "dtp":
         return nengo_fa.DifferenceTargetProp(readout, **kw)
     if rule == "bd":
@@ -424,22 +426,32 @@ def _lowpass(tau):
     return np.exp(-DT / tau)
 
 
-def numpy_continuous(S0, b0, F, X, Y, rule, n_train, rates, kpes=1e-4, tau=0.005):
+def numpy_continuous(
+    S0, b0, F, X, Y, rule, n_train, rates, kpes=1e-4, tau=0.005, warmup=0
+):
     """The same maths as the nengo run (RectifiedLinear rate neurons, radius 1):
     nengo.PES on the readout and, for FA/BP, the normalised HiddenLayerRule
     step with its step bounds, gain floor and ceiling, and bias floor and
-    ceiling. Returns the measured error at every step (the same filtering as
-    ``diff``). Compiled with numba (the same code runs as plain numpy without
-    it)."""
+    ceiling, ``warmup`` steps after the first error (BackProp's warm-up, the
+    ``steps`` of the Nengo run's `.SimErrorWarmup`). Returns the measured
+    error at every step (the same filtering as ``diff``). Compiled with numba
+    (the same code runs as plain numpy without it)."""
     # one hidden layer: DTP's target step is backprop's (its docstring)
-    code = {"pes": 0, "fa": 1, "bp": 2, "dtp": 2}[rule]
+    code = {"pes": 0, "fa": 1, "bp": 2, "bp0": 2, "dtp": 2}[rule]
     F1 = np.zeros(len(b0)) if F is None else np.asarray(F, dtype=float)[:, 0]
+    rates = tuple(map(float, rates))
     return _numpy_continuous(
-        S0, b0, F1, X, Y, code, n_train, *map(float, rates), kpes, _lowpass(tau)
+        S0, b0, F1, X, Y, code, n_train, *rates, kpes, _lowpass(tau), int(warmup)
     )
 
 
-def _numpy_continuous(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c):
+def warmup_steps(sim):
+    """The length of the warm-up in a Nengo run (0 without one)."""
+    ops = [op for op in sim.model.operators if isinstance(op, SimErrorWarmup)]
+    return sum(op.steps for op in ops)
+
+
+def _numpy_continuous(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c, warm):
     n, d = S0.shape
     S, b = S0.copy(), b0.copy()
     gain = np.sqrt((S * S).sum(axis=1))
@@ -452,6 +464,7 @@ def _numpy_continuous(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c):
     af = np.zeros(n)
     y = yd = td = e = 0.0
     out = np.empty(len(X))
+    started = False
     for k in range(len(X)):
         # order as in nengo: the node output at step k, then synapses
         xf = c * xf + (1 - c) * X[k]
@@ -467,6 +480,10 @@ def _numpy_continuous(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c):
             continue
         D -= (kpes / n) * DT * e * af
         if code == 0:
+            continue
+        if warm > 0:  # the warm-up: ``warm`` steps from the first error
+            started = started or e != 0
+            warm -= started
             continue
         Fm = D if code == 2 else F1
         S, b, gain = _hidden_step(
@@ -525,7 +542,7 @@ def default_rates(rule):
         return None
     t = {
         "bp": nengo_fa.BackProp,
-        "bpw": nengo_fa.BackProp,
+        "bp0": nengo_fa.BackProp,
         "dtp": nengo_fa.DifferenceTargetProp,
         "trace": nengo_fa.TraceRule,
         "sg": nengo_fa.SyntheticGradient,
@@ -617,7 +634,17 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref, late=None):
             S0 = sim.data[net.hidden].scaled_encoders
             b0 = sim.data[net.hidden].bias
             F = sim.data[net.layer1.learning_rule].feedback if rule == "fa" else None
-            ref = numpy_continuous(S0, b0, F, X, Y, rule, n_tr, r or (0.0, 0.0, 0.0))
+            ref = numpy_continuous(
+                S0,
+                b0,
+                F,
+                X,
+                Y,
+                rule,
+                n_tr,
+                r or (0.0, 0.0, 0.0),
+                warmup=warmup_steps(sim),
+            )
             row["numpy"] = mse(ref, windows["trained"], skip=skip)
         rows.append(row)
     return rows
@@ -643,11 +670,13 @@ def numpy_digits(
     kpes,
     seed,
     sub=0.005,
+    warmup=0.0,
 ):
     """Online SGD of the same network with the same maths (nengo.PES and the
     normalised HiddenLayerRule step) on the same presentation schedule,
     without synapses: each image is held for ``present`` seconds in Euler
-    steps of ``sub`` seconds, in a fresh random order every epoch."""
+    steps of ``sub`` seconds, in a fresh random order every epoch. The
+    hidden layer learns after ``warmup`` seconds (BackProp's warm-up)."""
     kE, kg, kb = rates
     S, b = S0.copy(), b0.copy()
     n = len(b)
@@ -666,6 +695,9 @@ def numpy_digits(
                 e = D @ a - T[y_tr[i]]
                 D -= (kpes / n) * h * np.outer(e, a)
                 if rule == "pes":
+                    continue
+                if warmup > 0:
+                    warmup -= h
                     continue
                 Fm = D.T if rule in ("bp", "dtp") else F
                 nu = np.sqrt(np.sum(Fm**2) / n)
@@ -810,6 +842,7 @@ def run_digits(
                 present,
                 kpes,
                 seed,
+                warmup=warmup_steps(sim) * DT,
             )
         if numpy_ref and rule == "pes":
             row["mlp"] = offline_mlp(X_tr, y_tr, X_te, y_te, n_hidden, seed)
@@ -1005,7 +1038,9 @@ def ablation(tasks, seeds):
                     online=mse(pes, (n_tr - 10000, n_tr)),
                 )
             )
-            for rule in ("fa", "bp"):
+            # BackProp from the first step ("bp0"): the rates alone, without
+            # the warm-up (its own table on the theory page)
+            for rule in ("fa", "bp0"):
                 for label, rates in ablation_settings(rule):
                     out = numpy_continuous(S0, b0, F, X, Y, rule, n_tr, rates)
                     rows.append(
@@ -1034,7 +1069,7 @@ def format_ablation(rows):
             f"{task:<8} {'PES only':<24} {'pes':<4} {p.mean():>8.4f} "
             f"{p.max():>8.4f} {1:>7.2f} {1:>6.2f} {'-':>6} {on:>8.4f}"
         )
-        for rule in ("bp", "fa"):
+        for rule in ("bp0", "fa"):
             for label, _ in ablation_settings(rule):
                 sel = [r for r in tr if r["rates"] == label and r["rule"] == rule]
                 sel.sort(key=lambda r: r["seed"])

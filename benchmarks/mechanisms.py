@@ -2,7 +2,9 @@
 
 The numpy reference of ``generalisation.py`` (the same maths as the Nengo
 runs, from the same built networks: RectifiedLinear rate neurons, PES
-readout, ``FeedbackAlignment`` and ``BackProp`` at their default rates),
+readout, ``FeedbackAlignment`` and ``BackProp`` at their default rates,
+BackProp from the first step, without its default warm-up, except in the
+``warmup`` table, which measures it),
 instrumented, on the continuous rate tasks (``product``, ``white1`` ..
 ``white4``), 10 seeds each. Three tables (docs/theory.rst, "What the rules'
 harm is not" and "What backpropagation's first second does"):

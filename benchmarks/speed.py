@@ -133,7 +133,9 @@ def rule_type(name, readout, d_out, **kwargs):
     if name == "fa":
         return nengo_fa.FeedbackAlignment(error_size=d_out, **kwargs)
     if name == "bp":
-        return nengo_fa.BackProp(readout, **kwargs)
+        # learning from the first step: the slow readout (PES 1e-6) would
+        # make its default warm-up longer than the timed steps
+        return nengo_fa.BackProp(readout, **{"warmup": None, **kwargs})
     if name == "erbp":
         return nengo_fa.ERBP(d_out, **kwargs)
     if name == "ss":

@@ -736,21 +736,23 @@ class BackProp(_LiveFeedbackRule):
         weight matrix; see `.HiddenLayerRule`.
     pre_synapse : Synapse, optional
         Filter of the presynaptic activities when learning weights.
-    warmup : None, float or "readout", optional
-        Seconds from the start of the simulation during which the rule does
-        not learn (its error is held at 0), while a learning readout takes
-        shape: ``"readout"`` gives the fastest time constant of
-        ``downstream``'s `nengo.PES` rule, :math:`\tau_1 = n / (\kappa_{PES}
-        \lambda_{max}(E[a a^T]))` over the ensemble's tuning curves (0 when
-        ``downstream`` has no PES rule). Default None: no warm-up. Not for a
-        chained rule: the warm-up of the rule nearest the output holds the
-        whole chain.
+    warmup : "readout", float or None, optional
+        Seconds during which the rule does not learn (its error is held at 0)
+        while a learning readout takes shape, counted from the first step on
+        which the rule gets a non-zero error (steps before, e.g. a test with
+        the error gated off, do not count). ``"readout"`` (the default)
+        gives the fastest time constant of ``downstream``'s `nengo.PES` rule,
+        :math:`\tau_1 = n / (\kappa_{PES} \lambda_{max}(E[a a^T]))` over the
+        ensemble's tuning curves (0, no warm-up, when ``downstream`` has no
+        learning PES rule); None or 0: no warm-up. A chained rule is held by
+        the warm-up of the rule nearest the output, and takes no number of
+        seconds of its own.
 
     Attributes
     ----------
     downstream : Connection
         The connection whose weights carry the error back.
-    warmup : None, float or "readout"
+    warmup : "readout", float or None
         The warm-up, as given.
 
     See Also
@@ -769,13 +771,17 @@ class BackProp(_LiveFeedbackRule):
 
     **Warm-up.** The normalisation also means that in its first moments,
     when a PES readout is still the imprint of the first few inputs, the
-    hidden layer takes full-size steps along it: on the continuous tasks of
-    ``benchmarks/generalisation.py`` BackProp makes 20-40% of its whole change
-    in the readout's first time constant :math:`\tau_1`, in a direction
-    almost unrelated to the rest. ``warmup="readout"`` holds the rule for
-    :math:`\tau_1`; trained, frozen and tested, this lowered the frozen
-    error on most of those tasks (docs: "What backpropagation's first
-    second does").
+    hidden layer would take full-size steps along it: on the continuous tasks
+    of ``benchmarks/generalisation.py`` BackProp without a warm-up makes
+    20-40% of its whole change in the readout's first time constant
+    :math:`\tau_1` (about 1-2 s at `nengo.PES`'s default rate), in a
+    direction almost unrelated to the rest. By default (``warmup="readout"``)
+    the rule waits :math:`\tau_1` from the first error; trained, frozen
+    and tested, this lowered the frozen error on most of those tasks (docs:
+    "What backpropagation's first second does"). A slower readout makes a
+    longer warm-up (:math:`\tau_1` scales with :math:`1 / \kappa_{PES}`);
+    the length as built, in seconds, is ``sim.data[conn.learning_rule].warmup``.
+    ``warmup=None`` starts at once.
 
     References
     ----------
@@ -811,7 +817,7 @@ class BackProp(_LiveFeedbackRule):
            nengo.Connection(error, into_h2.learning_rule)
     """
 
-    warmup = WarmupParam("warmup", default=None, optional=True, readonly=True)
+    warmup = WarmupParam("warmup", default="readout", optional=True, readonly=True)
 
     def __init__(
         self,
@@ -962,7 +968,8 @@ class DifferenceTargetProp(HiddenLayerRule):
     :math:`\nu_l = \nu_{Q_l} \nu_{l+1}` below
     (:math:`\nu_{Q_l} = \|Q_l\|_F / \sqrt{n_l}`), so that :math:`\alpha`
     cancels from the steps: it sets only the scale of the probed targets.
-    At the top the step is `.BackProp`'s; below, the error reaches layer
+    At the top the step is `.BackProp`'s (without its warm-up, which this
+    rule does not have); below, the error reaches layer
     :math:`l` through the learned inverse of the layer above instead of the
     transpose of its weights.
 

@@ -165,8 +165,13 @@ def product_net(
     freeze_at=np.inf,
     rule_kwargs=None,
     error_probe_synapse=None,
+    at_once=False,
 ):
     """Two sines -> ``n`` hidden neurons -> PES readout of their product.
+
+    ``at_once``: BackProp ("bp", "chain", "weights") learns from the first
+    step (``warmup=None``), for tests of a rule's mechanics that run for less
+    than its warm-up.
 
     ``rule`` is one of those of `one_layer_rule`, or
 
@@ -184,6 +189,8 @@ def product_net(
     output) and ``p_rule`` (``delta`` and ``bias`` of every rule).
     """
     kwargs = dict(rule_kwargs or {})
+    if at_once and rule in ("bp", "chain", "weights"):
+        kwargs.setdefault("warmup", None)
     neuron_type = nengo.RectifiedLinear() if neuron_type is None else neuron_type
     with nengo.Network(seed=seed) as net:
         stim = nengo.Node(sines, label="input")
@@ -256,6 +263,7 @@ def deep_net(
     max_rates=None,
     rule_kwargs=None,
     weight_scale=1e-3,
+    at_once=False,
 ):
     """stim -> h1 -> h2 -> PES readout of the product of the two sines.
 
@@ -272,7 +280,8 @@ def deep_net(
     rule learns. The error reaches
     the rules through a `Gate` that closes at ``freeze_at``; ``max_rates``
     (a distribution) sets the ensembles' maximum rates; ``rule_kwargs`` go to
-    both rules (e.g. their rates).
+    both rules (e.g. their rates); ``at_once``: BackProp ("bp") learns from
+    the first step (``warmup=None``), for tests shorter than its warm-up.
 
     Attributes: ``p_error`` (the ungated error, unfiltered), ``p_out``,
     ``into_h1``, ``into_h2``, ``readout`` and ``out``.
@@ -306,6 +315,8 @@ def deep_net(
             "bd": nengo_fa.BidirectionalAlignment(),
         }.get(kind)
         kw = dict(rule_kwargs or {})
+        if at_once and kind == "bp":
+            kw.setdefault("warmup", None)
         into_h2.learning_rule_type = _upper_rule(
             kind, out, readout, learning, dict(kw, modifies=modifies)
         )

@@ -25,7 +25,7 @@ from .networks import Gate, product_net, product_target, zero
 
 @pytest.mark.parametrize("rule", ["fa", "bp", "chain", "kp", "weights"])
 def test_running_simulator_pickles_and_resumes_identically(rule):
-    net = product_net(rule)
+    net = product_net(rule, at_once=True)
     with nengo.Simulator(net, progress_bar=False) as sim:
         sim.run_steps(200)
         # nothing of nengo_fa's build is left on the built model

@@ -73,7 +73,9 @@ def network(c):
             hidden, out, function=lambda x: 0.1, learning_rule_type=nengo.PES()
         )
         if c["rule"] == "bp":
-            rule_type = nengo_fa.BackProp(readout, **rates)
+            # from the first step: a run is tens of steps, shorter than the
+            # default warm-up, which would hold the extreme errors back
+            rule_type = nengo_fa.BackProp(readout, warmup=None, **rates)
         elif c["rule"] == "ss":
             rule_type = nengo_fa.SignSymmetry(readout, **rates)
         elif c["rule"] in ("kp", "terms"):
@@ -131,6 +133,8 @@ def rule_type_args(rule_type):
         )
     else:
         args.update(downstream=rule_type.downstream)
+    if isinstance(rule_type, nengo_fa.BackProp):
+        args.update(warmup=rule_type.warmup)
     return args
 
 

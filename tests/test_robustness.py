@@ -64,7 +64,9 @@ def hidden_net(rule="fa", n=10, seed=0, error=None, neuron_type=None, **kwargs):
             learning_rule_type=nengo.PES(learning_rate=1e-4),
         )
         if rule == "bp":
-            rule_type = nengo_fa.BackProp(readout, **kwargs)
+            # the step itself from the first step on (test_warmup.py has the
+            # warm-up, and a non-finite error during it)
+            rule_type = nengo_fa.BackProp(readout, **{"warmup": None, **kwargs})
         else:
             rule_type = nengo_fa.FeedbackAlignment(1, **kwargs)
         net.layer1 = nengo.Connection(stim, net.hidden, learning_rule_type=rule_type)

@@ -11,7 +11,7 @@ import nengo
 import numpy as np
 import pytest
 from nengo.builder.ensemble import get_activities
-from nengo.exceptions import BuildError, ValidationError
+from nengo.exceptions import BuildError, SimulationError, ValidationError
 
 import nengo_fa
 from nengo_fa.builder import SimErrorWarmup
@@ -43,6 +43,8 @@ def test_readout_warmup_is_the_pes_time_constant():
     tau1 = net.hidden.n_neurons / (net.readout.learning_rule_type.learning_rate * lam)
     assert 0.1 < tau1 < 10  # a readout timescale, not a degenerate value
     assert op.steps == int(round(tau1 / sim.dt))
+    # reported in seconds, as built
+    assert sim.data[net.rules[0]].warmup == pytest.approx(op.steps * sim.dt)
 
 
 def test_nothing_is_learned_during_the_warmup(kernels):
@@ -75,9 +77,87 @@ def test_no_learning_readout_means_no_warmup(downstream_rule):
         nengo.Connection(out, conn.learning_rule)
     with nengo.Simulator(net, progress_bar=False) as sim:
         assert not warmup_ops(sim)
+        assert sim.data[conn.learning_rule].warmup == 0
 
 
-def test_chained_rule_refuses_a_warmup():
+def test_readout_is_the_default():
+    net = product_net("bp", 1)
+    assert net.rules[0].learning_rule_type.warmup == "readout"
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        (op,) = warmup_ops(sim)
+    assert op.steps > 0
+
+
+def test_warmup_starts_with_the_first_error(kernels):
+    """A test before training (the error gated to 0) leaves the warm-up whole;
+    from the first error on it runs in simulated time, gaps included."""
+
+    def gate(t):
+        # off (a test), on, off again within the warm-up, on
+        return 0.0 if t < 0.3 or 0.35 <= t < 0.45 else 1.0
+
+    with nengo.Network(seed=3) as net:
+        stim = nengo.Node(lambda t: [np.sin(np.pi * t), np.sin(0.7 * np.pi * t)])
+        ens = nengo.Ensemble(10, 2, neuron_type=nengo.RectifiedLinear())
+        out = nengo.Node(size_in=1)
+        readout = nengo.Connection(
+            ens, out, function=lambda x: 0, learning_rule_type=nengo.PES()
+        )
+        conn = nengo.Connection(
+            stim, ens, learning_rule_type=nengo_fa.BackProp(readout, warmup=0.2)
+        )
+        error = nengo.Node(lambda t, x: gate(t) * x, size_in=1)
+        nengo.Connection(out, error)
+        nengo.Connection(stim, error, function=lambda x: -x[0] * x[1])
+        nengo.Connection(error, readout.learning_rule, synapse=None)
+        nengo.Connection(error, conn.learning_rule, synapse=None)
+        p_err = nengo.Probe(conn.learning_rule, "error", synapse=None)
+        p_in = nengo.Probe(error, synapse=None)
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        sim.run(0.25)  # no error yet: the count stays at 0
+        (op,) = warmup_ops(sim)
+        assert sim.signals[op.count][0] == 0
+        sim.run(0.45)
+        assert sim.signals[op.count][0] == op.steps == 200
+    err, err_in = sim.data[p_err][:, 0], sim.data[p_in][:, 0]
+    first = np.flatnonzero(err_in)[0]  # the first step with an error
+    assert 299 <= first <= 300  # t = 0.3 s
+    # held for 200 steps from there, the gap of no error among them
+    assert np.all(err[: first + 200] == 0)
+    assert np.array_equal(err[first + 200 :], err_in[first + 200 :])
+    assert np.all(err_in[first + 200 :] != 0)
+
+
+@pytest.mark.parametrize("kind", ["nan", "inf"])
+def test_non_finite_error_during_the_warmup_raises(kind, kernels):
+    # the warm-up does not hide a broken error: the rule refuses it at once
+    net = product_net("bp", 1)
+    bad = np.nan if kind == "nan" else np.inf
+    with net:
+        node = nengo.Node(nengo.processes.Piecewise({0: 0.0, 0.0505: bad}))
+        nengo.Connection(node, net.rules[0], synapse=None)
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        assert warmup_ops(sim)[0].steps > 100
+        with pytest.raises(SimulationError, match="the error contains NaN or inf"):
+            sim.run(0.2)
+        assert 50 <= sim.n_steps <= 52
+
+
+def test_chained_rule_is_held_by_the_warmup_above():
+    # "readout" (the default) on a chained rule builds; it has no operator of
+    # its own: the rule nearest the output holds the chain
+    net = product_net("chain", 0)
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        assert len(warmup_ops(sim)) == 1
+    upper, lower = (sim.data[rule].warmup for rule in net.rules)
+    assert upper > 0 and lower == 0
+    # no warm-up of its own (0 s) is not refused either
+    net = product_net("chain", 0, rule_kwargs=dict(warmup=0))
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        assert not warmup_ops(sim)
+
+
+def test_chained_rule_refuses_seconds_of_its_own():
     net = product_net("chain", 0, rule_kwargs=dict(warmup=0.1))
     with pytest.raises(BuildError, match="chained.*set warmup there"):
         with nengo.Simulator(net, progress_bar=False):

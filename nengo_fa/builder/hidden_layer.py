@@ -21,7 +21,8 @@ MAX_INTERCEPT = 0.95
 STABLE_STEP = 0.2
 
 BuiltHiddenLayerRule = collections.namedtuple(
-    "BuiltHiddenLayerRule", ("feedback", "gain_scale", "derivative_scale")
+    "BuiltHiddenLayerRule",
+    ("feedback", "gain_scale", "derivative_scale", "warmup"),
 )
 BuiltHiddenLayerRule.__doc__ = """Build-time information about a `.HiddenLayerRule`.
 
@@ -37,6 +38,10 @@ gain_scale : float
 derivative_scale : float
     :math:`\\bar{G'}`, the mean derivative of the active neurons over the
     ensemble's radius.
+warmup : float
+    The warm-up as built, in seconds from the first error (`.BackProp`'s
+    ``warmup``: :math:`\\tau_1` for ``"readout"``); 0 for none, and for a
+    chained rule, which the warm-up of the rule nearest the output holds.
 """
 
 

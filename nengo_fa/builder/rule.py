@@ -75,6 +75,7 @@ def build_hidden_layer_rule(model, rule_type, rule):
         feedback=build.fixed_feedback,
         gain_scale=build.gain_scale,
         derivative_scale=build.derivative_scale,
+        warmup=build.warmup,
     )
 
 
@@ -128,13 +129,15 @@ class _HiddenLayerBuild:
             else chained_error_size(self.rule_type, self.source)
         )
         error = Signal(shape=size, name=f"{self.name}:error")
+        self.warmup = 0.0
         if down_rule is None:
             self.model.add_op(Reset(error))
             self.error_source = "the connections into this rule's error"
             self.model.sig[self.rule]["in"] = error  # error connection attaches here
-            error = build_warmup(
+            error, steps = build_warmup(
                 self.model, self.rule_type, self.rule, error, self.name
             )
+            self.warmup = steps * self.model.dt
         else:
             refuse_chained_warmup(
                 self.rule_type, f"{self.name} on {self.rule.connection}"

@@ -39,12 +39,13 @@ def readout_time_constant(model, conn):
 
 
 def build_warmup(model, rule_type, rule, error_in, name):
-    """The error signal that ``rule`` reads: ``error_in`` itself, or, with a
-    warm-up of at least one step, a signal that a `SimErrorWarmup` holds at
-    0 for that many steps and then sets to ``error_in``."""
+    """The error signal that ``rule`` reads and the warm-up's length in steps:
+    ``error_in`` itself and 0, or, with a warm-up of at least one step, a
+    signal that a `SimErrorWarmup` holds at 0 for that many steps from the
+    first error and then sets to ``error_in``."""
     warmup = getattr(rule_type, "warmup", None)
     if warmup is None:
-        return error_in
+        return error_in, 0
     seconds = (
         readout_time_constant(model, rule_type.downstream)
         if warmup == "readout"
@@ -52,7 +53,7 @@ def build_warmup(model, rule_type, rule, error_in, name):
     )
     steps = int(round(seconds / model.dt))
     if steps <= 0:
-        return error_in
+        return error_in, 0
     dtype = rc.float_dtype
     error = Signal(np.zeros(error_in.shape, dtype=dtype), name=f"{name}:error")
     count = Signal(np.zeros(1, dtype=dtype), name=f"{name}:warmup count")
@@ -61,25 +62,32 @@ def build_warmup(model, rule_type, rule, error_in, name):
             error_in, error, count, steps, tag=f"{name} on {rule.connection}: warm-up"
         )
     )
-    return error
+    return error, steps
 
 
 def refuse_chained_warmup(rule_type, prefix):
     """A chained rule gets its error from the rule downstream of it, whose
-    warm-up holds it: refuse one of its own."""
-    if getattr(rule_type, "warmup", None) is not None:
+    warm-up holds it: ``"readout"`` (the default) means that warm-up, and a
+    number of seconds of its own is refused."""
+    warmup = getattr(rule_type, "warmup", None)
+    if warmup is not None and warmup != "readout" and warmup > 0:
         raise BuildError(
-            f"{prefix}: 'warmup' is for the rule that gets the output error; this "
-            "rule is chained and gets its error from the rule downstream of it, "
-            "whose warm-up holds it too (set warmup there)"
+            f"{prefix}: a warm-up in seconds is for the rule that gets the output "
+            "error; this rule is chained and gets its error from the rule "
+            "downstream of it, whose warm-up holds it too (set warmup there)"
         )
 
 
 class SimErrorWarmup(Operator):
     r"""Hold a rule's error at 0 for its first steps.
 
-    Sets ``error`` to 0 on the first ``steps`` steps of the simulation and to
-    ``error_in`` from then on.
+    Sets ``error`` to 0 for ``steps`` steps from the first on which
+    ``error_in`` is not all zero, and to ``error_in`` from then on: the
+    warm-up is the first seconds of learning, which `nengo.PES` starts when
+    it first gets an error, so steps before (e.g. a test before training,
+    with the error gated to 0) do not count. A non-finite ``error_in`` is
+    passed on at once, so that the rule refuses it as it would without a
+    warm-up.
 
     Parameters
     ----------
@@ -88,7 +96,8 @@ class SimErrorWarmup(Operator):
     error : Signal
         The error the rule reads.
     count : Signal
-        The number of steps taken, shape ``(1,)`` (updated).
+        The number of steps taken since the first error, shape ``(1,)``
+        (updated).
     steps : int
         The length of the warm-up, in steps.
     tag : str, optional
@@ -135,8 +144,11 @@ class SimErrorWarmup(Operator):
         def step_simerrorwarmup():
             if count[0] >= steps:
                 error[...] = error_in
-            else:
+            elif np.isfinite(error_in).all():
                 error[...] = 0
-                count[0] += 1
+                if count[0] > 0 or error_in.any():
+                    count[0] += 1
+            else:  # passed on, for the rule to refuse with its own message
+                error[...] = error_in
 
         return step_simerrorwarmup
