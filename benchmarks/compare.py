@@ -1312,7 +1312,8 @@ def summarise(rows, angles):
                     [by_seed[s]["accuracy"] - pes[s]["accuracy"] for s in common]
                 )
                 line["vs_pes"] = 100 * float(np.mean(diff))
-                line["worse"] = f"{int(np.sum(diff < 0))}/{len(common)}"
+                # a run that diverged (NaN accuracy) is below PES only too
+                line["worse"] = f"{int(np.sum(~(diff >= 0)))}/{len(common)}"
             if key != "mlp*":
                 line["ms_image"] = 1e3 * np.mean(
                     [x["train_seconds"] / x["n_images"] for x in r]
@@ -1362,8 +1363,10 @@ def format_table(lines):
 #: PES only and BackProp; the baselines and references with PES only and
 #: BackProp (a new method gets the next colour of its kind)
 COLOURS = {
+    # one colour per rule (14 in METHODS), no two alike
     "rule": ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
-    + ("tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan"),
+    + ("tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+    + ("navy", "gold", "lime", "maroon", "teal"),
     "baseline": ("tab:olive", "tab:cyan", "tab:purple", "tab:brown"),
     "offline": ("tab:red", "tab:orange", "tab:green", "tab:pink"),
 }
@@ -1386,11 +1389,12 @@ def docs_tables(lines):
         row = [LABELS[key]]
         for n in networks:
             line = cell.get((n, key))
-            row.append(
-                f"{100 * line['accuracy']:.1f} ({100 * line['worst']:.1f})"
-                if line
-                else "-"
-            )
+            if line is None:
+                row.append("-")
+            elif not np.isfinite(line["accuracy"]):
+                row.append("diverged")
+            else:
+                row.append(f"{100 * line['accuracy']:.1f} ({100 * line['worst']:.1f})")
         for column in ("ms_image", "memory_KiB"):
             for n in networks[:1] + networks[-1:]:
                 v = cell.get((n, key), {}).get(column)
