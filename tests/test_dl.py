@@ -505,3 +505,41 @@ def test_warmup_matches_reference(seed):
     held = np.flatnonzero(ref["error"][:, 0] != 0)[0]
     assert 200 <= held <= 202 and np.all(ref["error"][held:] != 0)
     assert_match(ref, dl, F64_RTOL)
+
+
+def test_warmup_from_the_first_error_matches_reference():
+    """The warm-up starts with the first non-zero error and then runs through
+    steps without one, in NengoDL as in the reference simulator."""
+
+    def gate(t):
+        # no error, error, a gap inside the warm-up, error again
+        return 0.0 if t < 0.05 or 0.08 <= t < 0.11 else 1.0
+
+    with nengo.Network(seed=3) as net:
+        stim = nengo.Node(lambda t: [np.sin(8 * t), np.cos(5 * t)])
+        ens = nengo.Ensemble(10, 2, neuron_type=nengo.RectifiedLinear())
+        out = nengo.Node(size_in=1)
+        readout = nengo.Connection(
+            ens, out, function=lambda x: 0, learning_rule_type=nengo.PES()
+        )
+        conn = nengo.Connection(
+            stim, ens, learning_rule_type=nengo_fa.BackProp(readout, warmup=0.1)
+        )
+        error = nengo.Node(lambda t, x: gate(t) * x, size_in=1)
+        nengo.Connection(out, error)
+        nengo.Connection(stim, error, function=lambda x: -x[0] * x[1])
+        nengo.Connection(error, readout.learning_rule, synapse=None)
+        nengo.Connection(error, conn.learning_rule, synapse=None)
+        net.fa_probes = {
+            "error": nengo.Probe(conn.learning_rule, "error", synapse=None),
+            "error in": nengo.Probe(error, synapse=None),
+            "bias": nengo.Probe(conn.learning_rule, "bias", synapse=None),
+        }
+    ref, dl = run_both(net)
+    assert_learned(ref)
+    err, err_in = ref["error"][:, 0], ref["error in"][:, 0]
+    first = np.flatnonzero(err_in)[0]
+    assert 49 <= first <= 50  # t = 0.05 s
+    assert np.all(err[: first + 100] == 0)
+    assert np.array_equal(err[first + 100 :], err_in[first + 100 :])
+    assert_match(ref, dl, F64_RTOL)
