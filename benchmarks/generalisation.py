@@ -48,9 +48,11 @@ Rules (``--rules``): ``pes`` (PES only), ``fa``, ``bp``, ``sg``
 (`nengo_fa.SyntheticGradient` regressing the error through FA's random
 matrix, with the target as its context; not on ``weights``) and ``sgbp``
 (the same, regressing backprop's error through the readout; not in the
-default run) and ``bp0`` (`nengo_fa.BackProp` with ``warmup=None``: the
+default run), ``bp0`` (`nengo_fa.BackProp` with ``warmup=None``: the
 rule learning from the first step instead of after the PES readout's fastest
-time constant, its default; not in the default run).
+time constant, its default; not in the default run), ``ss`` and ``ss0``
+(`nengo_fa.SignSymmetry` with its default warm-up and with ``warmup=None``;
+not in the default run).
 
 A late or sparse teacher (``--delay SECONDS``, ``--fraction P``): the gated
 error reaches the PES readout and the rule alike through a `LateError` node,
@@ -141,10 +143,11 @@ ALL_TASKS = (
     "digits-spiking",
 )
 ALL_RULES = ("pes", "fa", "bp", "dtp", "sg", "trace", "erbp")
-#: not run by default (``--rules pes,fa,bd,lra,sgbp,bp0``): FA learning its
-#: feedback, LRA, the synthetic gradient regressing backprop's error, and
-#: BackProp without its warm-up (``warmup=None``)
-EXTRA_RULES = ("bd", "lra", "sgbp", "bp0")
+#: not run by default (``--rules pes,fa,bd,lra,sgbp,bp0,ss,ss0``): FA learning
+#: its feedback, LRA, the synthetic gradient regressing backprop's error,
+#: BackProp without its warm-up (``warmup=None``), and SignSymmetry with and
+#: without it
+EXTRA_RULES = ("bd", "lra", "sgbp", "bp0", "ss", "ss0")
 #: the rules that the numpy references simulate
 NUMPY_RULES = ("pes", "fa", "bp", "bp0", "dtp")
 #: the rules whose delta_angle is measured (fixed or learned random feedback)
@@ -205,6 +208,10 @@ def rule_type(rule, readout, rates, context=None, error_delay=0.0, **kwargs):
         return nengo_fa.BackProp(readout, **kw)
     if rule == "bp0":
         return nengo_fa.BackProp(readout, warmup=None, **kw)
+    if rule == "ss":
+        return nengo_fa.SignSymmetry(readout, **kw)
+    if rule == "ss0":
+        return nengo_fa.SignSymmetry(readout, warmup=None, **kw)
     if rule == "dtp":
         return nengo_fa.DifferenceTargetProp(readout, **kw)
     if rule == "bd":
@@ -543,6 +550,8 @@ def default_rates(rule):
     t = {
         "bp": nengo_fa.BackProp,
         "bp0": nengo_fa.BackProp,
+        "ss": nengo_fa.SignSymmetry,
+        "ss0": nengo_fa.SignSymmetry,
         "dtp": nengo_fa.DifferenceTargetProp,
         "trace": nengo_fa.TraceRule,
         "sg": nengo_fa.SyntheticGradient,

@@ -133,13 +133,14 @@ def rule_type(name, readout, d_out, **kwargs):
     if name == "fa":
         return nengo_fa.FeedbackAlignment(error_size=d_out, **kwargs)
     if name == "bp":
-        # learning from the first step: the slow readout (PES 1e-6) would
-        # make its default warm-up longer than the timed steps
+        # learning from the first step (SignSymmetry too): the slow readout
+        # (PES 1e-6) would make its default warm-up longer than the timed
+        # steps
         return nengo_fa.BackProp(readout, **{"warmup": None, **kwargs})
     if name == "erbp":
         return nengo_fa.ERBP(d_out, **kwargs)
     if name == "ss":
-        return nengo_fa.SignSymmetry(readout, **kwargs)
+        return nengo_fa.SignSymmetry(readout, **{"warmup": None, **kwargs})
     if name == "kp":
         return nengo_fa.FeedbackAlignment(
             downstream=readout,

@@ -670,9 +670,11 @@ class FeedbackAlignment(HiddenLayerRule):
 
 class _LiveFeedbackRule(HiddenLayerRule):
     """A rule whose feedback is computed from a downstream connection's live
-    weights (`.BackProp`, `.SignSymmetry`). Internal."""
+    weights (`.BackProp`, `.SignSymmetry`), and which waits for a learning
+    readout to take shape (``warmup``). Internal."""
 
     downstream = DownstreamParam("downstream", readonly=True)
+    warmup = WarmupParam("warmup", default="readout", optional=True, readonly=True)
 
     def __init__(
         self,
@@ -683,8 +685,10 @@ class _LiveFeedbackRule(HiddenLayerRule):
         derivative=Default,
         modifies=Default,
         pre_synapse=Default,
+        warmup=Default,
     ):
         self.downstream = downstream
+        self.warmup = warmup
         # chained: the error comes from the downstream rule, not a connection
         size_in = 0 if chained_rule(downstream) is not None else downstream.size_out
         super().__init__(
@@ -817,30 +821,6 @@ class BackProp(_LiveFeedbackRule):
            nengo.Connection(error, into_h2.learning_rule)
     """
 
-    warmup = WarmupParam("warmup", default="readout", optional=True, readonly=True)
-
-    def __init__(
-        self,
-        downstream,
-        learning_rate=Default,
-        gain_learning_rate=Default,
-        bias_learning_rate=Default,
-        derivative=Default,
-        modifies=Default,
-        pre_synapse=Default,
-        warmup=Default,
-    ):
-        super().__init__(
-            downstream,
-            learning_rate=learning_rate,
-            gain_learning_rate=gain_learning_rate,
-            bias_learning_rate=bias_learning_rate,
-            derivative=derivative,
-            modifies=modifies,
-            pre_synapse=pre_synapse,
-        )
-        self.warmup = warmup
-
 
 class SignSymmetry(_LiveFeedbackRule):
     r"""Sign symmetry: feedback through the signs of the live downstream
@@ -882,11 +862,18 @@ class SignSymmetry(_LiveFeedbackRule):
         weight matrix; see `.HiddenLayerRule`.
     pre_synapse : Synapse, optional
         Filter of the presynaptic activities when learning weights.
+    warmup : "readout", float or None, optional
+        As for `.BackProp`: by default the rule waits for the fastest time
+        constant of ``downstream``'s `nengo.PES` rule from the first error
+        (its feedback is the signs of that readout, which at first are those
+        of its first imprint); None learns from the first step.
 
     Attributes
     ----------
     downstream : Connection
         The connection whose weights' signs carry the error back.
+    warmup : "readout", float or None
+        The warm-up, as given.
 
     See Also
     --------

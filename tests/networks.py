@@ -169,9 +169,9 @@ def product_net(
 ):
     """Two sines -> ``n`` hidden neurons -> PES readout of their product.
 
-    ``at_once``: BackProp ("bp", "chain", "weights") learns from the first
-    step (``warmup=None``), for tests of a rule's mechanics that run for less
-    than its warm-up.
+    ``at_once``: BackProp and SignSymmetry ("bp", "ss", "chain", "weights")
+    learn from the first step (``warmup=None``), for tests of a rule's
+    mechanics that run for less than their warm-up.
 
     ``rule`` is one of those of `one_layer_rule`, or
 
@@ -189,7 +189,7 @@ def product_net(
     output) and ``p_rule`` (``delta`` and ``bias`` of every rule).
     """
     kwargs = dict(rule_kwargs or {})
-    if at_once and rule in ("bp", "chain", "weights"):
+    if at_once and rule in ("bp", "ss", "chain", "weights"):
         kwargs.setdefault("warmup", None)
     neuron_type = nengo.RectifiedLinear() if neuron_type is None else neuron_type
     with nengo.Network(seed=seed) as net:
@@ -280,8 +280,9 @@ def deep_net(
     rule learns. The error reaches
     the rules through a `Gate` that closes at ``freeze_at``; ``max_rates``
     (a distribution) sets the ensembles' maximum rates; ``rule_kwargs`` go to
-    both rules (e.g. their rates); ``at_once``: BackProp ("bp") learns from
-    the first step (``warmup=None``), for tests shorter than its warm-up.
+    both rules (e.g. their rates); ``at_once``: BackProp and SignSymmetry
+    ("bp", "ss") learn from the first step (``warmup=None``), for tests
+    shorter than their warm-up.
 
     Attributes: ``p_error`` (the ungated error, unfiltered), ``p_out``,
     ``into_h1``, ``into_h2``, ``readout`` and ``out``.
@@ -315,7 +316,7 @@ def deep_net(
             "bd": nengo_fa.BidirectionalAlignment(),
         }.get(kind)
         kw = dict(rule_kwargs or {})
-        if at_once and kind == "bp":
+        if at_once and kind in ("bp", "ss"):
             kw.setdefault("warmup", None)
         into_h2.learning_rule_type = _upper_rule(
             kind, out, readout, learning, dict(kw, modifies=modifies)

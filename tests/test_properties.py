@@ -73,11 +73,12 @@ def network(c):
             hidden, out, function=lambda x: 0.1, learning_rule_type=nengo.PES()
         )
         if c["rule"] == "bp":
-            # from the first step: a run is tens of steps, shorter than the
-            # default warm-up, which would hold the extreme errors back
+            # from the first step (here and for SignSymmetry): a run is tens
+            # of steps, shorter than the default warm-up, which would hold the
+            # extreme errors back
             rule_type = nengo_fa.BackProp(readout, warmup=None, **rates)
         elif c["rule"] == "ss":
-            rule_type = nengo_fa.SignSymmetry(readout, **rates)
+            rule_type = nengo_fa.SignSymmetry(readout, warmup=None, **rates)
         elif c["rule"] in ("kp", "terms"):
             learning = (
                 nengo_fa.KolenPollack()
@@ -133,7 +134,7 @@ def rule_type_args(rule_type):
         )
     else:
         args.update(downstream=rule_type.downstream)
-    if isinstance(rule_type, nengo_fa.BackProp):
+    if isinstance(rule_type, (nengo_fa.BackProp, nengo_fa.SignSymmetry)):
         args.update(warmup=rule_type.warmup)
     return args
 

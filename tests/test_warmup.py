@@ -1,4 +1,5 @@
-"""BackProp's ``warmup``: the rule is held while its PES readout takes shape.
+"""The ``warmup`` of BackProp and SignSymmetry: the rule is held while its PES
+readout takes shape.
 
 The measured effect (frozen networks of 10 seeds of every continuous task) is
 in ``benchmarks/README.rst``; here: the warm-up's length, that nothing is
@@ -23,13 +24,14 @@ def warmup_ops(sim):
     return [op for op in sim.model.operators if isinstance(op, SimErrorWarmup)]
 
 
+@pytest.mark.parametrize("rule", [nengo_fa.BackProp, nengo_fa.SignSymmetry])
 @pytest.mark.parametrize("value", [-0.1, np.inf, np.nan, "tau", True, [1.0]])
-def test_bad_warmup_raises(value):
+def test_bad_warmup_raises(rule, value):
     with nengo.Network():
         ens = nengo.Ensemble(10, 1)
         readout = nengo.Connection(ens, nengo.Node(size_in=1))
-        with pytest.raises(ValidationError, match="BackProp.warmup"):
-            nengo_fa.BackProp(readout, warmup=value)
+        with pytest.raises(ValidationError, match=f"{rule.__name__}.warmup"):
+            rule(readout, warmup=value)
 
 
 def test_readout_warmup_is_the_pes_time_constant():
@@ -80,12 +82,17 @@ def test_no_learning_readout_means_no_warmup(downstream_rule):
         assert sim.data[conn.learning_rule].warmup == 0
 
 
-def test_readout_is_the_default():
-    net = product_net("bp", 1)
+@pytest.mark.parametrize("rule", ["bp", "ss"])
+def test_readout_is_the_default(rule):
+    # for both rules whose feedback is the live readout: the same tau_1
+    net = product_net(rule, 1)
     assert net.rules[0].learning_rule_type.warmup == "readout"
     with nengo.Simulator(net, progress_bar=False) as sim:
         (op,) = warmup_ops(sim)
-    assert op.steps > 0
+        warmup = sim.data[net.rules[0]].warmup
+    assert op.steps > 0 and warmup == pytest.approx(op.steps * sim.dt)
+    with nengo.Simulator(product_net("bp", 1), progress_bar=False) as sim:
+        assert [o.steps for o in warmup_ops(sim)] == [op.steps]
 
 
 def test_warmup_starts_with_the_first_error(kernels):
