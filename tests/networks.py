@@ -41,6 +41,16 @@ class Gate:
         return x if t < self.t_off else 0 * x
 
 
+class GapGate:
+    """Passes the error, but 0 inside each ``(start, end)`` of ``gaps``."""
+
+    def __init__(self, gaps):
+        self.gaps = gaps
+
+    def __call__(self, t, x):
+        return 0 * x if any(a <= t < b for a, b in self.gaps) else x
+
+
 class Late:
     """Delivers the error ``delay`` seconds late, and only on a random
     ``fraction`` of the steps (0 on the others): a teacher that is slow or
@@ -383,6 +393,33 @@ def _lower_rule(kind, out, into_h2, learning, kw):
     return nengo_fa.FeedbackAlignment(
         downstream=into_h2, feedback_learning=learning, **kw
     )
+
+
+def gapped_error_net(gaps, warmup, seed=3):
+    """Two sines -> 10 neurons learned by ``BackProp(warmup=warmup)`` -> PES
+    readout of their product; both rules get the error through a `GapGate`
+    with ``gaps``, with no synapse. Attributes: ``rule`` (BackProp's learning
+    rule), ``p_err`` (its error, after the warm-up) and ``p_in`` (the error
+    into it), unfiltered."""
+    with nengo.Network(seed=seed) as net:
+        stim = nengo.Node(sines)
+        ens = nengo.Ensemble(10, 2, neuron_type=nengo.RectifiedLinear())
+        out = nengo.Node(size_in=1)
+        readout = nengo.Connection(
+            ens, out, function=zero, learning_rule_type=nengo.PES()
+        )
+        conn = nengo.Connection(
+            stim, ens, learning_rule_type=nengo_fa.BackProp(readout, warmup=warmup)
+        )
+        error = nengo.Node(GapGate(gaps), size_in=1)
+        nengo.Connection(out, error)
+        nengo.Connection(stim, error, function=product_target)
+        nengo.Connection(error, readout.learning_rule, synapse=None)
+        nengo.Connection(error, conn.learning_rule, synapse=None)
+        net.rule = conn.learning_rule
+        net.p_err = nengo.Probe(net.rule, "error", synapse=None)
+        net.p_in = nengo.Probe(error, synapse=None)
+    return net
 
 
 def train_freeze_test(Simulator, net, t_train, t_test, online=0.0, skip=0.05):

@@ -27,7 +27,13 @@ from nengo.exceptions import BuildError
 
 import nengo_fa
 
-from .networks import deep_net, late_net, phased_product_net, product_net
+from .networks import (
+    deep_net,
+    gapped_error_net,
+    late_net,
+    phased_product_net,
+    product_net,
+)
 from .test_erbp import weights_net
 
 nengo_dl = pytest.importorskip("nengo_dl")
@@ -511,29 +517,13 @@ def test_warmup_from_the_first_error_matches_reference():
     """The warm-up starts with the first non-zero error and then runs through
     steps without one, in NengoDL as in the reference simulator."""
 
-    def gate(t):
-        # no error, error, a gap inside the warm-up, error again
-        return 0.0 if t < 0.05 or 0.08 <= t < 0.11 else 1.0
-
-    with nengo.Network(seed=3) as net:
-        stim = nengo.Node(lambda t: [np.sin(8 * t), np.cos(5 * t)])
-        ens = nengo.Ensemble(10, 2, neuron_type=nengo.RectifiedLinear())
-        out = nengo.Node(size_in=1)
-        readout = nengo.Connection(
-            ens, out, function=lambda x: 0, learning_rule_type=nengo.PES()
-        )
-        conn = nengo.Connection(
-            stim, ens, learning_rule_type=nengo_fa.BackProp(readout, warmup=0.1)
-        )
-        error = nengo.Node(lambda t, x: gate(t) * x, size_in=1)
-        nengo.Connection(out, error)
-        nengo.Connection(stim, error, function=lambda x: -x[0] * x[1])
-        nengo.Connection(error, readout.learning_rule, synapse=None)
-        nengo.Connection(error, conn.learning_rule, synapse=None)
+    # no error, error, a gap inside the warm-up, error again
+    net = gapped_error_net([(0, 0.05), (0.08, 0.11)], warmup=0.1)
+    with net:
         net.fa_probes = {
-            "error": nengo.Probe(conn.learning_rule, "error", synapse=None),
-            "error in": nengo.Probe(error, synapse=None),
-            "bias": nengo.Probe(conn.learning_rule, "bias", synapse=None),
+            "error": net.p_err,
+            "error in": net.p_in,
+            "bias": nengo.Probe(net.rule, "bias", synapse=None),
         }
     ref, dl = run_both(net)
     assert_learned(ref)

@@ -17,7 +17,7 @@ from nengo.exceptions import BuildError, SimulationError, ValidationError
 import nengo_fa
 from nengo_fa.builder import SimErrorWarmup
 
-from .networks import product_net, train_freeze_test
+from .networks import gapped_error_net, product_net, train_freeze_test
 
 
 def warmup_ops(sim):
@@ -99,34 +99,15 @@ def test_warmup_starts_with_the_first_error(kernels):
     """A test before training (the error gated to 0) leaves the warm-up whole;
     from the first error on it runs in simulated time, gaps included."""
 
-    def gate(t):
-        # off (a test), on, off again within the warm-up, on
-        return 0.0 if t < 0.3 or 0.35 <= t < 0.45 else 1.0
-
-    with nengo.Network(seed=3) as net:
-        stim = nengo.Node(lambda t: [np.sin(np.pi * t), np.sin(0.7 * np.pi * t)])
-        ens = nengo.Ensemble(10, 2, neuron_type=nengo.RectifiedLinear())
-        out = nengo.Node(size_in=1)
-        readout = nengo.Connection(
-            ens, out, function=lambda x: 0, learning_rule_type=nengo.PES()
-        )
-        conn = nengo.Connection(
-            stim, ens, learning_rule_type=nengo_fa.BackProp(readout, warmup=0.2)
-        )
-        error = nengo.Node(lambda t, x: gate(t) * x, size_in=1)
-        nengo.Connection(out, error)
-        nengo.Connection(stim, error, function=lambda x: -x[0] * x[1])
-        nengo.Connection(error, readout.learning_rule, synapse=None)
-        nengo.Connection(error, conn.learning_rule, synapse=None)
-        p_err = nengo.Probe(conn.learning_rule, "error", synapse=None)
-        p_in = nengo.Probe(error, synapse=None)
+    # off (a test), on, off again within the warm-up, on
+    net = gapped_error_net([(0, 0.3), (0.35, 0.45)], warmup=0.2)
     with nengo.Simulator(net, progress_bar=False) as sim:
         sim.run(0.25)  # no error yet: the count stays at 0
         (op,) = warmup_ops(sim)
         assert sim.signals[op.count][0] == 0
         sim.run(0.45)
         assert sim.signals[op.count][0] == op.steps == 200
-    err, err_in = sim.data[p_err][:, 0], sim.data[p_in][:, 0]
+    err, err_in = sim.data[net.p_err][:, 0], sim.data[net.p_in][:, 0]
     first = np.flatnonzero(err_in)[0]  # the first step with an error
     assert 299 <= first <= 300  # t = 0.3 s
     # held for 200 steps from there, the gap of no error among them
