@@ -59,6 +59,13 @@ error reaches the PES readout and the rule alike through a `LateError` node,
 ``SECONDS`` late and only on a random fraction ``P`` of the steps (0 on the
 others), with no synapse after it; the synthetic gradients are told the
 delay (``error_delay``). The task is then named e.g. ``product late0.1``.
+
+A longer training (``--replay K``, the continuous tasks): the training input
+is played ``K`` times before the tests, and the error is gated off after the
+last time. Every continuous task's input repeats with the training time (the
+white-noise signals have it as their period; the product task's two sines
+repeat every 20 s), so this is the same input, trained on ``K`` times as long,
+and the tests are the same. The task is then named e.g. ``product x2``.
 Whenever a synthetic gradient is run, or with a delay, the frozen test of
 every rule leaves out the delay and ``max_gap`` (0.1 s) after the freeze
 (`learning_tail`), during which a rule may still learn. The synthetic
@@ -273,8 +280,11 @@ def error_path(error, late, seed):
     return node, None
 
 
-def late_label(task, late):
-    """The task's name in the tables: ``product late0.1 sparse0.05``."""
+def late_label(task, late, replay=1):
+    """The task's name in the tables: ``product late0.1 sparse0.05``, or
+    ``product x2`` with the training played twice (`replayed`)."""
+    if replay > 1:
+        task = f"{task} x{replay}"
     if late is None:
         return task
     delay, fraction = late
@@ -314,6 +324,17 @@ def continuous_inputs(task, seed, t_train, t_test):
         }
         f = FUNCTIONS[d]
     return X, f(X)[:, None], windows
+
+
+def replayed(X, Y, windows, n_train, k):
+    """``(X, Y, windows)`` with the first ``n_train`` steps (the training)
+    played ``k`` times before the rest (the tests): the same input, trained on
+    ``k`` times as long, for inputs that repeat with the training time (every
+    task of `continuous_inputs`)."""
+    shift = (k - 1) * n_train
+    X = np.vstack([X[:n_train]] * (k - 1) + [X])
+    Y = np.vstack([Y[:n_train]] * (k - 1) + [Y])
+    return X, Y, {w: (lo + shift, hi + shift) for w, (lo, hi) in windows.items()}
 
 
 def array_node(X, label):
@@ -579,16 +600,19 @@ def learning_tail(rules, late):
     return tail
 
 
-def run_continuous(task, rules, seed, rates, quick, numpy_ref, late=None):
+def run_continuous(task, rules, seed, rates, quick, numpy_ref, late=None, replay=1):
     if quick:
         t_train, t_test = 2.0, 1.0
     elif task.startswith("product"):
         t_train, t_test = 40.0, 20.0
     else:
         t_train, t_test = 60.0, 20.0
-    last = min(10.0, t_train / 4)
     X, Y, windows = continuous_inputs(task, seed, t_train, t_test)
     n_tr = int(round(t_train / DT))
+    if replay > 1:
+        X, Y, windows = replayed(X, Y, windows, n_tr, replay)
+        t_train, n_tr = replay * t_train, replay * n_tr
+    last = min(10.0, t_train / 4)
     skip = 50 + int(round(learning_tail(rules, late) / DT))
     rows = []
     for rule in rules:
@@ -604,7 +628,7 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref, late=None):
         else:
             n = 10 if task.startswith("product") else 10 * X.shape[1] + 10
             net = continuous_network(task, rule, seed, X, Y, t_train, r, n, late)
-        row = dict(task=late_label(task, late), rule=rule, seed=seed)
+        row = dict(task=late_label(task, late, replay), rule=rule, seed=seed)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -1204,6 +1228,17 @@ def write_csv(path, rows):
         w.writerows(rows)
 
 
+def check_tasks(parser, tasks, replay):
+    """Refuse unknown tasks, and ``--replay`` where it does not apply."""
+    for t in tasks:
+        if t not in ALL_TASKS:
+            parser.error(f"unknown task {t!r}; choose from {', '.join(ALL_TASKS)}")
+    if replay < 1:
+        parser.error(f"--replay must be at least 1, not {replay}")
+    if replay > 1 and any(t.startswith("digits") for t in tasks):
+        parser.error("--replay is for the continuous tasks (digits has epochs)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -1225,6 +1260,12 @@ def main(argv=None):
         type=float,
         default=1.0,
         help="deliver the error only on this random fraction of the steps",
+    )
+    parser.add_argument(
+        "--replay",
+        type=int,
+        default=1,
+        help="play the training input this many times (the continuous tasks)",
     )
     parser.add_argument(
         "--no-numpy", action="store_true", help="skip the numpy reference"
@@ -1266,9 +1307,7 @@ def main(argv=None):
         return rows, lines
     nengo.rc.set("decoder_cache", "enabled", "False")
     tasks = ALL_TASKS if args.tasks == "all" else tuple(args.tasks.split(","))
-    for t in tasks:
-        if t not in ALL_TASKS:
-            parser.error(f"unknown task {t!r}; choose from {', '.join(ALL_TASKS)}")
+    check_tasks(parser, tasks, args.replay)
     rules = tuple(args.rules.split(","))
     if "pes" not in rules:
         rules = ("pes",) + rules  # ratios need PES only from the same run
@@ -1306,7 +1345,14 @@ def main(argv=None):
                 rows += run_digits_spiking(task_rules, seed, args.quick)
             else:
                 rows += run_continuous(
-                    task, task_rules, seed, rates, args.quick, not args.no_numpy, late
+                    task,
+                    task_rules,
+                    seed,
+                    rates,
+                    args.quick,
+                    not args.no_numpy,
+                    late,
+                    args.replay,
                 )
             print(
                 f"# {task} seed {seed} done ({time.time() - t0:.0f} s)",

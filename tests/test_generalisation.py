@@ -56,6 +56,32 @@ def test_quick_run_prints_table(gen, capsys):
             assert row["numpy"] == pytest.approx(row["trained"], rel=0.02), row
 
 
+def test_replay_trains_longer_on_the_same_input(gen, capsys):
+    """``--replay 2`` plays the training input twice: the run is named so,
+    and its network learns for twice as long (the numpy reference, run on
+    the replayed input, still agrees); ``--replay`` is refused where it does
+    not apply."""
+    once, _ = gen.main(["--quick", "--tasks", "product", "--rules", "pes,bp"])
+    twice, _ = gen.main(
+        ["--quick", "--tasks", "product", "--rules", "pes,bp", "--replay", "2"]
+    )
+    capsys.readouterr()
+    assert {r["task"] for r in once} == {"product"}
+    assert {r["task"] for r in twice} == {"product x2"}
+    for a, b in zip(once, twice):
+        assert a["rule"] == b["rule"] and b["trained"] != a["trained"]
+        assert b["numpy"] == pytest.approx(b["trained"], rel=0.02), b
+    X, Y, windows = gen.continuous_inputs("product", 0, 2.0, 1.0)
+    X2, Y2, windows2 = gen.replayed(X, Y, windows, 2000, 3)
+    assert len(X2) == len(X) + 4000 and windows2["trained"] == (6000, 7000)
+    np.testing.assert_array_equal(X2[6000:], X[2000:])
+    np.testing.assert_array_equal(Y2[2000:4000], Y[:2000])
+    for bad in (["--tasks", "digits", "--replay", "2"], ["--replay", "0"]):
+        with pytest.raises(SystemExit):
+            gen.main(["--quick"] + bad)
+    assert "--replay" in capsys.readouterr().err
+
+
 def test_ablation_prints_table(gen, capsys):
     rows, _ = gen.main(["--ablation", "--quick", "--tasks", "product"])
     text = capsys.readouterr().out
