@@ -6,8 +6,9 @@ readout, ``FeedbackAlignment`` and ``BackProp`` at their default rates,
 BackProp from the first step, without its default warm-up, except in the
 ``warmup`` table, which measures it),
 instrumented, on the continuous rate tasks (``product``, ``white1`` ..
-``white4``), 10 seeds each. Three tables (docs/theory.rst, "What the rules'
-harm is not" and "What backpropagation's first second does"):
+``white4``), 10 seeds each. Five tables (docs/theory.rst, "What the rules' harm is
+not", "What the trained layer is worth" and "What backpropagation's first
+second does"):
 
 ``activity``
     The growth of the hidden layer's mean squared activity :math:`|a|^2`
@@ -30,12 +31,25 @@ harm is not" and "What backpropagation's first second does"):
     :math:`\\tau_1 = n / (\\kappa_{PES} \\lambda_{max}(E[a a^T]))` over the
     training input), and for BackProp the size of its change of
     :math:`(S, b)` over the first :math:`\\tau_1` against its whole change.
+``features``
+    The trained layer apart from the readout trained with it: the frozen
+    ratio to PES only as run, with a *fresh readout* (the trained layer
+    frozen, and a PES readout trained from zero on it over the same training
+    input), and of least-squares decoders fitted offline on the trained layer
+    against those of the built one; for the seeds where the rule's frozen
+    network is worse than PES only's, the last two ratios per seed.
+``duration``
+    The frozen ratio to PES only trained as long, with the training input
+    played once, twice and four times; and the layer trained once, then
+    frozen under a fresh readout trained once more, against PES only trained
+    twice.
 
-Run ``python benchmarks/mechanisms.py`` (about 8 minutes on two busy cores), ``--tables
-activity,warmup``, ``--tasks product --seeds 3``.
+Run ``python benchmarks/mechanisms.py`` (about 15 minutes on two busy cores),
+``--tables activity,warmup``, ``--tasks product --seeds 3``.
 """
 
 import argparse
+import copy
 import os
 import sys
 import time
@@ -155,15 +169,26 @@ class Case:
         self._pes = None
         self._tau1 = None
 
-    def run(self, rule, rates=(0.0, 0.0, 0.0), held=False, scaling=False, warm=0.0):
+    def run(
+        self,
+        rule,
+        rates=(0.0, 0.0, 0.0),
+        held=False,
+        scaling=False,
+        warm=0.0,
+        layer=None,
+    ):
+        """Train, then freeze; ``layer``: the hidden layer's ``(S, b)`` to
+        start from, instead of the built one."""
         code = {"pes": 0, "fa": 1, "bp": 2}[rule]
+        S0, b0 = (self.S0, self.b0) if layer is None else layer
         h = self.pes()["lp"] if held else np.zeros(0)
         opts = (h, int(scaling), int(round(warm / DT)), 10.0, 0.0, 0)
         if scaling:
             opts = (h, 1, int(round(warm / DT)), 2.0, 5.0, min(5000, self.n_tr // 2))
         out, S, b, D, lp, sign, cos = _reference(
-            self.S0,
-            self.b0,
+            S0,
+            b0,
             self.F,
             self.X,
             self.Y,
@@ -185,6 +210,17 @@ class Case:
             cos=cos,
         )
 
+    def replayed(self, k):
+        """This case with its training input played ``k`` times before the
+        tests (`generalisation.replayed`)."""
+        case = copy.copy(self)
+        case.X, case.Y, case.windows = gen.replayed(
+            self.X, self.Y, self.windows, self.n_tr, k
+        )
+        case.n_tr = k * self.n_tr
+        case._pes = None
+        return case
+
     def pes(self):
         if self._pes is None:
             self._pes = self.run("pes")
@@ -198,6 +234,23 @@ class Case:
             xf = c * xf + (1 - c) * self.X[k]
             XF[k] = xf
         return np.maximum(XF[lo:hi] @ S.T + b, 0)
+
+    def lsq(self, S, b):
+        """The test MSE of least-squares decoders (and a constant) fitted
+        offline on the layer ``(S, b)`` over the test input, against the
+        target as the output sees it (``generalisation.py``'s ``lsq``)."""
+        lo, hi = self.windows["trained"]
+        A = self.activities(S, b, lo, hi)
+        A1 = np.hstack([A, np.ones((len(A), 1))])
+        c = gen._lowpass(0.005)
+        seen = np.empty(hi)
+        td = 0.0
+        for k in range(hi):
+            td = c * td + (1 - c) * self.Y[k, 0]
+            seen[k] = td
+        seen = seen[lo:hi]
+        dec = np.linalg.lstsq(A1, seen, rcond=None)[0]
+        return float(np.mean((A1 @ dec - seen) ** 2))
 
     def tau1(self):
         """The PES readout's fastest time constant over the training input."""
@@ -326,10 +379,78 @@ def warmup_table(cases):
         )
 
 
+def features_table(cases):
+    """The trained layer's features against the readout that uses them."""
+    print(
+        "task     rule  frozen        fresh readout  lsq           "
+        "PES only frozen/lsq  seeds worse: (lsq, fresh)"
+    )
+    print(
+        "     (ratios to PES only's, seeds worse; fresh: PES from zero on the "
+        "frozen trained layer; lsq: offline decoders on it)"
+    )
+    for task, cs in cases.items():
+        p = np.array([c.pes()["frozen"] for c in cs])
+        l0 = np.array([c.lsq(c.S0, c.b0) for c in cs])
+        for rule in ("bp", "fa"):
+            frozen, fresh, lsq = [], [], []
+            for c in cs:
+                r = c.run(rule, rates(rule))
+                frozen.append(r["frozen"])
+                fresh.append(c.run("pes", layer=(r["S"], r["b"]))["frozen"])
+                lsq.append(c.lsq(r["S"], r["b"]))
+            frozen, fresh, lsq = map(np.array, (frozen, fresh, lsq))
+            worse = [
+                f"{s}: ({l0[s] / lsq[s]:.2f}, {p[s] / fresh[s]:.2f})"
+                for s in np.flatnonzero(frozen > p)
+            ]
+            print(
+                f"{task:<8} {rule:<4}  {ratio_cell(p, frozen):<13} "
+                f"{ratio_cell(p, fresh):<14} {ratio_cell(l0, lsq):<13} "
+                f"{np.mean(p / l0):<20.1f} " + "; ".join(worse)
+            )
+
+
+def duration_table(cases):
+    """The frozen ratio against the training time; last column: the layer
+    trained for 1x, then frozen under a readout trained from zero for 1x more
+    (2x in all), against PES only trained 2x."""
+    lengths = (1, 2, 4)
+    print(
+        "task     rule  "
+        + "  ".join(f"{f'{k}x training':<12}" for k in lengths)
+        + "  1x + fresh 1x  (frozen ratio to PES only trained as long, "
+        "seeds worse)"
+    )
+    for task, cs in cases.items():
+        cells = {"bp": [], "fa": []}
+        layers, pes = {}, {}
+        for k in lengths:
+            runs = [c.replayed(k) for c in cs]
+            p = pes[k] = np.array([c.pes()["frozen"] for c in runs])
+            for rule in cells:
+                trained = [c.run(rule, rates(rule)) for c in runs]
+                cells[rule].append(
+                    ratio_cell(p, np.array([r["frozen"] for r in trained]))
+                )
+                if k == 1:
+                    layers[rule] = [(r["S"], r["b"]) for r in trained]
+        # the 1x layers under fresh readouts, against PES only trained 2x
+        for rule in cells:
+            fresh = [
+                c.run("pes", layer=lb)["frozen"] for c, lb in zip(cs, layers[rule])
+            ]
+            cells[rule].append(ratio_cell(pes[2], np.array(fresh)))
+        for rule, row in cells.items():
+            print(f"{task:<8} {rule:<4}  " + "  ".join(f"{x:<12}" for x in row))
+
+
 TABLES = {
     "activity": activity_table,
     "alignment": alignment_table,
     "warmup": warmup_table,
+    "features": features_table,
+    "duration": duration_table,
 }
 
 

@@ -126,7 +126,8 @@ def test_mechanisms_quick_prints_its_tables(capsys):
     """``mechanisms.py --quick`` (one seed, 2 s of training) prints each of
     its tables, with a row for every task and rule it measures."""
     mechanisms = load("mechanisms")
-    mechanisms.main(["--quick", "--tasks", "product,white1"])
+    TASKS = ("product", "white1")
+    mechanisms.main(["--quick", "--tasks", ",".join(TASKS)])
     out = capsys.readouterr().out
     for name in mechanisms.TABLES:
         assert f"# {name}" in out
@@ -135,3 +136,15 @@ def test_mechanisms_quick_prints_its_tables(capsys):
     assert len(rows) == 12 and all(len(r) >= 8 for r in rows), out
     alignment = [line.split() for line in out.splitlines() if line[:6] == "white1"]
     assert any(len(r) >= 8 and float(r[2]) > 0 for r in alignment), out
+    # the features and duration tables: a row per task and rule, every cell
+    # a ratio to PES only and its count of seeds worse
+    for name, cells in (("features", 3), ("duration", 4)):
+        section = out.split(f"# {name}\n")[1].split("\n# ")[0]
+        rows = [r.split() for r in section.splitlines() if r[:8].strip() in TASKS]
+        assert [r[:2] for r in rows] == [
+            [t, rule] for t in TASKS for rule in ("bp", "fa")
+        ], section
+        for r in rows:
+            ratios = [float(v.rstrip(",")) for v in r[2 : 2 + 2 * cells : 2]]
+            worse = [v for v in r[3 : 3 + 2 * cells : 2]]
+            assert all(v > 0 for v in ratios) and all(w[-2:] == "/1" for w in worse)

@@ -116,6 +116,23 @@ def test_mechanisms_reference_is_the_benchmarks(gen):
     for option in (dict(held=True), dict(scaling=True), dict(warm=0.5)):
         out = case.run("bp", gen.default_rates("bp"), **option)["out"]
         assert np.all(np.isfinite(out)) and not np.allclose(out, bp), option
+    # a run from a given layer: from the built one it is the run itself, from
+    # a trained one it differs
+    pes = case.pes()
+    same = case.run("pes", layer=(case.S0, case.b0))
+    np.testing.assert_array_equal(same["out"], pes["out"])
+    trained = case.run("bp", gen.default_rates("bp"))
+    fresh = case.run("pes", layer=(trained["S"], trained["b"]))["out"]
+    assert np.all(np.isfinite(fresh)) and not np.allclose(fresh, pes["out"])
+    # played once, the case is itself; played twice (`gen.replayed`), it
+    # trains twice as long
+    np.testing.assert_array_equal(case.replayed(1).pes()["out"], pes["out"])
+    twice = case.replayed(2)
+    assert twice.n_tr == 2 * case.n_tr and len(twice.X) == len(case.X) + case.n_tr
+    assert not np.allclose(twice.pes()["out"][case.n_tr :], pes["out"])
+    # least-squares decoders of a layer fit it better than PES's readout
+    lsq = case.lsq(case.S0, case.b0)
+    assert 0 < lsq < gen.mse(pes["out"], case.windows["trained"])
 
 
 @pytest.mark.slow
