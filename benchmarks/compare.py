@@ -853,7 +853,13 @@ def reservoir(net, seed, split, stim):
     is not zero: the radius holds with every neuron active. Averaged over
     silent neurons too, the radius of rectified linear neurons passed 1 as
     the recurrent input woke silent ones, and the activity grew without
-    bound (diverged on 3 of 6 rate seeds)."""
+    bound (diverged on 3 of 6 rate seeds).
+
+    Every part is seeded, but the recurrent spiking dynamics amplify
+    rounding: the same seed run after other work in the same process (matrix
+    products may round differently with the arrays' memory alignment) can
+    differ by one unit in the last place in a current within a few steps,
+    and by a few test images at the end (docs/choosing.rst)."""
     res = hidden_ensemble(net, seed, -1, split, "reservoir")
     n = res.n_neurons
     J = (split.X_train[:200] @ res.encoders.T) * res.gain + res.bias
