@@ -42,7 +42,8 @@ second does"):
     The frozen ratio to PES only trained as long, with the training input
     played once, twice and four times; and the layer trained once, then
     frozen under a fresh readout trained once more, against PES only trained
-    twice.
+    twice; last, the seeds worse than PES only at each length, with their
+    ratios.
 
 Run ``python benchmarks/mechanisms.py`` (about 15 minutes on two busy cores),
 ``--tables activity,warmup``, ``--tasks product --seeds 3``.
@@ -420,19 +421,23 @@ def duration_table(cases):
         "task     rule  "
         + "  ".join(f"{f'{k}x training':<12}" for k in lengths)
         + "  1x + fresh 1x  (frozen ratio to PES only trained as long, "
-        "seeds worse)"
+        "seeds worse; then which seeds, and their ratios)"
     )
     for task, cs in cases.items():
         cells = {"bp": [], "fa": []}
+        worse = {"bp": [], "fa": []}
         layers, pes = {}, {}
         for k in lengths:
             runs = [c.replayed(k) for c in cs]
             p = pes[k] = np.array([c.pes()["frozen"] for c in runs])
             for rule in cells:
                 trained = [c.run(rule, rates(rule)) for c in runs]
-                cells[rule].append(
-                    ratio_cell(p, np.array([r["frozen"] for r in trained]))
+                w = np.array([r["frozen"] for r in trained])
+                cells[rule].append(ratio_cell(p, w))
+                lost = ", ".join(
+                    f"{s}: {p[s] / w[s]:.2f}" for s in np.flatnonzero(w > p)
                 )
+                worse[rule].append(f"{k}x {lost or '-'}")
                 if k == 1:
                     layers[rule] = [(r["S"], r["b"]) for r in trained]
         # the 1x layers under fresh readouts, against PES only trained 2x
@@ -442,7 +447,12 @@ def duration_table(cases):
             ]
             cells[rule].append(ratio_cell(pes[2], np.array(fresh)))
         for rule, row in cells.items():
-            print(f"{task:<8} {rule:<4}  " + "  ".join(f"{x:<12}" for x in row))
+            print(
+                f"{task:<8} {rule:<4}  "
+                + "  ".join(f"{x:<12}" for x in row)
+                + "  seeds worse: "
+                + "; ".join(worse[rule])
+            )
 
 
 TABLES = {
