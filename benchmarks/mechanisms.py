@@ -6,9 +6,9 @@ readout, ``FeedbackAlignment`` and ``BackProp`` at their default rates,
 BackProp from the first step, without its default warm-up, except in the
 ``warmup`` table, which measures it),
 instrumented, on the continuous rate tasks (``product``, ``white1`` ..
-``white4``), 10 seeds each. Five tables (docs/theory.rst, "What the rules' harm is
-not", "What the trained layer is worth" and "What backpropagation's first
-second does"):
+``white4``), 10 seeds each. Six tables (docs/theory.rst, "What the rules' harm is not",
+"What the trained layer is worth" and "What backpropagation's first second
+does"):
 
 ``activity``
     The growth of the hidden layer's mean squared activity :math:`|a|^2`
@@ -44,8 +44,14 @@ second does"):
     frozen under a fresh readout trained once more, against PES only trained
     twice; last, the seeds worse than PES only at each length, with their
     ratios.
+``projection``
+    Both rules learning from the residual of the best readout of the current
+    layer instead of the error: a recursive-least-squares fit of the error
+    from the activities over a 10 s or 100 s window, subtracted from it
+    (variable projection, Golub & Pereyra 1973: the gradient of the loss with
+    the readout at its optimum).
 
-Run ``python benchmarks/mechanisms.py`` (about 15 minutes on two busy cores),
+Run ``python benchmarks/mechanisms.py`` (about 18 minutes on two busy cores),
 ``--tables activity,warmup``, ``--tasks product --seeds 3``.
 """
 
@@ -71,13 +77,20 @@ KPES = 1e-4
 def _reference(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c, opts):
     """`generalisation._numpy_continuous` with its measurements and options.
 
-    ``opts``: (held, scaling, warm, tau_p, tau_h, n0) with ``held`` an array
-    (PES only's low-passed :math:`|a|^2` at every step; empty: the readout's
-    rate is not held), ``scaling`` 1 for synaptic scaling, ``warm`` the steps
-    before the hidden rule starts."""
-    held, scaling, warm, tau_p, tau_h, n0 = opts
+    ``opts``: (held, scaling, warm, tau_p, tau_h, n0, forget) with ``held``
+    an array (PES only's low-passed :math:`|a|^2` at every step; empty: the
+    readout's rate is not held), ``scaling`` 1 for synaptic scaling, ``warm``
+    the steps before the hidden rule starts, and ``forget`` (0: off) the
+    forgetting factor of a recursive-least-squares fit :math:`P` of the
+    error from the activities, whose residual :math:`e - P \\cdot a` the
+    hidden rule then learns from (through :math:`D - P`, the readout that
+    fit implies, for backprop): the error the best readout of the current
+    layer would leave."""
+    held, scaling, warm, tau_p, tau_h, n0, forget = opts
     n, d = S0.shape
     S, b = S0.copy(), b0.copy()
+    P = np.zeros(n)
+    Q = np.eye(n) * 1e-3
     gain = np.sqrt((S * S).sum(axis=1))
     ghat = gain.mean()
     gmin, gmax = 1e-3 * ghat, 1e3 * ghat
@@ -123,10 +136,20 @@ def _reference(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c, opts):
         if code == 0 or k < warm:
             continue
         Fm = D if code == 2 else F1
+        el = e
+        if forget > 0:
+            # recursive least squares: e ~ P . af over a forgetting window
+            Qa = Q @ af
+            g = Qa / (forget + af @ Qa)
+            P += g * (e - P @ af)
+            Q = (Q - np.outer(g, Qa)) / forget
+            el = e - P @ af
+            if code == 2:
+                Fm = D - P
         if not np.any(Fm):
             continue  # no feedback yet: no step, and no scaling either
         S, b, gain = _hidden_step(
-            Fm, e, J, xf, S, b, gain, kE, kg, kb, DT * ghat, gmin, gmax, imax
+            Fm, el, J, xf, S, b, gain, kE, kg, kb, DT * ghat, gmin, gmax, imax
         )
         if scaling == 1:
             # for rectified-linear neurons a common factor f on gains and
@@ -178,15 +201,20 @@ class Case:
         scaling=False,
         warm=0.0,
         layer=None,
+        projection=0.0,
     ):
         """Train, then freeze; ``layer``: the hidden layer's ``(S, b)`` to
-        start from, instead of the built one."""
+        start from, instead of the built one; ``projection``: the window (s)
+        of the least-squares fit whose residual the hidden rule learns from
+        (0: the error itself)."""
         code = {"pes": 0, "fa": 1, "bp": 2}[rule]
         S0, b0 = (self.S0, self.b0) if layer is None else layer
         h = self.pes()["lp"] if held else np.zeros(0)
-        opts = (h, int(scaling), int(round(warm / DT)), 10.0, 0.0, 0)
+        forget = 1 - DT / projection if projection > 0 else 0.0
+        opts = (h, int(scaling), int(round(warm / DT)), 10.0, 0.0, 0, forget)
         if scaling:
-            opts = (h, 1, int(round(warm / DT)), 2.0, 5.0, min(5000, self.n_tr // 2))
+            n0 = min(5000, self.n_tr // 2)
+            opts = (h, 1, int(round(warm / DT)), 2.0, 5.0, n0, forget)
         out, S, b, D, lp, sign, cos = _reference(
             S0,
             b0,
@@ -455,12 +483,31 @@ def duration_table(cases):
             )
 
 
+def projection_table(cases):
+    """The hidden rule learning from the residual of the best readout of its
+    current layer (a least-squares fit over a window) instead of the error."""
+    windows = (0.0, 10.0, 100.0)
+    print(
+        "task     rule  error         residual 10 s  residual 100 s  "
+        "(frozen ratio to PES only, seeds worse)"
+    )
+    for task, cs in cases.items():
+        p = np.array([c.pes()["frozen"] for c in cs])
+        for rule in ("bp", "fa"):
+            cells = []
+            for window in windows:
+                w = [c.run(rule, rates(rule), projection=window)["frozen"] for c in cs]
+                cells.append(ratio_cell(p, np.array(w)))
+            print(f"{task:<8} {rule:<4}  " + "  ".join(f"{x:<13}" for x in cells))
+
+
 TABLES = {
     "activity": activity_table,
     "alignment": alignment_table,
     "warmup": warmup_table,
     "features": features_table,
     "duration": duration_table,
+    "projection": projection_table,
 }
 
 

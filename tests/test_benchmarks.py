@@ -136,9 +136,9 @@ def test_mechanisms_quick_prints_its_tables(capsys):
     assert len(rows) == 12 and all(len(r) >= 8 for r in rows), out
     alignment = [line.split() for line in out.splitlines() if line[:6] == "white1"]
     assert any(len(r) >= 8 and float(r[2]) > 0 for r in alignment), out
-    # the features and duration tables: a row per task and rule, every cell
-    # a ratio to PES only and its count of seeds worse
-    for name, cells in (("features", 3), ("duration", 4)):
+    # the features, duration and projection tables: a row per task and rule,
+    # every cell a ratio to PES only and its count of seeds worse
+    for name, cells in (("features", 3), ("duration", 4), ("projection", 3)):
         section = out.split(f"# {name}\n")[1].split("\n# ")[0]
         rows = [r.split() for r in section.splitlines() if r[:8].strip() in TASKS]
         assert [r[:2] for r in rows] == [

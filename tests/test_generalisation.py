@@ -113,7 +113,8 @@ def test_mechanisms_reference_is_the_benchmarks(gen):
         )
         np.testing.assert_allclose(case.run(rule, rates)["out"], ref, rtol=1e-9)
     bp = case.run("bp", gen.default_rates("bp"))["out"]
-    for option in (dict(held=True), dict(scaling=True), dict(warm=0.5)):
+    options = (dict(held=True), dict(scaling=True), dict(warm=0.5))
+    for option in options + (dict(projection=10.0),):
         out = case.run("bp", gen.default_rates("bp"), **option)["out"]
         assert np.all(np.isfinite(out)) and not np.allclose(out, bp), option
     # a run from a given layer: from the built one it is the run itself, from
