@@ -6,9 +6,9 @@ readout, ``FeedbackAlignment`` and ``BackProp`` at their default rates,
 BackProp from the first step, without its default warm-up, except in the
 ``warmup`` table, which measures it),
 instrumented, on the continuous rate tasks (``product``, ``white1`` ..
-``white4``), 10 seeds each. Six tables (docs/theory.rst, "What the rules' harm is not",
-"What the trained layer is worth" and "What backpropagation's first second
-does"):
+``white4``), 10 seeds each. Seven tables (docs/theory.rst, "What the
+rules' harm is not", "What the trained layer is worth" and "What
+backpropagation's first second does"):
 
 ``activity``
     The growth of the hidden layer's mean squared activity :math:`|a|^2`
@@ -50,8 +50,14 @@ does"):
     from the activities over a 10 s or 100 s window, subtracted from it
     (variable projection, Golub & Pereyra 1973: the gradient of the loss with
     the readout at its optimum).
+``signs``
+    Feedback alignment on each seed where its frozen network is worse than
+    PES only's: its ratio with the sign of one feedback weight flipped, for
+    each neuron in turn (how many flips make it better than PES only, and
+    the best), and with every feedback weight given the sign of PES only's
+    trained readout weight.
 
-Run ``python benchmarks/mechanisms.py`` (about 18 minutes on two busy cores),
+Run ``python benchmarks/mechanisms.py`` (about 20 minutes on two busy cores),
 ``--tables activity,warmup``, ``--tasks product --seeds 3``.
 """
 
@@ -501,6 +507,35 @@ def projection_table(cases):
             print(f"{task:<8} {rule:<4}  " + "  ".join(f"{x:<13}" for x in cells))
 
 
+def signs_table(cases):
+    """Feedback alignment's losing seeds against the signs of its feedback."""
+    print(
+        "task     seed  FA     rescued by one flip (best)  signs of PES only's "
+        "readout  (FA's frozen ratio to PES only)"
+    )
+    k = rates("fa")
+    for task, cs in cases.items():
+        for seed, c in enumerate(cs):
+            p = c.pes()["frozen"]
+            ratio = p / c.run("fa", k)["frozen"]
+            if ratio >= 1:
+                continue
+            F = c.F
+            flips = []
+            try:
+                for i in range(len(F)):
+                    c.F = F.copy()
+                    c.F[i] = -F[i]
+                    flips.append(p / c.run("fa", k)["frozen"])
+                c.F = np.abs(F) * np.sign(c.pes()["D"])
+                matched = p / c.run("fa", k)["frozen"]
+            finally:
+                c.F = F
+            flips = np.array(flips)
+            rescued = f"{np.sum(flips > 1)}/{len(F)} ({flips.max():.2f})"
+            print(f"{task:<8} {seed:>4}  {ratio:.2f}   {rescued:<27} {matched:.2f}")
+
+
 TABLES = {
     "activity": activity_table,
     "alignment": alignment_table,
@@ -508,6 +543,7 @@ TABLES = {
     "features": features_table,
     "duration": duration_table,
     "projection": projection_table,
+    "signs": signs_table,
 }
 
 
