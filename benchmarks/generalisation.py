@@ -1228,15 +1228,17 @@ def write_csv(path, rows):
         w.writerows(rows)
 
 
-def check_tasks(parser, tasks, replay):
+def check_args(parser, args, tasks):
     """Refuse unknown tasks, and ``--replay`` where it does not apply."""
     for t in tasks:
         if t not in ALL_TASKS:
             parser.error(f"unknown task {t!r}; choose from {', '.join(ALL_TASKS)}")
-    if replay < 1:
-        parser.error(f"--replay must be at least 1, not {replay}")
-    if replay > 1 and any(t.startswith("digits") for t in tasks):
+    if args.replay < 1:
+        parser.error(f"--replay must be at least 1, not {args.replay}")
+    if args.replay > 1 and any(t.startswith("digits") for t in tasks):
         parser.error("--replay is for the continuous tasks (digits has epochs)")
+    if args.replay > 1 and args.ablation:
+        parser.error("--replay does not apply to --ablation")
 
 
 def main(argv=None):
@@ -1307,7 +1309,7 @@ def main(argv=None):
         return rows, lines
     nengo.rc.set("decoder_cache", "enabled", "False")
     tasks = ALL_TASKS if args.tasks == "all" else tuple(args.tasks.split(","))
-    check_tasks(parser, tasks, args.replay)
+    check_args(parser, args, tasks)
     rules = tuple(args.rules.split(","))
     if "pes" not in rules:
         rules = ("pes",) + rules  # ratios need PES only from the same run

@@ -76,7 +76,11 @@ def test_replay_trains_longer_on_the_same_input(gen, capsys):
     assert len(X2) == len(X) + 4000 and windows2["trained"] == (6000, 7000)
     np.testing.assert_array_equal(X2[6000:], X[2000:])
     np.testing.assert_array_equal(Y2[2000:4000], Y[:2000])
-    for bad in (["--tasks", "digits", "--replay", "2"], ["--replay", "0"]):
+    for bad in (
+        ["--tasks", "digits", "--replay", "2"],
+        ["--replay", "0"],
+        ["--ablation", "--replay", "2"],
+    ):
         with pytest.raises(SystemExit):
             gen.main(["--quick"] + bad)
     assert "--replay" in capsys.readouterr().err
