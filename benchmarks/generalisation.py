@@ -59,6 +59,11 @@ error reaches the PES readout and the rule alike through a `LateError` node,
 ``SECONDS`` late and only on a random fraction ``P`` of the steps (0 on the
 others), with no synapse after it; the synthetic gradients are told the
 delay (``error_delay``). The task is then named e.g. ``product late0.1``.
+Whenever a synthetic gradient is run, or with a delay, the frozen test of
+every rule leaves out the delay and ``max_gap`` (0.1 s) after the freeze
+(`learning_tail`), during which a rule may still learn. The synthetic
+gradient's error connection has no synapse in every run (it takes exact 0s
+as a missing error).
 
 A longer training (``--replay K``, the continuous tasks): the training input
 is played ``K`` times before the tests, and the error is gated off after the
@@ -66,11 +71,6 @@ last time. Every continuous task's input repeats with the training time (the
 white-noise signals have it as their period; the product task's two sines
 repeat every 20 s), so this is the same input, trained on ``K`` times as long,
 and the tests are the same. The task is then named e.g. ``product x2``.
-Whenever a synthetic gradient is run, or with a delay, the frozen test of
-every rule leaves out the delay and ``max_gap`` (0.1 s) after the freeze
-(`learning_tail`), during which a rule may still learn. The synthetic
-gradient's error connection has no synapse in every run (it takes exact 0s
-as a missing error).
 
 Seeds: run ``s`` gives the network seed ``s`` and *explicit* seeds
 ``1000 s + k`` to every ensemble and connection, the same in every variant.
