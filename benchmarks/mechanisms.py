@@ -196,8 +196,9 @@ class Case:
                 self.S0 = sim.data[net.hidden].scaled_encoders
                 self.b0 = sim.data[net.hidden].bias
                 self.F = sim.data[net.layer1.learning_rule].feedback[:, 0].copy()
-        self._pes = None
+        self._trained = {}
         self._tau1 = None
+        self._filtered = None
 
     def run(
         self,
@@ -208,11 +209,13 @@ class Case:
         warm=0.0,
         layer=None,
         projection=0.0,
+        feedback=None,
     ):
         """Train, then freeze; ``layer``: the hidden layer's ``(S, b)`` to
         start from, instead of the built one; ``projection``: the window (s)
         of the least-squares fit whose residual the hidden rule learns from
-        (0: the error itself)."""
+        (0: the error itself); ``feedback``: FA's feedback weights, instead
+        of the built ones."""
         code = {"pes": 0, "fa": 1, "bp": 2}[rule]
         S0, b0 = (self.S0, self.b0) if layer is None else layer
         h = self.pes()["lp"] if held else np.zeros(0)
@@ -224,7 +227,7 @@ class Case:
         out, S, b, D, lp, sign, cos = _reference(
             S0,
             b0,
-            self.F,
+            self.F if feedback is None else feedback,
             self.X,
             self.Y,
             code,
@@ -253,22 +256,36 @@ class Case:
             self.X, self.Y, self.windows, self.n_tr, k
         )
         case.n_tr = k * self.n_tr
-        case._pes = None
+        case._trained = {}
+        case._tau1 = case._filtered = None
         return case
 
     def pes(self):
-        if self._pes is None:
-            self._pes = self.run("pes")
-        return self._pes
+        return self.trained("pes")
+
+    def trained(self, rule):
+        """The run of ``rule`` at its default rates (computed once)."""
+        if rule not in self._trained:
+            self._trained[rule] = self.run(rule, rates(rule) or (0.0, 0.0, 0.0))
+        return self._trained[rule]
+
+    def filtered(self):
+        """The input and the target through the 5 ms synapse through which
+        the layer and the error see them (computed once)."""
+        if self._filtered is None:
+            c = gen._lowpass(0.005)
+            XY = np.hstack([self.X, self.Y])
+            xyf = np.zeros(XY.shape[1])
+            F = np.empty_like(XY)
+            for k in range(len(XY)):
+                xyf = c * xyf + (1 - c) * XY[k]
+                F[k] = xyf
+            d = self.X.shape[1]
+            self._filtered = F[:, :d], F[:, d]
+        return self._filtered
 
     def activities(self, S, b, lo, hi):
-        c = gen._lowpass(0.005)
-        xf = np.zeros(self.X.shape[1])
-        XF = np.empty((hi, self.X.shape[1]))
-        for k in range(hi):
-            xf = c * xf + (1 - c) * self.X[k]
-            XF[k] = xf
-        return np.maximum(XF[lo:hi] @ S.T + b, 0)
+        return np.maximum(self.filtered()[0][lo:hi] @ S.T + b, 0)
 
     def lsq(self, S, b):
         """The test MSE of least-squares decoders (and a constant) fitted
@@ -277,13 +294,7 @@ class Case:
         lo, hi = self.windows["trained"]
         A = self.activities(S, b, lo, hi)
         A1 = np.hstack([A, np.ones((len(A), 1))])
-        c = gen._lowpass(0.005)
-        seen = np.empty(hi)
-        td = 0.0
-        for k in range(hi):
-            td = c * td + (1 - c) * self.Y[k, 0]
-            seen[k] = td
-        seen = seen[lo:hi]
+        seen = self.filtered()[1][lo:hi]
         dec = np.linalg.lstsq(A1, seen, rcond=None)[0]
         return float(np.mean((A1 @ dec - seen) ** 2))
 
@@ -320,7 +331,7 @@ def activity_table(cases):
             growth, erank, frozen, held, scaled = [], [], [], [], []
             for c in cs:
                 lo, hi = c.windows["trained"]
-                r = c.run(rule, rates(rule))
+                r = c.trained(rule)
                 ev0 = second_moments(c.activities(c.S0, c.b0, lo, hi))
                 ev1 = second_moments(c.activities(r["S"], r["b"], lo, hi))
                 growth.append(ev1.sum() / ev0.sum())
@@ -398,7 +409,7 @@ def warmup_table(cases):
         size, cos = [], []
         for c in cs:
             P0 = np.hstack([c.S0, c.b0[:, None]])
-            whole = c.run("bp", rates("bp"))
+            whole = c.trained("bp")
             n_tr, c.n_tr = c.n_tr, int(round(c.tau1() / DT))
             try:
                 early = c.run("bp", rates("bp"))
@@ -430,7 +441,7 @@ def features_table(cases):
         for rule in ("bp", "fa"):
             frozen, fresh, lsq = [], [], []
             for c in cs:
-                r = c.run(rule, rates(rule))
+                r = c.trained(rule)
                 frozen.append(r["frozen"])
                 fresh.append(c.run("pes", layer=(r["S"], r["b"]))["frozen"])
                 lsq.append(c.lsq(r["S"], r["b"]))
@@ -462,10 +473,10 @@ def duration_table(cases):
         worse = {"bp": [], "fa": []}
         layers, pes = {}, {}
         for k in lengths:
-            runs = [c.replayed(k) for c in cs]
+            runs = cs if k == 1 else [c.replayed(k) for c in cs]
             p = pes[k] = np.array([c.pes()["frozen"] for c in runs])
             for rule in cells:
-                trained = [c.run(rule, rates(rule)) for c in runs]
+                trained = [c.trained(rule) for c in runs]
                 w = np.array([r["frozen"] for r in trained])
                 cells[rule].append(ratio_cell(p, w))
                 lost = ", ".join(
@@ -502,7 +513,14 @@ def projection_table(cases):
         for rule in ("bp", "fa"):
             cells = []
             for window in windows:
-                w = [c.run(rule, rates(rule), projection=window)["frozen"] for c in cs]
+                w = [
+                    (
+                        c.run(rule, rates(rule), projection=window)["frozen"]
+                        if window
+                        else c.trained(rule)["frozen"]
+                    )
+                    for c in cs
+                ]
                 cells.append(ratio_cell(p, np.array(w)))
             print(f"{task:<8} {rule:<4}  " + "  ".join(f"{x:<13}" for x in cells))
 
@@ -517,22 +535,18 @@ def signs_table(cases):
     for task, cs in cases.items():
         for seed, c in enumerate(cs):
             p = c.pes()["frozen"]
-            ratio = p / c.run("fa", k)["frozen"]
+            ratio = p / c.trained("fa")["frozen"]
             if ratio >= 1:
                 continue
-            F = c.F
             flips = []
-            try:
-                for i in range(len(F)):
-                    c.F = F.copy()
-                    c.F[i] = -F[i]
-                    flips.append(p / c.run("fa", k)["frozen"])
-                c.F = np.abs(F) * np.sign(c.pes()["D"])
-                matched = p / c.run("fa", k)["frozen"]
-            finally:
-                c.F = F
+            for i in range(len(c.F)):
+                F = c.F.copy()
+                F[i] = -F[i]
+                flips.append(p / c.run("fa", k, feedback=F)["frozen"])
+            F = np.abs(c.F) * np.sign(c.pes()["D"])
+            matched = p / c.run("fa", k, feedback=F)["frozen"]
             flips = np.array(flips)
-            rescued = f"{np.sum(flips > 1)}/{len(F)} ({flips.max():.2f})"
+            rescued = f"{np.sum(flips > 1)}/{len(c.F)} ({flips.max():.2f})"
             print(f"{task:<8} {seed:>4}  {ratio:.2f}   {rescued:<27} {matched:.2f}")
 
 

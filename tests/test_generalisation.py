@@ -129,6 +129,13 @@ def test_mechanisms_reference_is_the_benchmarks(gen):
     trained = case.run("bp", gen.default_rates("bp"))
     fresh = case.run("pes", layer=(trained["S"], trained["b"]))["out"]
     assert np.all(np.isfinite(fresh)) and not np.allclose(fresh, pes["out"])
+    # FA with given feedback: the built one's is the run itself, another
+    # differs
+    fa = case.run("fa", gen.default_rates("fa"))["out"]
+    given = case.run("fa", gen.default_rates("fa"), feedback=case.F.copy())["out"]
+    np.testing.assert_array_equal(given, fa)
+    flipped = case.run("fa", gen.default_rates("fa"), feedback=-case.F)["out"]
+    assert not np.allclose(flipped, fa)
     # played once, the case is itself; played twice (`gen.replayed`), it
     # trains twice as long
     np.testing.assert_array_equal(case.replayed(1).pes()["out"], pes["out"])
