@@ -115,7 +115,10 @@ out.csv``. ``--rates kE,kg,kb`` sets the hidden-layer rates of both rules
 (default: each rule's defaults). ``--ablation`` runs the numpy reference of
 the continuous rate tasks over a grid of rates (`ablation_settings`; 10 seeds
 of all five tasks in about 10 minutes), BackProp as ``bp0``, without its
-warm-up.
+warm-up. ``--pre-synapse none`` runs the hidden rules with
+``pre_synapse=None``: they pair the error with the current and input of
+the same step, as they did before they filtered them (the numpy reference
+alike).
 """
 
 import argparse
@@ -190,13 +193,19 @@ def neuron_type(task):
     }.get(task, nengo.RectifiedLinear())
 
 
+#: ``pre_synapse`` of the hidden rules (``--pre-synapse``): the filter of the
+#: current and input they pair the error with; None gives the rules as they
+#: were before it.
+PRE_SYNAPSE = nengo.Default
+
+
 def rule_type(rule, readout, rates, context=None, error_delay=0.0, **kwargs):
     """The rule on the connection into the hidden layer (None for PES only).
     ``context`` and ``error_delay`` are for the synthetic gradient ("sg"),
     which gets the target as its context."""
     if rule == "pes":
         return None
-    kw = dict(kwargs)
+    kw = {"pre_synapse": PRE_SYNAPSE, **kwargs}
     if rates is not None:
         kw.update(
             learning_rate=rates[0],
@@ -204,9 +213,10 @@ def rule_type(rule, readout, rates, context=None, error_delay=0.0, **kwargs):
             bias_learning_rate=rates[2],
         )
     if rule == "erbp":
-        # one rate; ERBP learns neither gains nor biases
+        # one rate; ERBP learns neither gains nor biases, and filters none
         kw.pop("gain_learning_rate", None)
         kw.pop("bias_learning_rate", None)
+        kw.pop("pre_synapse")
         kw.setdefault("modifies", "encoders")
         return nengo_fa.ERBP(readout.size_out, **kw)
     if rule == "fa":
@@ -455,21 +465,25 @@ def _lowpass(tau):
 
 
 def numpy_continuous(
-    S0, b0, F, X, Y, rule, n_train, rates, kpes=1e-4, tau=0.005, warmup=0
+    S0, b0, F, X, Y, rule, n_train, rates, kpes=1e-4, tau=0.005, warmup=0, pre=True
 ):
     """The same maths as the nengo run (RectifiedLinear rate neurons, radius 1):
     nengo.PES on the readout and, for FA/BP, the normalised HiddenLayerRule
     step with its step bounds, gain floor and ceiling, and bias floor and
     ceiling, ``warmup`` steps after the first error (BackProp's warm-up, the
-    ``steps`` of the Nengo run's `.SimErrorWarmup`). Returns the measured
+    ``steps`` of the Nengo run's `.SimErrorWarmup`); with ``pre``, the rule
+    pairs the error with the current and input through its ``pre_synapse``
+    (the same ``tau``; `PRE_SYNAPSE` None gives ``pre=False``). Returns the measured
     error at every step (the same filtering as ``diff``). Compiled with numba
     (the same code runs as plain numpy without it)."""
     # one hidden layer: DTP's target step is backprop's (its docstring)
     code = {"pes": 0, "fa": 1, "bp": 2, "bp0": 2, "dtp": 2}[rule]
     F1 = np.zeros(len(b0)) if F is None else np.asarray(F, dtype=float)[:, 0]
     rates = tuple(map(float, rates))
+    c = _lowpass(tau)
+    pre_c = c if pre and PRE_SYNAPSE is not None else 0.0
     return _numpy_continuous(
-        S0, b0, F1, X, Y, code, n_train, *rates, kpes, _lowpass(tau), int(warmup)
+        S0, b0, F1, X, Y, code, n_train, *rates, kpes, c, int(warmup), pre_c
     )
 
 
@@ -479,7 +493,9 @@ def warmup_steps(sim):
     return sum(op.steps for op in ops)
 
 
-def _numpy_continuous(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c, warm):
+def _numpy_continuous(
+    S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c, warm, pre_c
+):
     n, d = S0.shape
     S, b = S0.copy(), b0.copy()
     gain = np.sqrt((S * S).sum(axis=1))
@@ -490,6 +506,10 @@ def _numpy_continuous(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c, warm
     D = np.zeros(n)
     xf = np.zeros(d)
     af = np.zeros(n)
+    # the input and current the rule pairs with its error: through its
+    # pre_synapse (decay pre_c; 0: none)
+    xs = np.zeros(d)
+    Js = np.zeros(n)
     y = yd = td = e = 0.0
     out = np.empty(len(X))
     started = False
@@ -497,6 +517,9 @@ def _numpy_continuous(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c, warm
         # order as in nengo: the node output at step k, then synapses
         xf = c * xf + (1 - c) * X[k]
         J = S @ xf + b
+        xs = pre_c * xs + (1 - pre_c) * xf
+        Js = pre_c * Js + (1 - pre_c) * J
+        x_seen, J_seen = xs, Js
         a = np.maximum(J, 0)
         y = c * y + (1 - c) * (D @ a)  # readout synapse
         yd = c * yd + (1 - c) * y  # out -> diff / error synapse
@@ -515,7 +538,7 @@ def _numpy_continuous(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c, warm
             continue
         Fm = D if code == 2 else F1
         S, b, gain = _hidden_step(
-            Fm, e, J, xf, S, b, gain, kE, kg, kb, DT * ghat, gmin, gmax, imax
+            Fm, e, J_seen, x_seen, S, b, gain, kE, kg, kb, DT * ghat, gmin, gmax, imax
         )
     return out
 
@@ -1270,6 +1293,13 @@ def main(argv=None):
         help="play the training input this many times (the continuous tasks)",
     )
     parser.add_argument(
+        "--pre-synapse",
+        choices=("default", "none"),
+        default="default",
+        help="the hidden rules' pre_synapse: 'none' pairs the error with the "
+        "current and input of the same step, as the rules did before",
+    )
+    parser.add_argument(
         "--no-numpy", action="store_true", help="skip the numpy reference"
     )
     parser.add_argument("--csv", default=None, help="write every run to this CSV file")
@@ -1308,6 +1338,8 @@ def main(argv=None):
         print(format_table(lines))
         return rows, lines
     nengo.rc.set("decoder_cache", "enabled", "False")
+    global PRE_SYNAPSE
+    PRE_SYNAPSE = None if args.pre_synapse == "none" else nengo.Default
     tasks = ALL_TASKS if args.tasks == "all" else tuple(args.tasks.split(","))
     check_args(parser, args, tasks)
     rules = tuple(args.rules.split(","))

@@ -104,6 +104,8 @@ def _reference(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c, opts):
     D = np.zeros(n)
     xf = np.zeros(d)
     af = np.zeros(n)
+    xs = np.zeros(d)
+    Js = np.zeros(n)
     y = yd = td = e = 0.0
     out = np.empty(len(X))
     lp = np.empty(len(X))
@@ -115,6 +117,9 @@ def _reference(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c, opts):
     for k in range(len(X)):
         xf = c * xf + (1 - c) * X[k]
         J = S @ xf + b
+        xs = c * xs + (1 - c) * xf
+        Js = c * Js + (1 - c) * J
+        x_seen, J_seen = xs, Js
         a = np.maximum(J, 0)
         y = c * y + (1 - c) * (D @ a)
         yd = c * yd + (1 - c) * y
@@ -155,7 +160,7 @@ def _reference(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c, opts):
         if not np.any(Fm):
             continue  # no feedback yet: no step, and no scaling either
         S, b, gain = _hidden_step(
-            Fm, el, J, xf, S, b, gain, kE, kg, kb, DT * ghat, gmin, gmax, imax
+            Fm, el, J_seen, x_seen, S, b, gain, kE, kg, kb, DT * ghat, gmin, gmax, imax
         )
         if scaling == 1:
             # for rectified-linear neurons a common factor f on gains and

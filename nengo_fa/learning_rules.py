@@ -170,9 +170,14 @@ class HiddenLayerRule(LearningRuleType):
         connect when the connection is created, so this must be chosen when
         the rule is made.
     pre_synapse : Synapse, optional
-        With ``modifies="weights"``, the synapse filtering the presynaptic
-        activities :math:`a_{pre}`, as `nengo.PES` filters them. Unused
-        with ``modifies="encoders"``.
+        The synapse through which the rule sees what it pairs with the error:
+        the neurons' input current :math:`J` (whose derivative it takes) and
+        the ensemble's input :math:`x`, or with ``modifies="weights"`` the
+        presynaptic activities :math:`a_{pre}` (as `nengo.PES` filters them).
+        The error reaches the rule through synapses of its own (the
+        readout's and the error connections'); this delays the factors it
+        meets alike (see Notes). None pairs the error with :math:`J` and
+        :math:`x` of the same step.
 
     Notes
     -----
@@ -259,6 +264,23 @@ class HiddenLayerRule(LearningRuleType):
     sweep more slowly, raise them when adapting to the latest input is the
     goal. The docs' theory page ("Learning versus tracking") derives this and
     gives the measurements.
+
+    **What the error is paired with.** The error :math:`e(t)` that reaches
+    the rule was made by the activities of some milliseconds before: it went
+    through the readout's synapse and the error connections'. Where the
+    input changes within that time (images presented for tens of
+    milliseconds) the current :math:`J(t)` and input :math:`x(t)` belong to
+    another input than the error does. The gradient of :math:`e(t)` is
+    taken through the synapses' kernel :math:`h`,
+    :math:`\partial e(t) / \partial S_i \propto \int h(s) \, G'_i(t - s)
+    \, x(t - s)^T ds`; the rule keeps its rank-1 form with
+    :math:`G'(\bar J)` and :math:`\bar x`, the current and the input filtered
+    by ``pre_synapse`` (default ``Lowpass(0.005)``, Nengo's default synapse,
+    as `nengo.PES` filters its activities): :math:`J` and :math:`x` above
+    stand for these. On inputs that change slowly against the synapse this
+    is the same as the unfiltered step; on 30 ms presentations it is the
+    difference between pairing the error with its own image or with the
+    one before (:doc:`/theory`, "Pairing the error with its cause").
 
     Updates computed on one step are applied at the start of the next, as for
     Nengo's own rules. The error, the local error and all parameters are
@@ -458,7 +480,9 @@ class FeedbackAlignment(HiddenLayerRule):
         Learn the post ensemble's encoders (default) or this connection's
         weight matrix; see `.HiddenLayerRule`.
     pre_synapse : Synapse, optional
-        Filter of the presynaptic activities when learning weights.
+        The filter of what the rule pairs with the error: the current and
+        the input, or the presynaptic activities when learning weights (see
+        `.HiddenLayerRule`).
     feedback_learning : FeedbackLearning, optional
         How the feedback matrix learns (`.KolenPollack`,
         `.SymmetricAlignment`, `.ActivationAlignment`, or any
@@ -739,7 +763,9 @@ class BackProp(_LiveFeedbackRule):
         Learn the post ensemble's encoders (default) or this connection's
         weight matrix; see `.HiddenLayerRule`.
     pre_synapse : Synapse, optional
-        Filter of the presynaptic activities when learning weights.
+        The filter of what the rule pairs with the error: the current and
+        the input, or the presynaptic activities when learning weights (see
+        `.HiddenLayerRule`).
     warmup : "readout", float or None, optional
         Seconds during which the rule does not learn (its error is held at 0)
         while a learning readout takes shape, counted from the first step on
@@ -861,7 +887,9 @@ class SignSymmetry(_LiveFeedbackRule):
         Learn the post ensemble's encoders (default) or this connection's
         weight matrix; see `.HiddenLayerRule`.
     pre_synapse : Synapse, optional
-        Filter of the presynaptic activities when learning weights.
+        The filter of what the rule pairs with the error: the current and
+        the input, or the presynaptic activities when learning weights (see
+        `.HiddenLayerRule`).
     warmup : "readout", float or None, optional
         As for `.BackProp`: by default the rule waits for the fastest time
         constant of ``downstream``'s `nengo.PES` rule from the first error
@@ -1005,6 +1033,9 @@ class DifferenceTargetProp(HiddenLayerRule):
     derivative : callable, optional
         ``f(J)`` returning :math:`G'(J)`; by default looked up for the
         ensemble's neuron type in `nengo_fa.neurons`.
+    pre_synapse : Synapse, optional
+        The filter of the current and input the rule pairs with its error
+        (see `.HiddenLayerRule`); default ``Lowpass(0.005)``.
 
     Attributes
     ----------
@@ -1125,6 +1156,7 @@ class DifferenceTargetProp(HiddenLayerRule):
         target_step=Default,
         activity_synapse=Default,
         derivative=Default,
+        pre_synapse=Default,
     ):
         self.downstream = downstream
         down_rule = chained_rule(downstream)
@@ -1148,6 +1180,7 @@ class DifferenceTargetProp(HiddenLayerRule):
             bias_learning_rate=bias_learning_rate,
             derivative=derivative,
             size_in=size_in,
+            pre_synapse=pre_synapse,
         )
         self.inverse_learning_rate = inverse_learning_rate
         self.noise = noise
@@ -1244,7 +1277,9 @@ class LRA(FeedbackAlignment):
     modifies : {"encoders", "weights"}, optional
         As for `.HiddenLayerRule`.
     pre_synapse : Synapse, optional
-        Filter of the presynaptic activities when learning weights.
+        The filter of what the rule pairs with the error: the current and
+        the input, or the presynaptic activities when learning weights (see
+        `.HiddenLayerRule`).
 
     Notes
     -----
@@ -1408,7 +1443,10 @@ class TraceRule(HiddenLayerRule):
         weight matrix (`.HiddenLayerRule`); the nudge goes into the post
         neurons' current either way.
     pre_synapse : Synapse, optional
-        Filter of the presynaptic activities when learning weights.
+        Filter of the presynaptic activities when learning weights. The
+        current and input are not filtered (unlike the other
+        `.HiddenLayerRule` types): the local error is made from the rule's
+        own traces of the current, with no synaptic delay to match.
 
     Attributes
     ----------
@@ -1554,7 +1592,6 @@ class TraceRule(HiddenLayerRule):
     phase_threshold = FiniteNumberParam(
         "phase_threshold", low=0, readonly=True, default=0.05
     )
-
     _param_init_order = ["error_size"]
 
     def __init__(
@@ -1882,7 +1919,8 @@ class SyntheticGradient(HiddenLayerRule):
     pre_synapse : Synapse, optional
         Filter of the activities :math:`a` the predictor reads (its
         presynaptic input; default ``Lowpass(0.005)``, so that spikes give
-        rates).
+        rates), and of the current and input the rule pairs with its error
+        (as for every `.HiddenLayerRule`).
 
     Attributes
     ----------

@@ -522,3 +522,14 @@ def phased_train_freeze_test(Simulator, net, t_train, t_test):
     frozen = float(np.mean(sq[late & (t > t_train + PRESENT)]))
     online = float(np.mean(sq[late & (t > t_train - 5) & (t <= t_train)]))
     return frozen, online, sim
+
+
+def filtered(v, tau, dt):
+    """``v`` (steps along the first axis) through Nengo's ``Lowpass(tau)``,
+    from each step's own value on: what a rule's ``pre_synapse`` gives."""
+    c = np.exp(-dt / tau)
+    out = np.zeros_like(v)
+    prev = np.zeros(v.shape[1:])
+    for k in range(len(v)):
+        out[k] = prev = c * prev + (1 - c) * v[k]
+    return out

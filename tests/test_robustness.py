@@ -21,6 +21,7 @@ from nengo_fa.builder.hidden_layer import (
     MAX_GAIN_FRACTION,
     MAX_INTERCEPT,
     FeedbackError,
+    SimHiddenLayerRule,
 )
 
 DERIVATIVE_CALLS_AT_BUILD = 102  # one check, then 101 points for the scale
@@ -46,9 +47,12 @@ class SwitchingDerivative:
         )
 
 
-def hidden_net(rule="fa", n=10, seed=0, error=None, neuron_type=None, **kwargs):
-    """Two sines into ``n`` neurons learned by ``rule``, a PES readout; the
-    error the hidden rule gets is ``error(t, e)`` of the true one."""
+def hidden_net(
+    rule="fa", n=10, seed=0, error=None, neuron_type=None, readout_rate=1e-4, **kwargs
+):
+    """Two sines into ``n`` neurons learned by ``rule``, a PES readout (at
+    ``readout_rate``); the error the hidden rule gets is ``error(t, e)`` of
+    the true one."""
     neuron_type = nengo.RectifiedLinear() if neuron_type is None else neuron_type
     # explicit rates: the cases (dt=0.05 out of the stable range) depend on them
     rates = ("learning_rate", "gain_learning_rate", "bias_learning_rate")
@@ -61,7 +65,7 @@ def hidden_net(rule="fa", n=10, seed=0, error=None, neuron_type=None, **kwargs):
             net.hidden,
             out,
             function=lambda x: 0.1 * x[0],
-            learning_rule_type=nengo.PES(learning_rate=1e-4),
+            learning_rule_type=nengo.PES(learning_rate=readout_rate),
         )
         if rule == "bp":
             # the step itself from the first step on (test_warmup.py has the
@@ -237,8 +241,14 @@ def assert_bounded(sim, net, n_alive):
 @pytest.mark.parametrize("rule", ["fa", "bp"])
 @pytest.mark.parametrize("size", [1e5, 1e30])
 def test_huge_error_keeps_state_bounded(rule, size, kernels):
-    # before: biases -2.2e8 (1e5) or -1.9e51 (1e30), and raw errors at 1e200
-    net = hidden_net(rule, error=lambda t, e: e + (size if t > 0.5 else 0))
+    # before: biases -2.2e8 (1e5) or -1.9e51 (1e30), and raw errors at 1e200.
+    # The readout does not learn: a PES readout diverges once the activities
+    # of a layer held at its gain ceiling are beyond its stable rate (about
+    # 1e6 here, which backprop's layer reaches in 0.3 s), and then so does
+    # backprop's feedback, which is that readout
+    net = hidden_net(
+        rule, error=lambda t, e: e + (size if t > 0.5 else 0), readout_rate=0.0
+    )
     with nengo.Simulator(net, progress_bar=False) as sim:
         with pytest.warns(nengo_fa.StableRangeWarning, match="step bounds"):
             sim.run(1.0)
@@ -714,7 +724,14 @@ def test_gains_at_the_floor_stay_the_row_norms(kernels):
         g0 = sim.signals[sim.model.sig[net.hidden]["gain"]].copy()
         sim.run_steps(1000)
         S, gain, _ = state(sim, net)
+        (rule_op,) = [
+            op for op in sim.model.operators if isinstance(op, SimHiddenLayerRule)
+        ]
+        _, x_seen, Sx_seen = (sim.signals[sig] for sig in rule_op.seen)
     min_gain = nengo_fa.builder.MIN_GAIN_FRACTION * np.mean(g0)
     assert np.any(gain <= min_gain * (1 + 1e-9))  # the case that drifted
     rows = np.linalg.norm(S, axis=1) * net.hidden.radius
     assert np.max(np.abs(rows - gain) / gain) < 1e-9
+    # S x-bar, which the step keeps from step to step, has not drifted either
+    # (rows scaled up at the floor multiply a rounding error every step)
+    assert np.allclose(Sx_seen, S @ x_seen, rtol=1e-9, atol=1e-12)

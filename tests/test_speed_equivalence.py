@@ -17,6 +17,8 @@ from nengo_fa.builder import kernels as _kernels
 from nengo_fa.builder import numerics as _numerics
 from nengo_fa.builder import stages
 
+from .networks import filtered
+
 KEYS = ("scaled_encoders", "gain", "bias", "delta")
 # one d for the compiled loop over columns and one for the loop over rows
 SMALL_AND_LARGE_D = [_kernels.COLUMNS_MAX_D, _kernels.COLUMNS_MAX_D + 1]
@@ -293,7 +295,8 @@ def test_equal_rates_step_is_one_rank_one_update(Simulator, seed):
     c = sim.dt * info.gain_scale / (nu * info.derivative_scale)
     S = sim.data[net.rule_probes["scaled_encoders"]]
     delta = sim.data[net.rule_probes["delta"]]
-    x = sim.data[x_probe]
+    # the input the rule pairs with its error
+    x = filtered(sim.data[x_probe], rule.pre_synapse.tau, sim.dt)
     beta = -rule.learning_rate * c * delta / r**2
     # the update computed on step t is applied on step t + 1
     expected = S[:-1] + beta[:-1, :, None] * x[:-1, None, :]
@@ -317,10 +320,16 @@ def with_neuron_input(net):
 
 
 @pytest.mark.parametrize("extra_input", [None, with_noise, with_neuron_input])
-def test_projection_from_current(Simulator, seed, extra_input, monkeypatch):
+@pytest.mark.parametrize(
+    "pre_synapse", [None, nengo.Lowpass(0.005)], ids=["unfiltered", "filtered"]
+)
+def test_projection_from_current(
+    Simulator, seed, extra_input, pre_synapse, monkeypatch, kernels
+):
     """S x is read as J - b only when nothing else drives the neurons, and
-    gives the same results as computing it."""
-    net = two_layer("fa", seed)
+    gives the same results as computing it; with the rule's own Lowpass, S
+    x-bar is kept from J - b and the encoder update's factors."""
+    net = two_layer("fa", seed, pre_synapse=pre_synapse)
     if extra_input is not None:
         extra_input(net)
     fast, ops = run(net, Simulator, True, True, monkeypatch)
@@ -328,6 +337,7 @@ def test_projection_from_current(Simulator, seed, extra_input, monkeypatch):
     if Simulator is nengo.Simulator:
         assert len(rule_ops) == 1
         assert rule_ops[0].projection_from_current == (extra_input is None)
+        assert (rule_ops[0].seen is None) == (pre_synapse is None)
 
     monkeypatch.setattr(
         encoder_update, "only_encoding_drives", lambda model, ens: False

@@ -142,9 +142,15 @@ class FeedbackSource:
         ``rule_type.error_size``), rather than being read from the live
         weights (backprop: the error is the next layer's local error encoded
         into its decoded space).
+    pairs_with_seen : bool
+        Whether the rule's error arrives through synapses, so that it is
+        paired with the current and input filtered by ``pre_synapse`` (see
+        `.HiddenLayerRule`); False for a local error the source makes from
+        the current itself (`.TraceRule`).
     """
 
     replaces_forward_matrix = False
+    pairs_with_seen = True
 
     def build(self, ctx, ready):
         """Make the feedback signal and pass it to ``ready``.

@@ -63,6 +63,7 @@ class RuleConstants(
             "from_current",
             "transpose_feedback",
             "compiled",
+            "pre_decay",
         ),
     )
 ):
@@ -109,6 +110,11 @@ class RuleConstants(
     compiled : bool
         Whether the step runs the compiled loops (the ``compiled_kernels``
         setting, with the in-place encoder update).
+    pre_decay : float
+        :math:`a = e^{-\Delta t / \tau}` of a ``Lowpass(tau)``
+        ``pre_synapse``, which the step applies itself to the current and
+        the input it pairs with the error (`.SimHiddenLayerRule`, ``seen``);
+        0 when it reads them as they are.
     """
 
     __slots__ = ()
@@ -117,6 +123,12 @@ class RuleConstants(
     def learns_encoders(self):
         """Whether the encoders or the gains learn."""
         return self.learning_rate > 0 or self.gain_learning_rate > 0
+
+    @property
+    def current_is_projection(self):
+        """Whether the step reads :math:`S x` as :math:`J - b` itself (with
+        an input it filters, it keeps the filtered :math:`S \\bar x` instead)."""
+        return self.from_current and self.pre_decay == 0
 
     @property
     def same_rates(self):
@@ -139,7 +151,7 @@ class RuleConstants(
             threshold=self.threshold,
             max_intercept=self.max_intercept,
             given_norm=-1.0 if self.feedback_norm is None else self.feedback_norm,
-            from_current=self.from_current,
+            from_current=self.current_is_projection,
         )
 
 
@@ -172,6 +184,7 @@ def rule_constants(
         from_current=False,
         transpose_feedback=False,
         compiled=False,
+        pre_decay=0.0,
     )
     values.update(options)
     return RuleConstants(**values)
@@ -265,6 +278,21 @@ class SimHiddenLayerRule(Operator):
     nothing but the encoders and the bias drives the neurons
     (``constants.from_current``), and is computed from :math:`S` otherwise.
 
+    With ``seen`` (a ``Lowpass`` ``pre_synapse``, decay
+    :math:`a` = ``constants.pre_decay``), the step first filters what it
+    pairs with the error, :math:`\bar J \leftarrow a \bar J + (1 - a) J`
+    and :math:`\bar x \leftarrow a \bar x + (1 - a) x` (Nengo's
+    ``Lowpass``, from the step's own value on), and takes :math:`J` and
+    :math:`x` above to be these. :math:`S \bar x` is then kept from step to
+    step: the encoder update took :math:`S` to
+    :math:`\mathrm{diag}(\alpha) S + \beta \bar x_{prev}^T`, so
+
+    .. math:: S \bar x \leftarrow a \left(\alpha \odot S \bar x_{prev}
+              + \beta \, |\bar x_{prev}|^2\right) + (1 - a) (J - b)
+
+    with ``constants.from_current`` (one pass over :math:`n` values, not
+    over :math:`S`), and is computed from :math:`S` otherwise.
+
     When :math:`\kappa_g = \kappa_E`, :math:`g_i' = m_i` and the scale
     :math:`g_i' / m_i` is exactly 1 for every neuron whose gain stays above
     :math:`g_{min}`: the update of :math:`S` is then a single rank-1 update,
@@ -309,6 +337,10 @@ class SimHiddenLayerRule(Operator):
         :math:`|S_i|`, set by the `.SimHiddenLayerEncoderUpdate` that also
         encodes, for the gains the step measures below float64; without it
         the step computes them.
+    seen : (Signal, Signal, Signal), optional
+        The step's own state with a ``Lowpass`` ``pre_synapse``:
+        :math:`\bar J` ``(n,)``, :math:`\bar x` ``(d,)`` and
+        :math:`S \bar x` ``(n,)``, filtered by the step itself (see above).
 
     Notes
     -----
@@ -319,7 +351,7 @@ class SimHiddenLayerRule(Operator):
        if given
     4. updates ``[delta, gain_delta, bias_delta, encoders_delta]``, or
        ``[delta, gain_delta, bias_delta, alpha, beta, x]`` with
-       ``encoders_factors``
+       ``encoders_factors``, then the three signals of ``seen`` if given
     """
 
     def __init__(
@@ -334,12 +366,15 @@ class SimHiddenLayerRule(Operator):
         tag,
         error_source="the connections into its error",
         row_norms=None,
+        seen=None,
     ):
         super().__init__(tag=tag)
         self.error_source = error_source
         self.derivative = derivative
         self.neuron_type = neuron_type
         self.constants = constants
+        if (seen is None) != (constants.pre_decay == 0):
+            raise ValueError("give 'seen' exactly when constants.pre_decay > 0")
         self.sets = []
         self.incs = []
         given = isinstance(feedback, FeedbackError)
@@ -357,6 +392,10 @@ class SimHiddenLayerRule(Operator):
             if self.factored
             else [outputs.encoders_delta]
         )
+        # the filter's state, carried from step to step
+        self._seen = seen is not None
+        if seen is not None:
+            self.updates += list(seen)
 
     @property
     def error(self):
@@ -396,6 +435,12 @@ class SimHiddenLayerRule(Operator):
     def row_norms(self):
         i = self._ens + 5
         return self.reads[i] if len(self.reads) > i else None
+
+    @property
+    def seen(self):
+        """:math:`(\\bar J, \\bar x, S \\bar x)`, the step's filter state, or
+        None (see ``constants.pre_decay``)."""
+        return tuple(self.updates[-3:]) if self._seen else None
 
     @property
     def delta(self):

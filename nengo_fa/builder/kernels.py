@@ -532,6 +532,34 @@ def dot(a, b):
 dot.numba_options = {"fastmath": {"reassoc"}}
 
 
+def filter_inputs(current, x, bias, J_seen, x_seen, sx, alpha, beta, S, a, recur):
+    """`nengo_fa.builder.stages.NumpyStep.filter_inputs`: the rule's own
+    ``Lowpass`` (decay ``a``) of the current and the input it pairs with the
+    error and, with ``recur``, :math:`S \\bar x` from the factors
+    ``alpha, beta`` of the encoder update that this step's :math:`S` had
+    (measured from :math:`S` on the rows where ``alpha > 1``)."""
+    b = 1 - a
+    d = x_seen.shape[0]
+    xx_prev = 0.0
+    for j in range(d):
+        xx_prev += x_seen[j] * x_seen[j]
+        x_seen[j] = a * x_seen[j] + b * x[j]
+    for i in range(J_seen.shape[0]):
+        J_seen[i] = a * J_seen[i] + b * current[i]
+    if not recur:
+        return
+    for i in range(sx.shape[0]):
+        if alpha[i] > 1.0:
+            acc = 0.0
+            for j in range(d):
+                acc += S[i, j] * x_seen[j]
+            sx[i] = acc
+        else:
+            sx[i] = a * (sx[i] * alpha[i] + beta[i] * xx_prev) + b * (
+                current[i] - bias[i]
+            )
+
+
 def encoder_update_encode(S, alpha, beta, x, x_new, current):
     """`encoder_update`, then :math:`J \\mathrel{+}= S x_{new}`, in one pass
     over :math:`S` (the ensemble's encoding, which it replaces). The dot

@@ -4,11 +4,13 @@ import warnings
 
 import numpy as np
 from nengo.builder import Builder, Signal
+from nengo.builder.learning_rules import build_or_passthrough
 from nengo.builder.operator import Copy, Reset
 from nengo.ensemble import Ensemble, Neurons
 from nengo.exceptions import BuildError, SimulationError
 from nengo.neurons import Direct
 from nengo.rc import rc
+from nengo.synapses import Lowpass
 
 from nengo_fa.builder import encoder_update
 from nengo_fa.builder.chained import chained_downstream_rule, chained_error_size
@@ -173,6 +175,26 @@ class _HiddenLayerBuild:
             if self.inplace
             else None
         )
+        self.seen_signals, self.pre_decay = self._eligibility()
+
+    def _eligibility(self):
+        """The current :math:`J` and input :math:`x` the rule pairs with its
+        error, filtered by ``pre_synapse``, and the decay of a ``Lowpass``
+        one, which the rule's step applies itself (0 for none): any other
+        synapse filters them by Nengo's own operators before the step reads
+        them (and the step then computes :math:`S \\bar x` from :math:`S`)."""
+        model, ens, synapse = self.model, self.ens, self.rule_type.pre_synapse
+        current, x = model.sig[ens.neurons]["in"], model.sig[ens]["in"]
+        self.filtered_by_nengo = False
+        if synapse is None or not self.source.pairs_with_seen:
+            return (current, x), 0.0
+        if isinstance(synapse, Lowpass):
+            return (current, x), float(np.exp(-model.dt / synapse.tau))
+        self.filtered_by_nengo = True
+        current = build_or_passthrough(model, synapse, current)
+        if self.learns_encoders:
+            x = build_or_passthrough(model, synapse, x)
+        return (current, x), 0.0
 
     def connect_feedback(self):
         """Weights learning and chained error first (they check their
@@ -232,6 +254,8 @@ class _HiddenLayerBuild:
         :math:`|S_i|` set by the encoder update, if given)."""
         ens, model = self.ens, self.model
         rates = {"learning_rate": 0, "gain_learning_rate": 0}
+        # J - b is S x, not the S x-bar of an input Nengo filtered
+        from_current = from_current and not self.filtered_by_nengo
         constants = rule_constants(
             self.rule_type,
             model,
@@ -244,15 +268,19 @@ class _HiddenLayerBuild:
             from_current=from_current,
             transpose_feedback=transposed,
             compiled=compiled,
+            pre_decay=self.pre_decay,
             **(rates if self.weights_mode else {}),
         )
         signals = EnsembleSignals(
-            model.sig[ens.neurons]["in"],
-            model.sig[ens]["in"],
-            self.encoders,
-            self.gain,
-            self.bias,
+            *self.seen_signals, self.encoders, self.gain, self.bias
         )
+        seen = None
+        if self.pre_decay > 0:
+            n, d = self.encoders.shape
+            seen = tuple(
+                Signal(np.zeros(size, dtype=rc.float_dtype), name=f"{self.name}:{what}")
+                for size, what in ((n, "current_seen"), (d, "x_seen"), (n, "Sx_seen"))
+            )
         outputs = RuleOutputs(
             self.delta,
             self.gain_delta,
@@ -272,6 +300,7 @@ class _HiddenLayerBuild:
                 tag=self.ctx.prefix,
                 error_source=self.error_source,
                 row_norms=row_norms,
+                seen=seen,
             )
         )
 

@@ -68,6 +68,9 @@ class NumpyStep:
         self.gain_delta = signals[op.gain_delta]
         self.bias_delta = signals[op.bias_delta]
         self.from_current = op.projection_from_current
+        # S x is J - b, read as such (without a filter of the step's own)
+        self.sx_is_current = self.c.current_is_projection
+        self.decay = self.c.pre_decay
         n = self.S.shape[0]
         self.n = n
         dtype = self.S.dtype
@@ -108,6 +111,11 @@ class NumpyStep:
         if given is None:
             self.F = self.feedback.T if self.c.transpose_feedback else self.feedback
         self.sx, self.t, self.m, self.tmp = (np.empty(n, dtype=dtype) for _ in range(4))
+        # what the error is paired with: J and x, or the step's own filtered
+        # J-bar and x-bar, with S x-bar kept from step to step (op.seen)
+        self.J_seen, self.x_seen = self.current, self.x
+        if op.seen is not None:
+            self.J_seen, self.x_seen, self.sx = (signals[sig] for sig in op.seen)
         # what np.dot gives for F e (F of a user's feedback source may have
         # another dtype than the signals nengo_fa makes)
         self.fe = (
@@ -131,12 +139,13 @@ class NumpyStep:
         return ee
 
     def input_sq(self):
-        """:math:`|x|^2`, checked: an input whose square overflows the
-        signals' dtype (float32: :math:`|x| > 1.8 \\cdot 10^{19}`) cannot
-        give a step in that dtype either."""
-        xx = float(np.dot(self.x, self.x))
+        """:math:`|x|^2` of the input the step pairs with the error,
+        checked: an input whose square overflows the signals' dtype (float32:
+        :math:`|x| > 1.8 \\cdot 10^{19}`) cannot give a step in that dtype
+        either."""
+        xx = float(np.dot(self.x_seen, self.x_seen))
         if not math.isfinite(xx):
-            if np.all(np.isfinite(self.x)):
+            if np.all(np.isfinite(self.x_seen)):
                 self.fail(
                     "the ensemble's input is too large for the simulator's "
                     f"precision (|x|^2 overflows {self.S.dtype}) and so"
@@ -161,6 +170,11 @@ class NumpyStep:
         self.gain_delta[...] = 0
         self.bias_delta[...] = 0
         self.no_encoder_update()
+        if self.decay > 0:
+            # the filter starts again (S x-bar = S 0): what it held may not be
+            # finite
+            for seen in (self.J_seen, self.x_seen, self.sx):
+                seen[...] = 0
         raise SimulationError(f"{self.tag}: {self.diagnose(what)}")
 
     def diagnose(self, what):
@@ -291,7 +305,7 @@ class NumpyStep:
 
     def local_error(self):
         """:math:`\\delta = (F e) \\odot G'(J)`."""
-        self.derivative(self.current, self.delta)
+        self.derivative(self.J_seen, self.delta)
         if self.check_derivative:
             gg = float(np.dot(self.delta, self.delta))
             if not _finite(gg, self.delta):
@@ -462,7 +476,7 @@ class NumpyStep:
         self.measure_bounded_rows(xx)
 
     def measure_bounded_rows(self, xx):
-        """Scale the rows whose new gain :math:`g'` the floor or the ceiling
+        r"""Scale the rows whose new gain :math:`g'` the floor or the ceiling
         set by :math:`\alpha = g' / (r |S_i + \beta x|)`, with the length
         measured from :math:`S`, not inferred from the gain signal.
 
@@ -488,7 +502,7 @@ class NumpyStep:
         if rows.size == 0:
             return
         S = self.S[rows]
-        if self.from_current:
+        if self.sx_is_current:
             sx = self.current[rows] - self.bias[rows]
         else:
             sx = self.sx[rows]
@@ -509,15 +523,43 @@ class NumpyStep:
         """The straightforward ``(n, d)`` delta, kept as the reference that
         the factored path is tested against."""
         np.subtract(self.alpha, 1, out=self.tmp)
-        np.multiply(self.beta[:, None], self.x, out=self.encoders_delta)
+        np.multiply(self.beta[:, None], self.x_seen, out=self.encoders_delta)
         np.add(self.encoders_delta, self.tmp[:, None] * self.S, out=self.encoders_delta)
 
     # --- the step -----------------------------------------------------------
 
     def step_simhiddenlayerrule(self):
+        self.filter_inputs()
         self.measure_gains()
         self.step()
         self.anchor_gains()
+
+    def filter_inputs(self):
+        """The step's own ``Lowpass`` of :math:`J` and :math:`x`, and
+        :math:`S \\bar x` where :math:`J - b = S x` (see
+        `.SimHiddenLayerRule`); nothing without one."""
+        a = self.decay
+        if a == 0:
+            return
+        x_seen, J_seen, sx = self.x_seen, self.J_seen, self.sx
+        xx_prev = float(np.dot(x_seen, x_seen))
+        for seen, now in ((x_seen, self.x), (J_seen, self.current)):
+            np.multiply(seen, a, out=seen)
+            seen += (1 - a) * now
+        if self.from_current:
+            # S x-bar after the encoder update took S to alpha S + beta x-bar^T
+            np.multiply(sx, self.alpha, out=sx)
+            np.multiply(self.beta, xx_prev, out=self.tmp)
+            np.add(sx, self.tmp, out=sx)
+            np.multiply(sx, a, out=sx)
+            np.subtract(self.current, self.bias, out=self.tmp)
+            np.multiply(self.tmp, 1 - a, out=self.tmp)
+            np.add(sx, self.tmp, out=sx)
+            # a rounding error is carried on times a alpha: rows that were
+            # scaled up (at the gain floor) are measured instead
+            if self.n > 0 and _max(self.alpha) > 1:
+                rows = np.flatnonzero(self.alpha > 1)
+                sx[rows] = self.S[rows] @ x_seen
 
     def step(self):
         ee = self.check_error()
@@ -530,10 +572,11 @@ class NumpyStep:
             xx = self.input_sq()
         encoders = learns_encoders and xx > 0 and nu > 0
         if encoders:
-            if self.from_current:
+            if self.sx_is_current:
                 np.subtract(self.current, self.bias, out=self.sx)
-            else:
-                np.dot(self.S, self.x, out=self.sx)
+            elif not self.from_current:
+                np.dot(self.S, self.x_seen, out=self.sx)
+            # else: S x-bar, kept by filter_inputs
         d_max = self.check_local_error(encoders)
         if nu == 0:
             # no feedback yet (e.g. a readout that starts at zero)
@@ -577,7 +620,7 @@ class NumpyStep:
         else:
             self.row_scaling(dg_E, xx)
         if self.factored:
-            self.x_out[...] = self.x
+            self.x_out[...] = self.x_seen
         else:
             self.encoders_delta_step()
 
@@ -591,7 +634,9 @@ def compiled_step(op, signals, numpy_step):
     step bounds, encoder/gain step and row scaling;
     `kernels.hidden_layer_finish` bounds the bias step, applies the bias
     limits and checks :math:`\\delta` and :math:`S x`; where :math:`S x` is
-    :math:`J - b`, the three go in one call (`kernels.hidden_layer_step`).
+    :math:`J - b` (or, with the step's own filter, :math:`S \\bar x` is kept
+    from it: `kernels.filter_inputs`, first), the three go in one call
+    (`kernels.hidden_layer_step`).
     :math:`G'(J)` of a derivative without a compiled form, :math:`F e` of a
     feedback that its own operator does not give (a user's feedback source,
     not a transpose), and :math:`S x` when it cannot be read as :math:`J - b`
@@ -604,7 +649,8 @@ def compiled_step(op, signals, numpy_step):
     kernel_FT, feedback_error = _feedback_error_outside(s, params)
     stages = _compiled_stages(s, params, kernel_FT)
     derivative, derivative_args = _derivative_call(s)
-    current, delta, gain, gain_delta = s.current, s.delta, s.gain, s.gain_delta
+    filter_inputs = _filter_inputs(s)
+    current, delta, gain, gain_delta = s.J_seen, s.delta, s.gain, s.gain_delta
 
     exact_gains = s.exact_gains
     if exact_gains:
@@ -621,6 +667,8 @@ def compiled_step(op, signals, numpy_step):
             measure_gains = s.measure_gains
 
     def step_simhiddenlayerrule():
+        if filter_inputs is not None:
+            filter_inputs()
         if exact_gains:
             measure_gains()
         if feedback_error is not None:
@@ -643,6 +691,21 @@ def compiled_step(op, signals, numpy_step):
     return step_simhiddenlayerrule
 
 
+def _filter_inputs(s):
+    """``filter_inputs()`` of the step's own ``Lowpass`` (`NumpyStep`'s
+    ``filter_inputs``, compiled: `kernels.filter_inputs`), or None."""
+    if s.decay == 0:
+        return None
+    kernel = kernels.compiled(kernels.filter_inputs)
+    args = (s.current, s.x, s.bias, s.J_seen, s.x_seen, s.sx, s.alpha, s.beta, s.S)
+    a, recur = s.decay, s.from_current
+
+    def filter_inputs():
+        kernel(*args, a, recur)
+
+    return filter_inputs
+
+
 def _derivative_call(s):
     """``(derivative, args)``: ``derivative(J, out, *args)`` writes
     :math:`G'(J)`, compiled where the derivative has a compiled form."""
@@ -656,13 +719,14 @@ def _compiled_stages(s, params, kernel_FT):
     """``stages()`` of `compiled_step`: the prologue, the update and the
     finish; returns False, having written nothing but :math:`F e`, in the
     rare cases that the prologue reports. Where :math:`S x` is :math:`J - b`
-    the three are one call (`kernels.hidden_layer_step`), which leaves the
+    (or kept from it) the three are one call (`kernels.hidden_layer_step`),
+    which leaves the
     finish to this function when a gain met its floor or its ceiling."""
     prologue = kernels.compiled(kernels.hidden_layer_prologue)
     update = kernels.compiled(kernels.hidden_layer_update)
     finish = kernels.compiled(kernels.hidden_layer_finish)
     error, fe, delta, current = s.error, s.fe, s.delta, s.current
-    x, S, sx, x_out, gain, bias = s.x, s.S, s.sx, s.x_out, s.gain, s.bias
+    x, S, sx, x_out, gain, bias = s.x_seen, s.S, s.sx, s.x_out, s.gain, s.bias
     bias_delta, beta, gain_delta, alpha = s.bias_delta, s.beta, s.gain_delta, s.alpha
     scratch = s.tmp
     finish_args = (delta, current, bias, sx, gain, bias_delta, gain_delta, params)
@@ -672,6 +736,7 @@ def _compiled_stages(s, params, kernel_FT):
         finish(*finish_args)
 
     if not s.from_current:
+        # S x (or S x-bar) from S
         update_args = (fe, delta, current, bias, sx, x, x_out, gain)
         update_args += (bias_delta, beta, gain_delta, alpha, params)
 
@@ -724,12 +789,15 @@ def compiled_local_step(op, signals, numpy_step):
     kernel_FT, feedback_error = _feedback_error_outside(s, params)
     unit_x = np.ones(1, dtype=s.x.dtype)
     no_projection = np.zeros(s.n, dtype=s.S.dtype)
-    error, fe, delta, current = s.error, s.fe, s.delta, s.current
+    error, fe, delta, current = s.error, s.fe, s.delta, s.J_seen
     bias, gain, scratch = s.bias, s.gain, s.tmp
     bias_delta, gain_delta = s.bias_delta, s.gain_delta
     derivative, derivative_args = _derivative_call(s)
+    filter_inputs = _filter_inputs(s)
 
     def step_simhiddenlayerrule():
+        if filter_inputs is not None:
+            filter_inputs()
         if feedback_error is not None:
             feedback_error()
         derivative(current, delta, *derivative_args)

@@ -39,6 +39,10 @@ class TopDownNudge(FeedbackSource):
     """The nudge into the hidden current, and the `SimTraceError` that reads
     the current back (`.TraceRule`)."""
 
+    # the local error is made from the current's own traces: no synaptic
+    # delay to match
+    pairs_with_seen = False
+
     def build(self, ctx, ready):
         model, rule_type, rule, ens = ctx.model, ctx.rule_type, ctx.rule, ctx.ens
         n = ens.n_neurons

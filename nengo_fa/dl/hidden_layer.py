@@ -89,6 +89,13 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
             setattr(
                 self, f"{name}_data", signals.combine([getattr(op, name) for op in ops])
             )
+        self.seen = ops[0].seen is not None  # see mergeable
+        if self.seen:
+            # the rule's own Lowpass of J and x (its S x-bar is recomputed)
+            self.J_seen_data = signals.combine([op.seen[0] for op in ops])
+            # written as the factor x is, read as x is
+            self.x_seen_flat = signals.combine([op.seen[1] for op in ops])
+            self.x_seen_data = self.x_seen_flat.reshape((K, self.d))
         if self.factored:
             # (alpha, beta, x) for SimHiddenLayerEncoderUpdate
             self.factor_data = [
@@ -151,6 +158,9 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
                 ci.gain_learning_rate / ci.learning_rate if ci.learning_rate > 0 else 0
             )
         )
+        decay = [ci.pre_decay for ci in c]
+        self.decay_J = per_neuron(lambda ci: ci.pre_decay)
+        self.decay_x = tf.constant(np.array(decay)[:, None], dtype=dtype)
         self.learns_encoders = tf.constant(
             np.repeat([ci.learns_encoders for ci in c], self.sizes)
         )
@@ -275,6 +285,13 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         error = check(gather(self.error_data), "the error")
         x_ops = check(gather(self.x_data), "the ensemble's input")  # (B, K, d)
         J, S = gather(self.current_data), gather(self.scaled_encoders_data)
+        if self.seen:
+            # what the error is paired with: J and x through the rule's Lowpass
+            a_J, a_x = self.decay_J, self.decay_x
+            J = a_J * gather(self.J_seen_data) + (1.0 - a_J) * J
+            x_ops = a_x * gather(self.x_seen_data) + (1.0 - a_x) * x_ops
+            scatter(signals, self.J_seen_data, J)
+            scatter(signals, self.x_seen_flat, x_ops)
         gain_signal, bias = gather(self.gain_data), gather(self.bias_data)
         # the gains the scaled encoders have, g = r |S_i|, measured every step
         # in every precision: the reference simulator measures them below
@@ -322,6 +339,7 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
             or (cx.feedback_norm is None) != (cy.feedback_norm is None)
             or x.factored != y.factored
             or x.error.shape != y.error.shape
+            or (x.seen is None) != (y.seen is None)
         ):
             return False
         if cx.transpose_feedback and x.scaled_encoders.shape != y.scaled_encoders.shape:
