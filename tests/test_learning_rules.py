@@ -4,6 +4,7 @@ import pytest
 from nengo.exceptions import BuildError, ReadonlyError, SimulationError, ValidationError
 
 import nengo_fa
+from nengo_fa.builder import SimHiddenLayerRule
 from nengo_fa.learning_rules import HiddenLayerRule
 from nengo_fa.neurons import make_derivative
 
@@ -97,6 +98,39 @@ def test_error_is_paired_with_filtered_current_and_input(Simulator, seed, tau):
     moved = norms > 1e-14
     assert np.count_nonzero(moved) > 100
     assert np.allclose(np.abs(along[moved]) / norms[moved], 1, atol=1e-6)
+
+
+def test_other_pre_synapse_filters_through_nengo(seed, kernels):
+    """A ``pre_synapse`` that is no ``Lowpass`` is applied by Nengo's synapse
+    operators: the rule reads the filtered current (the derivative is taken
+    there) and computes S x-bar itself, the same in both step paths."""
+    with nengo.Network(seed=seed) as net:
+        stim = nengo.Node(lambda t: [np.sin(40 * t), np.cos(23 * t)])
+        hidden = nengo.Ensemble(8, 2, neuron_type=nengo.Tanh())
+        out = nengo.Node(size_in=1)
+        nengo.Connection(hidden, out, function=lambda x: 0.1 * x[0])
+        rule = nengo_fa.FeedbackAlignment(1, pre_synapse=nengo.Alpha(0.005))
+        layer1 = nengo.Connection(stim, hidden, learning_rule_type=rule)
+        nengo.Connection(out, layer1.learning_rule)
+        nengo.Connection(stim[0], layer1.learning_rule, transform=-1)
+        p_e = nengo.Probe(layer1.learning_rule, "error", synapse=None)
+        p_delta = nengo.Probe(layer1.learning_rule, "delta", synapse=None)
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        (op,) = [o for o in sim.model.operators if isinstance(o, SimHiddenLayerRule)]
+        assert op.seen is None and not op.projection_from_current
+        assert op.current is not sim.model.sig[hidden.neurons]["in"]
+        seen = []
+        for _ in range(100):
+            sim.step()
+            seen.append(sim.signals[op.current].copy())
+    built = sim.data[hidden]
+    derivative = make_derivative(hidden.neuron_type, built.gain, built.bias)
+    gp = np.zeros((100, 8))
+    for k in range(100):
+        derivative(seen[k], gp[k])
+    fe = sim.data[p_e] @ sim.data[layer1.learning_rule].feedback.T
+    assert np.abs(sim.data[p_delta]).max() > 0
+    assert np.allclose(sim.data[p_delta], fe * gp, atol=1e-9, rtol=1e-9)
 
 
 @pytest.mark.parametrize(
