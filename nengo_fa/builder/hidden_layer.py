@@ -291,7 +291,10 @@ class SimHiddenLayerRule(Operator):
               + \beta \, |\bar x_{prev}|^2\right) + (1 - a) (J - b)
 
     with ``constants.from_current`` (one pass over :math:`n` values, not
-    over :math:`S`), and is computed from :math:`S` otherwise.
+    over :math:`S`), and is computed from :math:`S` otherwise. A row that
+    the update scaled up (:math:`\alpha_i > 1`, at the gain floor) would
+    carry a rounding error on times :math:`a \alpha_i` a step: its
+    :math:`S_i \cdot \bar x` is measured from :math:`S` instead.
 
     When :math:`\kappa_g = \kappa_E`, :math:`g_i' = m_i` and the scale
     :math:`g_i' / m_i` is exactly 1 for every neuron whose gain stays above
