@@ -465,15 +465,15 @@ def _lowpass(tau):
 
 
 def numpy_continuous(
-    S0, b0, F, X, Y, rule, n_train, rates, kpes=1e-4, tau=0.005, warmup=0, pre=True
+    S0, b0, F, X, Y, rule, n_train, rates, kpes=1e-4, tau=0.005, warmup=0
 ):
     """The same maths as the nengo run (RectifiedLinear rate neurons, radius 1):
     nengo.PES on the readout and, for FA/BP, the normalised HiddenLayerRule
     step with its step bounds, gain floor and ceiling, and bias floor and
     ceiling, ``warmup`` steps after the first error (BackProp's warm-up, the
-    ``steps`` of the Nengo run's `.SimErrorWarmup`); with ``pre``, the rule
-    pairs the error with the current and input through its ``pre_synapse``
-    (the same ``tau``; `PRE_SYNAPSE` None gives ``pre=False``). Returns the measured
+    ``steps`` of the Nengo run's `.SimErrorWarmup`); the rule pairs the error
+    with the current and input through its ``pre_synapse`` (the same
+    ``tau``), or as they are with `PRE_SYNAPSE` None. Returns the measured
     error at every step (the same filtering as ``diff``). Compiled with numba
     (the same code runs as plain numpy without it)."""
     # one hidden layer: DTP's target step is backprop's (its docstring)
@@ -481,7 +481,7 @@ def numpy_continuous(
     F1 = np.zeros(len(b0)) if F is None else np.asarray(F, dtype=float)[:, 0]
     rates = tuple(map(float, rates))
     c = _lowpass(tau)
-    pre_c = c if pre and PRE_SYNAPSE is not None else 0.0
+    pre_c = 0.0 if PRE_SYNAPSE is None else c
     return _numpy_continuous(
         S0, b0, F1, X, Y, code, n_train, *rates, kpes, c, int(warmup), pre_c
     )
@@ -508,8 +508,8 @@ def _numpy_continuous(
     af = np.zeros(n)
     # the input and current the rule pairs with its error: through its
     # pre_synapse (decay pre_c; 0: none)
-    xs = np.zeros(d)
-    Js = np.zeros(n)
+    x_seen = np.zeros(d)
+    J_seen = np.zeros(n)
     y = yd = td = e = 0.0
     out = np.empty(len(X))
     started = False
@@ -517,9 +517,8 @@ def _numpy_continuous(
         # order as in nengo: the node output at step k, then synapses
         xf = c * xf + (1 - c) * X[k]
         J = S @ xf + b
-        xs = pre_c * xs + (1 - pre_c) * xf
-        Js = pre_c * Js + (1 - pre_c) * J
-        x_seen, J_seen = xs, Js
+        x_seen = pre_c * x_seen + (1 - pre_c) * xf
+        J_seen = pre_c * J_seen + (1 - pre_c) * J
         a = np.maximum(J, 0)
         y = c * y + (1 - c) * (D @ a)  # readout synapse
         yd = c * yd + (1 - c) * y  # out -> diff / error synapse

@@ -104,8 +104,8 @@ def _reference(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c, opts):
     D = np.zeros(n)
     xf = np.zeros(d)
     af = np.zeros(n)
-    xs = np.zeros(d)
-    Js = np.zeros(n)
+    x_seen = np.zeros(d)
+    J_seen = np.zeros(n)
     y = yd = td = e = 0.0
     out = np.empty(len(X))
     lp = np.empty(len(X))
@@ -117,9 +117,8 @@ def _reference(S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c, opts):
     for k in range(len(X)):
         xf = c * xf + (1 - c) * X[k]
         J = S @ xf + b
-        xs = c * xs + (1 - c) * xf
-        Js = c * Js + (1 - c) * J
-        x_seen, J_seen = xs, Js
+        x_seen = c * x_seen + (1 - c) * xf
+        J_seen = c * J_seen + (1 - c) * J
         a = np.maximum(J, 0)
         y = c * y + (1 - c) * (D @ a)
         yd = c * yd + (1 - c) * y

@@ -542,7 +542,8 @@ class NumpyStep:
         if a == 0:
             return
         x_seen, J_seen, sx = self.x_seen, self.J_seen, self.sx
-        xx_prev = float(np.dot(x_seen, x_seen))
+        # |x-bar|^2 of the previous step, which the recurrence below needs
+        xx_prev = float(np.dot(x_seen, x_seen)) if self.from_current else 0.0
         for seen, now in ((x_seen, self.x), (J_seen, self.current)):
             np.multiply(seen, a, out=seen)
             seen += (1 - a) * now
