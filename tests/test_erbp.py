@@ -260,6 +260,39 @@ def test_nonfinite_error_raises(Simulator, seed):
     assert len(sim.data[p_w]) == 20
 
 
+@pytest.mark.parametrize("modifies", ["encoders", "weights"])
+def test_nonfinite_input_raises(Simulator, modifies):
+    """An inf in what the update pairs the error with (the ensemble's input,
+    or the presynaptic neurons' output) stops the run before it reaches the
+    encoders or the weights, as with the other rules."""
+    inf_later = nengo.processes.Piecewise({0: 0.0, 0.0205: np.inf})
+    with nengo.Network(seed=0) as net:
+        drive = nengo.Node(inf_later)
+        a = nengo.Ensemble(10, 1, neuron_type=nengo.RectifiedLinear(), seed=1)
+        b = nengo.Ensemble(5, 1, neuron_type=nengo.LIFRate(), seed=2)
+        nengo.Connection(drive, a.neurons, transform=np.ones((10, 1)), synapse=None)
+        rule = nengo_fa.ERBP(1, modifies=modifies)
+        if modifies == "encoders":
+            conn = nengo.Connection(drive, b, synapse=None, learning_rule_type=rule)
+            p_state = nengo.Probe(b, "scaled_encoders")
+            what = "the ensemble's input"
+        else:
+            conn = nengo.Connection(
+                a.neurons,
+                b.neurons,
+                transform=np.zeros((5, 10)),
+                learning_rule_type=rule,
+            )
+            p_state = nengo.Probe(conn, "weights")
+            what = "the presynaptic activity vector"
+        nengo.Connection(nengo.Node([1.0]), conn.learning_rule, synapse=None)
+    with Simulator(net) as sim:
+        with pytest.raises(SimulationError, match=f"{what} contains NaN or inf"):
+            sim.run(0.05)
+    assert len(sim.data[p_state]) == 20
+    assert np.all(np.isfinite(sim.data[p_state]))
+
+
 def test_bad_build_raises(Simulator):
     with nengo.Network() as net:
         a = nengo.Ensemble(10, 1)

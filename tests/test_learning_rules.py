@@ -133,6 +133,31 @@ def test_other_pre_synapse_filters_through_nengo(seed, kernels):
     assert np.allclose(sim.data[p_delta], fe * gp, atol=1e-9, rtol=1e-9)
 
 
+def test_lowpass_zero_pre_synapse_is_no_filter(seed):
+    """``pre_synapse=Lowpass(0)`` passes its input through, as in Nengo: the
+    rule runs exactly as with ``pre_synapse=None``."""
+
+    def run(pre_synapse):
+        with nengo.Network(seed=seed) as net:
+            stim = nengo.Node(lambda t: [np.sin(40 * t), np.cos(23 * t)])
+            hidden = nengo.Ensemble(8, 2, neuron_type=nengo.Tanh(), seed=seed)
+            out = nengo.Node(size_in=1)
+            nengo.Connection(hidden, out, function=lambda x: 0.1 * x[0])
+            rule = nengo_fa.FeedbackAlignment(1, pre_synapse=pre_synapse)
+            layer1 = nengo.Connection(stim, hidden, learning_rule_type=rule, seed=seed)
+            nengo.Connection(out, layer1.learning_rule)
+            nengo.Connection(stim[0], layer1.learning_rule, transform=-1)
+            p_delta = nengo.Probe(layer1.learning_rule, "delta", synapse=None)
+        with nengo.Simulator(net, progress_bar=False) as sim:
+            sim.run_steps(50)
+        return sim.data[p_delta]
+
+    unfiltered = run(None)
+    assert np.abs(unfiltered).max() > 0
+    assert np.array_equal(run(nengo.Lowpass(0)), unfiltered)
+    assert not np.allclose(run(nengo.Lowpass(0.005)), unfiltered)
+
+
 @pytest.mark.parametrize(
     "neuron_type", [nengo.RectifiedLinear(), nengo.Sigmoid(), nengo.Tanh()]
 )

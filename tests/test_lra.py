@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from nengo.builder import Signal
 from nengo.builder.signal import SignalDict
-from nengo.exceptions import SimulationError, ValidationError
+from nengo.exceptions import BuildError, SimulationError, ValidationError
 
 import nengo_fa
 from nengo_fa.builder.hidden_layer import FeedbackError
@@ -121,6 +121,29 @@ def test_non_finite_error_raises():
 def test_bad_parameters_raise(param, value):
     with pytest.raises(ValidationError, match=param):
         nengo_fa.LRA(1, **{param: value})
+
+
+@pytest.mark.parametrize("scale", [0, 1e-300])
+def test_zero_or_tiny_feedback(scale):
+    """An all-zero B cannot set a target (a BuildError saying so); a tiny one
+    works, as its scale does not matter."""
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(lambda t: [np.sin(np.pi * t), np.cos(np.pi * t)])
+        hidden = nengo.Ensemble(30, 2, neuron_type=nengo.RectifiedLinear())
+        out = nengo.Node(size_in=1)
+        nengo.Connection(hidden, out, function=lambda x: x[0] * x[1])
+        rule = nengo_fa.LRA(1, feedback=np.full((30, 1), scale))
+        conn = nengo.Connection(stim, hidden, learning_rule_type=rule)
+        nengo.Connection(out, conn.learning_rule)
+        p_delta = nengo.Probe(conn.learning_rule, "delta", synapse=None)
+    if scale == 0:
+        with pytest.raises(BuildError, match="'feedback' must be finite and not all"):
+            nengo.Simulator(net, progress_bar=False)
+        return
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        sim.run(0.05)
+    assert np.all(np.isfinite(sim.data[p_delta]))
+    assert np.abs(sim.data[p_delta]).max() > 0
 
 
 def test_repr_and_defaults():

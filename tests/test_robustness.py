@@ -23,6 +23,7 @@ from nengo_fa.builder.hidden_layer import (
     FeedbackError,
     SimHiddenLayerRule,
 )
+from nengo_fa.builder.numerics import rms_row_norm
 
 DERIVATIVE_CALLS_AT_BUILD = 102  # one check, then 101 points for the scale
 
@@ -512,6 +513,36 @@ def test_zero_fixed_feedback_warns():
         nengo.Connection(nengo.Node([0.1]), conn.learning_rule)
     with pytest.warns(NengoWarning, match="all zero"):
         nengo.Simulator(net, progress_bar=False).close()
+
+
+def test_all_zero_gains_raise():
+    """An ensemble whose gains are all 0 gives the rule no direction and no
+    scale: a BuildError naming it, not a numpy error at run time."""
+    with nengo.Network() as net:
+        ens = nengo.Ensemble(
+            10,
+            1,
+            neuron_type=nengo.RectifiedLinear(),
+            gain=np.zeros(10),
+            bias=np.ones(10),
+            label="zero-gain",
+        )
+        conn = nengo.Connection(
+            nengo.Node([1]), ens, learning_rule_type=nengo_fa.FeedbackAlignment(1)
+        )
+        nengo.Connection(nengo.Node([0.1]), conn.learning_rule)
+    with pytest.raises(BuildError, match="every gain of <Ensemble 'zero-gain'> is 0"):
+        nengo.Simulator(net, progress_bar=False)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_rms_row_norm_of_tiny_and_huge_matrices(scale, rng):
+    """The normalisation's RMS row norm neither underflows to 0 nor
+    overflows to inf where the matrix's elements are finite and not all 0."""
+    F = rng.standard_normal((30, 2))
+    expected = np.sqrt(np.sum(F**2) / 30)
+    assert rms_row_norm(F * scale, 30) == pytest.approx(expected * scale, rel=1e-12)
+    assert rms_row_norm(np.zeros((30, 2)), 30) == 0
 
 
 def test_error_into_chained_rule_says_where_its_error_comes_from():

@@ -151,11 +151,24 @@ class SimERBP(Operator):
         kind = self.kind
         tag = self.tag
 
+        source_name = (
+            "the ensemble's input"
+            if kind == "encoders"
+            else "the presynaptic activity vector"
+        )
+
+        def check_finite(values, what):
+            # a sum is inf or NaN if any value is; only then look closer, as a
+            # sum of large finite values can overflow
+            if math.isfinite(float(np.sum(values))) or np.all(np.isfinite(values)):
+                return
+            raise SimulationError(
+                f"{tag}: {what} contains NaN or inf; nothing was changed"
+            )
+
         def step_simerbp():
-            if not math.isfinite(float(np.sum(error))):
-                raise SimulationError(
-                    f"{tag}: the error contains NaN or inf; nothing was changed"
-                )
+            check_finite(error, "the error")
+            check_finite(source, source_name)
             np.dot(B, error, out=fe)
             np.multiply(U, decay, out=U)
             np.multiply(fe, 1 - decay, out=fe)

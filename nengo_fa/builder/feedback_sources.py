@@ -229,6 +229,9 @@ class FixedFeedback(FeedbackSource):
     """A fixed random matrix, or a learned one (`.FeedbackAlignment`)."""
 
     replaces_forward_matrix = True
+    #: Whether an all-zero fixed feedback is a `BuildError` (it is a warning
+    #: for `.FeedbackAlignment`, which then learns nothing).
+    needs_feedback = False
 
     def build(self, ctx, ready):
         feedback = self.sample(ctx)
@@ -240,14 +243,18 @@ class FixedFeedback(FeedbackSource):
         self.build_alignment(ctx, feedback_error)
         return feedback
 
-    @staticmethod
-    def sample(ctx):
+    @classmethod
+    def sample(cls, ctx):
         """Sample (or check) the fixed feedback matrix of a `.FeedbackAlignment`."""
         model, fa, conn = ctx.model, ctx.rule_type, ctx.rule.connection
         feedback = fixed_feedback(model, fa, conn, ctx.ens.n_neurons, ctx.prefix)
+        if cls.needs_feedback and not np.any(feedback):
+            raise BuildError(
+                f"{ctx.prefix}: 'feedback' must be finite and not all zero"
+            )
         if fa.feedback_learning is None and not np.any(feedback):
             warnings.warn(
-                f"FeedbackAlignment on {conn}: 'feedback' is all zero and does not "
+                f"{ctx.prefix}: 'feedback' is all zero and does not "
                 "learn, so no error reaches the hidden layer and it learns nothing",
                 NengoWarning,
             )

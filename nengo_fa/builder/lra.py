@@ -80,6 +80,8 @@ class LRATargets(FixedFeedback):
     between the activities and their targets, read by the rule as its
     *feedback error*."""
 
+    needs_feedback = True  # its targets are displaced along B e / nu_B
+
     def build(self, ctx, ready):
         model, lra, ens = ctx.model, ctx.rule_type, ctx.ens
         feedback = self.sample(ctx)

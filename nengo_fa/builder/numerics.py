@@ -29,9 +29,21 @@ def squared_norm(A):
     return blocked_dot(flat, flat)
 
 
+#: Below this squared norm (and at infinity) `rms_row_norm` rescales by the
+#: largest element, so that the squares neither underflow nor overflow.
+_TINY_SQUARED = 1e-280
+
+
 def rms_row_norm(F, n):
-    """``||F||_F / sqrt(n)``: the RMS row norm of F, or of F^T, with n rows."""
-    return np.sqrt(squared_norm(F) / n)
+    """``||F||_F / sqrt(n)``: the RMS row norm of F, or of F^T, with n rows
+    (exact for tiny and huge elements too: 0 only if F is all zero)."""
+    ss = squared_norm(F)
+    if _TINY_SQUARED <= ss < np.inf or not F.size:
+        return np.sqrt(ss / n)
+    peak = float(np.max(np.abs(F)))
+    if peak == 0 or not np.isfinite(peak):
+        return np.sqrt(ss / n)
+    return peak * np.sqrt(squared_norm(F / peak) / n)
 
 
 #: The angle in degrees from a dot product and two norms, NaN if a norm is 0

@@ -100,6 +100,13 @@ class _HiddenLayerBuild:
             ens.neuron_type, built_ens.gain, built_ens.bias, rule_type.derivative
         )
         gain_scale = float(np.mean(np.abs(self.gain.initial_value)))
+        if gain_scale == 0 and rule_type.modifies == "encoders":
+            raise BuildError(
+                f"{self.name} on {rule.connection}: every gain of {ens} is 0, so "
+                "its encoders do not reach its neurons and the rule has no "
+                "direction to learn, nor a scale for its steps: give the "
+                "ensemble non-zero gains"
+            )
         self.gain_scale = gain_scale if gain_scale > 0 else 1.0
         self.derivative_scale = _derivative_scale(
             ens.neuron_type, self.derivative, built_ens.gain, built_ens.bias
@@ -186,7 +193,11 @@ class _HiddenLayerBuild:
         model, ens, synapse = self.model, self.ens, self.rule_type.pre_synapse
         current, x = model.sig[ens.neurons]["in"], model.sig[ens]["in"]
         self.filtered_by_nengo = False
-        if synapse is None or not self.source.pairs_with_seen:
+        no_filter = synapse is None or (
+            isinstance(synapse, Lowpass) and synapse.tau == 0
+        )
+        if no_filter or not self.source.pairs_with_seen:
+            # Lowpass(0) passes its input through, as in Nengo
             return (current, x), 0.0
         if isinstance(synapse, Lowpass):
             return (current, x), float(np.exp(-model.dt / synapse.tau))

@@ -371,7 +371,7 @@ class SimHiddenLayerWeights(Operator):
                 fail("the feedback")
             aa = float(np.dot(pre, pre))
             if not (math.isfinite(aa) or np.all(np.isfinite(pre))):
-                fail("the presynaptic activities")
+                fail("the presynaptic activity vector")
             if nu == 0 or aa == 0:
                 no_update()
                 return
