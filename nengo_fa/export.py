@@ -21,6 +21,13 @@ What is kept, for each kind of object:
 - The feedback matrix :math:`B` of a `.FeedbackAlignment` rule on the
   connection, learned or fixed, becomes the rule's ``feedback``.
 
+A connection into ``ens.neurons``, whose input Nengo multiplies by the gains
+the ensemble was built with, has its weights scaled by build-time over learned
+gain where the ensemble's gains were learned. Connections from direct-mode
+ensembles are left as they are, and so are connections with a weight solver
+while nothing they were solved from has changed (after that, they cannot be
+kept: a ``ValidationError``). ``docs/keeping.rst`` has the details.
+
 Learning rules stay on the objects: gate their error to zero (or remove the
 rules) to run the frozen network as it was trained.
 """
@@ -28,6 +35,7 @@ rules) to run the frozen network as it was trained.
 import numpy as np
 from nengo import Connection, Ensemble, Network
 from nengo.connection import LearningRule
+from nengo.ensemble import Neurons
 from nengo.exceptions import SimulatorClosed, ValidationError
 from nengo.neurons import Direct
 from nengo.solvers import NoSolver
@@ -52,7 +60,7 @@ def _frozen_objects(network, objs):
     """Ensembles and connections to freeze: all of ``network``'s, or ``objs``'s."""
     if objs is None:
         objs = [network]
-    elif isinstance(objs, (Ensemble, Connection, Network)):
+    elif not isinstance(objs, (list, tuple, set)):
         objs = [objs]
     found = []
     for obj in objs:
@@ -64,7 +72,8 @@ def _frozen_objects(network, objs):
         else:
             raise ValidationError(
                 f"can only freeze Ensembles, Connections and Networks, not "
-                f"{type(obj).__name__}",
+                f"{type(obj).__name__} {obj} (for a slice or the neurons of an "
+                "ensemble, give the ensemble)",
                 attr="objs",
                 obj=obj,
             )
@@ -77,11 +86,44 @@ def _connection_is_frozen(model, conn):
     return weights is not None and isinstance(conn.transform, (Dense, NoTransform))
 
 
-def _check_connection(conn):
-    if isinstance(conn.pre_obj, Ensemble) and conn.solver.weights:
+def _solves_for_weights(conn):
+    """Whether ``conn``'s solver gives its full weight matrix (decoded from
+    an ensemble of neurons into an ensemble)."""
+    return (
+        isinstance(conn.pre_obj, Ensemble)
+        and not _is_direct(conn.pre_obj)
+        and isinstance(conn.post_obj, Ensemble)
+        and conn.solver.weights
+    )
+
+
+def _changed(sim, ens):
+    """Whether the live gains, biases or scaled encoders of ``ens`` differ
+    from the ones it was built with."""
+    sig, built = sim.model.sig, sim.data[ens]
+    live = (
+        sim.signals[sig[ens]["encoders"]],
+        sim.signals[sig[ens.neurons]["bias"]],
+    )
+    return not (
+        np.array_equal(live[0], built.scaled_encoders)
+        and np.array_equal(live[1], built.bias)
+    )
+
+
+def _check_weight_solver(sim, conn):
+    """A full weight matrix from a solver cannot be written back into
+    ``conn``: Nengo composes any solver's values with the post ensemble's
+    encoders. It is rebuilt the same only while nothing it was solved from
+    has changed; raise a `ValidationError` otherwise."""
+    learned = any(rule.modifies == "weights" for rule in _rules(conn))
+    if learned or _changed(sim, conn.pre_obj) or _changed(sim, conn.post_obj):
         raise ValidationError(
-            "cannot freeze a connection whose solver solves for the full weight "
-            "matrix: connect `pre.neurons` to `post.neurons` with a transform",
+            "cannot keep the weights of a connection whose solver solves for the "
+            "full weight matrix once they were learned, or its pre or post "
+            "ensemble was (Nengo would solve them again from the learned "
+            "ensembles): connect `pre.neurons` to `post.neurons` with a "
+            "transform instead",
             attr="solver",
             obj=conn,
         )
@@ -103,10 +145,18 @@ def _ensemble_params(sim, ens):
     return {"encoders": encoders, "gain": gain, "bias": bias}
 
 
+def _is_direct(ens):
+    return isinstance(ens.neuron_type, Direct)
+
+
 def _connection_params(sim, conn):
     params = {}
-    if _connection_is_frozen(sim.model, conn):
-        _check_connection(conn)
+    if isinstance(conn.pre_obj, Ensemble) and _is_direct(conn.pre_obj):
+        # its weights are its transform, which nothing learns: kept as it is
+        return params
+    if _solves_for_weights(conn):
+        _check_weight_solver(sim, conn)
+    elif _connection_is_frozen(sim.model, conn):
         params["weights"] = np.array(
             sim.signals[sim.model.sig[conn]["weights"]], dtype=np.float64
         )
@@ -134,9 +184,13 @@ def learned_params(sim, objs=None):
     params : dict
         For each object, a dict of arrays: ``"encoders"`` (unit rows),
         ``"gain"`` and ``"bias"`` for an ensemble; ``"weights"`` (the matrix
-        applied, transform included) and ``"feedback"`` (of a
-        `.FeedbackAlignment` rule) for a connection. Objects with nothing to
-        keep (direct-mode ensembles, connections without weights) are left out.
+        applied, transform included; into the neurons of an ensemble whose
+        gains were learned, scaled by build-time over learned gain, and then
+        given for every such connection, asked for or not) and
+        ``"feedback"`` (of a `.FeedbackAlignment` rule) for a connection.
+        Objects with nothing to keep (direct-mode ensembles and their
+        connections, connections without weights, connections with a weight
+        solver that nothing changed) are left out.
     """
     if getattr(sim, "closed", False) or getattr(sim, "signals", None) is None:
         raise SimulatorClosed(
@@ -152,20 +206,80 @@ def learned_params(sim, objs=None):
                 obj=obj,
             )
         if isinstance(obj, Ensemble):
-            if not isinstance(obj.neuron_type, Direct):
+            if not _is_direct(obj):
                 params[obj] = _ensemble_params(sim, obj)
         else:
             found = _connection_params(sim, obj)
             if found:
                 params[obj] = found
+    _rescale_into_neurons(sim, params)
     return params
 
 
+def _rescale_into_neurons(sim, params):
+    """Scale the weights of the connections into the neurons of each
+    ensemble in ``params`` whose gains changed, by build-time over learned
+    gain.
+
+    Nengo multiplies what a connection sends to ``ens.neurons`` by the
+    ensemble's gains when it is built: the simulator that learned the gains
+    goes on using the build-time ones there, and the rebuilt network would use
+    the learned ones. Such a connection is kept too when it was not asked
+    for, as its weights change with its ensemble.
+    """
+    for conn in sim.model.toplevel.all_connections:
+        post = conn.post_obj
+        if not isinstance(post, Neurons) or post.ensemble not in params:
+            continue
+        built = np.asarray(sim.data[post.ensemble].gain, dtype=np.float64)
+        learned = params[post.ensemble]["gain"]
+        if np.array_equal(built, learned):
+            continue
+        if np.any(learned[built != 0] == 0):
+            raise ValidationError(
+                f"a gain of {post.ensemble} was learned down to 0, so what {conn} "
+                "sends to its neurons cannot be kept",
+                attr="gain",
+                obj=post.ensemble,
+            )
+        ratio = np.divide(built, learned, out=np.ones_like(built), where=learned != 0)
+        ratio = ratio[conn.post_slice]
+        params.setdefault(conn, {})
+        weights = params[conn].get("weights")
+        signal = sim.model.sig[conn].get("weights")
+        if weights is None and signal is not None:
+            # not asked for, or from a direct-mode ensemble
+            weights = np.array(sim.signals[signal], dtype=np.float64)
+        if weights is None:
+            if not isinstance(conn.transform, NoTransform):
+                raise ValidationError(
+                    f"cannot keep what {conn} sends to the neurons of "
+                    f"{post.ensemble}, whose gains were learned: its "
+                    f"{type(conn.transform).__name__} transform cannot be scaled "
+                    "per neuron; use a Dense transform",
+                    attr="transform",
+                    obj=conn,
+                )
+            weights = np.ones(conn.size_out)
+        if weights.ndim == 2:
+            params[conn]["weights"] = weights * ratio[:, None]
+        else:
+            params[conn]["weights"] = weights * ratio
+
+
 def _set_feedback(conn, feedback):
-    (rule,) = [
+    rules = [
         r for r in _rules(conn) if isinstance(r.learning_rule_type, FeedbackAlignment)
     ]
-    rule_type = rule.learning_rule_type
+    if len(rules) != 1:
+        raise ValidationError(
+            f"there is a feedback matrix for {conn}, but it has no "
+            "FeedbackAlignment rule to take it: is the network built the same way "
+            "as the saved one?",
+            attr="learning_rule_type",
+            obj=conn,
+        )
+    rule_type = rules[0].learning_rule_type
     # `feedback` is a readonly parameter of a frozen object: write its value
     # directly, checked as the parameter would check it
     param = FeedbackAlignment.feedback
@@ -196,7 +310,7 @@ def _apply(params):
             continue
         if "weights" in values:
             weights = values["weights"]
-            if isinstance(obj.pre_obj, Ensemble):
+            if isinstance(obj.pre_obj, Ensemble) and not _is_direct(obj.pre_obj):
                 # decoded: the decoders include the transform, which becomes
                 # the identity; the function stays when its size still fits
                 if obj.size_mid != weights.shape[0]:
@@ -332,6 +446,13 @@ def load_params(network, path):
     path : str or path-like
         A file written by `.save_params`.
     """
+    if not isinstance(network, Network):
+        raise ValidationError(
+            f"must be the nengo.Network the parameters were saved from, built "
+            f"again, not {type(network).__name__} {network}",
+            attr="network",
+            obj=network,
+        )
     objects = {key: obj for obj, key in _object_keys(network).items()}
     params = {}
     with np.load(path) as data:
@@ -352,21 +473,50 @@ def load_params(network, path):
 
 
 def _check_shapes(obj, values, path):
+    """Check the arrays loaded for ``obj``: the names it can take (all three
+    for an ensemble), numeric values, and their shapes."""
     if isinstance(obj, Ensemble):
         expected = {
-            "encoders": (obj.n_neurons, obj.dimensions),
-            "gain": (obj.n_neurons,),
-            "bias": (obj.n_neurons,),
+            "encoders": [(obj.n_neurons, obj.dimensions)],
+            "gain": [(obj.n_neurons,)],
+            "bias": [(obj.n_neurons,)],
         }
+        required = expected
     else:
-        pre = obj.pre_obj.n_neurons if isinstance(obj.pre_obj, Ensemble) else None
-        expected = {"weights": (obj.size_out, pre or obj.size_mid)}
-    for name, shape in expected.items():
-        if name in values and values[name].shape != shape:
-            raise ValidationError(
-                f"the {name} saved in {path} have shape {values[name].shape}, but "
-                f"{obj} needs {shape}: is the network built the same way as the "
-                "saved one?",
-                attr=name,
-                obj=obj,
+        pre = obj.pre_obj
+        if isinstance(pre, Ensemble) and not _is_direct(pre):
+            shapes = [(obj.size_out, pre.n_neurons)]  # decoded
+        else:
+            # the transform's own shape: a scalar, elementwise or full matrix
+            shapes = [(obj.size_out, obj.size_mid), ()]
+            if obj.size_out == obj.size_mid:
+                shapes.append((obj.size_out,))
+        expected = {"weights": shapes, "feedback": None}
+        required = {}
+    for name in required:
+        if name not in values:
+            raise _file_error(path, obj, name, f"lacks the {name} of {obj}")
+    for name, value in values.items():
+        if name not in expected:
+            raise _file_error(path, obj, name, f"has a {name!r}, which {obj} has not")
+        if not np.issubdtype(value.dtype, np.number):
+            raise _file_error(
+                path, obj, name, f"holds {value.dtype} values for the {name} of {obj}"
             )
+        shapes = expected[name]
+        if shapes is not None and value.shape not in shapes:
+            raise _file_error(
+                path,
+                obj,
+                name,
+                f"has the {name} in shape {value.shape}, but {obj} needs "
+                f"{' or '.join(str(shape) for shape in shapes)}",
+            )
+
+
+def _file_error(path, obj, name, what):
+    return ValidationError(
+        f"{path} {what}: is the network built the same way as the saved one?",
+        attr=name,
+        obj=obj,
+    )

@@ -9,7 +9,7 @@ import math
 import numpy as np
 from nengo.base import NengoObject
 from nengo.connection import Connection
-from nengo.dists import DistOrArrayParam, Gaussian
+from nengo.dists import Gaussian
 from nengo.ensemble import Ensemble, Neurons
 from nengo.exceptions import ValidationError
 from nengo.learning_rules import LearningRuleType
@@ -25,7 +25,7 @@ from nengo.params import (
 from nengo.synapses import Lowpass, SynapseParam
 
 from nengo_fa.feedback import FeedbackLearning
-from nengo_fa.params import FiniteNumberParam, WarmupParam
+from nengo_fa.params import FeedbackParam, FiniteNumberParam, WarmupParam
 
 
 class DerivativeParam(Parameter):
@@ -617,7 +617,7 @@ class FeedbackAlignment(HiddenLayerRule):
         "bias_learning_rate", low=0, readonly=True, default=0.7
     )
     error_size = IntParam("error_size", low=1, readonly=True)
-    feedback = DistOrArrayParam(
+    feedback = FeedbackParam(
         "feedback",
         default=Gaussian(mean=0, std=1),
         sample_shape=("*", "error_size"),
@@ -1574,7 +1574,7 @@ class TraceRule(HiddenLayerRule):
         "bias_learning_rate", low=0, readonly=True, default=0.7
     )
     error_size = IntParam("error_size", low=1, readonly=True)
-    feedback = DistOrArrayParam(
+    feedback = FeedbackParam(
         "feedback",
         default=Gaussian(mean=0, std=1),
         sample_shape=("*", "error_size"),
@@ -1667,6 +1667,12 @@ class ERBP(LearningRuleType):
     :math:`\hat\delta = (U / \nu) \odot \Theta(v)` is probeable as
     ``"delta"``; the boxcar plays the part of :math:`G'(J)` in
     `.FeedbackAlignment`, and the dendrite that of :math:`B e`.
+
+    Every layer that ERBP trains takes the output error directly (as in
+    direct feedback alignment): it is not chained, and a nengo_fa rule
+    whose ``downstream`` connection carries ERBP treats that connection as
+    a readout, as it would one learned by `nengo.PES`, and takes its error
+    through a connection.
 
     Parameters
     ----------
@@ -1790,7 +1796,7 @@ class ERBP(LearningRuleType):
         "learning_rate", low=0, readonly=True, default=0.7
     )
     error_size = IntParam("error_size", low=1, readonly=True)
-    feedback = DistOrArrayParam(
+    feedback = FeedbackParam(
         "feedback",
         default=Gaussian(mean=0, std=1),
         sample_shape=("*", "error_size"),
@@ -1871,7 +1877,10 @@ class SyntheticGradient(HiddenLayerRule):
     go on for at most ``max_gap`` seconds after the last step that carried an
     error: once the error is gated to zero (to freeze the network, or when the
     teacher leaves), the hidden layer stops learning after ``max_gap``, and it
-    does not learn before the first error arrives.
+    does not learn before the first error arrives. Connect the error with
+    ``synapse=None`` (filter it upstream if need be; building warns
+    otherwise): a filtered error decays towards zero after the gate but is
+    not exactly zero for seconds, and the rule goes on learning from it.
 
     Parameters
     ----------
@@ -2036,7 +2045,7 @@ class SyntheticGradient(HiddenLayerRule):
         "bias_learning_rate", low=0, readonly=True, default=0.7
     )
     error_size = IntParam("error_size", low=1, readonly=True)
-    feedback = DistOrArrayParam(
+    feedback = FeedbackParam(
         "feedback",
         default=Gaussian(mean=0, std=1),
         sample_shape=("*", "error_size"),

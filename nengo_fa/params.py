@@ -2,6 +2,7 @@
 
 import math
 
+from nengo.dists import DistOrArrayParam
 from nengo.exceptions import ValidationError
 from nengo.params import NumberParam, Parameter
 from nengo.utils.numpy import is_array, is_number
@@ -49,3 +50,16 @@ class WarmupParam(Parameter):
                 obj=instance,
             )
         return super().coerce(instance, float(value))
+
+
+class FeedbackParam(DistOrArrayParam):
+    """A rule's fixed feedback matrix: a distribution, or an array.
+
+    Its hash does not depend on its value. `nengo_fa.freeze_params` writes a
+    learned feedback into the rule type, and Nengo keys a simulator's data by
+    the hash of the rule type (``sim.data[conn.learning_rule]``): a hash that
+    followed the value would lose them. Equality still compares the values.
+    """
+
+    def hashvalue(self, instance):
+        return None

@@ -227,3 +227,173 @@ def test_load_params_into_different_network_raises(seed, tmp_path):
         nengo.Ensemble(7, 2)
     with pytest.raises(ValidationError, match="built the same way"):
         nengo_fa.load_params(other, tmp_path / "params.npz")
+
+
+def hidden_rates(net, sim, steps=300):
+    """Run ``steps`` more steps with learning stopped; the hidden rates over
+    the last 100, once the synapses' transients have decayed (to e^-40)."""
+    sim.run_steps(steps)
+    return sim.data[net.p_rates][-100:]
+
+
+@pytest.mark.parametrize("transform", ["dense", "scalar", "none"])
+def test_gains_learned_into_other_connections_to_neurons(transform, seed, tmp_path):
+    """Nengo multiplies what a connection sends to ``ens.neurons`` by the
+    gains the ensemble was built with: freezing learned gains scales such a
+    connection's weights, so that the frozen network gets the same currents
+    (and the same when loaded from a file)."""
+    net = build("encoders", nengo.RectifiedLinear(), seed)
+    with net:
+        if transform == "dense":
+            drive = nengo.Node([0.5, -0.2])
+            kwargs = {"transform": np.linspace(-1, 1, 60).reshape(30, 2)}
+        else:
+            drive = nengo.Node(np.linspace(-0.5, 0.5, 30))
+            kwargs = {"transform": 0.7} if transform == "scalar" else {}
+        nengo.Connection(drive, net.hidden.neurons, **kwargs)
+        net.p_rates = nengo.Probe(net.hidden.neurons, synapse=None)
+    with nengo.Simulator(net, seed=seed, progress_bar=False) as sim:
+        sim.run(0.5)
+        gate(net, sim)
+        built_gain = sim.data[net.hidden].gain
+        nengo_fa.save_params(sim, tmp_path / "params.npz")
+        nengo_fa.freeze_params(sim)
+        net.t0[0] = sim.time
+        trained = hidden_rates(net, sim)
+    assert not np.allclose(net.hidden.gain, built_gain)  # the gains did change
+
+    def fresh(network):
+        network.t0[0] = 0.0
+        with nengo.Simulator(network, seed=seed, progress_bar=False) as sim:
+            return hidden_rates(network, sim)
+
+    assert np.allclose(fresh(net), trained, rtol=0, atol=1e-9 * trained.max())
+    again = build("encoders", nengo.RectifiedLinear(), seed)
+    with again:
+        drive = nengo.Node(drive.output)
+        nengo.Connection(drive, again.hidden.neurons, **kwargs)
+        again.p_rates = nengo.Probe(again.hidden.neurons, synapse=None)
+    again.gate[0] = 0.0
+    nengo_fa.load_params(again, tmp_path / "params.npz")
+    assert np.allclose(fresh(again), trained, rtol=0, atol=1e-9 * trained.max())
+
+
+def test_direct_mode_and_scalar_transforms_are_kept(seed, tmp_path):
+    """A direct-mode ensemble's connections keep their transforms (freezing
+    writes no decoders for them), and scalar transforms, as in the usual
+    ``Connection(target, error, transform=-1)``, save and load."""
+
+    def make():
+        with nengo.Network(seed=seed) as net:
+            stim = nengo.Node([0.3, -0.6])
+            direct = nengo.Ensemble(1, 2, neuron_type=nengo.Direct())
+            nengo.Connection(stim, direct, synapse=None)
+            out = nengo.Node(size_in=1)
+            nengo.Connection(direct, out, transform=[[1.0, 2.0]], synapse=None)
+            other = nengo.Node(size_in=2)
+            nengo.Connection(stim, other, transform=-1, synapse=None)
+            net.p = nengo.Probe(out)
+            net.p_other = nengo.Probe(other)
+        return net
+
+    def run(net):
+        with nengo.Simulator(net, progress_bar=False) as sim:
+            sim.run_steps(3)
+        return sim.data[net.p][-1], sim.data[net.p_other][-1]
+
+    net = make()
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        sim.run_steps(3)
+        nengo_fa.save_params(sim, tmp_path / "params.npz")
+        nengo_fa.freeze_params(sim)
+    expected = (np.array([-0.9]), np.array([-0.3, 0.6]))
+    for got, want in zip(run(net), expected):
+        assert np.allclose(got, want)
+    again = make()
+    nengo_fa.load_params(again, tmp_path / "params.npz")
+    for got, want in zip(run(again), expected):
+        assert np.allclose(got, want)
+
+
+def test_freeze_keeps_the_simulator_usable(seed, tmp_path):
+    """Freezing writes the feedback into the rule type; the open simulator
+    still finds its data for the rule, and can save afterwards."""
+    net = build("encoders", nengo.RectifiedLinear(), seed, learn_feedback=True)
+    with nengo.Simulator(net, seed=seed, progress_bar=False) as sim:
+        sim.run(0.1)
+        nengo_fa.freeze_params(sim)
+        assert sim.data[net.layer.learning_rule] is not None
+        live = nengo_fa.learned_params(sim)
+        nengo_fa.save_params(sim, tmp_path / "params.npz")
+    assert np.array_equal(
+        live[net.layer]["feedback"], net.layer.learning_rule_type.feedback
+    )
+
+
+def weight_solver_net(seed, learn):
+    """``pre -> post`` with a weight solver; with ``learn``, FA learns the
+    encoders of ``pre`` from a readout error."""
+    with nengo.Network(seed=seed) as net:
+        stim = nengo.Node(lambda t: [np.sin(5 * t), np.cos(5 * t)])
+        pre = nengo.Ensemble(20, 2)
+        post = nengo.Ensemble(20, 2)
+        into_pre = nengo.Connection(stim, pre)
+        net.solved = nengo.Connection(
+            pre, post, solver=nengo.solvers.LstsqL2(weights=True)
+        )
+        out = nengo.Node(size_in=1)
+        nengo.Connection(post, out, function=lambda x: x[0])
+        if learn:
+            into_pre.learning_rule_type = nengo_fa.FeedbackAlignment(1)
+            nengo.Connection(out, into_pre.learning_rule)
+    return net
+
+
+def test_weight_solver_connections(seed):
+    """A connection whose solver gives its full weights is rebuilt the same
+    while nothing it was solved from has learned, so it does not stop a
+    freeze; once its pre ensemble learned, it cannot be kept: a clear error."""
+    net = weight_solver_net(seed, learn=False)
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        sim.run(0.05)
+        assert net.solved not in nengo_fa.learned_params(sim)
+        nengo_fa.freeze_params(sim)
+    assert isinstance(net.solved.solver, nengo.solvers.LstsqL2)
+    net = weight_solver_net(seed, learn=True)
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        sim.run(0.05)
+        with pytest.raises(ValidationError, match="full weight matrix once they were"):
+            nengo_fa.freeze_params(sim)
+
+
+def test_bad_objs_and_files_raise(seed, tmp_path):
+    net = build("encoders", nengo.RectifiedLinear(), seed)
+    path = tmp_path / "params.npz"
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        for objs in (net.hidden[0], net.hidden.neurons, net.layer.learning_rule):
+            with pytest.raises(ValidationError, match="give the ensemble"):
+                nengo_fa.freeze_params(sim, objs=objs)
+        nengo_fa.save_params(sim, path)
+    with np.load(path) as data:
+        saved = dict(data)
+    with pytest.raises(ValidationError, match="must be the nengo.Network"):
+        nengo_fa.load_params(net.hidden, path)
+
+    def load_changed(name, **changes):
+        arrays = {k: v for k, v in saved.items() if k != name}
+        arrays.update(changes)
+        np.savez(tmp_path / "bad.npz", **arrays)
+        nengo_fa.load_params(
+            build("encoders", nengo.RectifiedLinear(), seed), tmp_path / "bad.npz"
+        )
+
+    gain = next(k for k in saved if k.endswith(".gain"))
+    with pytest.raises(ValidationError, match="lacks the gain"):
+        load_changed(gain)
+    with pytest.raises(ValidationError, match="has a 'foo'"):
+        load_changed(None, **{gain.replace("gain", "foo"): saved[gain]})
+    with pytest.raises(ValidationError, match="holds <U"):
+        load_changed(None, **{gain: saved[gain].astype(str)})
+    weights = next(k for k in saved if k.endswith(".weights"))
+    with pytest.raises(ValidationError, match="no FeedbackAlignment rule to take it"):
+        load_changed(None, **{weights.replace("weights", "feedback"): np.ones((30, 1))})
