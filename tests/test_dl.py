@@ -53,7 +53,8 @@ class Float64Simulator(nengo_dl.Simulator):
     reference simulator (float32 rounding breaks tests that check single
     updates to 1e-5)::
 
-        pytest tests/test_learning_rules.py -o nengo_simulator=test_dl.Float64Simulator
+        pytest tests/test_learning_rules.py \
+            -o nengo_simulator=tests.test_dl.Float64Simulator
     """
 
     def __init__(self, network, *args, **kwargs):
@@ -304,6 +305,40 @@ def test_float32_gains_stay_the_row_norms():
     assert np.min(gain / g0) < 0.01  # the case that drifted
     rows = np.linalg.norm(S.astype(float), axis=1) * net.hidden.radius
     assert np.max(np.abs(rows - gain) / gain) < 1e-5
+
+
+@pytest.mark.parametrize("dtype", ("float64", "float32"))
+def test_zero_gain_rate_keeps_gains_exactly(dtype, seed):
+    """With ``gain_learning_rate=0`` the gains stay what they were built as,
+    bit for bit, in both simulators and precisions, while the encoders learn
+    (the gains are not measured from the rows, whose length moves by
+    rounding)."""
+    net = product_net("fa", seed, n=20, rule_kwargs={"gain_learning_rate": 0})
+    with net:
+        p_gain = nengo.Probe(net.layer1.learning_rule, "gain", synapse=None)
+        p_enc = nengo.Probe(net.layer1.learning_rule, "scaled_encoders", synapse=None)
+    old = nengo.rc.get("precision", "bits")
+    nengo.rc.set("precision", "bits", dtype[-2:])
+    try:
+        with nengo.Simulator(net, progress_bar=False) as sim:
+            sim.run_steps(500)
+        ref_gain, ref_enc = sim.data[p_gain], sim.data[p_enc]
+    finally:
+        nengo.rc.set("precision", "bits", old)
+    with net:
+        nengo_dl.configure_settings(dtype=dtype)
+    with nengo_dl.Simulator(net, progress_bar=False) as sim:
+        sim.run_steps(500)
+    # (minibatch item, steps, ...); NengoDL probes a signal that no batch
+    # item changes without the item axis
+    dl_gain, dl_enc = (sim.data[p] for p in (p_gain, p_enc))
+    dl_gain = dl_gain[0] if dl_gain.ndim == 3 else dl_gain
+    dl_enc = dl_enc[0] if dl_enc.ndim == 4 else dl_enc
+    for gain, S in ((ref_gain, ref_enc), (dl_gain, dl_enc)):
+        assert np.array_equal(gain, np.broadcast_to(gain[0], gain.shape))
+        assert not np.allclose(S[-1], S[0])  # the encoders did learn
+        rows = np.linalg.norm(S[-1].astype(float), axis=1) * net.hidden.radius
+        assert np.allclose(rows, gain[-1], rtol=1e-5 if dtype == "float32" else 1e-12)
 
 
 def test_minibatch_items_learn_independently(seed):

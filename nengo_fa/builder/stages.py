@@ -82,8 +82,13 @@ class NumpyStep:
         # shrunk a thousandfold (and, with the earlier row rescaling, grew
         # without bound: NengoDL's float32 divergence at n = 50000). With less
         # than float64, the step measures g = r |S_i| from S instead, and the
-        # gain signal is set to the measured gain plus the step.
-        self.exact_gains = self.c.learns_encoders and dtype.itemsize < 8
+        # gain signal is set to the measured gain plus the step. Gains whose
+        # rate is 0 do not move: the signal keeps them exactly.
+        self.exact_gains = (
+            self.c.learns_encoders
+            and self.c.gain_learning_rate > 0
+            and dtype.itemsize < 8
+        )
         self.gain = np.empty(n, dtype=dtype) if self.exact_gains else self.gain_signal
         # |S_i|, when the encoder update measured it in its pass over S
         self.row_norms = None if op.row_norms is None else signals[op.row_norms]

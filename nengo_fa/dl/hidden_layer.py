@@ -167,6 +167,14 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
         self.learns_directions = tf.constant(
             np.repeat([ci.learning_rate > 0 for ci in c], self.sizes)
         )
+        # the gains are measured from S where they learn; where their rate is
+        # 0 the gain signal keeps them exactly, as in the reference simulator
+        self.measures_gains = tf.constant(
+            np.repeat(
+                [ci.learns_encoders and ci.gain_learning_rate > 0 for ci in c],
+                self.sizes,
+            )
+        )
         families = [op_derivative(op) for op in ops]
         family = families[0][0]
         assert all(f == family for f, _ in families)  # see mergeable
@@ -294,12 +302,13 @@ class SimHiddenLayerRuleBuilder(OpBuilder):
             scatter(signals, self.x_seen_flat, x_ops)
         gain_signal, bias = gather(self.gain_data), gather(self.bias_data)
         # the gains the scaled encoders have, g = r |S_i|, measured every step
-        # in every precision: the reference simulator measures them below
-        # float64 and, in float64, on rows at the gain floor or ceiling (see
-        # NumpyStep.measure_bounded_rows); here one more reduction over S
-        # costs about what sx does, and no per-row case is needed
+        # in every precision where the gains learn: the reference simulator
+        # measures them below float64 and, in float64, on rows at the gain
+        # floor or ceiling (see NumpyStep.measure_bounded_rows); here one more
+        # reduction over S costs about what sx does, and no per-row case is
+        # needed
         measured = self.radius * tf.sqrt(tf.reduce_sum(tf.square(S), axis=-1))
-        gain = tf.where(self.learns_encoders, measured, gain_signal)
+        gain = tf.where(self.measures_gains, measured, gain_signal)
 
         fe, nu = self.feedback_error(signals, error)
         nu = check(nu, "the feedback")
