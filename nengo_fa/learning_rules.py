@@ -1473,7 +1473,12 @@ class TraceRule(HiddenLayerRule):
     its synapses the expectation is still held, so an input change then
     would be learned as if the target had caused it). With a target present
     all the time the expectation is never updated after the first step, and
-    the rule learns the input's drift instead: use `.FeedbackAlignment`.
+    the rule learns the input's drift instead, and its own changes to the
+    current, which it then reinforces: at the default rates such a network
+    can diverge within a second. Use `.FeedbackAlignment` there. The
+    reference simulator warns (a ``NengoWarning``) when a target has been
+    present for 20 ``slow_tau`` with no minus phase of at least 3
+    ``slow_tau`` in between.
 
     **From discrete phases to continuous time.** GeneRec and CHL settle the
     network twice per pattern and apply one update at the end; axon's trace

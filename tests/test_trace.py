@@ -1,11 +1,12 @@
 """Tests of `nengo_fa.TraceRule` and its `.SimTraceError` (`nengo_fa.builder.trace`)."""
 
 import pickle
+import warnings
 
 import nengo
 import numpy as np
 import pytest
-from nengo.exceptions import BuildError, ValidationError
+from nengo.exceptions import BuildError, NengoWarning, ValidationError
 
 import nengo_fa
 from nengo_fa.builder.numerics import rms_row_norm
@@ -118,6 +119,36 @@ def test_local_error_is_the_held_filter_difference(Simulator):
     delta = on[:, None] * c * (expectation - outcome) * (J > 0)
     assert np.any(np.abs(delta) > 0)
     assert np.allclose(p["delta"], delta, atol=1e-10)
+
+
+def test_nudge_is_added_after_the_encoding(Simulator):
+    """Both the nudge and the encoder update add to the hidden current: the
+    nudge comes after it in every build, so that the sum, and the run, is
+    the same bit for bit (Nengo's optimizer ordered them either way)."""
+    from nengo_fa.builder import SimHiddenLayerEncoderUpdate, SimTopDownNudge
+
+    net = _probed_net()
+    with Simulator(net, progress_bar=False) as sim:
+        order = [type(op) for op in sim.step_order]
+        assert order.index(SimHiddenLayerEncoderUpdate) < order.index(SimTopDownNudge)
+
+
+def test_always_present_target_warns(Simulator):
+    """A target that never leaves for a minus phase long enough for the
+    expectation to settle gets a warning after 20 slow_tau; the phased
+    network of the other tests does not."""
+    net = phased_product_net("trace", seed=0)
+    with net:
+        always = nengo.Node([0.5])
+        nengo.Connection(always, net.layer1.learning_rule, synapse=None)
+    with pytest.warns(NengoWarning, match="no minus phase long enough"):
+        with Simulator(net, progress_bar=False) as sim:
+            sim.run(0.25)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NengoWarning)
+        with Simulator(phased_product_net("trace", seed=0), progress_bar=False) as sim:
+            sim.run(1.0)
+    assert np.any(sim.data[sim.model.toplevel.p_phase] > 0)
 
 
 def test_nothing_learned_without_a_target(Simulator):

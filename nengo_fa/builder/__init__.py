@@ -53,7 +53,7 @@ from nengo_fa.builder.lra import SimLRATarget
 from nengo_fa.builder.rule import build_hidden_layer_rule
 from nengo_fa.builder.synthetic import SimSyntheticGradient
 from nengo_fa.builder.target_prop import SimDifferenceTarget, SimTopTarget
-from nengo_fa.builder.trace import SimTraceError
+from nengo_fa.builder.trace import SimTopDownNudge, SimTraceError
 from nengo_fa.builder.warmup import SimErrorWarmup
 from nengo_fa.builder.weights import SimHiddenLayerWeights
 
@@ -73,6 +73,7 @@ OPERATORS = (
     SimTopTarget,
     SimDifferenceTarget,
     SimLRATarget,
+    SimTopDownNudge,
     SimTraceError,
     SimSyntheticGradient,
     SimErrorWarmup,

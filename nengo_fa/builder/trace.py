@@ -3,7 +3,7 @@ r"""The trace rule's top-down nudge and its local error (`.TraceRule`).
 A `.TraceRule` is a `.HiddenLayerRule` whose feedback source does two things
 instead of giving the rule a feedback matrix to multiply the error by:
 
-- a Nengo ``DotInc`` adds the top-down nudge
+- a `SimTopDownNudge` adds the top-down nudge
   :math:`-\kappa_{td} \, \mathrm{diag}(g) B e / \nu` to the hidden neurons'
   input current (:math:`g` the build-time gains), where it changes their
   activity;
@@ -20,7 +20,6 @@ import warnings
 
 import numpy as np
 from nengo.builder import Operator, Signal
-from nengo.builder.operator import DotInc
 from nengo.exceptions import NengoWarning
 from nengo.rc import rc
 
@@ -32,6 +31,14 @@ from nengo_fa.builder.feedback_sources import (
 from nengo_fa.builder.hidden_layer import feedback_error_signals
 from nengo_fa.builder.numerics import rms_row_norm
 from nengo_fa.learning_rules import TraceRule
+
+
+#: A plus phase longer than this many ``slow_tau`` gets a warning: without
+#: minus phases the expectation is never updated, and the rule's own changes
+#: to the current, learned during the plus phase, feed back into
+#: :math:`J_f - J_s` and can grow without bound (measured: a continuous
+#: target at the default rates overflowed within 0.3 s on one network).
+LONG_PLUS_PHASE = 20
 
 
 @register_feedback_source(TraceRule)
@@ -59,7 +66,7 @@ class TopDownNudge(FeedbackSource):
         if nu > 0:
             top_down = -(rule_type.nudge / nu) * gain[:, None] * B
             model.add_op(
-                DotInc(
+                SimTopDownNudge(
                     Signal(
                         top_down.astype(rc.float_dtype),
                         name="TraceRule:top_down",
@@ -67,6 +74,7 @@ class TopDownNudge(FeedbackSource):
                     ),
                     ctx.error,
                     current,
+                    model.sig[ens]["encoders"],
                     tag=f"{ctx.prefix}: top-down nudge",
                 )
             )
@@ -92,6 +100,9 @@ class TopDownNudge(FeedbackSource):
                 feedback_norm=nu,
                 threshold=rule_type.phase_threshold,
                 tag=ctx.prefix,
+                long_plus_steps=int(
+                    np.ceil(LONG_PLUS_PHASE * rule_type.slow_tau / model.dt)
+                ),
             )
         )
         ready(feedback, False, feedback_error)
@@ -110,6 +121,65 @@ class TopDownNudge(FeedbackSource):
                 NengoWarning,
             )
         return B
+
+
+class SimTopDownNudge(Operator):
+    r"""Add `.TraceRule`'s top-down nudge to the hidden neurons' current.
+
+    Implements :math:`J \mathrel{+}= A e`, with :math:`A = -\kappa_{td} \,
+    \mathrm{diag}(g) B / \nu`, as Nengo's ``DotInc`` would, after every
+    write to the ensemble's scaled encoders :math:`S` (it lists them as
+    read): the encoder update that also adds :math:`S x` to :math:`J`
+    (`.SimHiddenLayerEncoderUpdate`) then always comes first. Two operators
+    that add to the same signal are otherwise unordered, Nengo's optimizer
+    ordered these two either way from one build to the next, and the sum
+    then differed by rounding (1e-14 to 2.5e-9 after 0.3 s).
+
+    Parameters
+    ----------
+    top_down : Signal
+        :math:`A`, ``(n, error_size)``.
+    error : Signal
+        :math:`e`.
+    current : Signal
+        :math:`J`, ``(n,)``.
+    after : Signal
+        The scaled encoders :math:`S` (read only to order this operator).
+    tag : str, optional
+        A label associated with the operator, for debugging purposes.
+
+    Notes
+    -----
+    1. sets ``[]``
+    2. incs ``[current]``
+    3. reads ``[top_down, error, after]``
+    4. updates ``[]``
+    """
+
+    def __init__(self, top_down, error, current, after, tag=None):
+        super().__init__(tag=tag)
+        self.sets = []
+        self.incs = [current]
+        self.reads = [top_down, error, after]
+        self.updates = []
+
+    top_down = property(lambda self: self.reads[0])
+    error = property(lambda self: self.reads[1])
+    current = property(lambda self: self.incs[0])
+
+    @property
+    def _descstr(self):
+        return f"{self.current} += {self.top_down} . {self.error}"
+
+    def make_step(self, signals, dt, rng):
+        A, e, J = (signals[sig] for sig in (self.top_down, self.error, self.current))
+        tmp = np.empty_like(J)
+
+        def step_simtopdownnudge():
+            np.dot(A, e, out=tmp)
+            np.add(J, tmp, out=J)
+
+        return step_simtopdownnudge
 
 
 def _inverse(x):
@@ -158,6 +228,10 @@ class SimTraceError(Operator):
         :math:`\theta_p`, ``phase_threshold``.
     tag : str, optional
         A label associated with the operator, for debugging purposes.
+    long_plus_steps : int, optional
+        Warn (a ``NengoWarning``, once) when a plus phase lasts this many
+        steps: the rule then runs without the phases it needs
+        (`LONG_PLUS_PHASE`).
 
     Notes
     -----
@@ -181,8 +255,10 @@ class SimTraceError(Operator):
         feedback_norm,
         threshold,
         tag=None,
+        long_plus_steps=None,
     ):
         super().__init__(tag=tag)
+        self.long_plus_steps = long_plus_steps
         self.fast_decay = fast_decay
         self.slow_decay = slow_decay
         self.scale = np.asarray(scale, dtype=np.float64)
@@ -238,11 +314,37 @@ class SimTraceError(Operator):
         nu_value = self.feedback_norm
         has_error = e.shape[0] > 0
         tmp = np.empty_like(J_f)
+        long_plus = self.long_plus_steps
+        # a minus phase that lets the expectation settle: 3 slow_tau
+        settle = max(1, int(np.ceil(3 / np.log(1 / a_s)))) if 0 < a_s < 1 else 1
+        plus_steps = minus_steps = 0
+        tag = self.tag
+
+        def warn_long_plus():
+            warnings.warn(
+                f"{tag}: a target has been present for {long_plus * dt:g} s "
+                "with no minus phase long enough for the expectation to settle "
+                "(every error component at or below phase_threshold for 3 "
+                "slow_tau). The rule needs phases: without them its expectation "
+                "is not updated, what it learns in the plus phase feeds back "
+                "into what it learns from, and the network can diverge. For an "
+                "error that is always present, use FeedbackAlignment.",
+                NengoWarning,
+            )
 
         def step_simtraceerror():
+            nonlocal plus_steps, minus_steps, long_plus
             # NaN compares False: no plus phase; the rule's own check then
             # reports the error
             on = has_error and np.max(np.abs(e)) > threshold
+            minus_steps = 0 if on else minus_steps + 1
+            if minus_steps >= settle:
+                plus_steps = 0
+            elif on:
+                plus_steps += 1
+            if long_plus is not None and plus_steps >= long_plus:
+                warn_long_plus()
+                long_plus = None  # once
             if phase[0] < 0:
                 J_f[...] = J
                 J_s[...] = J

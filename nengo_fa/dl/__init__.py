@@ -34,7 +34,8 @@ Every operator that nengo_fa's build functions add (`SUPPORTED_OPERATORS`):
 - from `nengo_fa.builder.alignment`: `.SimForwardMatrix`, `.SimKolenPollack`,
   `.SimAlignmentTerms` (learned feedback) and `.SimAlignmentDiagnostics`;
 - `.SimLRATarget` (`.LRA`'s saturating local error);
-- `.SimTraceError` (`.TraceRule`'s outcome, expectation and phase);
+- `.SimTraceError` (`.TraceRule`'s outcome, expectation and phase) and
+  `.SimTopDownNudge` (its nudge into the hidden current);
 - `.SimERBP` and `.SimERBPWeights` (`.ERBP`); TensorFlow applies the
   event-driven weight update densely, with the same values;
 - `.SimSyntheticGradient` (`.SyntheticGradient`'s predictor);

@@ -1,10 +1,11 @@
-"""NengoDL builder of `.SimTraceError` (`.TraceRule`'s outcome, expectation,
-phase and feedback error)."""
+"""NengoDL builders of `.SimTraceError` (`.TraceRule`'s outcome, expectation,
+phase and feedback error) and `.SimTopDownNudge` (its nudge)."""
 
+import numpy as np
 import tensorflow as tf
 from nengo_dl.builder import Builder
 
-from nengo_fa.builder import SimTraceError
+from nengo_fa.builder import SimTopDownNudge, SimTraceError
 from nengo_fa.dl.common import StackedBuilder, scatter
 
 
@@ -59,3 +60,24 @@ class SimTraceErrorBuilder(StackedBuilder):
         scatter(signals, self.phase_data, tf.cast(on, J.dtype))
         scatter(signals, self.fe_data, fe)
         scatter(signals, self.nu_data, self.nu * tf.ones_like(phase))
+
+
+@Builder.register(SimTopDownNudge)
+class SimTopDownNudgeBuilder(StackedBuilder):
+    r"""Build a group of `.SimTopDownNudge` operators: :math:`J \mathrel{+}=
+    A e` (NengoDL orders the additions into :math:`J` as the reference
+    simulator does, from the operators' reads)."""
+
+    def build_pre(self, signals, config):
+        super().build_pre(signals, config)
+        self.top_down = tf.constant(
+            np.stack([op.top_down.initial_value for op in self.ops])[None],
+            dtype=signals.dtype,
+        )  # (1, K, n, d)
+        self.error_data = self.stack(signals, lambda op: op.error)
+        self.current_data = self.stack(signals, lambda op: op.current, output=True)
+
+    def build_step(self, signals):
+        e = self.gather(signals, self.error_data)  # (B, K, d)
+        nudge = tf.reduce_sum(self.top_down * e[..., None, :], axis=-1)
+        scatter(signals, self.current_data, nudge, mode="inc")
