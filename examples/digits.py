@@ -23,7 +23,7 @@ previous one. With 50 neurons, random encoders represent the 64-pixel images
 poorly, and learning the encoders, gains and biases gives the readout much
 better features.
 
-Run it as a script (``python examples/digits.py``, a couple of minutes) to
+Run it as a script (``python examples/digits.py``, under a minute) to
 train the three networks side by side and plot their test accuracy over
 training (``--save DIR`` saves the figures instead of showing them), or open
 it in Nengo GUI (``nengo examples/digits.py``) to watch them learn; the layout

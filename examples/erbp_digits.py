@@ -187,7 +187,8 @@ def plot(results, weights):
     ax_acc.set_xticks(x, names)
     ax_acc.set_ylabel("accuracy")
     ax_acc.set_title("held-out (frozen) and last epoch (online)")
-    ax_acc.legend()
+    ax_acc.set_ylim(0, 1.15)  # room above the bars for the legend
+    ax_acc.legend(loc="upper right", ncol=2)
     for name, change in weights.items():
         ax_w.plot(np.arange(len(change)) * 0.5, change, label=name)
     ax_w.set_xlabel("time (s)")

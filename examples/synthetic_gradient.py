@@ -148,7 +148,8 @@ def main(t_train=40.0 * SCALE, t_test=20.0 * SCALE, seeds=(0,)):
     ax.axvline(t_train, color="k", linestyle=":", label="learning stops")
     ax.set(xlabel="time (s)", ylabel="squared error", yscale="log")
     ax.set_title(f"Error on {FRACTION:.0%} of the steps: squared error (smoothed)")
-    ax.legend()
+    # beside the axes, where it hides no curve
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
     for label, r in results.items():
         print(
             f"{label:>18}: frozen {np.mean(r['frozen']):.4f} "
