@@ -165,20 +165,21 @@ def test_training_all_layers_beats_readout_only(Simulator, plt):
     the PES readout alone: trained for 40 s, then frozen (error gated to
     zero), tested over the next 20 s (one period of the input).
 
-    Measured frozen MSE, readout only / rule, at the default rates, seeds 0-9
-    (the first is this test's): BP 2.70, 1.98, 3.36, 4.75, 2.07, 2.01, 2.11,
-    2.40, 1.84, 0.96 (with ``warmup=None`` 2.13, 1.79, 2.82, 4.67, 1.75,
-    1.67, 1.70, 1.82, 1.57, 0.79); sign symmetry 2.21, 2.26, 3.11, 3.63,
-    2.22, 1.98, 2.09, 2.40, 1.90, 1.07 (with ``warmup=None`` 1.89, 1.96,
-    2.66, 3.55, 2.12, 1.67, 1.65, 1.58, 1.66, 0.92). On seed 9 the readout
-    alone already reaches 0.0072. Chained feedback alignment
-    and direct feedback alignment are measured and plotted too, but not
-    asserted: on this small network with a one-dimensional error they beat
-    the readout alone on some seeds (3.0x and 3.3x on seed 0) and lose badly
-    on others, below 0.1x: FA on seeds 5 and 8 (online error 0.10-0.14: it
-    never learned), DFA on 5 and 9 (online 0.02-0.03, frozen 0.12-0.25: what
-    it tracked is lost; docs: theory, "Feedback alignment on small
-    networks").
+    Measured frozen MSE, rule / readout only, at the default rates (the
+    rules pairing their error with the filtered current and input), seeds
+    0-9 (the first is this test's), 11, 23, 42, 57 and 91: BP 0.37, 0.51,
+    0.30, 0.22, 0.49, 0.50, 0.48, 0.42, 0.55, 1.04, 0.85, 0.79, 0.48, 0.51,
+    0.41; sign symmetry 0.45, 0.44, 0.33, 0.28, 0.46, 0.51, 0.49, 0.42,
+    0.53, 0.94, 0.74, 0.79, 0.43, 0.50, 0.40. On seed 9 the readout alone
+    already reaches 0.0072, and BackProp ends 4% above it: the bound below
+    (0.9) is what held on the other 14 seeds, not this seed's 0.37.
+    Chained feedback alignment and direct feedback alignment are measured
+    and plotted too, but not asserted: on this small network with a
+    one-dimensional error they beat the readout alone on some seeds (3.0x
+    and 3.3x on seed 0) and lose badly on others, below 0.1x: FA on seeds 5
+    and 8 (online error 0.10-0.14: it never learned), DFA on 5 and 9
+    (online 0.02-0.03, frozen 0.12-0.25: what it tracked is lost; docs:
+    theory, "Feedback alignment on small networks").
     """
     seed, t_train, t_test = 0, 40.0, 20.0
     frozen = {}
@@ -192,7 +193,7 @@ def test_training_all_layers_beats_readout_only(Simulator, plt):
     plt.legend()
     print(frozen)
     for rule in ("bp", "ss"):
-        assert frozen[rule] < 0.7 * frozen[None], (rule, frozen)
+        assert frozen[rule] < 0.9 * frozen[None], (rule, frozen)
 
 
 @pytest.mark.slow

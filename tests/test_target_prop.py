@@ -250,25 +250,31 @@ def test_bad_downstream_raises(Simulator):
 @pytest.mark.slow
 def test_frozen_deep_network_beats_pes_only(Simulator, plt):
     """Trained 20 s on `deep_net` (two hidden layers), frozen, tested 10 s,
-    in the same run as PES only (the readout alone) and chained FA; the
-    ensemble and connection seeds are explicit and the same in each.
+    in the same run as PES only (the readout alone), on seeds 0-4; the
+    ensemble and connection seeds are explicit and the same for both.
 
-    DTP must beat PES only; chained FA is measured and plotted, not
-    asserted. Measured frozen MSE on this seed (0): PES only 0.0721, chained
-    FA 0.0432, DTP 0.0516 (0.72 of PES only); DTP whose inverse does not
-    learn (the top layer alone, by backprop's step) 0.0520. Seeds 1-4 and
-    longer runs: docs, theory, "Difference target propagation" (DTP lost to
-    PES only on one seed of five).
+    DTP's frozen error over PES only's, seeds 0-9, 11, 23, 42, 57, 91: 0.72,
+    0.60, 0.72, 0.60, 1.56, 0.73, 0.53, 0.75, 0.59, 0.85, 1.11, 1.37, 1.05,
+    0.49, 0.43. It beat PES only on 11 of those 15 seeds (geometric mean
+    0.76), not on all, so the test asserts that: at least four of these
+    five, and a geometric mean below 0.9 (measured 0.78). On seed 0 chained
+    FA reached 0.0432 and DTP whose inverse does not learn (the top layer
+    alone, by backprop's step) 0.0520, against DTP's 0.0516 and PES only's
+    0.0721 (docs: theory, "Difference target propagation").
     """
-    seed, t_train, t_test = 0, 20.0, 10.0
-    frozen = {}
-    for name, kind in (("pes only", None), ("chained FA", "fa"), ("DTP", "dtp")):
-        net = deep_net(kind, seed, freeze_at=t_train)
-        frozen[name], _, sim = train_freeze_test(Simulator, net, t_train, t_test)
-        sq = nengo.Lowpass(1.0).filt(sim.data[net.p_error] ** 2, dt=sim.dt)
-        plt.semilogy(sim.trange(), sq, label=name, lw=0.5)
-    plt.axvline(t_train, color="k", linestyle=":")
-    plt.ylabel("squared error (1 s low-pass)")
+    seeds, t_train, t_test = range(5), 20.0, 10.0
+    frozen = {"pes only": [], "DTP": []}
+    for seed in seeds:
+        for name, kind in (("pes only", None), ("DTP", "dtp")):
+            net = deep_net(kind, seed, freeze_at=t_train)
+            error, _, _ = train_freeze_test(Simulator, net, t_train, t_test)
+            frozen[name].append(error)
+    for name, errors in frozen.items():
+        plt.semilogy(list(seeds), errors, "o-", label=name)
+    plt.xlabel("seed")
+    plt.ylabel("frozen test MSE")
     plt.legend()
     print(frozen)
-    assert frozen["DTP"] < 0.8 * frozen["pes only"], frozen
+    ratio = np.array(frozen["DTP"]) / np.array(frozen["pes only"])
+    assert np.count_nonzero(ratio < 1) >= 4, frozen
+    assert np.exp(np.mean(np.log(ratio))) < 0.9, frozen

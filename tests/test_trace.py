@@ -17,30 +17,40 @@ from .networks import phased_product_net, phased_train_freeze_test
 def test_trace_rule_learns_frozen_better_than_pes_only_and_like_fa(Simulator, plt):
     """Train 20 s with the target in the second half of each presentation,
     freeze, test 5 s on new points: against PES only and FeedbackAlignment
-    fed the same phased error, in the same run.
+    fed the same phased error, in the same run, on seeds 0-4.
 
-    Seed 3 of the task. Over seeds 0-5 (30 s of training) the trace rule
-    beat PES only on five; on seed 0 the nudge spoils the readout's learning
-    (FA given the same nudge fails there too), as documented in the rule's
-    Notes and the theory page.
+    Over 11 seeds (0-5, 11, 23, 42, 57, 91) the trace rule's frozen error
+    was 0.30-0.81 of PES only's on nine, and 2.0 and 1.09 on seeds 0 and 57:
+    there the nudge spoils the readout's learning (as documented in the
+    rule's Notes and on the theory page; the FA here gets no nudge, and
+    reaches 0.6 of PES only's on seed 0). So the test asserts what held over
+    those seeds: better than PES only on at least four of these five, and
+    about FA's error over them (geometric means within 1.5x; measured 0.95).
     """
-    results = {}
-    for rule in ("pes", "fa", "trace"):
-        net = phased_product_net(rule, seed=3, n=20, freeze_at=20.0)
-        frozen, online, sim = phased_train_freeze_test(Simulator, net, 20.0, 5.0)
-        results[rule] = frozen, online
-        if rule == "trace":
-            bias = sim.data[net.p_rule[1]]
-            assert not np.allclose(bias[0], bias[-1])  # it learned
-            # and nothing after the freeze
-            after = sim.trange() > 20.1
-            assert np.allclose(bias[after][0], bias[-1])
-            plt.plot(sim.trange(), sim.data[net.p_error][:, 0] ** 2, label="trace")
+    seeds = range(5)
+    frozen = {rule: [] for rule in ("pes", "fa", "trace")}
+    for seed in seeds:
+        for rule in frozen:
+            net = phased_product_net(rule, seed=seed, n=20, freeze_at=20.0)
+            error, _, sim = phased_train_freeze_test(Simulator, net, 20.0, 5.0)
+            frozen[rule].append(error)
+            if rule == "trace":
+                bias = sim.data[net.p_rule[1]]
+                assert not np.allclose(bias[0], bias[-1])  # it learned
+                # and nothing after the freeze
+                after = sim.trange() > 20.1
+                assert np.allclose(bias[after][0], bias[-1])
+    for rule, errors in frozen.items():
+        plt.semilogy(list(seeds), errors, "o-", label=rule)
+    plt.xlabel("seed")
+    plt.ylabel("frozen test MSE")
     plt.legend()
-    print({k: f"frozen {f:.4f}, online {o:.4f}" for k, (f, o) in results.items()})
-    assert results["trace"][0] < 0.7 * results["pes"][0]
+    print(frozen)
+    pes, fa, trace = (np.array(frozen[k]) for k in ("pes", "fa", "trace"))
+    assert np.count_nonzero(trace < pes) >= 4, frozen
     # learning from the nudge does about as well as FA's direct feedback
-    assert results["trace"][0] < 2 * results["fa"][0]
+    gm_trace, gm_fa = np.exp(np.mean(np.log(trace))), np.exp(np.mean(np.log(fa)))
+    assert gm_trace < 1.5 * gm_fa, frozen
 
 
 def _probed_net(rates=None, freeze_at=np.inf):

@@ -155,12 +155,13 @@ def test_chained_rule_refuses_seconds_of_its_own():
 @pytest.mark.slow
 def test_warmup_keeps_what_is_learned(Simulator):
     """Trained on the product task for 40 s, then frozen, BackProp with its
-    warm-up leaves a network well below PES only's error in the same run, as
-    BackProp without it does (test_learning_rules)."""
+    warm-up leaves a network below PES only's error in the same run, as
+    BackProp without it does (test_learning_rules; the bound is the worst of
+    the seeds measured there, 0.85 of PES only's, not this seed's 0.33)."""
     t_train, t_test, seed = 40.0, 20.0, 1
     frozen = {}
     for rule, kwargs in ((None, {}), ("bp", dict(warmup="readout"))):
         net = product_net(rule, seed, freeze_at=t_train, rule_kwargs=kwargs)
         frozen[rule], _, _ = train_freeze_test(Simulator, net, t_train, t_test)
     print(f"frozen: {frozen}")
-    assert frozen["bp"] < 0.6 * frozen[None], frozen
+    assert frozen["bp"] < 0.9 * frozen[None], frozen

@@ -32,7 +32,6 @@ from nengo_fa.builder.hidden_layer import feedback_error_signals
 from nengo_fa.builder.numerics import rms_row_norm
 from nengo_fa.learning_rules import TraceRule
 
-
 #: A plus phase longer than this many ``slow_tau`` gets a warning: without
 #: minus phases the expectation is never updated, and the rule's own changes
 #: to the current, learned during the plus phase, feed back into
