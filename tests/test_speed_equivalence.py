@@ -500,3 +500,37 @@ def test_weights_with_two_rules_keep_generic_path(Simulator, seed, monkeypatch):
         copies = [op for op in ops if isinstance(op, Copy) and op.dst.shape == shape]
         assert len(copies) == 2  # both rules of the second connection
         assert two.learning_rule is not None
+
+
+@pytest.mark.parametrize("pre_synapse", [None, nengo.Lowpass(0.005)])
+def test_step_without_feedback_is_compiled(Simulator, seed, monkeypatch, pre_synapse):
+    """While BackProp's readout is all zero (nu = 0: no feedback yet), the
+    compiled step takes the step itself, with the numpy stages' results
+    (delta 0, no update): it used to hand every such step to them, at three
+    times the cost."""
+    with nengo.Network(seed=seed) as net:
+        stim = nengo.Node(lambda t: [np.sin(5 * t), np.cos(3 * t)])
+        hidden = nengo.Ensemble(20, 2, neuron_type=nengo.RectifiedLinear())
+        readout = nengo.Connection(
+            hidden.neurons, nengo.Node(size_in=1), transform=np.zeros((1, 20))
+        )
+        rule = nengo_fa.BackProp(readout, warmup=None, pre_synapse=pre_synapse)
+        layer = nengo.Connection(stim, hidden, learning_rule_type=rule)
+        nengo.Connection(stim[0], layer.learning_rule)
+        probes = {k: nengo.Probe(layer.learning_rule, k, synapse=None) for k in KEYS}
+    numpy_steps = []
+    original = stages.NumpyStep.step
+    monkeypatch.setattr(
+        stages.NumpyStep,
+        "step",
+        lambda self: numpy_steps.append(1) or original(self),
+    )
+    with Simulator(net) as sim:
+        sim.step()  # the input is still 0 behind its synapse: the numpy stages
+        numpy_steps.clear()
+        sim.run_steps(50)
+    assert len(numpy_steps) == (0 if settings.compiled_kernels() else 50)
+    assert not np.any(sim.data[probes["delta"]])
+    for key in ("bias", "gain", "scaled_encoders"):
+        data = sim.data[probes[key]]
+        assert np.array_equal(data[-1], data[0]), key

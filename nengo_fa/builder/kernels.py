@@ -180,7 +180,9 @@ def hidden_layer_prologue(error, FT, fe, x, scratch, params):
     negative code for the cases that the numpy stages
     (`nengo_fa.builder.stages.NumpyStep`) handle: -1 if :math:`|x|^2` is
     not finite, -2 if it is 0, -3 if :math:`e \\cdot e` is not finite, -4 if
-    :math:`\\nu` is 0 or not finite.
+    :math:`\\nu` is not finite; or `NO_FEEDBACK` if :math:`\\nu` is 0 (no
+    feedback yet, e.g. a readout that starts at zero), a step without an
+    update that `hidden_layer_no_feedback` takes.
 
     It is a separate function from `hidden_layer_update` on purpose: with
     these loops in the same function, LLVM no longer vectorised the
@@ -196,6 +198,8 @@ def hidden_layer_prologue(error, FT, fe, x, scratch, params):
     nu = params[GIVEN_NORM]
     if FT.shape[0] > 0:
         nu = feedback_error(error, FT, fe, scratch, nu)
+    if nu == 0.0:
+        return NO_FEEDBACK
     if not 0.0 < nu < math.inf:
         return -4
     params[INPUT_SQ] = xx
@@ -204,6 +208,29 @@ def hidden_layer_prologue(error, FT, fe, x, scratch, params):
 
 
 hidden_layer_prologue.helpers = (sum_squares, feedback_error)
+
+#: `hidden_layer_prologue`'s code for :math:`\\nu = 0`.
+NO_FEEDBACK = -5
+
+
+def hidden_layer_no_feedback(fe, delta, bias_delta, gain_delta, beta, alpha, params):
+    """A step of `.SimHiddenLayerRule` without feedback (:math:`\\nu = 0`,
+    after `hidden_layer_prologue` returned `NO_FEEDBACK`), as the numpy
+    stages take it: the local error :math:`(F e) \\odot G'(J)` (``delta``
+    holds :math:`G'(J)` on entry, and :math:`F e` is 0), checked, and no
+    update at all. Writes ``params[N_BAD]`` and clears the other counts."""
+    bad = 0.0
+    for i in range(delta.shape[0]):
+        d = fe[i] * delta[i]
+        delta[i] = d
+        bad += d * 0.0
+        bias_delta[i] = 0.0
+        gain_delta[i] = 0.0
+        beta[i] = 0.0
+        alpha[i] = 1.0
+    params[N_BAD] = bad != 0.0
+    params[N_BOUNDED] = 0.0
+    params[N_CLIPPED] = 0.0
 
 
 def hidden_layer_update(
@@ -379,7 +406,8 @@ def hidden_layer_step(
     microsecond all told at n = 1000, d = 64).
 
     Returns the prologue's negative code (nothing but ``fe`` and
-    ``scratch`` written), or the number of rows whose ``alpha`` is not 1.
+    ``scratch`` written), or the number of rows whose ``alpha`` is not 1
+    (0 after a step without feedback, `hidden_layer_no_feedback`).
     When a gain met its floor or its ceiling (``params[N_CLIPPED]``), the
     finish is left to the caller, after it has measured those rows
     (`nengo_fa.builder.stages.NumpyStep.measure_bounded_rows`). The three
@@ -387,6 +415,9 @@ def hidden_layer_step(
     `hidden_layer_prologue`).
     """
     code = hidden_layer_prologue(error, FT, fe, x, scratch, params)
+    if code == NO_FEEDBACK:
+        hidden_layer_no_feedback(fe, delta, bias_delta, gain_delta, beta, alpha, params)
+        return 0
     if code != 0:
         return code
     n_scaled = hidden_layer_update(
@@ -413,6 +444,7 @@ def hidden_layer_step(
 
 hidden_layer_step.helpers = (
     hidden_layer_prologue,
+    hidden_layer_no_feedback,
     hidden_layer_update,
     hidden_layer_finish,
 )

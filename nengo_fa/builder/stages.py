@@ -731,6 +731,7 @@ def _compiled_stages(s, params, kernel_FT):
     prologue = kernels.compiled(kernels.hidden_layer_prologue)
     update = kernels.compiled(kernels.hidden_layer_update)
     finish = kernels.compiled(kernels.hidden_layer_finish)
+    no_feedback = kernels.compiled(kernels.hidden_layer_no_feedback)
     error, fe, delta, current = s.error, s.fe, s.delta, s.current
     x, S, sx, x_out, gain, bias = s.x_seen, s.S, s.sx, s.x_out, s.gain, s.bias
     bias_delta, beta, gain_delta, alpha = s.bias_delta, s.beta, s.gain_delta, s.alpha
@@ -746,8 +747,15 @@ def _compiled_stages(s, params, kernel_FT):
         update_args = (fe, delta, current, bias, sx, x, x_out, gain)
         update_args += (bias_delta, beta, gain_delta, alpha, params)
 
+        no_feedback_args = (fe, delta, bias_delta, gain_delta, beta, alpha, params)
+
         def stages():
-            if prologue(error, kernel_FT, fe, x, scratch, params):
+            code = prologue(error, kernel_FT, fe, x, scratch, params)
+            if code == kernels.NO_FEEDBACK:
+                no_feedback(*no_feedback_args)
+                s.scaled = False
+                return True
+            if code:
                 return False
             np.dot(S, x, out=sx)
             s.scaled = update(*update_args) > 0
