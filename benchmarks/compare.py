@@ -1680,8 +1680,12 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     figures = args.save_figures or args.summarise or args.out
+    if args.docs_tables and not args.summarise:
+        parser.error("--docs-tables prints the tables of a saved run: give --summarise")
     if args.summarise:
         folder = pathlib.Path(args.summarise)
+        if not (folder / "results.csv").is_file():
+            parser.error(f"--summarise: no results.csv in {folder}")
         rows = read_csv(folder / "results.csv")
         angles = read_csv(folder / "alignment.csv")
         report(rows, angles, figures, tables=args.docs_tables)
@@ -1700,6 +1704,10 @@ def main(argv=None):
         parser.error(f"unknown methods in {keys}; choose from {', '.join(METHOD)}")
     if "pes" not in keys:
         keys = ("pes",) + keys  # every comparison is against PES only, same run
+    if args.seeds < 1 or args.first_seed < 0:
+        parser.error("--seeds must be at least 1 and --first-seed at least 0")
+    if args.jobs is not None and args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, not {args.jobs}")
     networks = [NETWORKS[n].quick() if args.quick else NETWORKS[n] for n in names]
     seeds = range(args.first_seed, args.first_seed + (1 if args.quick else args.seeds))
     nengo.rc.set("decoder_cache", "enabled", "False")

@@ -1250,11 +1250,28 @@ def write_csv(path, rows):
         w.writerows(rows)
 
 
+#: Every rule name `rule_type` knows (``--rules``): `ALL_RULES` and the
+#: variants the docs' tables use.
+RULE_NAMES = ALL_RULES + ("bp0", "ss", "ss0", "bd", "lra", "sgbp")
+
+
 def check_args(parser, args, tasks):
-    """Refuse unknown tasks, and ``--replay`` where it does not apply."""
+    """Refuse unknown tasks and rules, values that would run something
+    other than asked, and ``--replay`` where it does not apply."""
     for t in tasks:
         if t not in ALL_TASKS:
             parser.error(f"unknown task {t!r}; choose from {', '.join(ALL_TASKS)}")
+    for r in args.rules.split(","):
+        if r not in RULE_NAMES:
+            parser.error(f"unknown rule {r!r}; choose from {', '.join(RULE_NAMES)}")
+    if args.seeds < 1 or args.first_seed < 0:
+        parser.error("--seeds must be at least 1 and --first-seed at least 0")
+    if args.delay < 0:
+        parser.error(f"--delay must not be negative, not {args.delay}")
+    if not 0 < args.fraction <= 1:
+        parser.error(f"--fraction must be in (0, 1], not {args.fraction}")
+    if args.rates is not None and len(args.rates.split(",")) != 3:
+        parser.error(f"--rates takes three values, kE,kg,kb: {args.rates!r}")
     if args.replay < 1:
         parser.error(f"--replay must be at least 1, not {args.replay}")
     if args.replay > 1 and any(t.startswith("digits") for t in tasks):
@@ -1318,6 +1335,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.summarise:
         rows = []
+        missing = [p for p in args.summarise if not os.path.isfile(p)]
+        if missing:
+            parser.error(f"--summarise: no such file {', '.join(missing)}")
         for path in args.summarise:
             with open(path, newline="") as fh:
                 for r in csv.DictReader(fh):

@@ -569,7 +569,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--tables", default=",".join(TABLES))
+    parser.add_argument(
+        "--tables", default=",".join(TABLES), help=f"some of {', '.join(TABLES)}"
+    )
     parser.add_argument(
         "--quick", action="store_true", help="one seed, 2 s of training"
     )
@@ -579,6 +581,11 @@ def main(argv=None):
     for t in tasks:
         if t not in TASKS:
             parser.error(f"unknown task {t!r}; choose from {', '.join(TASKS)}")
+    for name in args.tables.split(","):
+        if name not in TABLES:
+            parser.error(f"unknown table {name!r}; choose from {', '.join(TABLES)}")
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, not {args.seeds}")
     seeds = range(1 if args.quick else args.seeds)
     t0 = time.time()
     cases = {t: [Case(t, s, args.quick) for s in seeds] for t in tasks}

@@ -106,7 +106,7 @@ def format_row(row):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one small size")
+    parser.add_argument("--quick", action="store_true", help="two small sizes, seconds")
     parser.add_argument("--n", type=int, nargs="+", default=[100, 1000, 5000])
     parser.add_argument("--d", type=int, nargs="+", default=[2, 64])
     parser.add_argument("--d-out", type=int, nargs="+", default=[10])

@@ -126,6 +126,27 @@ CHAIN_RULES = ("fa", "bp")
 NEURONS = {"relu": nengo.RectifiedLinear, "lif": nengo.LIF}
 
 
+def check_args(parser, args):
+    """Refuse what would time something other than asked: unknown rules
+    (they would be timed as PES only), sizes and repeats below 1. Rules may
+    be given space or comma separated."""
+    if args.rules is not None:
+        args.rules = [r for arg in args.rules for r in arg.split(",") if r]
+        unknown = [r for r in args.rules if r not in RULES]
+        if unknown:
+            parser.error(
+                f"unknown rule(s) {', '.join(unknown)}; choose from {', '.join(RULES)}"
+            )
+    for name in ("n", "d", "d_out"):
+        values = getattr(args, name)
+        if values is not None and min(values) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1: {values}")
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, not {args.repeats}")
+    if args.rates is not None and min(args.rates) <= 0:
+        parser.error(f"--rates must be positive: {args.rates}")
+
+
 def rule_type(name, readout, d_out, **kwargs):
     """The rule of variant ``name`` (``_ref`` suffix ignored) on a layer whose
     output goes through ``readout``; None for ``pes`` and ``node``."""
@@ -154,7 +175,9 @@ def rule_type(name, readout, d_out, **kwargs):
             feedback_learning=nengo_fa.SymmetricAlignment(),
             **kwargs,
         )
-    return None
+    if name in ("pes", "node"):
+        return None
+    raise ValueError(f"unknown rule {name!r}")
 
 
 def hidden_ensemble(n, d, neuron_type, rng, label=None):
@@ -667,7 +690,11 @@ def main(argv=None):
     parser.add_argument("--n", type=int, nargs="+")
     parser.add_argument("--d", type=int, nargs="+")
     parser.add_argument("--d-out", type=int, nargs="+")
-    parser.add_argument("--rules", nargs="+", help=f"a subset of {RULES}")
+    parser.add_argument(
+        "--rules",
+        nargs="+",
+        help=f"a subset of {', '.join(RULES)} (space or comma separated)",
+    )
     parser.add_argument(
         "--weights", action="store_true", help="the weights table instead"
     )
@@ -713,6 +740,7 @@ def main(argv=None):
         "n 100 1000 5000, d 2 64, d_out 1 10)",
     )
     args = parser.parse_args(argv)
+    check_args(parser, args)
     nengo.rc["decoder_cache"]["enabled"] = "False"
     try:
         from threadpoolctl import threadpool_limits

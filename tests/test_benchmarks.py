@@ -157,3 +157,33 @@ def test_mechanisms_quick_prints_its_tables(capsys):
     for r in rows:
         assert float(r[2]) < 1 and r[3].endswith(f"/{neurons[r[0]]}"), section
         assert float(r[4].strip("()")) > 0 and float(r[5]) > 0, section
+
+
+@pytest.mark.parametrize(
+    "script, argv, message",
+    [
+        ("speed", ["--rules", "FA"], "unknown rule(s) FA"),
+        ("speed", ["--n", "-5"], "--n must be at least 1"),
+        ("speed", ["--repeats", "0"], "--repeats must be at least 1"),
+        ("generalisation", ["--rules", "pes,nope"], "unknown rule 'nope'"),
+        ("generalisation", ["--delay", "-1"], "--delay must not be negative"),
+        ("generalisation", ["--fraction", "0"], "--fraction must be in (0, 1]"),
+        ("generalisation", ["--rates", "1,2"], "--rates takes three values"),
+        ("generalisation", ["--seeds", "0"], "--seeds must be at least 1"),
+        ("generalisation", ["--summarise", "missing.csv"], "no such file"),
+        ("compare", ["--seeds", "0"], "--seeds must be at least 1"),
+        ("compare", ["--jobs", "0"], "--jobs must be at least 1"),
+        ("compare", ["--summarise", "missing"], "no results.csv"),
+        ("compare", ["--docs-tables"], "give --summarise"),
+        ("mechanisms", ["--tables", "nope"], "unknown table 'nope'"),
+        ("mechanisms", ["--seeds", "0"], "--seeds must be at least 1"),
+    ],
+)
+def test_bad_arguments_are_refused(script, argv, message, capsys):
+    """Arguments that would run something other than asked (an unknown rule
+    timed as PES only, a negative delay run as none) or end in a traceback
+    are refused by argparse, naming the option, before anything runs."""
+    with pytest.raises(SystemExit) as exit_info:
+        load(script).main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
