@@ -1626,13 +1626,19 @@ def report(rows, angles, figures, tables=False):
         "state); angle_hN = angle to backprop's local error over the last 20% "
         "of training (degrees)"
     )
-    lines = summarise(rows, angles)
-    print(format_table(lines))
-    if tables:
-        print(docs_tables(lines))
-    plot_curves(rows, "n_images", figures / "sample_efficiency.png")
-    plot_curves(rows, "train_seconds", figures / "clock_efficiency.png")
-    plot_alignment(angles, figures / "alignment.png")
+    with warnings.catch_warnings():
+        # an angle is NaN where it is undefined (no update yet, a diverged
+        # run): averages over only such values are NaN, as they should be
+        warnings.filterwarnings(
+            "ignore", "Mean of empty slice|All-NaN slice", RuntimeWarning
+        )
+        lines = summarise(rows, angles)
+        print(format_table(lines))
+        if tables:
+            print(docs_tables(lines))
+        plot_curves(rows, "n_images", figures / "sample_efficiency.png")
+        plot_curves(rows, "train_seconds", figures / "clock_efficiency.png")
+        plot_alignment(angles, figures / "alignment.png")
 
 
 def main(argv=None):
