@@ -24,7 +24,7 @@ from nengo.rc import rc
 from nengo_fa import settings
 from nengo_fa.builder import kernels
 from nengo_fa.builder.feedback_sources import fixed_feedback
-from nengo_fa.builder.numerics import rms_row_norm
+from nengo_fa.builder.numerics import finite, rms_row_norm
 from nengo_fa.builder.rule import firing_threshold
 from nengo_fa.builder.weights import learning_rules, weights_row_gain
 from nengo_fa.learning_rules import ERBP
@@ -158,13 +158,10 @@ class SimERBP(Operator):
         )
 
         def check_finite(values, what):
-            # a sum is inf or NaN if any value is; only then look closer, as a
-            # sum of large finite values can overflow
-            if math.isfinite(float(np.sum(values))) or np.all(np.isfinite(values)):
-                return
-            raise SimulationError(
-                f"{tag}: {what} contains NaN or inf; nothing was changed"
-            )
+            if not finite(float(np.sum(values)), values):
+                raise SimulationError(
+                    f"{tag}: {what} contains NaN or inf; nothing was changed"
+                )
 
         def step_simerbp():
             check_finite(error, "the error")

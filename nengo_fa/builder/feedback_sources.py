@@ -195,14 +195,18 @@ class FeedbackSource:
 FEEDBACK_SEED_TAG = 0xFA
 
 
-def fixed_feedback(model, rule_type, conn, n, prefix, tag=FEEDBACK_SEED_TAG):
+def fixed_feedback(
+    model, rule_type, conn, n, prefix, tag=FEEDBACK_SEED_TAG, nonzero=False
+):
     """A rule's fixed feedback matrix (``n x rule_type.error_size``, float64).
 
     ``rule_type.feedback`` is either an array, checked against the shape, or
     a distribution, sampled from a stream of its own derived from the
     connection's seed and ``tag`` (so that rules with the same ``tag`` on the
     same connection draw the same matrix). Raises a ``BuildError`` starting
-    with ``prefix`` for a wrong shape or non-finite values.
+    with ``prefix`` for a wrong shape or non-finite values, and, with
+    ``nonzero``, for a matrix that is all zero (a rule that cannot do
+    without feedback).
     """
     shape = (n, rule_type.error_size)
     if isinstance(rule_type.feedback, np.ndarray):
@@ -221,6 +225,8 @@ def fixed_feedback(model, rule_type, conn, n, prefix, tag=FEEDBACK_SEED_TAG):
         )
     if not np.all(np.isfinite(feedback)):
         raise BuildError(f"{prefix}: 'feedback' is not finite")
+    if nonzero and not np.any(feedback):
+        raise BuildError(f"{prefix}: 'feedback' must be finite and not all zero")
     return feedback
 
 
@@ -247,11 +253,9 @@ class FixedFeedback(FeedbackSource):
     def sample(cls, ctx):
         """Sample (or check) the fixed feedback matrix of a `.FeedbackAlignment`."""
         model, fa, conn = ctx.model, ctx.rule_type, ctx.rule.connection
-        feedback = fixed_feedback(model, fa, conn, ctx.ens.n_neurons, ctx.prefix)
-        if cls.needs_feedback and not np.any(feedback):
-            raise BuildError(
-                f"{ctx.prefix}: 'feedback' must be finite and not all zero"
-            )
+        feedback = fixed_feedback(
+            model, fa, conn, ctx.ens.n_neurons, ctx.prefix, nonzero=cls.needs_feedback
+        )
         if fa.feedback_learning is None and not np.any(feedback):
             warnings.warn(
                 f"{ctx.prefix}: 'feedback' is all zero and does not "

@@ -1,5 +1,7 @@
 """Small numerical helpers shared by the operators. Internal."""
 
+import math
+
 import numpy as np
 
 from nengo_fa.builder import kernels as _kernels
@@ -27,6 +29,13 @@ def squared_norm(A):
     """Squared Frobenius norm of a contiguous array, without threaded BLAS."""
     flat = A.reshape(-1)  # a view for the contiguous arrays signals hold
     return blocked_dot(flat, flat)
+
+
+def finite(value, array):
+    """Whether ``array`` is finite, given ``value``, a sum (or a sum of
+    products) of its elements that is finite unless an element is NaN or inf
+    or the sum overflowed; the exact test runs only in the rare cases."""
+    return math.isfinite(value) or bool(np.all(np.isfinite(array)))
 
 
 #: Below this squared norm (and at infinity) `rms_row_norm` rescales by the

@@ -14,18 +14,11 @@ import numpy as np
 from nengo.exceptions import SimulationError
 
 from nengo_fa.builder import kernels
-from nengo_fa.builder.numerics import rms_row_norm
+from nengo_fa.builder.numerics import finite, rms_row_norm
 from nengo_fa.exceptions import StableRangeWarning
 from nengo_fa.neurons import Derivative, UserDerivative
 
 _min, _max = np.minimum.reduce, np.maximum.reduce
-
-
-def _finite(value, array):
-    """Whether ``array`` is finite, given ``value``, a sum of products of its
-    elements (e.g. a dot product) that is finite unless an element is NaN or
-    inf or the sum overflowed; the exact test runs only in the rare cases."""
-    return math.isfinite(value) or bool(np.all(np.isfinite(array)))
 
 
 def trusted_derivative(derivative):
@@ -139,7 +132,7 @@ class NumpyStep:
         # e . e is finite unless e holds NaN or inf (or is huge: then the
         # exact test decides)
         ee = float(np.dot(self.error, self.error))
-        if not _finite(ee, self.error):
+        if not finite(ee, self.error):
             self.fail("the error")
         return ee
 
@@ -188,7 +181,7 @@ class NumpyStep:
         sources = [] if finite else [f"the error ({self.error_source})"]
         if not np.all(np.isfinite(self.x)):
             sources.append("the ensemble's input x (from the connections into it)")
-        if not self.feedback_finite():
+        if not self.feedbackfinite():
             sources.append(
                 "the feedback matrix F (the weights it is read from, or its "
                 "feedback learning)"
@@ -241,7 +234,7 @@ class NumpyStep:
             "gains and biases are finite and as the previous step left them."
         )
 
-    def feedback_finite(self):
+    def feedbackfinite(self):
         """Whether :math:`F` (or, where its operator gives them, :math:`F e`
         and :math:`\\nu`) is finite."""
         if self.feedback is None:
@@ -313,7 +306,7 @@ class NumpyStep:
         self.derivative(self.J_seen, self.delta)
         if self.check_derivative:
             gg = float(np.dot(self.delta, self.delta))
-            if not _finite(gg, self.delta):
+            if not finite(gg, self.delta):
                 self.fail("the derivative G'(J)")
         np.multiply(self.delta, self.fe, out=self.delta)
 
@@ -324,7 +317,7 @@ class NumpyStep:
         delta = self.delta
         other = self.sx if encoders else delta
         # delta . S x is not finite if either holds NaN or inf (0 * inf is NaN)
-        if not _finite(float(np.dot(delta, other)), other):
+        if not finite(float(np.dot(delta, other)), other):
             if not np.all(np.isfinite(delta)):
                 self.fail("the local error delta")
             self.fail("S x, the ensemble's encoded input,")

@@ -337,12 +337,9 @@ class SyntheticFeedback(FeedbackSource):
         connection would sample, so that the two differ only in predicted
         versus true feedback error."""
         model, sg, conn = ctx.model, ctx.rule_type, ctx.rule.connection
-        F = fixed_feedback(model, sg, conn, ctx.ens.n_neurons, ctx.prefix)
-        if not np.any(F):
-            raise BuildError(
-                f"{ctx.prefix}: 'feedback' must be finite and not all zero"
-            )
-        return F
+        return fixed_feedback(
+            model, sg, conn, ctx.ens.n_neurons, ctx.prefix, nonzero=True
+        )
 
 
 def check_error_synapses(ctx):

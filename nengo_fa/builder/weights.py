@@ -27,7 +27,7 @@ from nengo.rc import rc
 from nengo_fa import settings
 from nengo_fa.builder import kernels
 from nengo_fa.builder.encoder_update import SimHiddenLayerEncoderUpdate
-from nengo_fa.builder.numerics import rms_row_norm
+from nengo_fa.builder.numerics import finite, rms_row_norm
 from nengo_fa.exceptions import ActivityScaleWarning
 
 
@@ -370,7 +370,7 @@ class SimHiddenLayerWeights(Operator):
             if not math.isfinite(nu):
                 fail("the feedback")
             aa = float(np.dot(pre, pre))
-            if not (math.isfinite(aa) or np.all(np.isfinite(pre))):
+            if not finite(aa, pre):
                 fail("the presynaptic activity vector")
             if nu == 0 or aa == 0:
                 no_update()
