@@ -129,11 +129,16 @@ def _check_weight_solver(sim, conn):
         )
 
 
+def _live(sim, signal):
+    """A float64 copy of ``signal``'s live value in ``sim``."""
+    return np.array(sim.signals[signal], dtype=np.float64)
+
+
 def _ensemble_params(sim, ens):
     sig = sim.model.sig
-    S = np.array(sim.signals[sig[ens]["encoders"]], dtype=np.float64)
+    S = _live(sim, sig[ens]["encoders"])
     if "gain" in sig[ens]:  # a nengo_fa rule learns the gains of this ensemble
-        gain = np.array(sim.signals[sig[ens]["gain"]], dtype=np.float64)
+        gain = _live(sim, sig[ens]["gain"])
     else:
         gain = ens.radius * np.linalg.norm(S, axis=1)
     scale = gain / ens.radius
@@ -141,7 +146,7 @@ def _ensemble_params(sim, ens):
     zero = scale == 0
     encoders = np.array(sim.data[ens].encoders, dtype=np.float64)
     encoders[~zero] = S[~zero] / scale[~zero, None]
-    bias = np.array(sim.signals[sig[ens.neurons]["bias"]], dtype=np.float64)
+    bias = _live(sim, sig[ens.neurons]["bias"])
     return {"encoders": encoders, "gain": gain, "bias": bias}
 
 
@@ -157,13 +162,11 @@ def _connection_params(sim, conn):
     if _solves_for_weights(conn):
         _check_weight_solver(sim, conn)
     elif _connection_is_frozen(sim.model, conn):
-        params["weights"] = np.array(
-            sim.signals[sim.model.sig[conn]["weights"]], dtype=np.float64
-        )
+        params["weights"] = _live(sim, sim.model.sig[conn]["weights"])
     for rule in _rules(conn):
         if isinstance(rule.learning_rule_type, FeedbackAlignment):
             feedback = sim.model.sig[rule]["feedback"]
-            params["feedback"] = np.array(sim.signals[feedback], dtype=np.float64)
+            params["feedback"] = _live(sim, feedback)
     return params
 
 
@@ -249,7 +252,7 @@ def _rescale_into_neurons(sim, params):
         signal = sim.model.sig[conn].get("weights")
         if weights is None and signal is not None:
             # not asked for, or from a direct-mode ensemble
-            weights = np.array(sim.signals[signal], dtype=np.float64)
+            weights = _live(sim, signal)
         if weights is None:
             if not isinstance(conn.transform, NoTransform):
                 raise ValidationError(
