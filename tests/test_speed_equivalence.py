@@ -267,6 +267,34 @@ def test_compiled_encoder_update_and_encoding(d):
     assert np.allclose(J, J0 + expected @ x_new, rtol=1e-13)
 
 
+@pytest.mark.parametrize("d_out", [0, 1, 3, 4, 5, 8, 10])
+def test_compiled_feedback_error(d_out):
+    """F e and the RMS row norm of F, with F^T's rows taken four at a time
+    and the rest one by one, agree with numpy's; a given norm is returned
+    as it is. SignSymmetry's kernel gives the same for rho sign(W)."""
+    rng = np.random.RandomState(d_out)
+    n = 7
+    FT, error = rng.normal(size=(d_out, n)), rng.normal(size=d_out)
+    fe, scratch = np.full(n, np.nan), np.empty(n)
+    kernel = _kernels.compiled(_kernels.feedback_error)
+    nu = kernel(error, FT, fe, scratch, -1.0)
+    assert np.allclose(fe, FT.T @ error, rtol=1e-13, atol=1e-15)
+    assert np.isclose(nu, np.sqrt(np.sum(FT**2) / n), rtol=1e-13)
+    fe[...] = np.nan
+    assert kernel(error, FT, fe, scratch, 2.5) == 2.5
+    assert np.allclose(fe, FT.T @ error, rtol=1e-13, atol=1e-15)
+
+    W = rng.normal(size=(d_out, n))
+    W[:, 0] = 0.0
+    F = np.empty_like(W)
+    nu = _kernels.compiled(_kernels.sign_feedback)(W, F, error, fe, scratch)
+    rho = np.sqrt(np.mean(W**2)) if d_out > 0 else 0.0
+    assert np.allclose(F, rho * np.sign(W), rtol=1e-13)
+    assert np.array_equal(np.sign(F), np.sign(W))
+    assert np.allclose(fe, F.T @ error, rtol=1e-13, atol=1e-15)
+    assert np.isclose(nu, np.sqrt(np.sum(F**2) / n), rtol=1e-13)
+
+
 def test_encoder_update_is_in_place():
     """The BLAS path writes into the encoder array, never into a copy."""
     S = np.random.RandomState(0).normal(size=(7, 3))
