@@ -527,7 +527,7 @@ class SimSignFeedback(FeedbackErrorMixin, Operator):
     Implements :math:`F = \rho \, \mathrm{sign}(W)` with
     :math:`\rho = \sqrt{\mathrm{mean}(W^2)}`, so that :math:`\|F\|_F =
     \|W\|_F` when no weight is zero, and, with ``feedback_error``, the
-    rule's *feedback error* :math:`F e` and :math:`\nu` in the same pass
+    rule's *feedback error* :math:`F e` and :math:`\nu` in the same call
     (compiled: `nengo_fa.builder.kernels.sign_feedback`).
 
     Parameters
