@@ -175,6 +175,67 @@ def test_paths_agree(Simulator, seed):
     assert not np.allclose(results[0][0][-1], results[0][0][0])
 
 
+@pytest.mark.parametrize(
+    "pre_slice", [slice(0, 10), slice(None, None, 3), [1, 3, 5, 7, 11]]
+)
+def test_presynaptic_slice(Simulator, seed, pre_slice):
+    """From a slice of the presynaptic neurons (basic or advanced), each
+    step's change is coef delta s[slice] dt, on every path: in place
+    (compiled and numpy), Nengo's generic delta, and the generic delta with
+    a second rule on the connection; ``sim.data`` reads the build result
+    more than once."""
+    n_pre, n_post = 40, 20
+    n_sliced = len(np.arange(n_pre)[pre_slice])
+    results = []
+    for kw, second_rule in (
+        ({}, False),
+        (dict(compiled_kernels=False), False),
+        (dict(inplace_encoder_update=False), False),
+        ({}, True),
+    ):
+        with nengo.Network(seed=seed) as net:
+            stim = nengo.Node(sines)
+            a = nengo.Ensemble(n_pre, 2, seed=seed + 1)
+            b = nengo.Ensemble(n_post, 2, seed=seed + 2)
+            nengo.Connection(stim, a)
+            out = nengo.Node(size_in=1)
+            readout = nengo.Connection(
+                b, out, function=zero, learning_rule_type=nengo.PES()
+            )
+            rule = nengo_fa.ERBP(out)
+            conn = nengo.Connection(
+                a.neurons[pre_slice],
+                b.neurons,
+                transform=np.zeros((n_post, n_sliced)),
+                learning_rule_type=[rule, nengo.PES()] if second_rule else rule,
+            )
+            learning_rule = conn.learning_rule[0] if second_rule else conn.learning_rule
+            error = nengo.Node(size_in=1)
+            nengo.Connection(out, error)
+            nengo.Connection(stim, error, function=product_target)
+            nengo.Connection(error, readout.learning_rule)
+            nengo.Connection(error, learning_rule)
+            p_w = nengo.Probe(conn, "weights", synapse=None)
+            p_delta = nengo.Probe(learning_rule, "delta", synapse=None)
+            p_spikes = nengo.Probe(a.neurons, synapse=None)
+        with settings.override(**kw):
+            with Simulator(net) as sim:
+                sim.run(0.2)
+        ops = [type(op).__name__ for op in sim.model.operators]
+        in_place = kw.get("inplace_encoder_update", True) and not second_rule
+        assert ("SimERBPWeights" in ops) == in_place
+        coef = sim.data[learning_rule].coef
+        assert sim.data[learning_rule].coef is coef  # read twice
+        W, delta = sim.data[p_w], sim.data[p_delta]
+        spikes = sim.data[p_spikes][:, pre_slice]
+        expected = (coef * delta[:-1])[:, :, None] * (spikes[:-1] * sim.dt)[:, None]
+        assert np.allclose(np.diff(W, axis=0), expected, atol=1e-15)
+        results.append(W)
+    assert np.any(results[0][-1] != 0)
+    for W in results[1:]:
+        assert np.allclose(W, results[0], rtol=1e-10, atol=1e-14)
+
+
 def test_current_boxcar_for_types_without_voltage(Simulator, seed):
     """For a neuron type without a voltage, the gate is on the current:
     (J - theta) / mean gain inside the window."""

@@ -225,6 +225,9 @@ def test_float32(Simulator):
             assert fe_dtype.dtype == np.float32
         assert np.all(np.isfinite(sim.data[net.trace_probes["delta"]]))
         assert np.any(sim.data[net.trace_probes["delta"]] != 0)
+        # every probe of the rule in the configured precision, the phase too
+        for key, probe in net.trace_probes.items():
+            assert sim.data[probe].dtype == np.float32, key
     finally:
         nengo.rc.set("precision", "bits", old)
 

@@ -9,10 +9,12 @@ to the columns of the presynaptic neurons that spiked, in place, and computes
 the connection's product :math:`W s` from the same columns.
 """
 
+import collections
 import math
 
 import numpy as np
 from nengo.builder import Builder, Operator, Signal
+from nengo.builder.connection import slice_signal
 from nengo.builder.ensemble import get_activities
 from nengo.builder.learning_rules import get_pre_ens
 from nengo.builder.operator import Copy, DotInc, Reset
@@ -286,24 +288,21 @@ class SimERBPWeights(Operator):
         return step_simerbpweights
 
 
-class BuiltERBP:
-    r"""What the build of an `.ERBP` leaves in ``model.params[rule]``.
+BuiltERBP = collections.namedtuple("BuiltERBP", ("feedback", "coef", "voltage"))
+BuiltERBP.__doc__ = """What the build of an `.ERBP` leaves in ``model.params[rule]``.
 
-    Attributes
-    ----------
-    feedback : ndarray
-        :math:`B`.
-    coef : ndarray
-        :math:`k`, the per-row coefficient of :math:`\hat\delta` (see
-        `.SimERBP`).
-    voltage : bool
-        Whether the boxcar reads the voltage (else the input current).
-    """
+Available as ``sim.data[conn.learning_rule]``.
 
-    def __init__(self, feedback, coef, voltage):
-        self.feedback = feedback
-        self.coef = coef
-        self.voltage = voltage
+Attributes
+----------
+feedback : ndarray
+    :math:`B`.
+coef : ndarray
+    :math:`k`, the per-row coefficient of :math:`\\hat\\delta` (see
+    `.SimERBP`).
+voltage : bool
+    Whether the boxcar reads the voltage (else the input current).
+"""
 
 
 @Builder.register(ERBP)
@@ -433,8 +432,13 @@ def _weights_learning(model, erbp, rule, ens, gain_scale, nengo_delta, prefix):
     act_scale = act_scale if act_scale > 0 else 1.0
     row_gain = weights_row_gain(model, conn, ens)
     coef = -erbp.learning_rate * gain_scale / (row_gain * act_scale)
-    spikes = model.sig[conn]["in"]
     products = [op for op in model.operators if isinstance(op, DotInc) and op.A is W]
+    # the presynaptic output as the connection reads it (its pre_slice applied)
+    spikes = (
+        products[0].X
+        if len(products) == 1
+        else slice_signal(model, model.sig[conn]["in"], conn.pre_slice)
+    )
     alone = len(learning_rules(conn)) == 1
     if not (settings.inplace_encoder_update() and alone and len(products) == 1):
         return coef, "delta", [nengo_delta], spikes
@@ -454,10 +458,10 @@ def _weights_learning(model, erbp, rule, ens, gain_scale, nengo_delta, prefix):
             W,
             u,
             last,
-            product.X,
+            spikes,
             product.Y,
             compiled=settings.compiled_kernels(),
             tag=f"{prefix}: weights",
         )
     )
-    return coef, "inplace", [u, last], product.X
+    return coef, "inplace", [u, last], spikes

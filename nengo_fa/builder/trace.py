@@ -80,7 +80,7 @@ class TopDownNudge(FeedbackSource):
         outcome = Signal(shape=n, name="TraceRule:outcome")
         expectation = Signal(shape=n, name="TraceRule:expectation")
         # -1 before the first step: the filters then start at J
-        phase = Signal(np.array([-1.0]), name="TraceRule:phase")
+        phase = Signal(np.full(1, -1.0, dtype=rc.float_dtype), name="TraceRule:phase")
         model.sig[rule]["outcome"] = outcome
         model.sig[rule]["expectation"] = expectation
         model.sig[rule]["phase"] = phase
