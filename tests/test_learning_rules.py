@@ -762,7 +762,17 @@ def bp_net(make_downstream):
             lambda h, o: nengo.Connection(
                 h, o, solver=nengo.solvers.LstsqL2(weights=True)
             ),
-            "weight solver",
+            "weight solver.*set weights=False",
+        ),
+        (
+            # it learns weights itself, so weights=False is no way out
+            lambda h, o: nengo.Connection(
+                h,
+                o,
+                solver=nengo.solvers.LstsqL2(weights=True),
+                learning_rule_type=nengo_fa.FeedbackAlignment(1, modifies="weights"),
+            ),
+            "weight solver.*with a full transform instead",
         ),
         (
             lambda h, o: nengo.Connection(
@@ -775,11 +785,27 @@ def bp_net(make_downstream):
             "Dense",
         ),
     ],
-    ids=["wrong-pre", "sliced", "weight-solver", "sparse"],
+    ids=["wrong-pre", "sliced", "weight-solver", "weight-solver-learning", "sparse"],
 )
 def test_bad_downstream_raises(Simulator, make_downstream, match):
     with pytest.raises(BuildError, match=match):
         with Simulator(bp_net(make_downstream)):
+            pass
+
+
+def test_weights_need_a_full_transform(Simulator):
+    """The error names the shape the transform must have (from a slice of
+    20 of 30 neurons into 10), not None."""
+    with nengo.Network() as net:
+        pre, post = nengo.Ensemble(30, 1), nengo.Ensemble(10, 1)
+        nengo.Connection(
+            pre.neurons[:20],
+            post.neurons,
+            transform=0.001,
+            learning_rule_type=nengo_fa.FeedbackAlignment(1, modifies="weights"),
+        )
+    with pytest.raises(BuildError, match=r"full .*shape \(10, 20\)"):
+        with Simulator(net):
             pass
 
 

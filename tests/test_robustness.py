@@ -240,9 +240,12 @@ def assert_bounded(sim, net, n_alive):
 
 
 @pytest.mark.parametrize("rule", ["fa", "bp"])
-@pytest.mark.parametrize("size", [1e5, 1e30])
+@pytest.mark.parametrize("size", [1e5, 1e30, 1e307])
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_huge_error_keeps_state_bounded(rule, size, kernels):
-    # before: biases -2.2e8 (1e5) or -1.9e51 (1e30), and raw errors at 1e200.
+    # before: biases -2.2e8 (1e5) or -1.9e51 (1e30), and raw errors at 1e200;
+    # at 1e307, whose square overflows, FA raised numpy's FloatingPointError
+    # (delta . S x: inf - inf) where it now takes bounded steps as BP does.
     # The readout does not learn: a PES readout diverges once the activities
     # of a layer held at its gain ceiling are beyond its stable rate (about
     # 1e6 here, which backprop's layer reaches in 0.3 s), and then so does

@@ -26,7 +26,7 @@ from nengo.rc import rc
 from nengo_fa import settings
 from nengo_fa.builder import kernels
 from nengo_fa.builder.feedback_sources import fixed_feedback
-from nengo_fa.builder.numerics import finite, rms_row_norm
+from nengo_fa.builder.numerics import checked_sum, finite, rms_row_norm
 from nengo_fa.builder.rule import firing_threshold
 from nengo_fa.builder.weights import learning_rules, weights_row_gain
 from nengo_fa.learning_rules import ERBP
@@ -160,7 +160,7 @@ class SimERBP(Operator):
         )
 
         def check_finite(values, what):
-            if not finite(float(np.sum(values)), values):
+            if not finite(checked_sum(values), values):
                 raise SimulationError(
                     f"{tag}: {what} contains NaN or inf; nothing was changed"
                 )

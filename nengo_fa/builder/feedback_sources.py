@@ -46,7 +46,7 @@ from nengo_fa.builder.alignment import (
 from nengo_fa.builder.chained import build_chained_error
 from nengo_fa.builder.deferred import when_built
 from nengo_fa.builder.hidden_layer import feedback_error_signals
-from nengo_fa.builder.weights import weights_row_gain
+from nengo_fa.builder.weights import learning_rules, weights_row_gain
 from nengo_fa.feedback import AlignmentTerms, KolenPollack
 from nengo_fa.learning_rules import BackProp, FeedbackAlignment, SignSymmetry
 
@@ -477,9 +477,18 @@ def check_downstream(model, prefix, down, ens):
             f"(got {type(down.transform).__name__})"
         )
     if isinstance(down.pre_obj, Ensemble) and down.solver.weights:
+        # its weights are decoders composed with the post encoders, not the
+        # (n_out, n) matrix this rule reads
+        if any(getattr(r, "modifies", None) == "weights" for r in learning_rules(down)):
+            fix = (
+                f"connect {ens.neurons} to {down.post_obj.neurons} with a full "
+                "transform instead (its weight-learning rule learns that too)"
+            )
+        else:
+            fix = "set weights=False"
         raise BuildError(
             f"{prefix}: 'downstream' uses a weight solver ({down.solver}); it "
-            "needs decoders, so set weights=False"
+            f"needs decoders or a full transform from {ens.neurons}, so {fix}"
         )
     if model.toplevel is not None and down not in model.toplevel.all_connections:
         raise BuildError(

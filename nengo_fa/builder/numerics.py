@@ -31,6 +31,20 @@ def squared_norm(A):
     return blocked_dot(flat, flat)
 
 
+def checked_dot(a, b):
+    """``a . b`` as a float for a check: inf or NaN where it overflows (NaN
+    where huge terms of both signs meet), without numpy's overflow warning
+    or the error Nengo's simulator raises for an invalid value."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.dot(a, b))
+
+
+def checked_sum(a):
+    """``sum(a)`` as a float for a check, as `checked_dot`."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.sum(a))
+
+
 def finite(value, array):
     """Whether ``array`` is finite, given ``value``, a sum (or a sum of
     products) of its elements that is finite unless an element is NaN or inf
@@ -46,7 +60,8 @@ _TINY_SQUARED = 1e-280
 def rms_row_norm(F, n):
     """``||F||_F / sqrt(n)``: the RMS row norm of F, or of F^T, with n rows
     (exact for tiny and huge elements too: 0 only if F is all zero)."""
-    ss = squared_norm(F)
+    with np.errstate(over="ignore"):  # an overflow is handled below
+        ss = squared_norm(F)
     if _TINY_SQUARED <= ss < np.inf or not F.size:
         return np.sqrt(ss / n)
     peak = float(np.max(np.abs(F)))

@@ -14,7 +14,7 @@ import numpy as np
 from nengo.exceptions import SimulationError
 
 from nengo_fa.builder import kernels
-from nengo_fa.builder.numerics import finite, rms_row_norm
+from nengo_fa.builder.numerics import checked_dot, finite, rms_row_norm
 from nengo_fa.exceptions import StableRangeWarning
 from nengo_fa.neurons import Derivative, UserDerivative
 
@@ -131,7 +131,7 @@ class NumpyStep:
         """Returns :math:`e \\cdot e` (inf if it overflowed)."""
         # e . e is finite unless e holds NaN or inf (or is huge: then the
         # exact test decides)
-        ee = float(np.dot(self.error, self.error))
+        ee = checked_dot(self.error, self.error)
         if not finite(ee, self.error):
             self.fail("the error")
         return ee
@@ -141,7 +141,7 @@ class NumpyStep:
         checked: an input whose square overflows the signals' dtype (float32:
         :math:`|x| > 1.8 \\cdot 10^{19}`) cannot give a step in that dtype
         either."""
-        xx = float(np.dot(self.x_seen, self.x_seen))
+        xx = checked_dot(self.x_seen, self.x_seen)
         if not math.isfinite(xx):
             if np.all(np.isfinite(self.x_seen)):
                 self.fail(
@@ -249,9 +249,9 @@ class NumpyStep:
         if self.warned:
             return
         self.warned = True
-        with np.errstate(all="ignore"):
-            e_norm = np.sqrt(np.sum(np.square(self.error, dtype=float)))
-            x_norm = np.sqrt(np.sum(np.square(self.x, dtype=float)))
+        # exact for huge values too (|e|^2 may overflow where |e| does not)
+        e_norm = rms_row_norm(self.error.reshape(1, -1), 1)
+        x_norm = rms_row_norm(self.x.reshape(1, -1), 1)
         warnings.warn(
             f"{self.tag}: the error (norm {e_norm:.3g}) or the input (norm "
             f"{x_norm:.3g}, radius {self.c.radius:g}) is so large that the step "
@@ -305,7 +305,7 @@ class NumpyStep:
         """:math:`\\delta = (F e) \\odot G'(J)`."""
         self.derivative(self.J_seen, self.delta)
         if self.check_derivative:
-            gg = float(np.dot(self.delta, self.delta))
+            gg = checked_dot(self.delta, self.delta)
             if not finite(gg, self.delta):
                 self.fail("the derivative G'(J)")
         np.multiply(self.delta, self.fe, out=self.delta)
@@ -317,7 +317,7 @@ class NumpyStep:
         delta = self.delta
         other = self.sx if encoders else delta
         # delta . S x is not finite if either holds NaN or inf (0 * inf is NaN)
-        if not finite(float(np.dot(delta, other)), other):
+        if not finite(checked_dot(delta, other), other):
             if not np.all(np.isfinite(delta)):
                 self.fail("the local error delta")
             self.fail("S x, the ensemble's encoded input,")
@@ -541,7 +541,7 @@ class NumpyStep:
             return
         x_seen, J_seen, sx = self.x_seen, self.J_seen, self.sx
         # |x-bar|^2 of the previous step, which the recurrence below needs
-        xx_prev = float(np.dot(x_seen, x_seen)) if self.from_current else 0.0
+        xx_prev = checked_dot(x_seen, x_seen) if self.from_current else 0.0
         for seen, now in ((x_seen, self.x), (J_seen, self.current)):
             np.multiply(seen, a, out=seen)
             seen += (1 - a) * now

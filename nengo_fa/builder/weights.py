@@ -27,7 +27,7 @@ from nengo.rc import rc
 from nengo_fa import settings
 from nengo_fa.builder import kernels
 from nengo_fa.builder.encoder_update import SimHiddenLayerEncoderUpdate
-from nengo_fa.builder.numerics import finite, rms_row_norm
+from nengo_fa.builder.numerics import checked_dot, finite, rms_row_norm
 from nengo_fa.exceptions import ActivityScaleWarning
 
 
@@ -69,7 +69,7 @@ def build_weights_learning(
     if n_pre is None or weights.shape[0] != ens.n_neurons:
         raise BuildError(
             f"{prefix}: 'transform' must be a full (post neurons x pre neurons) "
-            f"matrix, shape {(ens.n_neurons, n_pre)}, to learn weights"
+            f"matrix, shape {(ens.n_neurons, conn.size_mid)}, to learn weights"
         )
 
     acts = build_or_passthrough(
@@ -369,7 +369,7 @@ class SimHiddenLayerWeights(Operator):
             nu = rms_row_norm(feedback, n) if fixed_nu is None else fixed_nu
             if not math.isfinite(nu):
                 fail("the feedback")
-            aa = float(np.dot(pre, pre))
+            aa = checked_dot(pre, pre)
             if not finite(aa, pre):
                 fail("the presynaptic activity vector")
             if nu == 0 or aa == 0:
