@@ -794,17 +794,17 @@ def test_bad_downstream_raises(Simulator, make_downstream, match):
 
 
 def test_weights_need_a_full_transform(Simulator):
-    """The error names the shape the transform must have (from a slice of
-    20 of 30 neurons into 10), not None."""
+    """The error names the shape the transform must have (a scalar one from
+    a slice of 20 of 30 neurons into 20), not None."""
     with nengo.Network() as net:
-        pre, post = nengo.Ensemble(30, 1), nengo.Ensemble(10, 1)
+        pre, post = nengo.Ensemble(30, 1), nengo.Ensemble(20, 1)
         nengo.Connection(
             pre.neurons[:20],
             post.neurons,
             transform=0.001,
             learning_rule_type=nengo_fa.FeedbackAlignment(1, modifies="weights"),
         )
-    with pytest.raises(BuildError, match=r"full .*shape \(10, 20\)"):
+    with pytest.raises(BuildError, match=r"full .*shape \(20, 20\)"):
         with Simulator(net):
             pass
 
