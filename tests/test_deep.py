@@ -527,11 +527,42 @@ def test_encoders_rule_into_neurons_raises():
         )
 
 
-@pytest.mark.parametrize("case", ["post_slice", "chain_slice", "outside", "wrong_pre"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "post_slice",
+        "chain_slice",
+        "pre_slice_fa",
+        "pre_slice_lra",
+        "pre_slice_kp",
+        "outside",
+        "wrong_pre",
+    ],
+)
 def test_bad_chain_build_raises(Simulator, case):
     net = two_layers()
     with net:
-        if case == "post_slice":
+        if case.startswith("pre_slice"):
+            # a downstream that reads some of the neurons: the chained rule's
+            # feedback has a row for every one (before: read and wrote out of
+            # bounds in the compiled loops, or a numpy broadcast error)
+            down = nengo.Connection(
+                net.h1.neurons[:5],
+                net.h2.neurons,
+                transform=np.zeros((net.h2.n_neurons, 5)),
+                learning_rule_type=nengo_fa.FeedbackAlignment(1, modifies="weights"),
+            )
+            nengo.Connection(nengo.Node([0]), down.learning_rule)
+            rule = {
+                "pre_slice_fa": nengo_fa.FeedbackAlignment(downstream=down),
+                "pre_slice_lra": nengo_fa.LRA(downstream=down),
+                "pre_slice_kp": nengo_fa.FeedbackAlignment(
+                    downstream=down, feedback_learning=nengo_fa.KolenPollack()
+                ),
+            }[case]
+            nengo.Connection(nengo.Node([0]), net.h1, learning_rule_type=rule)
+            match = "must read all"
+        elif case == "post_slice":
             conn = nengo.Connection(
                 net.h1.neurons,
                 net.h2.neurons[:5],

@@ -3,6 +3,7 @@
 import numpy as np
 from nengo.builder import Operator
 from nengo.builder.learning_rules import get_post_ens, get_pre_ens
+from nengo.ensemble import Neurons
 from nengo.exceptions import BuildError
 
 from nengo_fa.builder.deferred import when_built, when_published
@@ -61,6 +62,21 @@ def chained_error_size(rule_type, source):
     return down_ens.dimensions
 
 
+def check_downstream_reads(prefix, down, ens):
+    """Check that ``down`` starts at ``ens`` and, from its neurons, reads all
+    of them (the feedback has a row for every neuron)."""
+    if get_pre_ens(down) is not ens:
+        raise BuildError(
+            f"{prefix}: 'downstream' must start at {ens} or its neurons, the "
+            f"ensemble this rule trains (it starts at {down.pre_obj})"
+        )
+    if isinstance(down.pre_obj, Neurons) and down.pre_slice != slice(None):
+        raise BuildError(
+            f"{prefix}: 'downstream' must read all of {ens.neurons} "
+            f"(it reads the slice {down.pre_slice})"
+        )
+
+
 def build_chained_error(ctx, source):
     """Feed the downstream rule's normalised local error to a chained rule.
 
@@ -73,11 +89,7 @@ def build_chained_error(ctx, source):
     down = rule_type.downstream
     down_type = down_rule.learning_rule_type
     down_ens = get_post_ens(down)
-    if get_pre_ens(down) is not ens:
-        raise BuildError(
-            f"{prefix}: 'downstream' must start at {ens} or its neurons, the "
-            f"ensemble this rule trains (it starts at {down.pre_obj})"
-        )
+    check_downstream_reads(prefix, down, ens)
     if down.post_slice != slice(None):
         raise BuildError(
             f"{prefix}: 'downstream' must go into all of {down.post_obj} to "

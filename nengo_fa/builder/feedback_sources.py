@@ -28,8 +28,8 @@ import warnings
 
 import numpy as np
 from nengo.builder import Operator, Signal
-from nengo.builder.learning_rules import build_or_passthrough, get_post_ens, get_pre_ens
-from nengo.ensemble import Ensemble, Neurons
+from nengo.builder.learning_rules import build_or_passthrough, get_post_ens
+from nengo.ensemble import Ensemble
 from nengo.exceptions import BuildError, NengoWarning
 from nengo.rc import rc
 from nengo.transforms import Dense, NoTransform
@@ -43,7 +43,7 @@ from nengo_fa.builder.alignment import (
     SimForwardMatrix,
     SimKolenPollack,
 )
-from nengo_fa.builder.chained import build_chained_error
+from nengo_fa.builder.chained import build_chained_error, check_downstream_reads
 from nengo_fa.builder.deferred import when_built
 from nengo_fa.builder.hidden_layer import feedback_error_signals
 from nengo_fa.builder.weights import learning_rules, weights_row_gain
@@ -461,16 +461,7 @@ class SignFeedback(LiveTranspose):
 
 def check_downstream(model, prefix, down, ens):
     """Check that ``down`` leaves ``ens`` with weights a rule can read."""
-    if get_pre_ens(down) is not ens:
-        raise BuildError(
-            f"{prefix}: 'downstream' must start at {ens} or its neurons, the "
-            f"ensemble this rule trains (it starts at {down.pre_obj})"
-        )
-    if isinstance(down.pre_obj, Neurons) and down.pre_slice != slice(None):
-        raise BuildError(
-            f"{prefix}: 'downstream' must read all of {ens.neurons} "
-            f"(it reads the slice {down.pre_slice})"
-        )
+    check_downstream_reads(prefix, down, ens)
     if not isinstance(down.transform, (Dense, NoTransform)) or not down.has_weights:
         raise BuildError(
             f"{prefix}: 'downstream' must have a Dense transform or decoders "
