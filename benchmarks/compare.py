@@ -423,11 +423,12 @@ class Method:
 
 
 def _kolen_pollack(down, out, top):
-    # as its docstring recommends, B starts on the scale of a PES readout's
-    # updates next to the readout; a chained layer keeps the default
-    kw = dict(feedback=nengo.dists.Gaussian(0, 1e-4)) if top else {}
+    # as its docstring recommends, B starts small against what the forward
+    # weights will become, on every layer (only its direction is used)
     return nengo_fa.FeedbackAlignment(
-        downstream=down, feedback_learning=nengo_fa.KolenPollack(), **kw
+        downstream=down,
+        feedback=nengo.dists.Gaussian(0, 1e-4),
+        feedback_learning=nengo_fa.KolenPollack(),
     )
 
 
@@ -1380,9 +1381,10 @@ DASHES = {"rule": "-", "baseline": "--", "offline": ":"}
 
 
 def docs_tables(lines):
-    """The two tables of the docs page ("Choosing a rule"), as
-    reStructuredText list tables: accuracy and cost per network, and what
-    each method needs (`Needs`)."""
+    """The three tables of the docs page ("Choosing a rule"), as
+    reStructuredText list tables: accuracy and cost per network, the
+    difference to PES only on the same seeds, and what each method needs
+    (`Needs`)."""
     networks = list(dict.fromkeys(line["network"] for line in lines))
     cell = {(line["network"], line["method"]): line for line in lines}
     keys = [m.key for m in METHODS] + ["mlp*"]
@@ -1406,12 +1408,27 @@ def docs_tables(lines):
                 v = cell.get((n, key), {}).get(column)
                 row.append("-" if v is None else f"{v:.2f}" if v < 10 else f"{v:.0f}")
         table.append(row)
+    versus = [["method"] + networks]
+    for key in keys:
+        if key in ("pes", "mlp*"):
+            continue
+        row = [LABELS[key]]
+        for n in networks:
+            line = cell.get((n, key))
+            if line is None or "vs_pes" not in line:
+                row.append("-")
+            elif not np.isfinite(line["vs_pes"]):
+                row.append(f"diverged ({line['worse']})")
+            else:
+                row.append(f"{line['vs_pes']:+.1f} ({line['worse']})")
+        versus.append(row)
     needs = [["method", "weight transport", "feedback", "phases", "event-driven"]]
     for m in METHODS:
         if m.needs is not None:
             n = m.needs
             needs.append([m.label, n.transport, n.feedback, n.phases, n.event_driven])
-    return _list_table([head] + table) + "\n\n" + _list_table(needs)
+    tables = ([head] + table, versus, needs)
+    return "\n\n".join(_list_table(rows) for rows in tables)
 
 
 def _list_table(rows):

@@ -7,7 +7,7 @@ sines, with a PES readout. Its rule sends the error back through a feedback
 matrix B in place of the readout's transposed decoders D^T:
 
 - FA: B fixed and random (Lillicrap et al. 2016);
-- KP: B gets the readout's own update, transposed, plus decay (Akrout et al.
+- KP: B gets the readout's own update, transposed (Akrout et al.
   2019);
 - SA: Symmetric Alignment, B relaxes toward D^T (Kunin et al. 2020);
 - AA: Activation Alignment, B learns from hidden and output activity only;

@@ -6,6 +6,7 @@ each script's smallest run works and prints the rows and columns it promises.
 
 import importlib.util
 import pathlib
+import re
 import sys
 
 import numpy as np
@@ -116,10 +117,21 @@ def test_compare_quick_run_writes_its_files(tmp_path, capsys):
             if m.has_feedback and compare.applicable(m, net):
                 for layer in range(len(net.layers)):
                     assert (m.key, f"h{layer + 1}") in measured, (name, m.key)
-    # the figures can be drawn again from the CSV files alone
+    # the figures can be drawn again from the CSV files alone, and the docs
+    # page's three tables printed: accuracy and cost, the difference to PES
+    # only per network (a signed number and the seeds below it), what each
+    # method needs
     again = tmp_path / "again"
-    compare.main(["--summarise", str(tmp_path), "--save-figures", str(again)])
+    capsys.readouterr()
+    compare.main(
+        ["--summarise", str(tmp_path), "--save-figures", str(again), "--docs-tables"]
+    )
     assert (again / "sample_efficiency.png").exists()
+    tables = capsys.readouterr().out.split(".. list-table::")[1:]
+    assert len(tables) == 3
+    assert "ms/image" in tables[0]
+    assert re.search(r"- [+-]\d+\.\d \(\d/1\)", tables[1])
+    assert "PES only" not in tables[1] and "weight transport" in tables[2]
 
 
 def test_mechanisms_quick_prints_its_tables(capsys):

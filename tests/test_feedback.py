@@ -76,8 +76,8 @@ def test_learned_feedback_aligns_with_readout(Simulator, plt):
 
     print(final)
     assert final["FA"] > 60  # fixed random feedback stays far from D^T
-    # KP's angle falls while PES learns D (it plateaus, ~30 deg here, because
-    # PES does not decay D as Akrout et al. decay W)
+    # KP's angle falls while PES learns D: B - D^T stays B_0 - D_0^T, and B_0
+    # is small
     assert final["KP"] < 40 and final["KP"] < final["FA"] - 25
     assert final["SA"] < 10  # SA relaxes onto D^T, lagging it a little
     assert final["AA"] < final["FA"] - 10
@@ -122,6 +122,26 @@ def test_diagnostics_match_probed_matrices(Simulator, seed):
             np.linalg.norm(B) / np.linalg.norm(D),
             rtol=1e-10,
         )
+
+
+def test_kolen_pollack_default_keeps_the_difference(Simulator, seed):
+    """By default (no decay) B - D^T never changes: B only turns toward D^T
+    as the readout grows (a decay would forget the readout's growth, and B
+    would drift away from D^T once the readout has converged)."""
+    assert nengo_fa.KolenPollack().decay == 0
+    net = product_task(nengo_fa.KolenPollack(), seed=seed)
+    with net:
+        p_b = nengo.Probe(net.layer1.learning_rule, "feedback")
+        p_w = nengo.Probe(net.layer1.learning_rule_type.downstream, "weights")
+    with Simulator(net) as sim:
+        sim.run(3.0)
+    B, W = sim.data[p_b], sim.data[p_w]
+    difference = B - np.transpose(W, (0, 2, 1))
+    assert np.allclose(difference, difference[0], rtol=0, atol=1e-12)
+    # B_0 is random (about 90 degrees from any D^T); the readout grew from 0
+    # to 1.2x its size, and B turned with it (42 degrees)
+    assert np.linalg.norm(W[-1]) > np.linalg.norm(B[0])
+    assert angle(B[-1], W[-1].T) < 50
 
 
 def test_kolen_pollack_mirrors_readout_update(Simulator, seed):
