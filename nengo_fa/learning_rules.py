@@ -399,13 +399,14 @@ class HiddenLayerRule(LearningRuleType):
     pre_synapse = SynapseParam("pre_synapse", default=Lowpass(tau=0.005), readonly=True)
 
     def __str__(self):
-        # shown in Nengo's message when an error is connected to a chained
-        # rule ("... must have size_in > 0"): say where its error comes from
+        # shown in Nengo's messages about the rule, e.g. when an error is
+        # connected to a chained rule ("... must have size_in > 0"): say where
+        # its error comes from, in words true in any of them
         down = getattr(self, "downstream", None)
         if self.size_in == 0 and down is not None and chained_rule(down) is not None:
             return (
-                f"{self!r}, chained: it takes its error from the rule on {down}; "
-                "connect the output error to that rule, not to this one"
+                f"{self!r} (chained: it takes its error from the rule on {down}, "
+                "so an error connection goes to that rule, not to this one)"
             )
         return repr(self)
 

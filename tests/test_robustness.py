@@ -560,6 +560,17 @@ def test_error_into_chained_rule_says_where_its_error_comes_from():
         )
         with pytest.raises(ValidationError, match="chained: it takes its error from"):
             nengo.Connection(nengo.Node([0.1]), into_h1.learning_rule)
+        # the same words appear in Nengo's other messages about the rule, so
+        # they must be true there too: no instruction to connect an error
+        with pytest.raises(ValidationError, match="must be of type 'Ensemble'") as e:
+            nengo.Connection(
+                h1.neurons,
+                h2.neurons,
+                transform=np.zeros((10, 10)),
+                learning_rule_type=nengo_fa.BackProp(into_h2),
+            )
+        assert "an error connection goes to that rule, not to this one" in str(e.value)
+        assert "connect the output error" not in str(e.value)
 
 
 # --- 32-bit precision ---------------------------------------------------------
