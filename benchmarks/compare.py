@@ -423,8 +423,10 @@ class Method:
 
 
 def _kolen_pollack(down, out, top):
-    # as its docstring recommends, B starts small against what the forward
-    # weights will become, on every layer (only its direction is used)
+    # B starts small against what the forward weights will become, on every
+    # layer (only its direction is used): on this benchmark's two-layer
+    # network that was the better start for the chained layer too (80.3%
+    # against 77.3% with a random one); the docstring says when it is not
     return nengo_fa.FeedbackAlignment(
         downstream=down,
         feedback=nengo.dists.Gaussian(0, 1e-4),
