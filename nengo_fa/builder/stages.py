@@ -181,7 +181,7 @@ class NumpyStep:
         sources = [] if finite else [f"the error ({self.error_source})"]
         if not np.all(np.isfinite(self.x)):
             sources.append("the ensemble's input x (from the connections into it)")
-        if not self.feedbackfinite():
+        if not self.feedback_finite():
             sources.append(
                 "the feedback matrix F (the weights it is read from, or its "
                 "feedback learning)"
@@ -234,7 +234,7 @@ class NumpyStep:
             "gains and biases are finite and as the previous step left them."
         )
 
-    def feedbackfinite(self):
+    def feedback_finite(self):
         """Whether :math:`F` (or, where its operator gives them, :math:`F e`
         and :math:`\\nu`) is finite."""
         if self.feedback is None:
