@@ -60,8 +60,7 @@ _TINY_SQUARED = 1e-280
 def rms_row_norm(F, n):
     """``||F||_F / sqrt(n)``: the RMS row norm of F, or of F^T, with n rows
     (exact for tiny and huge elements too: 0 only if F is all zero)."""
-    with np.errstate(over="ignore"):  # an overflow is handled below
-        ss = squared_norm(F)
+    ss = squared_norm(F)
     if _TINY_SQUARED <= ss < np.inf or not F.size:
         return np.sqrt(ss / n)
     peak = float(np.max(np.abs(F)))

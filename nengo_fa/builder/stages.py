@@ -249,9 +249,11 @@ class NumpyStep:
         if self.warned:
             return
         self.warned = True
-        # exact for huge values too (|e|^2 may overflow where |e| does not)
-        e_norm = rms_row_norm(self.error.reshape(1, -1), 1)
-        x_norm = rms_row_norm(self.x.reshape(1, -1), 1)
+        # exact for huge values too (|e|^2 may overflow where |e| does not:
+        # rms_row_norm then rescales, and numpy's warning says nothing)
+        with np.errstate(over="ignore"):
+            e_norm = rms_row_norm(self.error.reshape(1, -1), 1)
+            x_norm = rms_row_norm(self.x.reshape(1, -1), 1)
         warnings.warn(
             f"{self.tag}: the error (norm {e_norm:.3g}) or the input (norm "
             f"{x_norm:.3g}, radius {self.c.radius:g}) is so large that the step "
