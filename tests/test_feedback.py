@@ -124,18 +124,24 @@ def test_diagnostics_match_probed_matrices(Simulator, seed):
         )
 
 
+def feedback_and_readout(Simulator, feedback_learning, seed, sim_time):
+    """``(B, D, dt)``: the probed feedback and readout weights of
+    `product_task` with ``feedback_learning``, every step of ``sim_time``."""
+    net = product_task(feedback_learning, seed=seed)
+    with net:
+        p_b = nengo.Probe(net.layer1.learning_rule, "feedback")
+        p_w = nengo.Probe(net.layer1.learning_rule_type.downstream, "weights")
+    with Simulator(net) as sim:
+        sim.run(sim_time)
+    return sim.data[p_b], sim.data[p_w], sim.dt
+
+
 def test_kolen_pollack_default_keeps_the_difference(Simulator, seed):
     """By default (no decay) B - D^T never changes: B only turns toward D^T
     as the readout grows (a decay would forget the readout's growth, and B
     would drift away from D^T once the readout has converged)."""
     assert nengo_fa.KolenPollack().decay == 0
-    net = product_task(nengo_fa.KolenPollack(), seed=seed)
-    with net:
-        p_b = nengo.Probe(net.layer1.learning_rule, "feedback")
-        p_w = nengo.Probe(net.layer1.learning_rule_type.downstream, "weights")
-    with Simulator(net) as sim:
-        sim.run(3.0)
-    B, W = sim.data[p_b], sim.data[p_w]
+    B, W, _ = feedback_and_readout(Simulator, nengo_fa.KolenPollack(), seed, 3.0)
     difference = B - np.transpose(W, (0, 2, 1))
     assert np.allclose(difference, difference[0], rtol=0, atol=1e-12)
     # B_0 is random (about 90 degrees from any D^T); the readout grew from 0
@@ -147,14 +153,10 @@ def test_kolen_pollack_default_keeps_the_difference(Simulator, seed):
 def test_kolen_pollack_mirrors_readout_update(Simulator, seed):
     """Each step B changes by the readout's change, transposed, minus decay."""
     decay = 0.5
-    net = product_task(nengo_fa.KolenPollack(decay=decay), seed=seed)
-    with net:
-        p_b = nengo.Probe(net.layer1.learning_rule, "feedback")
-        p_w = nengo.Probe(net.layer1.learning_rule_type.downstream, "weights")
-    with Simulator(net) as sim:
-        sim.run(0.2)
-    B, W = sim.data[p_b], sim.data[p_w]
-    expected = B[:-1] * (1 - decay * sim.dt) + np.transpose(W[1:] - W[:-1], (0, 2, 1))
+    B, W, dt = feedback_and_readout(
+        Simulator, nengo_fa.KolenPollack(decay=decay), seed, 0.2
+    )
+    expected = B[:-1] * (1 - decay * dt) + np.transpose(W[1:] - W[:-1], (0, 2, 1))
     assert np.abs(W[-1]).max() > 0
     assert np.allclose(B[1:], expected, rtol=1e-10, atol=1e-14)
 
