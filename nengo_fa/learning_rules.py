@@ -44,6 +44,10 @@ class DerivativeParam(Parameter):
 class BoxcarParam(TupleParam):
     """A window ``(low, high)`` of two numbers, ``low`` finite and below ``high``."""
 
+    # compared by value (Nengo's TupleParam compares by identity), so that a
+    # rule equals its copy and hashes as it, as Nengo's rules do
+    equatable = True
+
     def __init__(self, name, default=Unconfigurable, readonly=None):
         super().__init__(name, default=default, length=2, readonly=readonly)
 
@@ -1190,8 +1194,7 @@ class DifferenceTargetProp(HiddenLayerRule):
 
     @property
     def error_size(self):
-        """Size of the error: ``downstream.size_out``, or, when chained, the
-        number of neurons of the next layer."""
+        # documented in the class's "Attributes" section
         if self.size_in > 0:
             return self.size_in
         return _post_ensemble(self.downstream).n_neurons
@@ -1206,8 +1209,10 @@ class LRA(FeedbackAlignment):
     random matrix :math:`B` displaces the layer's pre-activation, the target
     activity is the nonlinearity applied to the displaced pre-activation,
     and the layer learns to reduce a Cauchy loss between its activity and
-    that target. In Nengo's terms, with :math:`J` the neurons' input current,
-    :math:`G` their rate response, :math:`u = B e / \nu` (:math:`\nu` the
+    that target. In Nengo's terms, with :math:`J` the neurons' input current
+    (filtered by ``pre_synapse``, as every rule pairs it with the error),
+    :math:`G` their rate response (interpolated in a table made at build
+    time, with a point on the firing threshold), :math:`u = B e / \nu` (:math:`\nu` the
     RMS row norm of :math:`B`), :math:`\hat g` the mean gain and
     :math:`\bar{G'}` the mean slope (see `.HiddenLayerRule`):
 
@@ -1380,7 +1385,8 @@ class TraceRule(HiddenLayerRule):
        \delta = p \, \frac{\nu}{\kappa_{td} g} \odot (J_s - J_f)
                 \odot G'(J),
 
-    so that :math:`S \leftarrow S - \kappa \Delta t \, \hat\delta x^T` (and
+    so that :math:`S \leftarrow S - \kappa \Delta t \, \hat g \,
+    \hat\delta x^T / r^2` (and
     the gain and bias steps) move each neuron towards its outcome:
     GeneRec's :math:`\Delta w \propto (y^+ - y^-) x^-` with
     :math:`y^+ - y^- \approx G'(J)(J_f - J_s)`. Err is
@@ -1864,12 +1870,14 @@ class SyntheticGradient(HiddenLayerRule):
 
     normalised least mean squares, with :math:`\bar A^2` the mean of
     :math:`|a|^2` over the ensemble's tuning curves at its evaluation points
-    (build time), so that :math:`\kappa_M` is a rate per second whatever the
-    ensemble's size and firing rates (and the step stays stable however
-    large the activities grow). The true feedback :math:`F` is a fixed
-    random matrix (as `.FeedbackAlignment`'s :math:`B`) or, with
-    ``downstream``, the live transpose of ``downstream``'s weights (as
-    `.BackProp`). :math:`M` starts at zero, so the layer does not move until
+    (build time); with a ``context``, :math:`a_\tau` is :math:`z_\tau =
+    [a_\tau; s c_\tau]` and the floor :math:`2 \bar A^2`, the mean power of
+    :math:`z` (`.SimSyntheticGradient`), so that :math:`\kappa_M` is a rate
+    per second whatever the ensemble's size and firing rates (and the step
+    stays stable however large the activities grow). The true feedback
+    :math:`F` is a fixed random matrix (as `.FeedbackAlignment`'s :math:`B`)
+    or, with ``downstream``, the live transpose of ``downstream``'s weights
+    (as `.BackProp`). :math:`M` starts at zero, so the layer does not move until
     the predictor has learned something, and the predictor regresses
     :math:`F e` (the error with respect to the activities, as the synthetic
     gradient of [1]_ predicts the gradient with respect to a layer's output),

@@ -87,25 +87,21 @@ class Derivative:
     Calling it writes :math:`G'(J)`, elementwise, into ``out`` and returns
     ``out``; it computes into buffers allocated at build time. Instances are
     plain objects (no closures), so operators that hold one pickle.
-
-    Attributes
-    ----------
-    tensorflow_form : (str, dict) or None
-        How NengoDL computes the same derivative: a family name (``"relu"``,
-        ``"logistic"`` or ``"lif"``, see `nengo_fa.dl`) and its scalar
-        parameters; None for derivatives that are Python code only (tabulated,
-        registered by users, or given to a rule as a function).
-    compiled_form : (callable, float, tuple) or None
-        How the reference simulator's compiled step computes the same
-        derivative: ``(loop, scale, params)``, where ``loop(J, out, scale,
-        *params)`` is a plain-Python loop over the neurons that numba compiles
-        (`nengo_fa.builder.kernels.compiled`; helper functions it calls are
-        listed in its ``helpers`` attribute) and writes ``scale`` times
-        :math:`G'(J)` into ``out`` (see `nengo_fa.derivative_kernels`); None
-        for derivatives that the step calls as Python code.
     """
 
+    #: (str, dict) or None: how NengoDL computes the same derivative: a
+    #: family name (``"relu"``, ``"logistic"`` or ``"lif"``, see `nengo_fa.dl`)
+    #: and its scalar parameters; None for derivatives that are Python code
+    #: only (tabulated, registered by users, or given to a rule as a function).
     tensorflow_form = None
+    #: (callable, float, tuple) or None: how the reference simulator's
+    #: compiled step computes the same derivative: ``(loop, scale, params)``,
+    #: where ``loop(J, out, scale, *params)`` is a plain-Python loop over the
+    #: neurons that numba compiles (`nengo_fa.builder.kernels.compiled`; helper
+    #: functions it calls are listed in its ``helpers`` attribute) and writes
+    #: ``scale`` times :math:`G'(J)` into ``out`` (see
+    #: `nengo_fa.derivative_kernels`); None for derivatives that the step calls
+    #: as Python code.
     compiled_form = None
 
     def __call__(self, J, out):
@@ -308,7 +304,7 @@ def _rectified_linear_derivative(neuron_type, gain, bias):
 
 
 class RectifiedLinearDerivative(Derivative):
-    """:math:`G'(J) = a [J > 0]` (see `_rectified_linear_derivative`)."""
+    """:math:`G'(J) = a [J > 0]` (see ``_rectified_linear_derivative``)."""
 
     def __init__(self, amplitude):
         self.amplitude = amplitude
@@ -698,7 +694,9 @@ class InterpolatedDerivative(Derivative):
 
     def __init__(self, J_table, table, n):
         self.J0 = J_table[0]
-        self.inv_dJ = 1.0 / (J_table[1] - J_table[0])
+        # from the whole range: 1 / (J[1] - J[0]) carries the rounding of
+        # J[0] into every position, multiplied by the number of points
+        self.inv_dJ = (len(J_table) - 1) / (J_table[-1] - J_table[0])
         self.last = len(table) - 1
         self.values = np.array(table, dtype=float)
         self.slopes = np.diff(self.values)

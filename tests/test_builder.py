@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from nengo.builder import Signal
 from nengo.exceptions import BuildError, ValidationError
+from nengo.params import IntParam
 
 import nengo_fa
 from nengo_fa import settings
@@ -59,6 +60,8 @@ def test_pickled_operators_keep_their_derivative_and_constants():
 
 class SignedRandomFeedback(HiddenLayerRule):
     """Feedback through a fixed random matrix of +-1 entries (a test rule)."""
+
+    error_size = IntParam("error_size", low=1, readonly=True)
 
     def __init__(self, error_size, **kwargs):
         super().__init__(size_in=error_size, **kwargs)
@@ -151,6 +154,67 @@ def test_unregistered_rule_type_raises():
         nengo.Connection(nengo.Node([0.5]), ens, learning_rule_type=NoSource())
     with pytest.raises(BuildError, match="No feedback source registered for NoSource"):
         nengo.Simulator(net, progress_bar=False)
+
+
+class Unfinished(HiddenLayerRule):
+    """A test rule whose source misbehaves as ``how`` says."""
+
+    error_size = IntParam("error_size", low=1, readonly=True)
+
+    def __init__(self, how):
+        super().__init__(size_in=1)
+        self.error_size = 1
+        self.how = how
+
+
+@register_feedback_source(Unfinished)
+class UnfinishedSource(FeedbackSource):
+    def build(self, ctx, ready):
+        n = ctx.ens.n_neurons
+        if ctx.rule_type.how == "wide":
+            ready(Signal(np.ones((n, 2)), readonly=True), False)
+        elif ctx.rule_type.how == "transposed":
+            ready(Signal(np.ones((n, 1)), readonly=True), True)
+        # "never": ready is not called at all
+
+
+@pytest.mark.parametrize(
+    "how, match",
+    [
+        ("never", r"never gave the rule its feedback \(never called `ready`\)"),
+        ("wide", r"feedback of shape \(8, 2\); expected \(8, 1\)"),
+        ("transposed", r"feedback of shape \(8, 1\); expected \(1, 8\)"),
+    ],
+)
+def test_source_that_gives_no_usable_feedback_raises(how, match):
+    """A source that never calls ``ready`` left a rule that did nothing, with
+    no error; a feedback of the wrong shape failed in numpy at the first
+    step. Both are BuildErrors naming the rule and the source."""
+    with nengo.Network() as net:
+        ens = nengo.Ensemble(8, 1)
+        conn = nengo.Connection(
+            nengo.Node([0.5]), ens, learning_rule_type=Unfinished(how)
+        )
+        nengo.Connection(nengo.Node([1.0]), conn.learning_rule)
+    with pytest.raises(BuildError, match="Unfinished on .*UnfinishedSource.*" + match):
+        nengo.Simulator(net, progress_bar=False)
+
+
+def test_feedback_given_when_the_last_object_is_built():
+    """A source waiting for the very last object of the model gets it before
+    the end-of-build checks run (they are called back by the same object)."""
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node([0.3, -0.2])
+        hidden = nengo.Ensemble(10, 2)
+        out = nengo.Node(size_in=1)
+        layer = nengo.Connection(stim, hidden)
+        readout = nengo.Connection(hidden, out, function=zero)
+        # no error connection, so that the readout is the last object built
+        layer.learning_rule_type = nengo_fa.BackProp(readout)
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        assert net.all_objects[-1] is readout
+        rule_ops = [o for o in sim.model.operators if isinstance(o, SimHiddenLayerRule)]
+        assert rule_ops[0].feedback is sim.model.sig[readout]["weights"]
 
 
 # --- settings -------------------------------------------------------------------

@@ -1,3 +1,6 @@
+import copy
+import pickle
+
 import nengo
 import numpy as np
 import pytest
@@ -631,6 +634,27 @@ def test_repr():
         == "FeedbackAlignment(error_size=3, learning_rate=0.5)"
     )
     assert repr(nengo_fa.BackProp(readout)).startswith("BackProp(downstream=<Conn")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: nengo_fa.FeedbackAlignment(3, learning_rate=0.5),
+        lambda: nengo_fa.FeedbackAlignment(2, pre_synapse=nengo.Alpha(0.01)),
+        lambda: nengo_fa.LRA(2),
+        lambda: nengo_fa.ERBP(2, boxcar=(-0.5, 0.5)),
+        lambda: nengo_fa.SyntheticGradient(2),
+        lambda: nengo_fa.TraceRule(2),
+    ],
+)
+def test_equal_to_copies(make):
+    """A rule equals, and hashes as, an equal rule, its copy and its pickled
+    copy, as `nengo.PES` does (ERBP's window was compared by identity)."""
+    rule = make()
+    for other in (make(), copy.copy(rule), copy.deepcopy(rule)):
+        assert other == rule and hash(other) == hash(rule)
+    assert pickle.loads(pickle.dumps(rule)) == rule
+    assert nengo_fa.ERBP(2, boxcar=(0, 1)) != nengo_fa.ERBP(2, boxcar=(0, 2))
 
 
 def test_defaults_via_config(Simulator):

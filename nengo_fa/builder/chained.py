@@ -29,8 +29,9 @@ def chained_downstream_rule(rule_type, rule):
 
 
 def check_no_cycle(rule_type, rule):
-    """Raise a `BuildError` if following ``downstream`` from ``rule`` leads
-    back to it: then no rule of the chain gets an error from outside it."""
+    """Raise a `~nengo.exceptions.BuildError` if following ``downstream``
+    from ``rule`` leads back to it: then no rule of the chain gets an error
+    from outside it."""
     chain = [rule.connection]
     down = rule_type.downstream
     while down is not None:

@@ -38,6 +38,7 @@ class BuildState:
         self.installed = False
         self.waiting = []  # [set of pending ids, callback]
         self.at_end = None  # callbacks for the end of the build, once asked
+        self.at_end_callback = None  # the waiting callback that calls them
         self.published = {}  # key -> ("value", value) or ("waiting", [callbacks])
 
     def install(self):
@@ -62,6 +63,9 @@ class BuildState:
             if not entry[0]:
                 ready.append(entry)
         self.waiting = [entry for entry in self.waiting if entry[0]]
+        # the end of the build's callbacks after those that the same object
+        # made ready, which may be what they check
+        ready.sort(key=lambda entry: entry[1] is self.at_end_callback)
         for _, callback in ready:
             callback()
         if not self.waiting:
@@ -110,6 +114,7 @@ def when_model_built(model, callback):
         for cb in state.at_end:
             cb()
 
+    state.at_end_callback = call_all
     when_built(model, model.toplevel.all_objects, call_all)
 
 

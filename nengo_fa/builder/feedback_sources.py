@@ -63,6 +63,9 @@ RuleBuild = collections.namedtuple(
         "prefix",
         "gain_scale",
         "derivative_scale",
+        "threshold",
+        "current",
+        "pre_decay",
     ),
 )
 RuleBuild.__doc__ = """What a feedback source may need about the rule being built.
@@ -90,6 +93,17 @@ gain_scale : float
 derivative_scale : float
     :math:`\\bar{G'}`, the mean of :math:`G'` over the active part of the
     tuning curves.
+threshold : float
+    :math:`\\theta`, the input current below which the neurons stop firing.
+current : Signal
+    The current :math:`J` the rule pairs its error with, before the filter
+    it applies itself: the neurons' input current, or that current filtered
+    by Nengo (a ``pre_synapse`` other than a ``Lowpass``).
+pre_decay : float
+    :math:`a = e^{-\\Delta t / \\tau}` of the ``Lowpass(tau)`` ``pre_synapse``
+    that the rule's step applies to ``current`` itself,
+    :math:`\\bar J \\leftarrow a \\bar J + (1 - a) J` from zero; 0 when it reads
+    ``current`` as it is (see `.HiddenLayerRule`).
 """
 
 _SOURCES = {}
@@ -235,8 +249,8 @@ class FixedFeedback(FeedbackSource):
     """A fixed random matrix, or a learned one (`.FeedbackAlignment`)."""
 
     replaces_forward_matrix = True
-    #: Whether an all-zero fixed feedback is a `BuildError` (it is a warning
-    #: for `.FeedbackAlignment`, which then learns nothing).
+    #: Whether an all-zero fixed feedback is a `~nengo.exceptions.BuildError`
+    #: (it is a warning for `.FeedbackAlignment`, which then learns nothing).
     needs_feedback = False
 
     def build(self, ctx, ready):

@@ -136,7 +136,7 @@ class RuleConstants(
         return self.learning_rate > 0 and self.gain_learning_rate == self.learning_rate
 
     def kernel_params(self, coef_max):
-        """The ``params`` array of the compiled loops (`kernels.RULE_PARAMS`),
+        """The ``params`` array of the compiled loops (`.kernels.RULE_PARAMS`),
         with ``coef_max`` the largest finite number of the signals' dtype."""
         return kernels.rule_params(
             coef_max=coef_max,

@@ -10,9 +10,10 @@ learned feedback, so every update, bound, chain and backend of
 import math
 
 import numpy as np
-from nengo.builder import Operator
+from nengo.builder import Operator, Signal
 from nengo.exceptions import BuildError, SimulationError
 from nengo.neurons import RatesToSpikesNeuronType
+from nengo.rc import rc
 
 from nengo_fa import settings
 from nengo_fa.builder import kernels
@@ -22,26 +23,38 @@ from nengo_fa.builder.numerics import blocked_dot, rms_row_norm
 from nengo_fa.learning_rules import LRA
 from nengo_fa.neurons import InterpolatedDerivative
 
-#: points of the table of :math:`G(J)` that `.SimLRATarget` interpolates
-RATE_TABLE_POINTS = 2001
+#: the table of :math:`G(J)` that `.SimLRATarget` interpolates has this many
+#: points per unit of the smallest gain (the current range of that neuron over
+#: half the radius)...
+RATE_TABLE_RESOLUTION = 2000
+#: ... and at least `RATE_TABLE_MIN_POINTS`, at most `RATE_TABLE_MAX_POINTS`
+#: points over the currents the ensemble reaches (``neuron_type.rates`` of
+#: the spiking types that have no closed form, e.g. Izhikevich, takes about
+#: 80 us a point)
+RATE_TABLE_MIN_POINTS = 2001
+#: (see `RATE_TABLE_MIN_POINTS`)
+RATE_TABLE_MAX_POINTS = 20001
 
 
 class RateTable:
     r"""The neurons' rate response :math:`G(J)`, tabulated at build time on
-    ``n_points`` currents in ``[lo, hi]`` from ``neuron_type.rates`` (times
-    the amplitude of a spiking wrapper) and interpolated linearly, clamped at
-    the ends.
+    the evenly spaced currents ``J`` from ``neuron_type.rates`` (times the
+    amplitude of a spiking wrapper) and interpolated linearly, clamped at the
+    ends.
 
     Attributes
     ----------
+    currents : ndarray
+        ``J``.
     J0, dJ : float
         The first current of the table and its spacing.
     values : ndarray
         :math:`G` at the table's currents.
     """
 
-    def __init__(self, neuron_type, lo, hi, n_points=RATE_TABLE_POINTS):
-        J = np.linspace(lo, hi, n_points)
+    def __init__(self, neuron_type, J):
+        J = np.asarray(J, dtype=float)
+        n_points, lo, hi = len(J), J[0], J[-1]
         rates = np.asarray(neuron_type.rates(J, np.ones(1), np.zeros(1)), dtype=float)
         rates = rates.reshape(-1)
         if isinstance(neuron_type, RatesToSpikesNeuronType):
@@ -51,26 +64,42 @@ class RateTable:
                 f"{neuron_type}.rates is not finite on the currents "
                 f"[{lo:.3g}, {hi:.3g}]; LRA cannot tabulate its rate response"
             )
+        self.currents = J
         self.J0 = float(lo)
-        self.dJ = float(J[1] - J[0])
+        self.dJ = float((hi - lo) / (n_points - 1))
         self.values = rates
 
     def interpolator(self, n):
         """``f(J, out)``: :math:`G(J)` for ``n`` neurons, without allocating."""
-        return InterpolatedDerivative(
-            self.J0 + self.dJ * np.arange(len(self.values)), self.values, n
-        )
+        return InterpolatedDerivative(self.currents, self.values, n)
 
 
-def rate_table(neuron_type, gain, bias, gain_scale, target_step, cauchy_scale):
+def rate_table(neuron_type, gain, bias, gain_scale, target_step, cauchy_scale, theta):
     """The `RateTable` for an ensemble: the currents its neurons reach
     (:math:`b \\pm 1.5 g`), widened by the largest target displacement
-    that still counts (:math:`\\beta \\hat g` times a few :math:`\\sigma`)."""
-    reach = 1.5 * np.abs(gain)
+    that still counts (:math:`\\beta \\hat g` times a few :math:`\\sigma`),
+    `RATE_TABLE_RESOLUTION` points per smallest gain (within the bounds on
+    the points), with a point on the firing threshold ``theta``, where
+    :math:`G` has its kink (rectified linear neurons are then exact)."""
+    gain = np.abs(gain)
+    reach = 1.5 * gain
     margin = 4 * target_step * gain_scale * max(cauchy_scale, 1.0)
     lo = float(np.min(bias - reach)) - margin
     hi = float(np.max(bias + reach)) + margin
-    return RateTable(neuron_type, lo, hi)
+    positive = gain[gain > 0]
+    finest = float(np.min(positive)) if positive.size else gain_scale
+    span = hi - lo
+    dJ = min(
+        max(finest / RATE_TABLE_RESOLUTION, span / (RATE_TABLE_MAX_POINTS - 1)),
+        span / (RATE_TABLE_MIN_POINTS - 1),
+    )
+    if not lo < theta < hi:
+        theta = lo
+    # theta itself is a point (not one rounding error above it, where an LIF
+    # neuron already fires at a couple of Hz)
+    below = math.ceil((theta - lo) / dJ)
+    above = math.ceil((hi - theta) / dJ)
+    return RateTable(neuron_type, theta + dJ * np.arange(-below, above + 1))
 
 
 @register_feedback_source(LRA)
@@ -94,11 +123,20 @@ class LRATargets(FixedFeedback):
             ctx.gain_scale,
             lra.target_step,
             lra.cauchy_scale,
+            ctx.threshold,
         )
+        # the targets are those of the current the rule pairs the error with,
+        # filtered as the rule filters it (its own copy of that filter)
+        seen = None
+        if ctx.pre_decay > 0:
+            seen = Signal(
+                np.zeros(ens.n_neurons, dtype=rc.float_dtype),
+                name=f"{ctx.prefix}: LRA current_seen",
+            )
         model.add_op(
             SimLRATarget(
                 ctx.error,
-                model.sig[ens.neurons]["in"],
+                ctx.current,
                 model.sig[ctx.rule]["feedback"],
                 feedback_error,
                 table,
@@ -111,9 +149,11 @@ class LRATargets(FixedFeedback):
                     target_step=lra.target_step,
                     cauchy_scale=lra.cauchy_scale,
                     max_local_error=lra.max_local_error,
+                    pre_decay=ctx.pre_decay,
                 ),
                 tag=f"{ctx.prefix}: targets",
                 compiled=settings.compiled_kernels(),
+                seen=seen,
             )
         )
         ready(model.sig[ctx.rule]["feedback"], False, feedback_error)
@@ -131,6 +171,7 @@ class LRAConstants:
         "target_step",
         "cauchy_scale",
         "max_local_error",
+        "pre_decay",
     )
 
     def __init__(self, **values):
@@ -160,14 +201,19 @@ class SimLRATarget(Operator):
                  {\mathrm{rms}(\psi \odot G'(J))}\right)
 
     and :math:`\nu = 1` (``fe`` is already normalised). :math:`G` is
-    interpolated in a `RateTable`.
+    interpolated in a `RateTable`. :math:`J` is the current the rule pairs
+    the error with: ``current`` as it is, or, with ``seen``, filtered as the
+    rule's step filters it, :math:`\bar J \leftarrow a \bar J + (1 - a)
+    J` (:math:`a` = ``constants.pre_decay``), so that the bound holds for
+    the local error :math:`\psi \odot G'(\bar J)` the rule forms.
 
     Parameters
     ----------
     error : Signal
         The rule's error :math:`e`.
     current : Signal
-        The neurons' input current :math:`J`.
+        The current the rule pairs the error with, before the rule's own
+        filter (`.RuleBuild`'s ``current``).
     feedback : Signal
         The fixed :math:`B`, shape ``(n, error_size)``.
     feedback_error : FeedbackError
@@ -179,20 +225,22 @@ class SimLRATarget(Operator):
     neuron_type : NeuronType
         The ensemble's neuron type (for NengoDL's builder).
     constants : LRAConstants
-        :math:`\nu_B, \hat g, \bar{G'}, \beta, \sigma, c`.
+        :math:`\nu_B, \hat g, \bar{G'}, \beta, \sigma, c, a`.
     tag : str, optional
         A label associated with the operator, for debugging purposes.
     compiled : bool, optional
         Whether to interpolate :math:`G` and evaluate :math:`G'` with their
         compiled loops (`nengo_fa.builder.kernels.derivative_loop`; the
         ``compiled_kernels`` setting when the model was built).
+    seen : Signal, optional
+        :math:`\bar J` (``n``), with a ``pre_decay`` above 0.
 
     Notes
     -----
     1. sets ``[fe, nu]``
     2. incs ``[]``
     3. reads ``[error, current, feedback]``
-    4. updates ``[]``
+    4. updates ``[]``, or ``[seen]``
     """
 
     def __init__(
@@ -207,6 +255,7 @@ class SimLRATarget(Operator):
         constants,
         tag=None,
         compiled=False,
+        seen=None,
     ):
         super().__init__(tag=tag)
         self.compiled = compiled
@@ -217,7 +266,7 @@ class SimLRATarget(Operator):
         self.sets = list(feedback_error)
         self.incs = []
         self.reads = [error, current, feedback]
-        self.updates = []
+        self.updates = [] if seen is None else [seen]
 
     @property
     def error(self):
@@ -230,6 +279,10 @@ class SimLRATarget(Operator):
     @property
     def feedback(self):
         return self.reads[2]
+
+    @property
+    def seen(self):
+        return self.updates[0] if self.updates else None
 
     @property
     def fe(self):
@@ -260,6 +313,8 @@ class SimLRATarget(Operator):
         derivative = self._loop(self.derivative)
         target, activity, gp = (np.empty(n, dtype=fe.dtype) for _ in range(3))
         tag = self.tag
+        J_seen = None if self.seen is None else signals[self.seen]
+        a = c.pre_decay
 
         def step_simlratarget():
             finite = math.isfinite(blocked_dot(e, e) + blocked_dot(J, J))
@@ -268,10 +323,18 @@ class SimLRATarget(Operator):
                     f"{tag}: the error or the neurons' input current contains "
                     "NaN or inf; nothing was changed"
                 )
+            if J_seen is None:
+                J_paired = J
+            else:
+                # as the rule's step filters it (`NumpyStep.filter_inputs`)
+                np.multiply(J_seen, a, out=J_seen)
+                np.multiply(J, 1 - a, out=gp)
+                np.add(J_seen, gp, out=J_seen)
+                J_paired = J_seen
             np.dot(B, e, out=target)
             np.multiply(target, shift, out=target)
-            np.add(target, J, out=target)  # the target current
-            rate(J, activity)
+            np.add(target, J_paired, out=target)  # the target current
+            rate(J_paired, activity)
             rate(target, target)
             np.subtract(activity, target, out=fe)
             np.multiply(fe, to_error, out=fe)  # m
@@ -279,7 +342,7 @@ class SimLRATarget(Operator):
             np.square(target, out=target)
             np.add(target, 1.0, out=target)
             np.divide(fe, target, out=fe)  # psi
-            derivative(J, gp)
+            derivative(J_paired, gp)
             np.multiply(gp, fe, out=gp)
             norm = math.sqrt(blocked_dot(gp, gp))
             if norm > bound:

@@ -14,7 +14,7 @@ from nengo.synapses import Lowpass
 
 from nengo_fa.builder import encoder_update
 from nengo_fa.builder.chained import chained_downstream_rule, chained_error_size
-from nengo_fa.builder.deferred import publish
+from nengo_fa.builder.deferred import publish, when_model_built
 from nengo_fa.builder.feedback_sources import RuleBuild, feedback_source
 from nengo_fa.builder.hidden_layer import (
     MAX_INTERCEPT,
@@ -125,6 +125,9 @@ class _HiddenLayerBuild:
             f"{self.name} on {rule.connection}",
             self.gain_scale,
             self.derivative_scale,
+            self.threshold,
+            None,  # current and pre_decay: set by _update_signals
+            0.0,
         )
         check_stable_range(rule_type, model.dt, self.ctx.prefix)
         self._update_signals()
@@ -183,6 +186,9 @@ class _HiddenLayerBuild:
             else None
         )
         self.seen_signals, self.pre_decay = self._eligibility()
+        self.ctx = self.ctx._replace(
+            current=self.seen_signals[0], pre_decay=self.pre_decay
+        )
 
     def _eligibility(self):
         """The current :math:`J` and input :math:`x` the rule pairs with its
@@ -238,9 +244,34 @@ class _HiddenLayerBuild:
                     add_operator=self.add_operator,
                 ),
             )
+        self.feedback_given = False
         self.fixed_feedback = self.source.build(self.ctx, self.feedback_ready)
+        if not self.feedback_given:
+            when_model_built(self.model, self.check_feedback_given)
+
+    def check_feedback_given(self):
+        """At the end of the build: a source that never called ``ready`` would
+        leave a rule that silently does nothing."""
+        if not self.feedback_given:
+            raise BuildError(
+                f"{self.ctx.prefix}: its feedback source "
+                f"({type(self.source).__name__}) never gave the rule its "
+                "feedback (never called `ready`), e.g. because it waits for an "
+                "object that is not part of the model being built"
+            )
 
     def feedback_ready(self, feedback, transposed, feedback_error=None):
+        n, d = self.ens.n_neurons, self.error.shape[0]
+        shape = (d, n) if transposed else (n, d)
+        # (a source that gives the feedback error computes F e itself)
+        if feedback_error is None and feedback.shape != shape:
+            raise BuildError(
+                f"{self.ctx.prefix}: its feedback source "
+                f"({type(self.source).__name__}) gave a feedback of shape "
+                f"{feedback.shape}; expected {shape} (F{'^T' if transposed else ''}"
+                ": the hidden neurons by the error's dimensions)"
+            )
+        self.feedback_given = True
         if not self.inplace:
             self.add_operator(feedback, transposed, feedback_error)
         if self.add_weights_operator is not None:

@@ -35,7 +35,7 @@ class NumpyStep:
 
     It is the reference implementation: the compiled step gives the same
     results, and hands the rare cases (no feedback yet, no input, a
-    non-finite error or input) to `step_simhiddenlayerrule` here.
+    non-finite error or input) to ``step_simhiddenlayerrule`` here.
     """
 
     def __init__(self, op, signals):
@@ -161,9 +161,9 @@ class NumpyStep:
                 self.fail("F e")
 
     def fail(self, what):
-        """Raise the `SimulationError` for a non-finite ``what``, having set
-        every output to "no update", so that nothing of this step is applied
-        even if the simulation goes on."""
+        """Raise the `~nengo.exceptions.SimulationError` for a non-finite
+        ``what``, having set every output to "no update", so that nothing of
+        this step is applied even if the simulation goes on."""
         self.delta[...] = 0
         self.gain_delta[...] = 0
         self.bias_delta[...] = 0
@@ -629,15 +629,15 @@ class NumpyStep:
 def compiled_step(op, signals, numpy_step):
     """A step of `.SimHiddenLayerRule` in compiled loops.
 
-    The derivative's compiled form (`kernels.derivative_loop`) writes
-    :math:`G'(J)`; `kernels.hidden_layer_prologue` does the checks and the
-    feedback error; `kernels.hidden_layer_update` the local error, bias step,
+    The derivative's compiled form (`.kernels.derivative_loop`) writes
+    :math:`G'(J)`; `.kernels.hidden_layer_prologue` does the checks and the
+    feedback error; `.kernels.hidden_layer_update` the local error, bias step,
     step bounds, encoder/gain step and row scaling;
-    `kernels.hidden_layer_finish` bounds the bias step, applies the bias
+    `.kernels.hidden_layer_finish` bounds the bias step, applies the bias
     limits and checks :math:`\\delta` and :math:`S x`; where :math:`S x` is
     :math:`J - b` (or, with the step's own filter, :math:`S \\bar x` is kept
-    from it: `kernels.filter_inputs`, first), the three go in one call
-    (`kernels.hidden_layer_step`).
+    from it: `.kernels.filter_inputs`, first), the three go in one call
+    (`.kernels.hidden_layer_step`).
     :math:`G'(J)` of a derivative without a compiled form, :math:`F e` of a
     feedback that its own operator does not give (a user's feedback source,
     not a transpose), and :math:`S x` when it cannot be read as :math:`J - b`
@@ -694,7 +694,7 @@ def compiled_step(op, signals, numpy_step):
 
 def _filter_inputs(s):
     """``filter_inputs()`` of the step's own ``Lowpass`` (`NumpyStep`'s
-    ``filter_inputs``, compiled: `kernels.filter_inputs`), or None."""
+    ``filter_inputs``, compiled: `.kernels.filter_inputs`), or None."""
     if s.decay == 0:
         return None
     kernel = kernels.compiled(kernels.filter_inputs)
@@ -720,7 +720,7 @@ def _compiled_stages(s, params, kernel_FT):
     """``stages()`` of `compiled_step`: the prologue, the update and the
     finish; returns False, having written nothing but :math:`F e`, in the
     rare cases that the prologue reports. Where :math:`S x` is :math:`J - b`
-    (or kept from it) the three are one call (`kernels.hidden_layer_step`),
+    (or kept from it) the three are one call (`.kernels.hidden_layer_step`),
     which leaves the
     finish to this function when a gain met its floor or its ceiling."""
     prologue = kernels.compiled(kernels.hidden_layer_prologue)
@@ -781,9 +781,9 @@ def _compiled_stages(s, params, kernel_FT):
 def compiled_local_step(op, signals, numpy_step):
     """A step of `.SimHiddenLayerRule` in compiled loops for a rule that
     learns neither encoders nor gains (``modifies="weights"``, or biases
-    only): the derivative's compiled form, `kernels.hidden_layer_prologue`
-    (checks and feedback error), `kernels.local_error_bias` (local error and
-    bias step) and `kernels.hidden_layer_finish` (bias bounds and limits, and
+    only): the derivative's compiled form, `.kernels.hidden_layer_prologue`
+    (checks and feedback error), `.kernels.local_error_bias` (local error and
+    bias step) and `.kernels.hidden_layer_finish` (bias bounds and limits, and
     the check of :math:`\\delta`). Without an encoder step, :math:`x` is not
     read: the prologue is given :math:`|x|^2 = 1` and the finish no
     :math:`S x` (zeros). The rare cases go to ``numpy_step`` as in

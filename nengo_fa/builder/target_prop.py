@@ -149,10 +149,11 @@ class TargetFeedback(FeedbackSource):
 
 
 def check_upstream(ctx):
-    """Raise a `BuildError` if a rule other than a `.DifferenceTargetProp`
-    is chained to this one: what this rule passes down is a displacement
-    normalised as its own chain needs (`.DifferenceTargetProp`, Notes), not
-    the normalised local error that other chained rules expect."""
+    """Raise a `~nengo.exceptions.BuildError` if a rule other than a
+    `.DifferenceTargetProp` is chained to this one: what this rule passes
+    down is a displacement normalised as its own chain needs
+    (`.DifferenceTargetProp`, Notes), not the normalised local error that
+    other chained rules expect."""
     if ctx.model.toplevel is None:
         return
     for conn in ctx.model.toplevel.all_connections:

@@ -20,7 +20,8 @@ not need TensorFlow.
 
 Supported operators
 -------------------
-Every operator that nengo_fa's build functions add (`SUPPORTED_OPERATORS`):
+Every operator that nengo_fa's build functions add (``SUPPORTED_OPERATORS``,
+which is `nengo_fa.builder.OPERATORS`):
 
 - `.SimHiddenLayerRule` (`.FeedbackAlignment`, `.BackProp`, `.SignSymmetry`),
   with the ``(n, d)`` encoder delta that Nengo's ``Copy`` applies or the
@@ -91,7 +92,7 @@ Differences from the reference simulator
   bias learned by a nengo_fa rule is therefore marked the way NengoDL marks the
   encoders or weights targeted by its own learning rules: not trainable by
   ``sim.fit``, minibatched (each minibatch item learns independently), and
-  kept between ``run`` calls. See `mark_learned_signals`.
+  kept between ``run`` calls. See `.mark_learned_signals`.
 """
 
 # isort: off

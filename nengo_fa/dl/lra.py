@@ -27,8 +27,16 @@ class SimLRATargetBuilder(StackedBuilder):
         self.feedback_data = self.stack(signals, lambda op: op.feedback)
         self.fe_data = self.stack(signals, lambda op: op.fe, output=True)
         self.nu_data = self.stack(signals, lambda op: op.nu, output=True)
+        # the rule's own filter of the current (see mergeable)
+        self.seen_data = None
+        if ops[0].seen is not None:
+            # written as the other outputs are, read as the current is
+            self.seen_flat = self.stack(signals, lambda op: op.seen, output=True)
+            self.seen_data = self.seen_flat.reshape((len(ops), ops[0].seen.shape[0]))
         table = ops[0].table
-        self.J0, self.inv_dJ = table.J0, 1.0 / table.dJ
+        # the numpy interpolation's own position scale, to the last bit
+        interpolator = table.interpolator(1)
+        self.J0, self.inv_dJ = interpolator.J0, interpolator.inv_dJ
         self.last = len(table.values) - 1
         self.values = tf.constant(table.values, dtype=dtype)
         self.slopes = tf.constant(np.diff(table.values), dtype=dtype)
@@ -40,6 +48,7 @@ class SimLRATargetBuilder(StackedBuilder):
         self.shift = per_op(lambda c: -c.target_step * c.gain_scale / c.feedback_norm)
         self.to_error = per_op(lambda c: 1.0 / (c.gain_scale * c.derivative_scale))
         self.inv_sigma = per_op(lambda c: 1.0 / c.cauchy_scale)
+        self.decay = per_op(lambda c: c.pre_decay)
         self.bound = self.per_op(
             [
                 op.constants.max_local_error * op.constants.derivative_scale * n**0.5
@@ -65,6 +74,10 @@ class SimLRATargetBuilder(StackedBuilder):
     def build_step(self, signals):
         e = self.gather(signals, self.error_data)  # (B, K, d)
         J = self.gather(signals, self.current_data)  # (B, K, n)
+        if self.seen_data is not None:
+            a = self.decay
+            J = a * self.gather(signals, self.seen_data) + (1.0 - a) * J
+            scatter(signals, self.seen_flat, J)
         B = self.gather(signals, self.feedback_data)  # (B, K, n, d)
         target = J + self.shift * tf.reduce_sum(B * e[..., None, :], axis=-1)
         m = (self.rate(J) - self.rate(target)) * self.to_error
@@ -82,7 +95,7 @@ class SimLRATargetBuilder(StackedBuilder):
 
     @staticmethod
     def mergeable(x, y):
-        if not same_shapes(x, y):
+        if not same_shapes(x, y) or (x.seen is None) != (y.seen is None):
             return False
         tx, ty = x.table, y.table
         if (tx.J0, tx.dJ) != (ty.J0, ty.dJ) or not np.array_equal(tx.values, ty.values):
