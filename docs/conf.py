@@ -16,6 +16,7 @@ import pathlib
 import sys
 
 import nengo
+from sphinx.ext.autodoc.mock import ismock
 
 DOCS = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent))  # document this checkout's nengo_fa
@@ -49,6 +50,29 @@ extensions = [
 
 # As in Nengo: `name` links to the Python object if it can
 default_role = "py:obj"
+
+# Every reference must resolve (tests/test_docs.py builds with -W): a `name`
+# that links nowhere is an error, except the names of other projects, which
+# the pages do not link to (no intersphinx: the build is offline). Each pattern
+# must match the whole target; none may match a nengo_fa name. (numpydoc does
+# not link the types in "Parameters" sections: numpydoc_xref_param_type is off.)
+nitpicky = True
+nitpick_ignore_regex = [
+    # Nengo, NengoDL and the libraries they build on
+    (r"py:.*", r"(nengo|nengo_dl|nengo_extras|numpy|np|tensorflow|tf)(\..+)?"),
+    # Python's builtins and standard library
+    (
+        r"py:.*",
+        r"(builtins\.)?(int|float|bool|str|bytes|list|tuple|dict|set|object"
+        r"|type|callable|None|True|False|Exception|ValueError|TypeError|RuntimeError"
+        r"|Warning|UserWarning|RuntimeWarning)",
+    ),
+    (
+        r"py:.*",
+        r"(sys|os|math|functools|collections|importlib|pathlib|warnings"
+        r"|pickle|typing)(\..+)?",
+    ),
+]
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 master_doc = "index"
 pygments_style = "friendly"
@@ -57,6 +81,9 @@ autosummary_generate = True
 autodoc_member_order = "bysource"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
+# nengo_fa.dl (NengoDL's builders) imports NengoDL and TensorFlow, which the
+# docs do not need: its pages show what it says of itself, with or without them
+autodoc_mock_imports = ["nengo_dl", "tensorflow"]
 
 # doctest: the docstrings' examples assume these imports
 doctest_global_setup = """
@@ -98,3 +125,35 @@ html_theme_options = {
     # are this project's, and should name only it
     "footer_icons": [],
 }
+
+
+def _skip_member(app, what, name, obj, skip, options):
+    """Members that the pages leave out.
+
+    - The attributes and properties in autosummary's tables on the class
+      pages: its class template lists them (a class's Nengo parameters) in a
+      table that links to nothing, since the pages do not document each one;
+      the class's docstring describes them. autosummary asks with ``what`` set
+      to the member's type; autodoc asks with the type of the object whose
+      members it documents ("module", "class"), and is not affected.
+    - The methods of nengo_fa.dl's builder classes: with NengoDL mocked, the
+      classes' names are bound to the mocked ``Builder.register`` decorator,
+      through which autodoc cannot import their methods (it still shows the
+      classes).
+    """
+    if what in ("attribute", "property"):
+        return True
+    owner = sys.modules.get(getattr(obj, "__module__", None) or "")
+    if (
+        what == "class"
+        and owner is not None
+        and owner.__name__.startswith("nengo_fa.dl.")
+    ):
+        cls_name = getattr(obj, "__qualname__", "").split(".")[0]
+        if ismock(getattr(owner, cls_name, None)):
+            return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_member)
