@@ -95,11 +95,14 @@ backprop's, so its numpy reference is BP's; not run on ``weights`` or
 (`nengo_fa.TraceRule`, digits only, see `PHASED_RULES`) and ``erbp``
 (`nengo_fa.ERBP`, run only on ``weights`` and ``digits-spiking``, the tasks
 with neuron-to-neuron weights) by default; on request (no numpy reference):
-``bd`` (FA learning its feedback with `nengo_fa.BidirectionalAlignment`) and
+``bd``, ``kp``, ``sa`` and ``aa`` (FA learning its feedback with
+`nengo_fa.BidirectionalAlignment`, `nengo_fa.KolenPollack` from a small
+start, `nengo_fa.SymmetricAlignment` and `nengo_fa.ActivationAlignment`) and
 ``lra`` (`nengo_fa.LRA`), e.g. ``--tasks product --seeds 5 --rules
 pes,fa,bd,lra``.
 
-FA alignment failure (``fa`` and ``bd``): ``FeedbackAlignment(...,
+FA alignment failure (``fa`` and the four that learn their feedback):
+``FeedbackAlignment(...,
 downstream=readout)`` makes
 ``delta_angle`` probeable; a seed fails when its mean over the last quarter of
 training is not below 90 degrees, or when its frozen error is above PES
@@ -153,15 +156,16 @@ ALL_TASKS = (
     "digits-spiking",
 )
 ALL_RULES = ("pes", "fa", "bp", "dtp", "sg", "trace", "erbp")
-#: not run by default (``--rules pes,fa,bd,lra,sgbp,bp0,ss,ss0``): FA learning
-#: its feedback, LRA, the synthetic gradient regressing backprop's error,
-#: BackProp without its warm-up (``warmup=None``), and SignSymmetry with and
-#: without it
-EXTRA_RULES = ("bd", "lra", "sgbp", "bp0", "ss", "ss0")
+#: not run by default (``--rules pes,fa,bd,kp,sa,aa,lra,sgbp,bp0,ss,ss0``): FA
+#: learning its feedback (bidirectional, Kolen-Pollack from a small start,
+#: symmetric and activation alignment), LRA, the synthetic gradient regressing
+#: backprop's error, BackProp without its warm-up (``warmup=None``), and
+#: SignSymmetry with and without it
+EXTRA_RULES = ("bd", "kp", "sa", "aa", "lra", "sgbp", "bp0", "ss", "ss0")
 #: the rules that the numpy references simulate
 NUMPY_RULES = ("pes", "fa", "bp", "bp0", "dtp")
 #: the rules whose delta_angle is measured (fixed or learned random feedback)
-ANGLE_RULES = ("fa", "bd")
+ANGLE_RULES = ("fa", "bd", "kp", "sa", "aa")
 #: rules that need a phase structure (the target arriving part-way through
 #: each presentation): run on digits only, with `PHASES`
 PHASED_RULES = ("trace",)
@@ -221,21 +225,20 @@ def rule_type(rule, readout, rates, context=None, error_delay=0.0, **kwargs):
         return nengo_fa.ERBP(readout.size_out, **kw)
     if rule == "fa":
         return nengo_fa.FeedbackAlignment(downstream=readout, **kw)
-    if rule == "bp":
-        return nengo_fa.BackProp(readout, **kw)
-    if rule == "bp0":
-        return nengo_fa.BackProp(readout, warmup=None, **kw)
-    if rule == "ss":
-        return nengo_fa.SignSymmetry(readout, **kw)
-    if rule == "ss0":
-        return nengo_fa.SignSymmetry(readout, warmup=None, **kw)
+    if rule in ("bp", "bp0", "ss", "ss0"):
+        # the rules that read the live readout; "0": without the warm-up
+        if rule.endswith("0"):
+            kw["warmup"] = None
+        live = nengo_fa.BackProp if rule.startswith("bp") else nengo_fa.SignSymmetry
+        return live(readout, **kw)
     if rule == "dtp":
         return nengo_fa.DifferenceTargetProp(readout, **kw)
-    if rule == "bd":
+    if rule in LEARNED_FEEDBACK:
+        learning, feedback = LEARNED_FEEDBACK[rule]
+        if feedback is not None:
+            kw["feedback"] = feedback
         return nengo_fa.FeedbackAlignment(
-            downstream=readout,
-            feedback_learning=nengo_fa.BidirectionalAlignment(),
-            **kw,
+            downstream=readout, feedback_learning=learning(), **kw
         )
     if rule == "lra":
         return nengo_fa.LRA(downstream=readout, **kw)
@@ -1250,9 +1253,19 @@ def write_csv(path, rows):
         w.writerows(rows)
 
 
+#: FA learning its feedback: ``rule: (feedback learning, starting feedback or
+#: None for FA's default)``; Kolen-Pollack starts small, as its docstring
+#: advises (only the direction of B is used)
+LEARNED_FEEDBACK = {
+    "bd": (nengo_fa.BidirectionalAlignment, None),
+    "kp": (nengo_fa.KolenPollack, nengo.dists.Gaussian(0, 1e-4)),
+    "sa": (nengo_fa.SymmetricAlignment, None),
+    "aa": (nengo_fa.ActivationAlignment, None),
+}
+
 #: Every rule name `rule_type` knows (``--rules``): `ALL_RULES` and the
 #: variants the docs' tables use.
-RULE_NAMES = ALL_RULES + ("bp0", "ss", "ss0", "bd", "lra", "sgbp")
+RULE_NAMES = ALL_RULES + EXTRA_RULES
 
 
 def check_args(parser, args, tasks):
