@@ -156,12 +156,13 @@ ALL_TASKS = (
     "digits-spiking",
 )
 ALL_RULES = ("pes", "fa", "bp", "dtp", "sg", "trace", "erbp")
-#: not run by default (``--rules pes,fa,bd,kp,sa,aa,lra,sgbp,bp0,ss,ss0``): FA
+#: not run by default (``--rules pes,fa,bd,kp,sa,aa,lra,sgbp,bp0,bpf,ss,ss0``): FA
 #: learning its feedback (bidirectional, Kolen-Pollack from a small start,
 #: symmetric and activation alignment), LRA, the synthetic gradient regressing
-#: backprop's error, BackProp without its warm-up (``warmup=None``), and
-#: SignSymmetry with and without it
-EXTRA_RULES = ("bd", "kp", "sa", "aa", "lra", "sgbp", "bp0", "ss", "ss0")
+#: backprop's error, BackProp without its warm-up (``warmup=None``) and through
+#: its readout low-passed over 1 s (``feedback_synapse=nengo.Lowpass(1.0)``),
+#: and SignSymmetry with and without the warm-up
+EXTRA_RULES = ("bd", "kp", "sa", "aa", "lra", "sgbp", "bp0", "bpf", "ss", "ss0")
 #: the rules that the numpy references simulate
 NUMPY_RULES = ("pes", "fa", "bp", "bp0", "dtp")
 #: the rules whose delta_angle is measured (fixed or learned random feedback)
@@ -225,10 +226,13 @@ def rule_type(rule, readout, rates, context=None, error_delay=0.0, **kwargs):
         return nengo_fa.ERBP(readout.size_out, **kw)
     if rule == "fa":
         return nengo_fa.FeedbackAlignment(downstream=readout, **kw)
-    if rule in ("bp", "bp0", "ss", "ss0"):
-        # the rules that read the live readout; "0": without the warm-up
+    if rule in ("bp", "bp0", "bpf", "ss", "ss0"):
+        # the rules that read the live readout; "0": without the warm-up,
+        # "f": through the readout low-passed over 1 s
         if rule.endswith("0"):
             kw["warmup"] = None
+        if rule == "bpf":
+            kw["feedback_synapse"] = nengo.Lowpass(1.0)
         live = nengo_fa.BackProp if rule.startswith("bp") else nengo_fa.SignSymmetry
         return live(readout, **kw)
     if rule == "dtp":

@@ -279,7 +279,8 @@ def deep_net(
 
     ``kind`` picks the rules: None (the readout alone); BackProp ("bp"),
     SignSymmetry ("ss"), FeedbackAlignment ("fa") or DifferenceTargetProp
-    ("dtp") on both hidden layers, the lower rule chained to the upper;
+    ("dtp") on both hidden layers, the lower rule chained to the upper
+    ("bpf": BackProp through the weights low-passed by `BPF_SYNAPSE`);
     direct feedback alignment ("dfa": FA on both, both connected to the
     output error); chained FA learning its feedback ("kp": Kolen-Pollack;
     "terms": all five alignment terms; "bd": `.BidirectionalAlignment`, on
@@ -326,7 +327,7 @@ def deep_net(
             "bd": nengo_fa.BidirectionalAlignment(),
         }.get(kind)
         kw = dict(rule_kwargs or {})
-        if at_once and kind in ("bp", "ss"):
+        if at_once and kind in ("bp", "bpf", "ss"):
             kw.setdefault("warmup", None)
         into_h2.learning_rule_type = _upper_rule(
             kind, out, readout, learning, dict(kw, modifies=modifies)
@@ -353,6 +354,10 @@ def deep_net(
     return net
 
 
+#: ``feedback_synapse`` of `deep_net`'s "bpf" (short, for short tests)
+BPF_SYNAPSE = nengo.Lowpass(0.05)
+
+
 def _upper_rule(kind, out, readout, learning, kw):
     """The rule on h1 -> h2 for `deep_net`."""
     if kind is None:
@@ -363,6 +368,8 @@ def _upper_rule(kind, out, readout, learning, kw):
         return nengo_fa.LRA(out, **kw)
     if kind == "bp":
         return nengo_fa.BackProp(readout, **kw)
+    if kind == "bpf":
+        return nengo_fa.BackProp(readout, feedback_synapse=BPF_SYNAPSE, **kw)
     if kind == "ss":
         return nengo_fa.SignSymmetry(readout, **kw)
     if kind == "dtp":  # learns encoders only: no 'modifies'
@@ -386,6 +393,8 @@ def _lower_rule(kind, out, into_h2, learning, kw):
         return nengo_fa.FeedbackAlignment(out, **kw)
     if kind == "bp":
         return nengo_fa.BackProp(into_h2, **kw)
+    if kind == "bpf":
+        return nengo_fa.BackProp(into_h2, feedback_synapse=BPF_SYNAPSE, **kw)
     if kind == "ss":
         return nengo_fa.SignSymmetry(into_h2, **kw)
     if kind == "dtp":

@@ -69,12 +69,13 @@ class Float64Simulator(nengo_dl.Simulator):
 F64_RTOL = 1e-9
 F32_RTOL = 1e-3
 
-#: the rules of `tests.networks.deep_net`: BackProp, SignSymmetry and
+#: the rules of `tests.networks.deep_net`: BackProp (through the live and the
+#: low-passed weights), SignSymmetry and
 #: FeedbackAlignment chained through both hidden layers, direct feedback
 #: alignment, and chained FA learning its feedback (Kolen-Pollack, all five
 #: alignment terms, bidirectional: Amp + Null on the normalised forward
 #: weights), and local representation alignment
-KINDS = ("bp", "ss", "fa", "dfa", "kp", "terms", "bd", "lra")
+KINDS = ("bp", "bpf", "ss", "fa", "dfa", "kp", "terms", "bd", "lra")
 
 
 def two_layers(kind, neuron_type, seed, modifies="encoders", n=(20, 15)):

@@ -8,7 +8,8 @@ One module per topic, as in `nengo.builder`:
 
 - `~nengo_fa.builder.rule`: the build function of every `.HiddenLayerRule`;
 - `~nengo_fa.builder.feedback_sources`: where each rule's feedback comes from
-  (`register_feedback_source`), including `.SimSignFeedback`;
+  (`register_feedback_source`), including `.SimSignFeedback` and
+  `.SimFilteredFeedback`;
 - `~nengo_fa.builder.hidden_layer`: `.SimHiddenLayerRule` and its
   `.RuleConstants`; its numpy and compiled stages are in
   `~nengo_fa.builder.stages` and `~nengo_fa.builder.kernels`;
@@ -40,6 +41,7 @@ from nengo_fa.builder.erbp import SimERBP, SimERBPWeights, build_erbp
 from nengo_fa.builder.feedback_sources import (
     FeedbackSource,
     RuleBuild,
+    SimFilteredFeedback,
     SimSignFeedback,
     register_feedback_source,
 )
@@ -63,6 +65,7 @@ OPERATORS = (
     SimHiddenLayerEncoderUpdate,
     SimChainedError,
     SimSignFeedback,
+    SimFilteredFeedback,
     SimHiddenLayerWeights,
     SimForwardMatrix,
     SimKolenPollack,

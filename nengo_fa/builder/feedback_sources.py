@@ -429,7 +429,35 @@ class LiveTranspose(FeedbackSource):
     def build(self, ctx, ready):
         down = ctx.rule_type.downstream
         check_downstream(ctx.model, ctx.prefix, down, ctx.ens)
-        when_built(ctx.model, [down], lambda: ready(self.weights(ctx), True))
+        synapse = getattr(ctx.rule_type, "feedback_synapse", None)
+        if synapse is None:
+            when_built(ctx.model, [down], lambda: ready(self.weights(ctx), True))
+            return None
+        # W low-passed (`.BackProp`'s ``feedback_synapse``), starting at 0
+        feedback_error = feedback_error_signals(ctx.prefix, ctx.ens.n_neurons)
+        decay = float(np.exp(-ctx.model.dt / synapse.tau)) if synapse.tau > 0 else 0.0
+
+        def add_operator():
+            weights = self.weights(ctx)
+            filtered = Signal(
+                np.zeros(weights.shape, dtype=rc.float_dtype),
+                name=f"{ctx.prefix}: filtered feedback",
+            )
+            ctx.model.sig[ctx.rule]["feedback"] = filtered
+            ctx.model.add_op(
+                SimFilteredFeedback(
+                    weights,
+                    filtered,
+                    decay,
+                    tag=ctx.prefix,
+                    error=ctx.error,
+                    feedback_error=feedback_error,
+                    compiled=settings.compiled_kernels(),
+                )
+            )
+            ready(filtered, True, feedback_error)
+
+        when_built(ctx.model, [down], add_operator)
         return None
 
     @staticmethod
@@ -533,6 +561,101 @@ def forward_matrix(model, down, down_rule, prefix):
         )
     )
     return matrix
+
+
+class SimFilteredFeedback(FeedbackErrorMixin, Operator):
+    r"""Set a feedback that is the live weights low-passed
+    (`.BackProp`'s ``feedback_synapse``).
+
+    Implements :math:`F^T \leftarrow a F^T + (1 - a) W` (``Lowpass(tau)``:
+    :math:`a = e^{-\Delta t / \tau}`; :math:`F^T` starts at 0) and, with
+    ``feedback_error``, the rule's *feedback error* :math:`F e` and
+    :math:`\nu` from the :math:`F` it sets, in the same call (compiled:
+    `nengo_fa.builder.kernels.filtered_feedback`).
+
+    Parameters
+    ----------
+    weights : Signal
+        :math:`W`, shape ``(d_out, n)``.
+    feedback : Signal
+        :math:`F^T`, the shape of :math:`W`, updated in place.
+    decay : float
+        :math:`a`.
+    tag : str, optional
+        A label associated with the operator, for debugging purposes.
+    error : Signal, optional
+        The rule's error :math:`e`, with ``feedback_error``.
+    feedback_error : FeedbackError, optional
+        Set to :math:`F e` and :math:`\nu` (see `.FeedbackError`).
+    compiled : bool, optional
+        Whether to use the compiled loop (the ``compiled_kernels`` setting
+        when the model was built).
+
+    Notes
+    -----
+    1. sets ``[]``, plus ``[fe, nu]`` with ``feedback_error``
+    2. incs ``[]``
+    3. reads ``[weights]``, plus ``error`` with ``feedback_error``
+    4. updates ``[feedback]``
+    """
+
+    def __init__(
+        self,
+        weights,
+        feedback,
+        decay,
+        tag=None,
+        error=None,
+        feedback_error=None,
+        compiled=False,
+    ):
+        super().__init__(tag=tag)
+        self.decay = decay
+        self.compiled = compiled
+        self.sets = []
+        self.incs = []
+        self.reads = [weights]
+        self.updates = [feedback]
+        self.add_feedback_error(error, feedback_error)
+
+    @property
+    def feedback(self):
+        return self.updates[0]
+
+    @property
+    def weights(self):
+        return self.reads[0]
+
+    @property
+    def _descstr(self):
+        return f"lowpass({self.weights}) -> {self.feedback}"
+
+    def make_step(self, signals, dt, rng):
+        W = signals[self.weights]
+        F = signals[self.feedback]
+        a = self.decay
+        # the rule's feedback error, from the F this step sets
+        feedback_error, given = self.feedback_error_step(signals, F, transposed=True)
+        if given is not None and self.compiled and kernels.AVAILABLE:
+            filtered_feedback = kernels.compiled(kernels.filtered_feedback)
+            e, fe, nu = given
+            scratch = np.empty(W.shape[1])
+
+            def step_simfilteredfeedback_compiled():
+                nu[0] = filtered_feedback(W, F, a, e, fe, scratch)
+
+            return step_simfilteredfeedback_compiled
+
+        scaled = np.empty_like(F)
+
+        def step_simfilteredfeedback():
+            np.multiply(F, a, out=F)
+            np.multiply(W, 1 - a, out=scaled)
+            np.add(F, scaled, out=F)
+            if feedback_error is not None:
+                feedback_error()
+
+        return step_simfilteredfeedback
 
 
 class SimSignFeedback(FeedbackErrorMixin, Operator):

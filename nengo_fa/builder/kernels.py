@@ -791,6 +791,20 @@ def sign_feedback(W, F, error, fe, scratch):
 sign_feedback.helpers = (feedback_error, squared_sum)
 
 
+def filtered_feedback(W, F, a, error, fe, scratch):
+    """A step of `.SimFilteredFeedback` that also gives the *feedback
+    error*: :math:`F^T \\leftarrow a F^T + (1 - a) W` into ``F``, then
+    :math:`F e` into ``fe`` and :math:`\\nu` (returned) by `feedback_error`."""
+    b = 1.0 - a
+    for k in range(W.shape[0]):
+        for i in range(W.shape[1]):
+            F[k, i] = F[k, i] * a + W[k, i] * b
+    return feedback_error(error, F, fe, scratch, -1.0)
+
+
+filtered_feedback.helpers = (feedback_error,)
+
+
 def alignment_sums(error, B, W, gp):
     """The sums `.SimAlignmentDiagnostics` needs, in one pass over
     :math:`B` (``(n, d_out)``) and :math:`W` (``(d_out, n)``):

@@ -28,7 +28,7 @@ which is `nengo_fa.builder.OPERATORS`):
   factors that `.SimHiddenLayerEncoderUpdate` applies in place;
 - `.SimHiddenLayerEncoderUpdate`, `.SimHiddenLayerWeights`
   (``modifies="weights"``), `.SimChainedError` (chained rules),
-  `.SimSignFeedback`;
+  `.SimSignFeedback`, `.SimFilteredFeedback`;
 - `.SimTopTarget`, `.SimDifferenceTarget` (`.DifferenceTargetProp`; its
   noise is drawn by TensorFlow, so it differs from the reference
   simulator's);
