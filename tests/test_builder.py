@@ -24,9 +24,19 @@ from nengo_fa.learning_rules import HiddenLayerRule
 from .networks import Gate, product_net, product_target, zero
 
 
-@pytest.mark.parametrize("rule", ["fa", "bp", "chain", "kp", "weights"])
-def test_running_simulator_pickles_and_resumes_identically(rule):
-    net = product_net(rule, at_once=True)
+@pytest.mark.parametrize(
+    "rule, kwargs",
+    [
+        ("fa", None),
+        ("bp", None),
+        ("bp", {"feedback_synapse": 0.1}),
+        ("chain", None),
+        ("kp", None),
+        ("weights", None),
+    ],
+)
+def test_running_simulator_pickles_and_resumes_identically(rule, kwargs):
+    net = product_net(rule, at_once=True, rule_kwargs=kwargs)
     with nengo.Simulator(net, progress_bar=False) as sim:
         sim.run_steps(200)
         # nothing of nengo_fa's build is left on the built model
