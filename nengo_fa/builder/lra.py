@@ -24,8 +24,8 @@ from nengo_fa.learning_rules import LRA
 from nengo_fa.neurons import InterpolatedDerivative
 
 #: the table of :math:`G(J)` that `.SimLRATarget` interpolates has this many
-#: points per unit of the smallest gain (the current range of that neuron over
-#: half the radius)...
+#: points per unit of the smallest gain (how far that neuron's current moves
+#: as its input moves by one radius, half its range)...
 RATE_TABLE_RESOLUTION = 2000
 #: ... and at least `RATE_TABLE_MIN_POINTS`, at most `RATE_TABLE_MAX_POINTS`
 #: points over the currents the ensemble reaches (``neuron_type.rates`` of

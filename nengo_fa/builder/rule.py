@@ -114,6 +114,9 @@ class _HiddenLayerBuild:
         self.threshold, self.max_intercept = firing_threshold(
             ens.neuron_type, built_ens.gain, built_ens.bias
         )
+        prefix = f"{self.name} on {rule.connection}"
+        check_stable_range(rule_type, model.dt, prefix)
+        self._update_signals()
         self.ctx = RuleBuild(
             model,
             rule_type,
@@ -122,15 +125,13 @@ class _HiddenLayerBuild:
             self.derivative,
             self.error,
             down_rule,
-            f"{self.name} on {rule.connection}",
+            prefix,
             self.gain_scale,
             self.derivative_scale,
             self.threshold,
-            None,  # current and pre_decay: set by _update_signals
-            0.0,
+            self.seen_signals[0],
+            self.pre_decay,
         )
-        check_stable_range(rule_type, model.dt, self.ctx.prefix)
-        self._update_signals()
 
     def _error_signal(self):
         # a chained rule's error is the local error of the rule downstream of it
@@ -186,9 +187,6 @@ class _HiddenLayerBuild:
             else None
         )
         self.seen_signals, self.pre_decay = self._eligibility()
-        self.ctx = self.ctx._replace(
-            current=self.seen_signals[0], pre_decay=self.pre_decay
-        )
 
     def _eligibility(self):
         """The current :math:`J` and input :math:`x` the rule pairs with its
