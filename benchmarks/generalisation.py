@@ -117,11 +117,12 @@ of saved runs), ``--tasks product,white2 --seeds 5 --rules pes,bp --csv
 out.csv``. ``--rates kE,kg,kb`` sets the hidden-layer rates of both rules
 (default: each rule's defaults). ``--ablation`` runs the numpy reference of
 the continuous rate tasks over a grid of rates (`ablation_settings`; 10 seeds
-of all five tasks in about 10 minutes), BackProp as ``bp0``, without its
-warm-up. ``--pre-synapse none`` runs the hidden rules with
-``pre_synapse=None``: they pair the error with the current and input of
-the same step, as they did before they filtered them (the numpy reference
-alike).
+of all five tasks in about 15 minutes), BackProp as ``bp0`` (from the first
+step, through the live readout) and as ``bp`` (its defaults: after the
+warm-up, through the readout low-passed). ``--pre-synapse none`` runs the
+hidden rules with ``pre_synapse=None``: they pair the error with the
+current and input of the same step, as they did before they filtered them
+(the numpy reference alike).
 """
 
 import argparse
@@ -136,6 +137,7 @@ import numpy as np
 
 import nengo_fa
 from nengo_fa.builder import SimErrorWarmup
+from nengo_fa.builder.warmup import readout_time_constant
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from images import load_split  # noqa: E402
@@ -156,15 +158,29 @@ ALL_TASKS = (
     "digits-spiking",
 )
 ALL_RULES = ("pes", "fa", "bp", "dtp", "sg", "trace", "erbp")
-#: not run by default (``--rules pes,fa,bd,kp,sa,aa,lra,sgbp,bp0,bpf,ss,ss0``): FA
-#: learning its feedback (bidirectional, Kolen-Pollack from a small start,
+#: not run by default (``--rules pes,fa,bd,kp,sa,aa,lra,sgbp,bp0,bpl,bpf,ss,ss0``):
+#: FA learning its feedback (bidirectional, Kolen-Pollack from a small start,
 #: symmetric and activation alignment), LRA, the synthetic gradient regressing
-#: backprop's error, BackProp without its warm-up (``warmup=None``) and through
-#: its readout low-passed over 1 s (``feedback_synapse=nengo.Lowpass(1.0)``),
-#: and SignSymmetry with and without the warm-up
-EXTRA_RULES = ("bd", "kp", "sa", "aa", "lra", "sgbp", "bp0", "bpf", "ss", "ss0")
+#: backprop's error, BackProp through the live readout
+#: (``feedback_synapse=None``; with ``warmup=None`` too: ``bp0``, BackProp as
+#: it first was) and through its readout low-passed over 1 s
+#: (``feedback_synapse=nengo.Lowpass(1.0)``), and SignSymmetry with and
+#: without the warm-up
+EXTRA_RULES = (
+    "bd",
+    "kp",
+    "sa",
+    "aa",
+    "lra",
+    "sgbp",
+    "bp0",
+    "bpl",
+    "bpf",
+    "ss",
+    "ss0",
+)
 #: the rules that the numpy references simulate
-NUMPY_RULES = ("pes", "fa", "bp", "bp0", "dtp")
+NUMPY_RULES = ("pes", "fa", "bp", "bp0", "bpl", "dtp")
 #: the rules whose delta_angle is measured (fixed or learned random feedback)
 ANGLE_RULES = ("fa", "bd", "kp", "sa", "aa")
 #: rules that need a phase structure (the target arriving part-way through
@@ -226,15 +242,8 @@ def rule_type(rule, readout, rates, context=None, error_delay=0.0, **kwargs):
         return nengo_fa.ERBP(readout.size_out, **kw)
     if rule == "fa":
         return nengo_fa.FeedbackAlignment(downstream=readout, **kw)
-    if rule in ("bp", "bp0", "bpf", "ss", "ss0"):
-        # the rules that read the live readout; "0": without the warm-up,
-        # "f": through the readout low-passed over 1 s
-        if rule.endswith("0"):
-            kw["warmup"] = None
-        if rule == "bpf":
-            kw["feedback_synapse"] = nengo.Lowpass(1.0)
-        live = nengo_fa.BackProp if rule.startswith("bp") else nengo_fa.SignSymmetry
-        return live(readout, **kw)
+    if rule in ("bp", "bp0", "bpl", "bpf", "ss", "ss0"):
+        return readout_rule(rule, readout, kw)
     if rule == "dtp":
         return nengo_fa.DifferenceTargetProp(readout, **kw)
     if rule in LEARNED_FEEDBACK:
@@ -261,6 +270,21 @@ def rule_type(rule, readout, rates, context=None, error_delay=0.0, **kwargs):
             downstream=readout, context=context, error_delay=error_delay, **kw
         )
     raise ValueError(f"unknown rule {rule!r}")
+
+
+def readout_rule(rule, readout, kw):
+    """BackProp ("bp...") or SignSymmetry ("ss..."), the rules that read the
+    readout's weights: "0" without the warm-up, and for BackProp through the
+    live readout, as it first was; "l" through the live readout; "f"
+    through the readout low-passed over 1 s."""
+    if rule.endswith("0"):
+        kw["warmup"] = None
+    if rule in ("bp0", "bpl"):
+        kw["feedback_synapse"] = None
+    if rule == "bpf":
+        kw["feedback_synapse"] = nengo.Lowpass(1.0)
+    live = nengo_fa.BackProp if rule.startswith("bp") else nengo_fa.SignSymmetry
+    return live(readout, **kw)
 
 
 class LateError:
@@ -472,26 +496,50 @@ def _lowpass(tau):
 
 
 def numpy_continuous(
-    S0, b0, F, X, Y, rule, n_train, rates, kpes=1e-4, tau=0.005, warmup=0
+    S0,
+    b0,
+    F,
+    X,
+    Y,
+    rule,
+    n_train,
+    rates,
+    kpes=1e-4,
+    tau=0.005,
+    warmup=0,
+    feedback_tau=0.0,
 ):
     """The same maths as the nengo run (RectifiedLinear rate neurons, radius 1):
     nengo.PES on the readout and, for FA/BP, the normalised HiddenLayerRule
     step with its step bounds, gain floor and ceiling, and bias floor and
     ceiling, ``warmup`` steps after the first error (BackProp's warm-up, the
-    ``steps`` of the Nengo run's `.SimErrorWarmup`); the rule pairs the error
+    ``steps`` of the Nengo run's `.SimErrorWarmup`); BackProp's feedback is
+    the readout's decoders low-passed with time constant ``feedback_tau``
+    from 0 (its ``feedback_synapse`` as built; 0: the live decoders); the
+    rule pairs the error
     with the current and input through its ``pre_synapse`` (the same
     ``tau``), or as they are with `PRE_SYNAPSE` None. Returns the measured
     error at every step (the same filtering as ``diff``). Compiled with numba
     (the same code runs as plain numpy without it)."""
     # one hidden layer: DTP's target step is backprop's (its docstring)
-    code = {"pes": 0, "fa": 1, "bp": 2, "bp0": 2, "dtp": 2}[rule]
+    code = {"pes": 0, "fa": 1, "bp": 2, "bp0": 2, "bpl": 2, "dtp": 2}[rule]
     F1 = np.zeros(len(b0)) if F is None else np.asarray(F, dtype=float)[:, 0]
     rates = tuple(map(float, rates))
     c = _lowpass(tau)
     pre_c = 0.0 if PRE_SYNAPSE is None else c
+    fb_c = _lowpass(feedback_tau) if feedback_tau > 0 else 0.0
     return _numpy_continuous(
-        S0, b0, F1, X, Y, code, n_train, *rates, kpes, c, int(warmup), pre_c
+        S0, b0, F1, X, Y, code, n_train, *rates, kpes, c, int(warmup), pre_c, fb_c
     )
+
+
+def feedback_tau(sim, rule):
+    """The time constant of BackProp's feedback filter as built (0: live, and
+    for PES only, whose ``rule`` is None)."""
+    if rule is None:
+        return 0.0
+    synapse = sim.data[rule].feedback_synapse
+    return 0.0 if synapse is None else synapse.tau
 
 
 def warmup_steps(sim):
@@ -501,7 +549,7 @@ def warmup_steps(sim):
 
 
 def _numpy_continuous(
-    S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c, warm, pre_c
+    S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c, warm, pre_c, fb_c
 ):
     n, d = S0.shape
     S, b = S0.copy(), b0.copy()
@@ -511,6 +559,7 @@ def _numpy_continuous(
     # rectified linear: the threshold current is 0, Nengo's intercepts -b / g
     imax = max(0.95, np.max(-b / gain))
     D = np.zeros(n)
+    Dbar = np.zeros(n)  # the decoders low-passed (BackProp's feedback_synapse)
     xf = np.zeros(d)
     af = np.zeros(n)
     # the input and current the rule pairs with its error: through its
@@ -536,13 +585,14 @@ def _numpy_continuous(
         if k >= n_train:
             continue
         D -= (kpes / n) * DT * e * af
+        Dbar = fb_c * Dbar + (1 - fb_c) * D
         if code == 0:
             continue
         if warm > 0:  # the warm-up: ``warm`` steps from the first error
             started = started or e != 0
             warm -= started
             continue
-        Fm = D if code == 2 else F1
+        Fm = Dbar if code == 2 else F1
         S, b, gain = _hidden_step(
             Fm, e, J_seen, x_seen, S, b, gain, kE, kg, kb, DT * ghat, gmin, gmax, imax
         )
@@ -594,23 +644,33 @@ except ImportError:  # pragma: no cover
 # ---------------------------------------------------------------- running
 
 
+#: the rule type of each rule name, whose default rates it runs with (the
+#: learned feedbacks, `LEARNED_FEEDBACK`: FeedbackAlignment)
+RULE_TYPES = {
+    "fa": nengo_fa.FeedbackAlignment,
+    "bp": nengo_fa.BackProp,
+    "bp0": nengo_fa.BackProp,
+    "bpl": nengo_fa.BackProp,
+    "bpf": nengo_fa.BackProp,
+    "ss": nengo_fa.SignSymmetry,
+    "ss0": nengo_fa.SignSymmetry,
+    "dtp": nengo_fa.DifferenceTargetProp,
+    "trace": nengo_fa.TraceRule,
+    "sg": nengo_fa.SyntheticGradient,
+    "sgbp": nengo_fa.SyntheticGradient,
+    "lra": nengo_fa.LRA,
+    "erbp": nengo_fa.ERBP,
+}
+
+
 def default_rates(rule):
     if rule == "pes":
         return None
-    t = {
-        "bp": nengo_fa.BackProp,
-        "bp0": nengo_fa.BackProp,
-        "ss": nengo_fa.SignSymmetry,
-        "ss0": nengo_fa.SignSymmetry,
-        "dtp": nengo_fa.DifferenceTargetProp,
-        "trace": nengo_fa.TraceRule,
-        "sg": nengo_fa.SyntheticGradient,
-        "sgbp": nengo_fa.SyntheticGradient,
-    }.get(rule, nengo_fa.FeedbackAlignment)
-    return (
-        t.learning_rate.default,
-        t.gain_learning_rate.default,
-        t.bias_learning_rate.default,
+    t = nengo_fa.FeedbackAlignment if rule in LEARNED_FEEDBACK else RULE_TYPES[rule]
+    # ERBP learns neither gains nor biases (`rule_type` drops their rates)
+    return tuple(
+        getattr(t, name).default if hasattr(t, name) else 0.0
+        for name in ("learning_rate", "gain_learning_rate", "bias_learning_rate")
     )
 
 
@@ -706,6 +766,7 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref, late=None, replay
                 n_tr,
                 r or (0.0, 0.0, 0.0),
                 warmup=warmup_steps(sim),
+                feedback_tau=feedback_tau(sim, net.layer1.learning_rule),
             )
             row["numpy"] = mse(ref, windows["trained"], skip=skip)
         rows.append(row)
@@ -733,21 +794,26 @@ def numpy_digits(
     seed,
     sub=0.005,
     warmup=0.0,
+    feedback_tau=0.0,
 ):
     """Online SGD of the same network with the same maths (nengo.PES and the
     normalised HiddenLayerRule step) on the same presentation schedule,
     without synapses: each image is held for ``present`` seconds in Euler
     steps of ``sub`` seconds, in a fresh random order every epoch. The
-    hidden layer learns after ``warmup`` seconds (BackProp's warm-up)."""
+    hidden layer learns after ``warmup`` seconds (BackProp's warm-up);
+    BackProp's feedback is the readout low-passed over ``feedback_tau``
+    seconds from 0 (0: the live readout)."""
     kE, kg, kb = rates
     S, b = S0.copy(), b0.copy()
     n = len(b)
     gain = np.linalg.norm(S, axis=1)
     ghat = gain.mean()
     D = np.zeros((10, n))
+    Dbar = np.zeros((10, n))
     T = np.eye(10)
     K = max(int(round(present / sub)), 1)
     h = present / K
+    fb_c = np.exp(-h / feedback_tau) if feedback_tau > 0 else 0.0
     for ep in range(epochs):
         for i in np.random.RandomState(seed + ep).permutation(len(y_tr)):
             x = X_tr[i]
@@ -756,12 +822,13 @@ def numpy_digits(
                 a = np.maximum(J, 0)
                 e = D @ a - T[y_tr[i]]
                 D -= (kpes / n) * h * np.outer(e, a)
+                Dbar = fb_c * Dbar + (1 - fb_c) * D
                 if rule == "pes":
                     continue
                 if warmup > 0:
                     warmup -= h
                     continue
-                Fm = D.T if rule in ("bp", "dtp") else F
+                Fm = Dbar.T if rule in ("bp", "bp0", "bpl", "dtp") else F
                 nu = np.sqrt(np.sum(Fm**2) / n)
                 if nu == 0:
                     continue
@@ -905,6 +972,7 @@ def run_digits(
                 kpes,
                 seed,
                 warmup=warmup_steps(sim) * DT,
+                feedback_tau=feedback_tau(sim, layer1.learning_rule),
             )
         if numpy_ref and rule == "pes":
             row["mlp"] = offline_mlp(X_tr, y_tr, X_te, y_te, n_hidden, seed)
@@ -1055,6 +1123,10 @@ PATHS = (
 )
 
 
+#: the rules of the rate ablation (`ablation`)
+ABLATION_RULES = ("bp0", "bp", "fa")
+
+
 def ablation_settings(rule):
     """``(label, (kE, kg, kb))`` of every ablation row of ``rule``."""
     default = default_rates(rule)[0]
@@ -1100,11 +1172,17 @@ def ablation(tasks, seeds):
                     online=mse(pes, (n_tr - 10000, n_tr)),
                 )
             )
-            # BackProp from the first step ("bp0"): the rates alone, without
-            # the warm-up (its own table on the theory page)
-            for rule in ("fa", "bp0"):
+            # BackProp from the first step through the live readout ("bp0"):
+            # the rates alone (the warm-up has its own table on the theory
+            # page), and as it is by default ("bp"): after the warm-up, through
+            # the readout low-passed, both over the readout's tau_1
+            tau1 = readout_time_constant(sim.model, net.readout)
+            extra = {"bp": dict(warmup=round(tau1 / DT), feedback_tau=tau1)}
+            for rule in ABLATION_RULES:
                 for label, rates in ablation_settings(rule):
-                    out = numpy_continuous(S0, b0, F, X, Y, rule, n_tr, rates)
+                    out = numpy_continuous(
+                        S0, b0, F, X, Y, rule, n_tr, rates, **extra.get(rule, {})
+                    )
                     rows.append(
                         dict(
                             base,
@@ -1131,7 +1209,7 @@ def format_ablation(rows):
             f"{task:<8} {'PES only':<24} {'pes':<4} {p.mean():>8.4f} "
             f"{p.max():>8.4f} {1:>7.2f} {1:>6.2f} {'-':>6} {on:>8.4f}"
         )
-        for rule in ("bp0", "fa"):
+        for rule in ABLATION_RULES:
             for label, _ in ablation_settings(rule):
                 sel = [r for r in tr if r["rates"] == label and r["rule"] == rule]
                 sel.sort(key=lambda r: r["seed"])

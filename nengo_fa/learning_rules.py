@@ -70,14 +70,25 @@ class BoxcarParam(TupleParam):
         return (low, high)
 
 
-class LowpassParam(SynapseParam):
-    """A `nengo.Lowpass` (a number is its ``tau``), or None."""
+class FeedbackSynapseParam(SynapseParam):
+    """A `nengo.Lowpass` (a number is its ``tau``), None, or ``"readout"``
+    (a `nengo.Lowpass` whose ``tau`` the build derives from the readout)."""
 
     def coerce(self, instance, synapse):  # pylint: disable=arguments-renamed
-        synapse = super().coerce(instance, synapse)
+        if isinstance(synapse, str) and synapse == "readout":
+            return Parameter.coerce(self, instance, synapse)
+        if not isinstance(synapse, str):
+            synapse = super().coerce(instance, synapse)
         if synapse is not None and type(synapse) is not Lowpass:
             raise ValidationError(
-                f"must be a nengo.Lowpass or None (got {synapse!r})",
+                f"must be a nengo.Lowpass, None or 'readout' (got {synapse!r})",
+                attr=self.name,
+                obj=instance,
+            )
+        if synapse is not None and not math.isfinite(synapse.tau):
+            raise ValidationError(
+                f"the Lowpass's tau must be finite (got {synapse.tau!r}): an "
+                "infinite one would hold the feedback at 0 for ever",
                 attr=self.name,
                 obj=instance,
             )
@@ -746,16 +757,23 @@ class _LiveFeedbackRule(HiddenLayerRule):
 
 
 class BackProp(_LiveFeedbackRule):
-    r"""Backpropagation through the live weights of a downstream connection.
+    r"""Backpropagation through the weights of a downstream connection.
 
     The local error of the hidden ensemble is
     :math:`\delta = (W^T e) \odot G'(J)`, where :math:`W` (``size_out x
-    n_neurons``) is the *current* value of ``downstream``'s decoders (or
-    weights): when ``downstream`` learns, e.g. with `nengo.PES`, the feedback
-    follows it step by step. This is the exact gradient of
-    :math:`\frac{1}{2}|e|^2` [1]_, delayed by one time step, and serves as the
-    reference that the biologically plausible rules are measured against.
-    See `.HiddenLayerRule` for the updates and their normalisation.
+    n_neurons``) is ``downstream``'s decoders (or weights) as they are now.
+    This is the exact gradient of :math:`\frac{1}{2}|e|^2` [1]_, delayed by
+    one time step, and serves as the reference that the biologically
+    plausible rules are measured against. See `.HiddenLayerRule` for the
+    updates and their normalisation.
+
+    When ``downstream`` learns with `nengo.PES`, the error comes back by
+    default through :math:`\bar W`, its weights low-passed over the
+    readout's fastest time constant (``feedback_synapse="readout"``): a PES
+    readout fed correlated input also tracks the last second or two of it,
+    and a layer that learned along that part would lose it once learning
+    stops. Otherwise (a fixed readout, or chained) the feedback is the live
+    :math:`W`.
 
     Parameters
     ----------
@@ -796,17 +814,19 @@ class BackProp(_LiveFeedbackRule):
         learning PES rule); None or 0: no warm-up. A chained rule is held by
         the warm-up of the rule nearest the output, and takes no number of
         seconds of its own.
-    feedback_synapse : Lowpass or None, optional
-        None (the default): the error comes back through the live weights
-        :math:`W`. A `nengo.Lowpass`: through :math:`\bar W`, the weights
-        low-passed by it (from 0), so that the hidden layer learns along the
-        readout's slow part, not along what it tracks of the last second or
-        two of input (docs: theory, "Feedback through the readout's slow
-        part"). To train a network to keep, ``nengo.Lowpass(1.0)``: trained,
-        frozen and tested on the continuous tasks of
-        ``benchmarks/generalisation.py`` (10 seeds each), 2.3-5.1x better
-        than PES only against 1.8-3.1x through the live readout, and no seed
-        worse, on every task but a 1-D one where nothing is to be learned.
+    feedback_synapse : "readout", Lowpass or None, optional
+        The filter of the weights the error comes back through:
+        :math:`\bar W`, the weights low-passed from 0, so that the hidden
+        layer learns along the readout's slow part, not along what it tracks
+        of the last second or two of input (docs: theory, "Feedback through
+        the readout's slow part"). ``"readout"`` (the default) is a
+        `nengo.Lowpass` with the same :math:`\tau_1` as the warm-up: the
+        readout's fastest time constant, over which it tracks; the live
+        weights :math:`W` when ``downstream`` has no learning `nengo.PES`
+        rule (e.g. chained), whose weights track nothing. A `nengo.Lowpass`:
+        that filter. None: the live weights :math:`W` (the exact gradient,
+        delayed by one step). As built:
+        ``sim.data[conn.learning_rule].feedback_synapse``.
 
     Attributes
     ----------
@@ -814,8 +834,8 @@ class BackProp(_LiveFeedbackRule):
         The connection whose weights carry the error back.
     warmup : "readout", float or None
         The warm-up, as given.
-    feedback_synapse : Lowpass or None
-        The filter of the weights the error comes back through.
+    feedback_synapse : "readout", Lowpass or None
+        The filter of the weights the error comes back through, as given.
 
     See Also
     --------
@@ -879,8 +899,8 @@ class BackProp(_LiveFeedbackRule):
            nengo.Connection(error, into_h2.learning_rule)
     """
 
-    feedback_synapse = LowpassParam(
-        "feedback_synapse", default=None, optional=True, readonly=True
+    feedback_synapse = FeedbackSynapseParam(
+        "feedback_synapse", default="readout", optional=True, readonly=True
     )
 
     def __init__(
@@ -1966,7 +1986,8 @@ class SyntheticGradient(HiddenLayerRule):
     downstream : Connection, optional
         The connection from the hidden ensemble (e.g. its `nengo.PES`
         readout) whose live weights :math:`W` give :math:`F = W^T`, the
-        backpropagated error, as for `.BackProp`. It must not carry a
+        backpropagated error, as for `.BackProp` with
+        ``feedback_synapse=None``. It must not carry a
         nengo_fa rule (synthetic gradients are not chained).
     error_delay : float, optional
         :math:`\tau`, how late the error arrives, in seconds (default 0): the

@@ -108,7 +108,7 @@ def test_pre_synapse_none_runs_the_rules_as_before(gen, capsys, monkeypatch):
 def test_ablation_prints_table(gen, capsys):
     rows, _ = gen.main(["--ablation", "--quick", "--tasks", "product"])
     text = capsys.readouterr().out
-    settings = {rule: gen.ablation_settings(rule) for rule in ("fa", "bp")}
+    settings = {rule: gen.ablation_settings(rule) for rule in gen.ABLATION_RULES}
     for rule in settings:
         for label, _ in settings[rule]:
             assert label in text

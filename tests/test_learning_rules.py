@@ -8,7 +8,8 @@ from nengo.exceptions import BuildError, ReadonlyError, SimulationError, Validat
 
 import nengo_fa
 from nengo_fa import settings
-from nengo_fa.builder import SimHiddenLayerRule
+from nengo_fa.builder import SimFilteredFeedback, SimHiddenLayerRule
+from nengo_fa.builder.warmup import readout_time_constant
 from nengo_fa.learning_rules import HiddenLayerRule
 from nengo_fa.neurons import make_derivative
 
@@ -262,8 +263,9 @@ def test_fa_with_transposed_weights_equals_bp(Simulator, seed):
 
 
 def test_bp_reads_live_weights(Simulator, seed):
-    """While PES changes the readout, BP's delta uses the current decoders."""
-    net = product_net("bp", seed, at_once=True)
+    """With ``feedback_synapse=None``, while PES changes the readout, BP's
+    delta uses the current decoders."""
+    net = product_net("bp", seed, at_once=True, rule_kwargs={"feedback_synapse": None})
     with net:
         readout = net.layer1.learning_rule_type.downstream
         p_w = nengo.Probe(readout, "weights", synapse=None)
@@ -332,12 +334,95 @@ def test_bp_feedback_synapse_of_zero_is_live(Simulator, seed):
     assert np.allclose(deltas[0], deltas[1], rtol=1e-14, atol=0)
 
 
-def test_bp_feedback_synapse_must_be_lowpass():
-    with pytest.raises(ValidationError, match="feedback_synapse: must be a nengo"):
-        nengo_fa.BackProp(downstream_conn(), feedback_synapse=nengo.Alpha(0.1))
-    assert nengo_fa.BackProp(
-        downstream_conn(), feedback_synapse=0.2
-    ).feedback_synapse == (nengo.Lowpass(0.2))
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        (nengo.Alpha(0.1), "BackProp.feedback_synapse: must be a nengo.Lowpass"),
+        ("tau", "BackProp.feedback_synapse: must be a nengo.Lowpass"),
+        (nengo.Lowpass(np.inf), "BackProp.feedback_synapse: .*must be finite"),
+        (-0.1, "Lowpass.tau: .* greater than or equal to 0"),  # Nengo's own
+    ],
+)
+def test_bp_feedback_synapse_must_be_lowpass(value, match):
+    with pytest.raises(ValidationError, match=match):
+        nengo_fa.BackProp(downstream_conn(), feedback_synapse=value)
+
+
+def test_bp_feedback_synapse_values():
+    down = downstream_conn()
+    assert nengo_fa.BackProp(down).feedback_synapse == "readout"  # the default
+    assert nengo_fa.BackProp(down, feedback_synapse=0.2).feedback_synapse == (
+        nengo.Lowpass(0.2)
+    )
+    assert nengo_fa.BackProp(down, feedback_synapse=None).feedback_synapse is None
+
+
+def test_bp_readout_feedback_synapse_is_the_readout_time_constant(Simulator):
+    """By default the weights are low-passed with the same tau_1 as the
+    warm-up; the filtered feedback is what the rule reads, and it is
+    reported as built."""
+    net = product_net("bp", 1)
+    with net:
+        p_w = nengo.Probe(net.readout, "weights", synapse=None)
+        p_delta = nengo.Probe(net.rules[0], "delta", synapse=None)
+        p_err = nengo.Probe(net.rules[0], "error", synapse=None)
+        p_J = nengo.Probe(net.hidden.neurons, "input", synapse=None)
+    with Simulator(net) as sim:
+        sim.run(1.2)
+    built = sim.data[net.rules[0]]
+    assert built.warmup > 0.5  # so that the run below reaches past it
+    assert isinstance(built.feedback_synapse, nengo.Lowpass)
+    assert built.feedback_synapse.tau == pytest.approx(
+        readout_time_constant(sim.model, net.readout)
+    )
+    assert built.feedback_synapse.tau == pytest.approx(built.warmup, abs=sim.dt)
+    a = np.exp(-sim.dt / built.feedback_synapse.tau)
+    filtered = np.zeros_like(sim.data[p_w][0])
+    gp = np.empty(net.hidden.n_neurons)
+    derivative = make_derivative(
+        net.hidden.neuron_type, sim.data[net.hidden].gain, sim.data[net.hidden].bias
+    )
+    for W, delta, err, J in zip(
+        sim.data[p_w], sim.data[p_delta], sim.data[p_err], sim.data[p_J]
+    ):
+        filtered = filtered * a + W * (1 - a)
+    derivative(J, gp)
+    assert np.any(err)  # past the warm-up
+    assert np.allclose(delta, (filtered.T @ err) * gp, rtol=1e-9, atol=1e-15)
+    assert not np.allclose(delta, (W.T @ err) * gp)
+
+
+@pytest.mark.parametrize("downstream_rule", [None, nengo.PES(learning_rate=0.0)])
+def test_bp_readout_feedback_synapse_without_a_learning_readout_is_live(
+    Simulator, downstream_rule
+):
+    """A readout that does not learn tracks nothing: the weights are read
+    live, with no filter operator."""
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node([0.5])
+        ens = nengo.Ensemble(10, 1)
+        out = nengo.Node(size_in=1)
+        readout = nengo.Connection(ens, out, learning_rule_type=downstream_rule)
+        conn = nengo.Connection(
+            stim, ens, learning_rule_type=nengo_fa.BackProp(readout)
+        )
+        nengo.Connection(out, conn.learning_rule)
+    with Simulator(net) as sim:
+        assert sim.data[conn.learning_rule].feedback_synapse is None
+        assert not [
+            op for op in sim.model.operators if isinstance(op, SimFilteredFeedback)
+        ]
+
+
+def test_bp_chained_feedback_is_live(Simulator):
+    """In a chain, only the rule on the PES readout low-passes its
+    feedback: the rule below reads the connection into the next layer,
+    which no PES rule trains."""
+    net = product_net("chain", 0)
+    with Simulator(net) as sim:
+        upper, lower = (sim.data[rule].feedback_synapse for rule in net.rules)
+    assert isinstance(upper, nengo.Lowpass) and upper.tau > 0
+    assert lower is None
 
 
 @pytest.mark.slow
@@ -349,12 +434,13 @@ def test_frozen_network_beats_pes_only(Simulator, plt, neuron_type):
     for 40 s, then frozen (the error gated to zero), the network's error over
     the next 20 s (one period of the input) is well below that of PES only in
     the same run, from the same network. Over 10 seeds of the benchmark's
-    networks (``benchmarks/generalisation.py``) the ratio is 3.1x (rate) and
-    2.3x (spiking LIF), never below 1.4x. On this test's network, BackProp's
-    frozen error over PES only's was 0.33-0.85 over 15 seeds (0-9, 11, 23,
-    42, 57, 91; mean 0.50) with rate neurons and 0.32-0.67 over 6 with LIF:
-    this test's seed 1 gives the lowest, so the bound (0.9) is set by the
-    worst seed measured, not by this one."""
+    networks (``benchmarks/generalisation.py``) the ratio is 4.1x (rate) and
+    2.7x (spiking LIF), no seed worse. On this test's network, BackProp's
+    frozen error over PES only's was 0.22-0.66 over seeds 0-7 (mean 0.36)
+    with rate neurons and 0.22-0.45 over seeds 0-5 with LIF (through the
+    live readout, ``feedback_synapse=None``: 0.33-0.85 over 15 seeds and
+    0.32-0.67 over 6): this test's seed 1 gives about the lowest, so the
+    bound (0.9) is set by the worst seeds measured, not by this one."""
     t_train, t_test, seed = 40.0, 20.0, 1
     frozen, online = {}, {}
     for rule in (None, "bp"):
@@ -377,30 +463,32 @@ def test_frozen_network_beats_pes_only(Simulator, plt, neuron_type):
 
 @pytest.mark.slow
 def test_lowpassed_feedback_keeps_more(Simulator):
-    """BackProp through its readout low-passed over 1 s
-    (``feedback_synapse=nengo.Lowpass(1.0)``) leaves a network that keeps
-    more than BackProp through the live readout: trained 40 s on the product
-    task, frozen, tested 20 s, against both and PES only in the same run.
-    Over seeds 0-7 of this network its frozen error was 0.60-0.98 of live
-    BackProp's (lower on all 8) and 0.21-0.64 of PES only's; this test runs
-    seeds 0, 3 and 7, which include the two closest to live BackProp (0.92
-    and 0.98) and to PES only (0.59 and 0.64). Over 10 seeds of each of the
-    benchmark's continuous tasks, docs: theory, "Feedback through the
-    readout's slow part"."""
+    """BackProp through its readout low-passed (the default,
+    ``feedback_synapse="readout"``) leaves a network that keeps more than
+    BackProp through the live readout (``feedback_synapse=None``): trained
+    40 s on the product task, frozen, tested 20 s, against both and PES only
+    in the same run. Over seeds 0-7 of this network its frozen error was
+    0.60-0.997 of live BackProp's (mean 0.78; lower on all 8) and 0.22-0.66
+    of PES only's; this test runs seeds 0, 3 and 7, which include the two
+    closest to live BackProp (0.93 and 0.997) and to PES only (0.60 and
+    0.66). Over 10 seeds of each of the benchmark's continuous tasks, docs:
+    theory, "Feedback through the readout's slow part"."""
     t_train, t_test = 40.0, 20.0
     ratios = []
     for seed in (0, 3, 7):
         frozen = {}
         for name, rule, kwargs in (
             ("pes", None, None),
-            ("live", "bp", None),
-            ("lowpass", "bp", {"feedback_synapse": nengo.Lowpass(1.0)}),
+            ("live", "bp", {"feedback_synapse": None}),
+            ("default", "bp", None),
         ):
             net = product_net(rule, seed, freeze_at=t_train, rule_kwargs=kwargs)
             frozen[name] = train_freeze_test(Simulator, net, t_train, t_test)[0]
-        assert frozen["lowpass"] < frozen["live"], (seed, frozen)
-        assert frozen["lowpass"] < 0.7 * frozen["pes"], (seed, frozen)
-        ratios.append(frozen["lowpass"] / frozen["live"])
+        # not worse than the live readout on any seed (beyond 2%), lower on
+        # average
+        assert frozen["default"] < 1.02 * frozen["live"], (seed, frozen)
+        assert frozen["default"] < 0.75 * frozen["pes"], (seed, frozen)
+        ratios.append(frozen["default"] / frozen["live"])
     assert np.exp(np.mean(np.log(ratios))) < 0.95, ratios
 
 

@@ -73,10 +73,13 @@ class FeedbackErrorMixin:
         n = fe.shape[0]
 
         def step():
-            if transposed:
-                np.dot(e, F, out=fe)
-            else:
-                np.dot(F, e, out=fe)
+            # a non-finite error (e.g. inf times a feedback of 0) is left to
+            # the rule's own check, which names it, without a numpy warning
+            with np.errstate(invalid="ignore", over="ignore"):
+                if transposed:
+                    np.dot(e, F, out=fe)
+                else:
+                    np.dot(F, e, out=fe)
             nu[0] = rms_row_norm(F, n)
 
         return step, (e, fe, nu)

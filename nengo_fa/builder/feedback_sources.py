@@ -46,6 +46,7 @@ from nengo_fa.builder.alignment import (
 from nengo_fa.builder.chained import build_chained_error, check_downstream_reads
 from nengo_fa.builder.deferred import when_built
 from nengo_fa.builder.hidden_layer import feedback_error_signals
+from nengo_fa.builder.warmup import feedback_time_constant
 from nengo_fa.builder.weights import learning_rules, weights_row_gain
 from nengo_fa.feedback import AlignmentTerms, KolenPollack
 from nengo_fa.learning_rules import BackProp, FeedbackAlignment, SignSymmetry
@@ -429,13 +430,13 @@ class LiveTranspose(FeedbackSource):
     def build(self, ctx, ready):
         down = ctx.rule_type.downstream
         check_downstream(ctx.model, ctx.prefix, down, ctx.ens)
-        synapse = getattr(ctx.rule_type, "feedback_synapse", None)
-        if synapse is None:
+        tau = feedback_time_constant(ctx.model, ctx.rule_type)
+        if not tau > 0:
             when_built(ctx.model, [down], lambda: ready(self.weights(ctx), True))
             return None
         # W low-passed (`.BackProp`'s ``feedback_synapse``), starting at 0
         feedback_error = feedback_error_signals(ctx.prefix, ctx.ens.n_neurons)
-        decay = float(np.exp(-ctx.model.dt / synapse.tau)) if synapse.tau > 0 else 0.0
+        decay = float(np.exp(-ctx.model.dt / tau))
 
         def add_operator():
             weights = self.weights(ctx)

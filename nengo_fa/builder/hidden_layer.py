@@ -22,7 +22,7 @@ STABLE_STEP = 0.2
 
 BuiltHiddenLayerRule = collections.namedtuple(
     "BuiltHiddenLayerRule",
-    ("feedback", "gain_scale", "derivative_scale", "warmup"),
+    ("feedback", "gain_scale", "derivative_scale", "warmup", "feedback_synapse"),
 )
 BuiltHiddenLayerRule.__doc__ = """Build-time information about a `.HiddenLayerRule`.
 
@@ -42,6 +42,11 @@ warmup : float
     The warm-up as built, in seconds from the first error (`.BackProp`'s
     ``warmup``: :math:`\\tau_1` for ``"readout"``); 0 for none, and for a
     chained rule, which the warm-up of the rule nearest the output holds.
+feedback_synapse : Lowpass or None
+    The filter of the weights the error comes back through, as built
+    (`.BackProp`'s ``feedback_synapse``: ``Lowpass(tau_1)`` for
+    ``"readout"``); None for the live weights, and for every rule whose
+    feedback is not read from downstream weights.
 """
 
 

@@ -26,7 +26,11 @@ from nengo_fa.builder.hidden_layer import (
     fixed_feedback_norm,
     rule_constants,
 )
-from nengo_fa.builder.warmup import build_warmup, refuse_chained_warmup
+from nengo_fa.builder.warmup import (
+    build_warmup,
+    feedback_time_constant,
+    refuse_chained_warmup,
+)
 from nengo_fa.builder.weights import build_weights_learning
 from nengo_fa.exceptions import StableRangeWarning
 from nengo_fa.learning_rules import HiddenLayerRule
@@ -78,6 +82,7 @@ def build_hidden_layer_rule(model, rule_type, rule):
         gain_scale=build.gain_scale,
         derivative_scale=build.derivative_scale,
         warmup=build.warmup,
+        feedback_synapse=build.feedback_synapse,
     )
 
 
@@ -243,6 +248,8 @@ class _HiddenLayerBuild:
                 ),
             )
         self.feedback_given = False
+        tau = feedback_time_constant(self.model, self.rule_type)
+        self.feedback_synapse = Lowpass(tau) if tau > 0 else None
         self.fixed_feedback = self.source.build(self.ctx, self.feedback_ready)
         if not self.feedback_given:
             when_model_built(self.model, self.check_feedback_given)
