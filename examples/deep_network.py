@@ -9,9 +9,10 @@ network can compute unless it is trained too. Four variants start from the
 same network:
 
 - **readout only**: `nengo.PES` on the readout, the hidden layers stay fixed;
-- **BackProp**: ``BackProp(readout)`` trains ``h2``; ``BackProp(into_h2)``
-  trains ``h1`` with the error backpropagated through the live weights
-  (chained: only the rule into ``h2`` is connected to the error);
+- **BackProp**: ``BackProp(readout)`` trains ``h2`` with the error sent back
+  through the readout, low-passed while PES trains it; ``BackProp(into_h2)``
+  trains ``h1`` with the error backpropagated through the live weights into
+  ``h2`` (chained: only the rule into ``h2`` is connected to the error);
 - **FeedbackAlignment** (chained): ``FeedbackAlignment(out)`` trains ``h2``;
   ``FeedbackAlignment(downstream=into_h2)`` trains ``h1`` with ``h2``'s local
   error sent back through a fixed random matrix;
