@@ -8,7 +8,7 @@ from nengo.exceptions import BuildError, ReadonlyError, SimulationError, Validat
 
 import nengo_fa
 from nengo_fa import settings
-from nengo_fa.builder import SimFilteredFeedback, SimHiddenLayerRule
+from nengo_fa.builder import SimHiddenLayerRule
 from nengo_fa.builder.warmup import readout_time_constant
 from nengo_fa.learning_rules import HiddenLayerRule
 from nengo_fa.neurons import make_derivative
@@ -390,28 +390,6 @@ def test_bp_readout_feedback_synapse_is_the_readout_time_constant(Simulator):
     assert np.any(err)  # past the warm-up
     assert np.allclose(delta, (filtered.T @ err) * gp, rtol=1e-9, atol=1e-15)
     assert not np.allclose(delta, (W.T @ err) * gp)
-
-
-@pytest.mark.parametrize("downstream_rule", [None, nengo.PES(learning_rate=0.0)])
-def test_bp_readout_feedback_synapse_without_a_learning_readout_is_live(
-    Simulator, downstream_rule
-):
-    """A readout that does not learn tracks nothing: the weights are read
-    live, with no filter operator."""
-    with nengo.Network(seed=0) as net:
-        stim = nengo.Node([0.5])
-        ens = nengo.Ensemble(10, 1)
-        out = nengo.Node(size_in=1)
-        readout = nengo.Connection(ens, out, learning_rule_type=downstream_rule)
-        conn = nengo.Connection(
-            stim, ens, learning_rule_type=nengo_fa.BackProp(readout)
-        )
-        nengo.Connection(out, conn.learning_rule)
-    with Simulator(net) as sim:
-        assert sim.data[conn.learning_rule].feedback_synapse is None
-        assert not [
-            op for op in sim.model.operators if isinstance(op, SimFilteredFeedback)
-        ]
 
 
 def test_bp_chained_feedback_is_live(Simulator):

@@ -15,7 +15,7 @@ from nengo.builder.ensemble import get_activities
 from nengo.exceptions import BuildError, SimulationError, ValidationError
 
 import nengo_fa
-from nengo_fa.builder import SimErrorWarmup
+from nengo_fa.builder import SimErrorWarmup, SimFilteredFeedback
 
 from .networks import gapped_error_net, product_net, train_freeze_test
 
@@ -67,7 +67,9 @@ def test_nothing_is_learned_during_the_warmup(kernels):
 
 @pytest.mark.parametrize("downstream_rule", [nengo.PES(learning_rate=0.0), None])
 def test_no_learning_readout_means_no_warmup(downstream_rule):
-    # with no PES rule to wait for, "readout" is no warm-up: no operator
+    # with no PES rule to wait for, "readout" is no warm-up: no operator;
+    # and a readout that does not learn tracks nothing: BackProp's default
+    # feedback_synapse="readout" reads its weights live, with no filter
     with nengo.Network(seed=0) as net:
         stim = nengo.Node([0.5])
         ens = nengo.Ensemble(10, 1)
@@ -80,6 +82,10 @@ def test_no_learning_readout_means_no_warmup(downstream_rule):
     with nengo.Simulator(net, progress_bar=False) as sim:
         assert not warmup_ops(sim)
         assert sim.data[conn.learning_rule].warmup == 0
+        assert sim.data[conn.learning_rule].feedback_synapse is None
+        assert not [
+            op for op in sim.model.operators if isinstance(op, SimFilteredFeedback)
+        ]
 
 
 @pytest.mark.parametrize("rule", ["bp", "ss"])
