@@ -48,11 +48,14 @@ Rules (``--rules``): ``pes`` (PES only), ``fa``, ``bp``, ``sg``
 (`nengo_fa.SyntheticGradient` regressing the error through FA's random
 matrix, with the target as its context; not on ``weights``) and ``sgbp``
 (the same, regressing backprop's error through the readout; not in the
-default run), ``bp0`` (`nengo_fa.BackProp` with ``warmup=None``: the
-rule learning from the first step instead of after the PES readout's fastest
-time constant, its default; not in the default run), ``ss`` and ``ss0``
-(`nengo_fa.SignSymmetry` with its default warm-up and with ``warmup=None``;
-not in the default run).
+default run), ``bp0`` (`nengo_fa.BackProp` with ``warmup=None`` and
+``feedback_synapse=None``, as it first was: the rule learning from the
+first step instead of after the PES readout's fastest time constant, through
+the live readout; not in the default run), ``ss`` and ``ss0``
+(`nengo_fa.SignSymmetry` with its defaults, and with ``warmup=None`` and
+the live readout), ``ssl`` (`nengo_fa.SignSymmetry` through the live
+readout), ``bpl`` and ``bpf`` (`nengo_fa.BackProp` through the live readout,
+and through the readout low-passed over 1 s); not in the default run.
 
 A late or sparse teacher (``--delay SECONDS``, ``--fraction P``): the gated
 error reaches the PES readout and the rule alike through a `LateError` node,
@@ -158,14 +161,15 @@ ALL_TASKS = (
     "digits-spiking",
 )
 ALL_RULES = ("pes", "fa", "bp", "dtp", "sg", "trace", "erbp")
-#: not run by default (``--rules pes,fa,bd,kp,sa,aa,lra,sgbp,bp0,bpl,bpf,ss,ss0``):
+#: not run by default (``--rules pes,fa,bd,kp,sa,aa,lra,sgbp,bp0,bpl,bpf,ss,ss0,ssl``):
 #: FA learning its feedback (bidirectional, Kolen-Pollack from a small start,
 #: symmetric and activation alignment), LRA, the synthetic gradient regressing
 #: backprop's error, BackProp through the live readout
 #: (``feedback_synapse=None``; with ``warmup=None`` too: ``bp0``, BackProp as
 #: it first was) and through its readout low-passed over 1 s
-#: (``feedback_synapse=nengo.Lowpass(1.0)``), and SignSymmetry with and
-#: without the warm-up
+#: (``feedback_synapse=nengo.Lowpass(1.0)``), and SignSymmetry with its
+#: defaults, without the warm-up and through the live readout (``ss0``), and
+#: through the live readout (``ssl``)
 EXTRA_RULES = (
     "bd",
     "kp",
@@ -178,6 +182,7 @@ EXTRA_RULES = (
     "bpf",
     "ss",
     "ss0",
+    "ssl",
 )
 #: the rules that the numpy references simulate
 NUMPY_RULES = ("pes", "fa", "bp", "bp0", "bpl", "dtp")
@@ -242,7 +247,7 @@ def rule_type(rule, readout, rates, context=None, error_delay=0.0, **kwargs):
         return nengo_fa.ERBP(readout.size_out, **kw)
     if rule == "fa":
         return nengo_fa.FeedbackAlignment(downstream=readout, **kw)
-    if rule in ("bp", "bp0", "bpl", "bpf", "ss", "ss0"):
+    if rule in ("bp", "bp0", "bpl", "bpf", "ss", "ss0", "ssl"):
         return readout_rule(rule, readout, kw)
     if rule == "dtp":
         return nengo_fa.DifferenceTargetProp(readout, **kw)
@@ -279,7 +284,7 @@ def readout_rule(rule, readout, kw):
     through the readout low-passed over 1 s."""
     if rule.endswith("0"):
         kw["warmup"] = None
-    if rule in ("bp0", "bpl"):
+    if rule in ("bp0", "bpl", "ss0", "ssl"):
         kw["feedback_synapse"] = None
     if rule == "bpf":
         kw["feedback_synapse"] = nengo.Lowpass(1.0)
@@ -654,6 +659,7 @@ RULE_TYPES = {
     "bpf": nengo_fa.BackProp,
     "ss": nengo_fa.SignSymmetry,
     "ss0": nengo_fa.SignSymmetry,
+    "ssl": nengo_fa.SignSymmetry,
     "dtp": nengo_fa.DifferenceTargetProp,
     "trace": nengo_fa.TraceRule,
     "sg": nengo_fa.SyntheticGradient,

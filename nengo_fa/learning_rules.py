@@ -929,7 +929,7 @@ class BackProp(_LiveFeedbackRule):
 
 
 class SignSymmetry(_LiveFeedbackRule):
-    r"""Sign symmetry: feedback through the signs of the live downstream
+    r"""Sign symmetry: feedback through the signs of the downstream
     weights.
 
     Like `.BackProp`, but the error comes back through
@@ -941,7 +941,10 @@ class SignSymmetry(_LiveFeedbackRule):
     entry is zero, and ``delta`` is on the scale `.BackProp` would give. The
     updates are normalised by :math:`\nu` (see `.HiddenLayerRule`), so
     :math:`\rho` changes only the scale of the probed ``delta``. Both are
-    recomputed from the live weights every step.
+    recomputed every step, from the weights low-passed over the readout's
+    fastest time constant when ``downstream`` learns with `nengo.PES` (the
+    default ``feedback_synapse="readout"``, as for `.BackProp`), from the
+    live weights otherwise.
 
     With ``downstream`` into an Ensemble (decoders :math:`D`, or a decoded
     connection into the next layer) :math:`W` is the decoder matrix, so the
@@ -975,6 +978,14 @@ class SignSymmetry(_LiveFeedbackRule):
         constant of ``downstream``'s `nengo.PES` rule from the first error
         (its feedback is the signs of that readout, which at first are those
         of its first imprint); None learns from the first step.
+    feedback_synapse : "readout", Lowpass or None, optional
+        As for `.BackProp`: the signs are those of the weights low-passed
+        from 0 (a step late), over the readout's fastest time constant for
+        ``"readout"`` (the default), so that they follow the readout's slow
+        part, not what it tracks of the last second or two of input; the
+        live weights when ``downstream`` has no learning `nengo.PES` rule.
+        None: the signs of the live weights. As built:
+        ``sim.data[conn.learning_rule].feedback_synapse``.
 
     Attributes
     ----------
@@ -982,6 +993,9 @@ class SignSymmetry(_LiveFeedbackRule):
         The connection whose weights' signs carry the error back.
     warmup : "readout", float or None
         The warm-up, as given.
+    feedback_synapse : "readout", Lowpass or None
+        The filter of the weights whose signs carry the error back, as
+        given.
 
     See Also
     --------
@@ -990,8 +1004,8 @@ class SignSymmetry(_LiveFeedbackRule):
     Notes
     -----
     Probeable: ``"error"``, ``"delta"``, ``"encoders"``/``"scaled_encoders"``,
-    ``"gain"``, ``"bias"`` and ``"feedback"`` (the live
-    :math:`\rho \, \mathrm{sign}(W)`, shaped like :math:`W`).
+    ``"gain"``, ``"bias"`` and ``"feedback"`` (the
+    :math:`\rho \, \mathrm{sign}(W)` it uses, shaped like :math:`W`).
 
     References
     ----------
@@ -1001,6 +1015,33 @@ class SignSymmetry(_LiveFeedbackRule):
     """
 
     probeable = HiddenLayerRule.probeable + ("feedback",)
+    feedback_synapse = FeedbackSynapseParam(
+        "feedback_synapse", default="readout", optional=True, readonly=True
+    )
+
+    def __init__(
+        self,
+        downstream,
+        learning_rate=Default,
+        gain_learning_rate=Default,
+        bias_learning_rate=Default,
+        derivative=Default,
+        modifies=Default,
+        pre_synapse=Default,
+        warmup=Default,
+        feedback_synapse=Default,
+    ):
+        super().__init__(
+            downstream,
+            learning_rate=learning_rate,
+            gain_learning_rate=gain_learning_rate,
+            bias_learning_rate=bias_learning_rate,
+            derivative=derivative,
+            modifies=modifies,
+            pre_synapse=pre_synapse,
+            warmup=warmup,
+        )
+        self.feedback_synapse = feedback_synapse
 
 
 def _post_ensemble(conn):

@@ -264,8 +264,11 @@ def test_weights_pr1226_scenario(Simulator, plt):
     assert np.linalg.norm(sim.data[p_w["learned"]][-1]) > 0
 
 
-def test_sign_symmetry_feedback(Simulator, seed):
-    """The feedback is rho sign(W) of the live weights, rho the RMS of W."""
+@pytest.mark.parametrize("synapse", [None, "readout", nengo.Lowpass(0.004)])
+def test_sign_symmetry_feedback(Simulator, seed, synapse):
+    """The feedback is rho sign(W) of the live weights, rho the RMS of W; with
+    ``feedback_synapse``, of the weights low-passed from 0 (a step late;
+    "readout": over the PES readout's tau_1)."""
     rng = np.random.RandomState(seed)
     D = rng.normal(scale=1e-2, size=(2, 8))
     with nengo.Network(seed=seed) as net:
@@ -279,12 +282,8 @@ def test_sign_symmetry_feedback(Simulator, seed):
             synapse=None,
             learning_rule_type=nengo.PES(learning_rate=1e-3),
         )
-        conn = nengo.Connection(
-            stim,
-            hidden,
-            synapse=None,
-            learning_rule_type=nengo_fa.SignSymmetry(readout, learning_rate=0),
-        )
+        rule = nengo_fa.SignSymmetry(readout, learning_rate=0, feedback_synapse=synapse)
+        conn = nengo.Connection(stim, hidden, synapse=None, learning_rule_type=rule)
         error = nengo.Node(size_in=2)
         nengo.Connection(out, error, synapse=None)
         nengo.Connection(nengo.Node([0.5, -0.5]), error, transform=-1, synapse=None)
@@ -296,6 +295,15 @@ def test_sign_symmetry_feedback(Simulator, seed):
         sim.run_steps(20)
     W = sim.data[p_w]
     assert not np.allclose(W[-1], D)  # the readout learned: feedback must follow
+    built = sim.data[conn.learning_rule].feedback_synapse
+    assert (built is None) == (synapse is None)
+    if synapse is not None:
+        # the filtered weights, from 0, as the signs read them: a step late
+        a = np.exp(-sim.dt / built.tau)
+        filtered = np.zeros_like(W)
+        for k in range(1, len(W)):
+            filtered[k] = filtered[k - 1] * a + W[k - 1] * (1 - a)
+        W = filtered
     for k in (1, 19):
         # computed each step from the weights of that step
         expected = np.sqrt(np.mean(W[k] ** 2)) * np.sign(W[k])

@@ -65,10 +65,11 @@ def test_nothing_is_learned_during_the_warmup(kernels):
     assert not np.allclose(bias[-1], bias[0])
 
 
+@pytest.mark.parametrize("rule", [nengo_fa.BackProp, nengo_fa.SignSymmetry])
 @pytest.mark.parametrize("downstream_rule", [nengo.PES(learning_rate=0.0), None])
-def test_no_learning_readout_means_no_warmup(downstream_rule):
+def test_no_learning_readout_means_no_warmup(downstream_rule, rule):
     # with no PES rule to wait for, "readout" is no warm-up: no operator;
-    # and a readout that does not learn tracks nothing: BackProp's default
+    # and a readout that does not learn tracks nothing: the default
     # feedback_synapse="readout" reads its weights live, with no filter
     with nengo.Network(seed=0) as net:
         stim = nengo.Node([0.5])
@@ -76,7 +77,7 @@ def test_no_learning_readout_means_no_warmup(downstream_rule):
         out = nengo.Node(size_in=1)
         readout = nengo.Connection(ens, out, learning_rule_type=downstream_rule)
         conn = nengo.Connection(
-            stim, ens, learning_rule_type=nengo_fa.BackProp(readout, warmup="readout")
+            stim, ens, learning_rule_type=rule(readout, warmup="readout")
         )
         nengo.Connection(out, conn.learning_rule)
     with nengo.Simulator(net, progress_bar=False) as sim:

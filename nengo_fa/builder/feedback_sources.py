@@ -484,8 +484,27 @@ class SignFeedback(LiveTranspose):
 
         feedback_error = feedback_error_signals(ctx.prefix, ctx.ens.n_neurons)
 
+        tau = feedback_time_constant(ctx.model, ctx.rule_type)
+
         def add_operator():
             weights = self.weights(ctx)
+            if tau > 0:
+                # the signs of W low-passed (``feedback_synapse``), from 0
+                # (read a step late: the filter updates what the signs read)
+                filtered = Signal(
+                    np.zeros(weights.shape, dtype=rc.float_dtype),
+                    name=f"{ctx.prefix}: filtered weights",
+                )
+                ctx.model.add_op(
+                    SimFilteredFeedback(
+                        weights,
+                        filtered,
+                        float(np.exp(-ctx.model.dt / tau)),
+                        tag=ctx.prefix,
+                        compiled=settings.compiled_kernels(),
+                    )
+                )
+                weights = filtered
             ctx.model.add_op(
                 SimSignFeedback(
                     weights,

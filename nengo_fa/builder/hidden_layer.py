@@ -44,7 +44,8 @@ warmup : float
     chained rule, which the warm-up of the rule nearest the output holds.
 feedback_synapse : Lowpass or None
     The filter of the weights the error comes back through, as built
-    (`.BackProp`'s ``feedback_synapse``: ``Lowpass(tau_1)`` for
+    (``feedback_synapse`` of `.BackProp` and `.SignSymmetry`:
+    ``Lowpass(tau_1)`` for
     ``"readout"``); None for the live weights, and for every rule whose
     feedback is not read from downstream weights.
 """
