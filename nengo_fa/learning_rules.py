@@ -723,12 +723,16 @@ class FeedbackAlignment(HiddenLayerRule):
 
 
 class _LiveFeedbackRule(HiddenLayerRule):
-    """A rule whose feedback is computed from a downstream connection's live
-    weights (`.BackProp`, `.SignSymmetry`), and which waits for a learning
-    readout to take shape (``warmup``). Internal."""
+    """A rule whose feedback is computed from a downstream connection's
+    weights (`.BackProp`, `.SignSymmetry`), which waits for a learning
+    readout to take shape (``warmup``) and reads it low-passed
+    (``feedback_synapse``). Internal."""
 
     downstream = DownstreamParam("downstream", readonly=True)
     warmup = WarmupParam("warmup", default="readout", optional=True, readonly=True)
+    feedback_synapse = FeedbackSynapseParam(
+        "feedback_synapse", default="readout", optional=True, readonly=True
+    )
 
     def __init__(
         self,
@@ -740,9 +744,11 @@ class _LiveFeedbackRule(HiddenLayerRule):
         modifies=Default,
         pre_synapse=Default,
         warmup=Default,
+        feedback_synapse=Default,
     ):
         self.downstream = downstream
         self.warmup = warmup
+        self.feedback_synapse = feedback_synapse
         # chained: the error comes from the downstream rule, not a connection
         size_in = 0 if chained_rule(downstream) is not None else downstream.size_out
         super().__init__(
@@ -899,34 +905,6 @@ class BackProp(_LiveFeedbackRule):
            nengo.Connection(error, into_h2.learning_rule)
     """
 
-    feedback_synapse = FeedbackSynapseParam(
-        "feedback_synapse", default="readout", optional=True, readonly=True
-    )
-
-    def __init__(
-        self,
-        downstream,
-        learning_rate=Default,
-        gain_learning_rate=Default,
-        bias_learning_rate=Default,
-        derivative=Default,
-        modifies=Default,
-        pre_synapse=Default,
-        warmup=Default,
-        feedback_synapse=Default,
-    ):
-        super().__init__(
-            downstream,
-            learning_rate=learning_rate,
-            gain_learning_rate=gain_learning_rate,
-            bias_learning_rate=bias_learning_rate,
-            derivative=derivative,
-            modifies=modifies,
-            pre_synapse=pre_synapse,
-            warmup=warmup,
-        )
-        self.feedback_synapse = feedback_synapse
-
 
 class SignSymmetry(_LiveFeedbackRule):
     r"""Sign symmetry: feedback through the signs of the downstream
@@ -1015,33 +993,6 @@ class SignSymmetry(_LiveFeedbackRule):
     """
 
     probeable = HiddenLayerRule.probeable + ("feedback",)
-    feedback_synapse = FeedbackSynapseParam(
-        "feedback_synapse", default="readout", optional=True, readonly=True
-    )
-
-    def __init__(
-        self,
-        downstream,
-        learning_rate=Default,
-        gain_learning_rate=Default,
-        bias_learning_rate=Default,
-        derivative=Default,
-        modifies=Default,
-        pre_synapse=Default,
-        warmup=Default,
-        feedback_synapse=Default,
-    ):
-        super().__init__(
-            downstream,
-            learning_rate=learning_rate,
-            gain_learning_rate=gain_learning_rate,
-            bias_learning_rate=bias_learning_rate,
-            derivative=derivative,
-            modifies=modifies,
-            pre_synapse=pre_synapse,
-            warmup=warmup,
-        )
-        self.feedback_synapse = feedback_synapse
 
 
 def _post_ensemble(conn):
