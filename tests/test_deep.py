@@ -7,7 +7,7 @@ from nengo.exceptions import BuildError, ValidationError
 
 import nengo_fa
 
-from .networks import deep_net, train_freeze_test
+from .networks import deep_net, filtered, train_freeze_test
 
 
 def relu_net(n_layers, seed, mode="encoders", n=(7, 6, 5), d=2, d_out=2):
@@ -299,11 +299,8 @@ def test_sign_symmetry_feedback(Simulator, seed, synapse):
     assert (built is None) == (synapse is None)
     if synapse is not None:
         # the filtered weights, from 0, as the signs read them: a step late
-        a = np.exp(-sim.dt / built.tau)
-        filtered = np.zeros_like(W)
-        for k in range(1, len(W)):
-            filtered[k] = filtered[k - 1] * a + W[k - 1] * (1 - a)
-        W = filtered
+        W_bar = filtered(W, built.tau, sim.dt)
+        W = np.concatenate([np.zeros_like(W[:1]), W_bar[:-1]])
     for k in (1, 19):
         # computed each step from the weights of that step
         expected = np.sqrt(np.mean(W[k] ** 2)) * np.sign(W[k])

@@ -262,28 +262,44 @@ def test_fa_with_transposed_weights_equals_bp(Simulator, seed):
     assert not np.allclose(results["bp"]["bias"][-1], results["bp"]["bias"][0])
 
 
+def bp_delta_parts(Simulator, net, seconds):
+    """Run ``net`` (`product_net` with BackProp) for ``seconds``, probing what
+    the rule's delta is made of; returns ``sim`` and, per step along the first
+    axis, the readout's weights ``W``, the rule's ``delta`` and ``error``, and
+    the hidden layer's ``gp``, :math:`G'(J)`."""
+    with net:
+        probes = {
+            "W": nengo.Probe(net.readout, "weights", synapse=None),
+            "delta": nengo.Probe(net.rules[0], "delta", synapse=None),
+            "error": nengo.Probe(net.rules[0], "error", synapse=None),
+            "J": nengo.Probe(net.hidden.neurons, "input", synapse=None),
+        }
+    with Simulator(net) as sim:
+        sim.run(seconds)
+    built = sim.data[net.hidden]
+    derivative = make_derivative(net.hidden.neuron_type, built.gain, built.bias)
+    parts = {key: sim.data[p] for key, p in probes.items()}
+    n = net.hidden.n_neurons
+    parts["gp"] = np.array([derivative(J, np.empty(n)) for J in parts.pop("J")])
+    return sim, parts
+
+
+def bp_delta(feedback, parts, i):
+    """BackProp's delta on step ``i`` through the weights ``feedback[i]``."""
+    return (feedback[i].T @ parts["error"][i]) * parts["gp"][i]
+
+
 def test_bp_reads_live_weights(Simulator, seed):
     """With ``feedback_synapse=None``, while PES changes the readout, BP's
     delta uses the current decoders."""
     net = product_net("bp", seed, at_once=True, rule_kwargs={"feedback_synapse": None})
-    with net:
-        readout = net.layer1.learning_rule_type.downstream
-        p_w = nengo.Probe(readout, "weights", synapse=None)
-        p_delta = nengo.Probe(net.layer1.learning_rule, "delta", synapse=None)
-        p_err = nengo.Probe(net.layer1.learning_rule, "error", synapse=None)
-        p_J = nengo.Probe(net.hidden.neurons, "input", synapse=None)
-    with Simulator(net) as sim:
-        sim.run(0.5)
-    built = sim.data[net.hidden]
-    derivative = make_derivative(net.hidden.neuron_type, built.gain, built.bias)
-    gp = np.empty(net.hidden.n_neurons)
+    _, parts = bp_delta_parts(Simulator, net, 0.5)
+    W = parts["W"]
     steps = [100, 300, 499]
-    weights = [sim.data[p_w][i] for i in steps]
-    assert not np.allclose(weights[0], weights[-1])  # PES is learning
+    assert not np.allclose(W[steps[0]], W[steps[-1]])  # PES is learning
     for i in steps:
-        derivative(sim.data[p_J][i], gp)
-        expected = (sim.data[p_w][i].T @ sim.data[p_err][i]) * gp
-        assert np.allclose(sim.data[p_delta][i], expected, rtol=1e-10, atol=1e-15)
+        expected = bp_delta(W, parts, i)
+        assert np.allclose(parts["delta"][i], expected, rtol=1e-10, atol=1e-15)
 
 
 @pytest.mark.parametrize("compiled", [True, False])
@@ -292,30 +308,14 @@ def test_bp_reads_lowpassed_weights(Simulator, seed, compiled):
     low-passed from 0, on the compiled and the numpy path alike."""
     tau = 0.05
     net = product_net("bp", seed, at_once=True, rule_kwargs={"feedback_synapse": tau})
-    with net:
-        readout = net.layer1.learning_rule_type.downstream
-        p_w = nengo.Probe(readout, "weights", synapse=None)
-        p_delta = nengo.Probe(net.layer1.learning_rule, "delta", synapse=None)
-        p_err = nengo.Probe(net.layer1.learning_rule, "error", synapse=None)
-        p_J = nengo.Probe(net.hidden.neurons, "input", synapse=None)
     with settings.override(compiled_kernels=compiled):
-        with Simulator(net) as sim:
-            sim.run(0.5)
-    built = sim.data[net.hidden]
-    derivative = make_derivative(net.hidden.neuron_type, built.gain, built.bias)
-    gp = np.empty(net.hidden.n_neurons)
-    a = np.exp(-sim.dt / tau)
-    filtered = np.zeros_like(sim.data[p_w][0])
-    checked = 0
-    for i, W in enumerate(sim.data[p_w]):
-        filtered = filtered * a + W * (1 - a)
-        if i in (100, 300, 499):
-            derivative(sim.data[p_J][i], gp)
-            expected = (filtered.T @ sim.data[p_err][i]) * gp
-            assert np.allclose(sim.data[p_delta][i], expected, rtol=1e-10, atol=1e-15)
-            assert not np.allclose(expected, (W.T @ sim.data[p_err][i]) * gp)
-            checked += 1
-    assert checked == 3
+        sim, parts = bp_delta_parts(Simulator, net, 0.5)
+    W = parts["W"]
+    W_bar = filtered(W, tau, sim.dt)
+    for i in (100, 300, 499):
+        expected = bp_delta(W_bar, parts, i)
+        assert np.allclose(parts["delta"][i], expected, rtol=1e-10, atol=1e-15)
+        assert not np.allclose(expected, bp_delta(W, parts, i))
 
 
 def test_bp_feedback_synapse_of_zero_is_live(Simulator, seed):
@@ -362,34 +362,19 @@ def test_bp_readout_feedback_synapse_is_the_readout_time_constant(Simulator):
     warm-up; the filtered feedback is what the rule reads, and it is
     reported as built."""
     net = product_net("bp", 1)
-    with net:
-        p_w = nengo.Probe(net.readout, "weights", synapse=None)
-        p_delta = nengo.Probe(net.rules[0], "delta", synapse=None)
-        p_err = nengo.Probe(net.rules[0], "error", synapse=None)
-        p_J = nengo.Probe(net.hidden.neurons, "input", synapse=None)
-    with Simulator(net) as sim:
-        sim.run(1.2)
+    sim, parts = bp_delta_parts(Simulator, net, 1.2)
     built = sim.data[net.rules[0]]
     assert built.warmup > 0.5  # so that the run below reaches past it
     assert isinstance(built.feedback_synapse, nengo.Lowpass)
-    assert built.feedback_synapse.tau == pytest.approx(
-        readout_time_constant(sim.model, net.readout)
-    )
-    assert built.feedback_synapse.tau == pytest.approx(built.warmup, abs=sim.dt)
-    a = np.exp(-sim.dt / built.feedback_synapse.tau)
-    filtered = np.zeros_like(sim.data[p_w][0])
-    gp = np.empty(net.hidden.n_neurons)
-    derivative = make_derivative(
-        net.hidden.neuron_type, sim.data[net.hidden].gain, sim.data[net.hidden].bias
-    )
-    for W, delta, err, J in zip(
-        sim.data[p_w], sim.data[p_delta], sim.data[p_err], sim.data[p_J]
-    ):
-        filtered = filtered * a + W * (1 - a)
-    derivative(J, gp)
-    assert np.any(err)  # past the warm-up
-    assert np.allclose(delta, (filtered.T @ err) * gp, rtol=1e-9, atol=1e-15)
-    assert not np.allclose(delta, (W.T @ err) * gp)
+    tau = built.feedback_synapse.tau
+    assert tau == pytest.approx(readout_time_constant(sim.model, net.readout))
+    assert tau == pytest.approx(built.warmup, abs=sim.dt)
+    W = parts["W"]
+    W_bar = filtered(W, tau, sim.dt)
+    assert np.any(parts["error"][-1])  # past the warm-up
+    expected = bp_delta(W_bar, parts, -1)
+    assert np.allclose(parts["delta"][-1], expected, rtol=1e-9, atol=1e-15)
+    assert not np.allclose(parts["delta"][-1], bp_delta(W, parts, -1))
 
 
 def test_bp_chained_feedback_is_live(Simulator):
