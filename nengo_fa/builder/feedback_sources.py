@@ -46,7 +46,6 @@ from nengo_fa.builder.alignment import (
 from nengo_fa.builder.chained import build_chained_error, check_downstream_reads
 from nengo_fa.builder.deferred import when_built
 from nengo_fa.builder.hidden_layer import feedback_error_signals
-from nengo_fa.builder.warmup import feedback_time_constant
 from nengo_fa.builder.weights import learning_rules, weights_row_gain
 from nengo_fa.feedback import AlignmentTerms, KolenPollack
 from nengo_fa.learning_rules import BackProp, FeedbackAlignment, SignSymmetry
@@ -67,6 +66,7 @@ RuleBuild = collections.namedtuple(
         "threshold",
         "current",
         "pre_decay",
+        "feedback_tau",
     ),
 )
 RuleBuild.__doc__ = """What a feedback source may need about the rule being built.
@@ -105,6 +105,12 @@ pre_decay : float
     that the rule's step applies to ``current`` itself,
     :math:`\\bar J \\leftarrow a \\bar J + (1 - a) J` from zero; 0 when it reads
     ``current`` as it is (see `.HiddenLayerRule`).
+feedback_tau : float
+    The time constant, in seconds, of the filter through which the rule reads
+    its downstream weights (``feedback_synapse`` of `.BackProp` and
+    `.SignSymmetry`; ``"readout"``: :math:`\\tau_1` of the downstream
+    `nengo.PES` readout); 0 for the live weights, and for every rule without
+    one.
 """
 
 _SOURCES = {}
@@ -430,7 +436,7 @@ class LiveTranspose(FeedbackSource):
     def build(self, ctx, ready):
         down = ctx.rule_type.downstream
         check_downstream(ctx.model, ctx.prefix, down, ctx.ens)
-        tau = feedback_time_constant(ctx.model, ctx.rule_type)
+        tau = ctx.feedback_tau
         if not tau > 0:
             when_built(ctx.model, [down], lambda: ready(self.weights(ctx), True))
             return None
@@ -484,7 +490,7 @@ class SignFeedback(LiveTranspose):
 
         feedback_error = feedback_error_signals(ctx.prefix, ctx.ens.n_neurons)
 
-        tau = feedback_time_constant(ctx.model, ctx.rule_type)
+        tau = ctx.feedback_tau
 
         def add_operator():
             weights = self.weights(ctx)

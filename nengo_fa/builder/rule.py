@@ -1,5 +1,6 @@
 """The build function of every `.HiddenLayerRule`."""
 
+import functools
 import warnings
 
 import numpy as np
@@ -28,7 +29,7 @@ from nengo_fa.builder.hidden_layer import (
 )
 from nengo_fa.builder.warmup import (
     build_warmup,
-    feedback_time_constant,
+    readout_time_constant,
     refuse_chained_warmup,
 )
 from nengo_fa.builder.weights import build_weights_learning
@@ -122,6 +123,8 @@ class _HiddenLayerBuild:
         prefix = f"{self.name} on {rule.connection}"
         check_stable_range(rule_type, model.dt, prefix)
         self._update_signals()
+        tau = self.seconds(getattr(rule_type, "feedback_synapse", None))
+        self.feedback_synapse = Lowpass(tau) if tau > 0 else None
         self.ctx = RuleBuild(
             model,
             rule_type,
@@ -136,7 +139,24 @@ class _HiddenLayerBuild:
             self.threshold,
             self.seen_signals[0],
             self.pre_decay,
+            tau,
         )
+
+    @functools.cached_property
+    def readout_tau(self):
+        """:math:`\\tau_1` of the downstream `nengo.PES` readout
+        (`.readout_time_constant`), which ``"readout"`` means for the warm-up
+        and the feedback filter alike; computed once, when one of them asks."""
+        return readout_time_constant(self.model, self.rule_type.downstream)
+
+    def seconds(self, value):
+        """A ``warmup``, or the ``tau`` of a ``feedback_synapse``, in seconds:
+        `readout_tau` for ``"readout"``, 0 for None."""
+        if value is None:
+            return 0.0
+        if isinstance(value, str):  # "readout"
+            return self.readout_tau
+        return float(getattr(value, "tau", value))
 
     def _error_signal(self):
         # a chained rule's error is the local error of the rule downstream of it
@@ -152,8 +172,9 @@ class _HiddenLayerBuild:
             self.model.add_op(Reset(error))
             self.error_source = "the connections into this rule's error"
             self.model.sig[self.rule]["in"] = error  # error connection attaches here
+            seconds = self.seconds(getattr(self.rule_type, "warmup", None))
             error, steps = build_warmup(
-                self.model, self.rule_type, self.rule, error, self.name
+                self.model, self.rule, error, self.name, seconds
             )
             self.warmup = steps * self.model.dt
         else:
@@ -248,8 +269,6 @@ class _HiddenLayerBuild:
                 ),
             )
         self.feedback_given = False
-        tau = feedback_time_constant(self.model, self.rule_type)
-        self.feedback_synapse = Lowpass(tau) if tau > 0 else None
         self.fixed_feedback = self.source.build(self.ctx, self.feedback_ready)
         if not self.feedback_given:
             when_model_built(self.model, self.check_feedback_given)

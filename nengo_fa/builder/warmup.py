@@ -1,8 +1,6 @@
 """A rule's warm-up: its error held at 0 while a learning readout takes shape
 (`.BackProp`'s ``warmup``)."""
 
-import weakref
-
 import numpy as np
 from nengo.builder import Operator, Signal
 from nengo.builder.ensemble import get_activities
@@ -13,21 +11,8 @@ from nengo.rc import rc
 
 from nengo_fa.builder.weights import learning_rules
 
-#: model -> {connection: its readout time constant}, computed once per build
-#: (the warm-up and the feedback filter both read it)
-_TIME_CONSTANTS = weakref.WeakKeyDictionary()
-
 
 def readout_time_constant(model, conn):
-    """`compute_readout_time_constant`, computed once per model and
-    connection."""
-    cache = _TIME_CONSTANTS.setdefault(model, {})
-    if conn not in cache:
-        cache[conn] = compute_readout_time_constant(model, conn)
-    return cache[conn]
-
-
-def compute_readout_time_constant(model, conn):
     r"""The fastest time constant of the `nengo.PES` rule on ``conn``.
 
     PES changes the decoders by :math:`-(\kappa / n) \, \Delta t \, e \, a^T`,
@@ -53,33 +38,12 @@ def compute_readout_time_constant(model, conn):
     return A.shape[1] / (pes[0].learning_rate * lam)
 
 
-def feedback_time_constant(model, rule_type):
-    """The time constant, in seconds, of the low-pass filter through which
-    ``rule_type`` reads its downstream weights (`.BackProp`'s
-    ``feedback_synapse``): that of a `nengo.Lowpass`, :math:`\\tau_1` of the
-    downstream `nengo.PES` readout for ``"readout"``, and 0 (the live weights)
-    for None or a downstream without a learning PES rule."""
-    synapse = getattr(rule_type, "feedback_synapse", None)
-    if synapse is None:
-        return 0.0
-    if isinstance(synapse, str):  # "readout"
-        return readout_time_constant(model, rule_type.downstream)
-    return float(synapse.tau)
-
-
-def build_warmup(model, rule_type, rule, error_in, name):
+def build_warmup(model, rule, error_in, name, seconds):
     """The error signal that ``rule`` reads and the warm-up's length in steps:
-    ``error_in`` itself and 0, or, with a warm-up of at least one step, a
-    signal that a `SimErrorWarmup` holds at 0 for that many steps from the
-    first error and then sets to ``error_in``."""
-    warmup = getattr(rule_type, "warmup", None)
-    if warmup is None:
-        return error_in, 0
-    seconds = (
-        readout_time_constant(model, rule_type.downstream)
-        if warmup == "readout"
-        else warmup
-    )
+    ``error_in`` itself and 0, or, with a warm-up of at least one step
+    (``seconds``, as the rule's build resolved its ``warmup``), a signal that
+    a `SimErrorWarmup` holds at 0 for that many steps from the first error and
+    then sets to ``error_in``."""
     steps = int(round(seconds / model.dt))
     if steps <= 0:
         return error_in, 0
