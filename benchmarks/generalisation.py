@@ -141,6 +141,7 @@ import numpy as np
 import nengo_fa
 from nengo_fa.builder import SimErrorWarmup
 from nengo_fa.builder.warmup import readout_time_constant
+from nengo_fa.learning_rules import STEADY_FEEDBACK_RATE, TRACKING_FEEDBACK_RATE
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from images import load_split  # noqa: E402
@@ -277,6 +278,10 @@ def rule_type(rule, readout, rates, context=None, error_delay=0.0, **kwargs):
     raise ValueError(f"unknown rule {rule!r}")
 
 
+#: the rules whose feedback is the live weights of the (learning) readout
+LIVE_READOUT = ("bp0", "bpl", "ss0", "ssl")
+
+
 def readout_rule(rule, readout, kw):
     """BackProp ("bp...") or SignSymmetry ("ss..."), the rules that read the
     readout's weights: "0" without the warm-up, and for BackProp through the
@@ -284,7 +289,7 @@ def readout_rule(rule, readout, kw):
     through the readout low-passed over 1 s."""
     if rule.endswith("0"):
         kw["warmup"] = None
-    if rule in ("bp0", "bpl", "ss0", "ssl"):
+    if rule in LIVE_READOUT:
         kw["feedback_synapse"] = None
     if rule == "bpf":
         kw["feedback_synapse"] = nengo.Lowpass(1.0)
@@ -673,11 +678,16 @@ def default_rates(rule):
     if rule == "pes":
         return None
     t = nengo_fa.FeedbackAlignment if rule in LEARNED_FEEDBACK else RULE_TYPES[rule]
+    # None (BackProp, SignSymmetry): chosen at build time by whether the
+    # feedback tracks; every readout here learns, so the live ones do
+    tracks = rule in LIVE_READOUT
+    chosen = TRACKING_FEEDBACK_RATE if tracks else STEADY_FEEDBACK_RATE
     # ERBP learns neither gains nor biases (`rule_type` drops their rates)
-    return tuple(
+    rates = (
         getattr(t, name).default if hasattr(t, name) else 0.0
         for name in ("learning_rate", "gain_learning_rate", "bias_learning_rate")
     )
+    return tuple(chosen if rate is None else rate for rate in rates)
 
 
 def mse(err, window, skip=50):

@@ -27,6 +27,17 @@ from nengo.synapses import Lowpass, SynapseParam
 from nengo_fa.feedback import FeedbackLearning
 from nengo_fa.params import FeedbackParam, FiniteNumberParam, WarmupParam
 
+#: The rates (1/s; all three) for a rule whose feedback does not track the
+#: recent input: a fixed matrix (`.FeedbackAlignment`), or a `nengo.PES`
+#: readout's weights low-passed over its fastest time constant (`.BackProp`
+#: and `.SignSymmetry`, by default). Docs: theory, "Choosing the rates".
+STEADY_FEEDBACK_RATE = 0.7
+#: The rates for a rule whose feedback is the live weights of a layer that
+#: learns (a chained layer, or ``feedback_synapse=None`` under a learning
+#: readout): such feedback tracks the input along with those weights, and
+#: the layer with it, at any rate above the learning window's upper end.
+TRACKING_FEEDBACK_RATE = 0.3
+
 
 class DerivativeParam(Parameter):
     """A callable ``f(J)`` giving the neuron response derivative, or None."""
@@ -177,8 +188,8 @@ class HiddenLayerRule(LearningRuleType):
     ----------
     learning_rate : float, optional
         Rate :math:`\kappa_E` for the encoder directions (1/s, normalised as
-        described under Notes; default 0.3, see "Choosing the rates"). 0
-        freezes them.
+        described under Notes; default 0.3 here, and in each rule as its
+        docs say; see "Choosing the rates"). 0 freezes them.
     gain_learning_rate : float, optional
         Rate :math:`\kappa_g` for the gains. 0 freezes them. When it equals
         ``learning_rate`` (the default), the scaled encoders follow plain
@@ -286,13 +297,19 @@ class HiddenLayerRule(LearningRuleType):
     the frozen one rises. With :math:`|e_0|` the error the hidden layer starts
     from and :math:`T_{train}` the training time, the rates should satisfy
     :math:`1 / (|e_0| T_{train}) \lesssim \kappa \lesssim 1 / (|e_0|
-    T_{sweep})`. The default, 0.3 for all three rates (0.7 for
-    `.FeedbackAlignment`, whose steps descend only in part), satisfies it
-    for errors of about 0.1-0.3 and inputs that sweep their range within
-    about 20 s, with a minute or so of training; lower the rates for inputs that
-    sweep more slowly, raise them when adapting to the latest input is the
-    goal. The docs' theory page ("Learning versus tracking") derives this and
-    gives the measurements.
+    T_{sweep})`. The default here, 0.3 for all three rates
+    (`.TRACKING_FEEDBACK_RATE`), satisfies it for errors of about 0.1-0.3
+    and inputs that sweep their range within about 20 s, with a minute or
+    so of training, for a feedback that itself tracks the input (the live
+    weights of a readout or layer that learns). A feedback that does not (a
+    fixed matrix, as `.FeedbackAlignment`'s, or a readout low-passed over
+    its fastest time constant, as `.BackProp`'s and `.SignSymmetry`'s by
+    default) leaves only the error to track, and the window's upper end
+    rises: there the default is 0.7 (`.STEADY_FEEDBACK_RATE`). Lower the
+    rates for inputs that sweep more slowly, raise them when adapting to
+    the latest input is the goal. The docs' theory page ("Learning versus
+    tracking", "Choosing the rates") derives this and gives the
+    measurements.
 
     **What the error is paired with.** The error :math:`e(t)` that reaches
     the rule was made by the activities of some milliseconds before: it went
@@ -482,12 +499,10 @@ class FeedbackAlignment(HiddenLayerRule):
         follows the model seed). Its overall scale does not matter: the update
         is normalised by the RMS row norm of :math:`B`.
     learning_rate : float, optional
-        Rate for the encoder directions (or the weights); default 0.7. 0
-        freezes them. Higher than `.BackProp`'s 0.3 because random feedback
-        descends the loss only along the part of its local error aligned
-        with backpropagation's (``delta_angle`` settles at 45-65 degrees):
-        0.3 / cos(60 degrees) is about 0.7 (docs: theory, "Learning versus
-        tracking").
+        Rate for the encoder directions (or the weights); default 0.7
+        (`.STEADY_FEEDBACK_RATE`: a fixed feedback does not track the recent
+        input, so the layer can learn faster without tracking it; docs:
+        theory, "Choosing the rates"). 0 freezes them.
     gain_learning_rate : float, optional
         Rate for the gains; default 0.7. 0 freezes them.
     bias_learning_rate : float, optional
@@ -634,17 +649,15 @@ class FeedbackAlignment(HiddenLayerRule):
         "norm_ratio",
     )
 
-    # random feedback descends the loss only along the part of its local error
-    # that is aligned with backprop's (cos of delta_angle, 0.35-0.7 measured):
-    # the same effective rate as BackProp's 0.3 needs about 0.3 / 0.45
+    # a fixed feedback tracks nothing
     learning_rate = FiniteNumberParam(
-        "learning_rate", low=0, readonly=True, default=0.7
+        "learning_rate", low=0, readonly=True, default=STEADY_FEEDBACK_RATE
     )
     gain_learning_rate = FiniteNumberParam(
-        "gain_learning_rate", low=0, readonly=True, default=0.7
+        "gain_learning_rate", low=0, readonly=True, default=STEADY_FEEDBACK_RATE
     )
     bias_learning_rate = FiniteNumberParam(
-        "bias_learning_rate", low=0, readonly=True, default=0.7
+        "bias_learning_rate", low=0, readonly=True, default=STEADY_FEEDBACK_RATE
     )
     error_size = IntParam("error_size", low=1, readonly=True)
     feedback = FeedbackParam(
@@ -729,6 +742,17 @@ class _LiveFeedbackRule(HiddenLayerRule):
     (``feedback_synapse``). Internal."""
 
     downstream = DownstreamParam("downstream", readonly=True)
+    # None: resolved at build time, by whether the feedback tracks (see
+    # `resolved_rates` in the builder)
+    learning_rate = FiniteNumberParam(
+        "learning_rate", low=0, default=None, optional=True, readonly=True
+    )
+    gain_learning_rate = FiniteNumberParam(
+        "gain_learning_rate", low=0, default=None, optional=True, readonly=True
+    )
+    bias_learning_rate = FiniteNumberParam(
+        "bias_learning_rate", low=0, default=None, optional=True, readonly=True
+    )
     warmup = WarmupParam("warmup", default="readout", optional=True, readonly=True)
     feedback_synapse = FeedbackSynapseParam(
         "feedback_synapse", default="readout", optional=True, readonly=True
@@ -792,13 +816,21 @@ class BackProp(_LiveFeedbackRule):
         :math:`W` and the next layer's live encoders, and no error connection
         is made (see Chaining in `.HiddenLayerRule`). Otherwise (e.g. a
         `nengo.PES` readout), connect the output error to this rule.
-    learning_rate : float, optional
-        Rate for the encoder directions (or the weights); default 0.3. 0
-        freezes them.
-    gain_learning_rate : float, optional
-        Rate for the gains; default 0.3. 0 freezes them.
-    bias_learning_rate : float, optional
-        Rate for the biases; default 0.3. 0 freezes them.
+    learning_rate : float or None, optional
+        Rate for the encoder directions (or the weights); 0 freezes them.
+        None (the default) chooses it at build time by what the feedback
+        reads: `.STEADY_FEEDBACK_RATE` (0.7) where the weights do not track
+        the recent input (low-passed from a `nengo.PES` readout, as by
+        default, or weights that do not learn), `.TRACKING_FEEDBACK_RATE`
+        (0.3) where they do (the live weights of a layer that learns: a
+        chained layer, or ``feedback_synapse=None`` under a learning
+        readout). As built: ``sim.data[conn.learning_rule].learning_rate``.
+    gain_learning_rate : float or None, optional
+        Rate for the gains; None (the default) is chosen as for
+        ``learning_rate``. 0 freezes them.
+    bias_learning_rate : float or None, optional
+        Rate for the biases; None (the default) is chosen as for
+        ``learning_rate``. 0 freezes them.
     derivative : callable, optional
         ``f(J)`` returning :math:`G'(J)`; by default looked up for the
         ensemble's neuron type in `nengo_fa.neurons`.
@@ -934,13 +966,12 @@ class SignSymmetry(_LiveFeedbackRule):
     ----------
     downstream : Connection
         As for `.BackProp`; chaining works the same way.
-    learning_rate : float, optional
-        Rate for the encoder directions (or the weights); default 0.3. 0
-        freezes them.
-    gain_learning_rate : float, optional
-        Rate for the gains; default 0.3. 0 freezes them.
-    bias_learning_rate : float, optional
-        Rate for the biases; default 0.3. 0 freezes them.
+    learning_rate, gain_learning_rate, bias_learning_rate : float or None, optional
+        Rates for the encoder directions (or the weights), the gains and
+        the biases; 0 freezes one. None (the default) chooses each at build
+        time as for `.BackProp`: 0.7 where the weights whose signs the
+        feedback takes do not track the recent input (low-passed, as by
+        default, or not learning), 0.3 where they do.
     derivative : callable, optional
         ``f(J)`` returning :math:`G'(J)`; by default looked up for the
         ensemble's neuron type in `nengo_fa.neurons`.

@@ -388,6 +388,60 @@ def test_bp_chained_feedback_is_live(Simulator):
     assert lower is None
 
 
+RATE_NAMES = ("learning_rate", "gain_learning_rate", "bias_learning_rate")
+STEADY = nengo_fa.learning_rules.STEADY_FEEDBACK_RATE
+
+
+def built_rates(sim, rule):
+    """The rates a rule was built with, as reported and as its operator
+    uses them."""
+    reported = tuple(getattr(sim.data[rule], name) for name in RATE_NAMES)
+    delta = sim.model.sig[rule]["delta"]
+    (op,) = (
+        op
+        for op in sim.model.operators
+        if isinstance(op, SimHiddenLayerRule) and op.updates[0] is delta
+    )
+    assert tuple(getattr(op.constants, name) for name in RATE_NAMES) == reported
+    return reported
+
+
+@pytest.mark.parametrize("kind", ["bp", "ss"])
+def test_default_rates_follow_the_feedback(Simulator, kind):
+    """Rates of None (BackProp's and SignSymmetry's default) are chosen at
+    build time: the steady rate where the feedback does not track (the
+    readout low-passed, or a readout that does not learn), the tracking
+    rate where it does (the live weights of a learning readout, or of the
+    chained layer above); a rate given is kept."""
+    steady = (STEADY,) * 3
+    tracking = (nengo_fa.learning_rules.TRACKING_FEEDBACK_RATE,) * 3
+    assert steady != tracking
+    rule_type = {"bp": nengo_fa.BackProp, "ss": nengo_fa.SignSymmetry}[kind]
+    assert all(getattr(rule_type, name).default is None for name in RATE_NAMES)
+
+    def rates(net):
+        with Simulator(net) as sim:
+            return [built_rates(sim, rule) for rule in net.rules]
+
+    assert rates(product_net(kind, 0)) == [steady]
+    assert rates(product_net(kind, 0, rule_kwargs={"feedback_synapse": None})) == [
+        tracking
+    ]
+    given = rates(product_net(kind, 0, rule_kwargs={"learning_rate": 0.5}))
+    assert given == [(0.5,) + steady[1:]]
+    if kind == "bp":  # upper layer under the PES readout, lower chained to it
+        assert rates(product_net("chain", 0)) == [steady, tracking]
+    # a readout that does not learn: its live weights track nothing
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node([0.5, -0.5])
+        hidden = nengo.Ensemble(10, 2)
+        readout = nengo.Connection(hidden, nengo.Node(size_in=1), function=np.sum)
+        conn = nengo.Connection(stim, hidden, learning_rule_type=rule_type(readout))
+        nengo.Connection(stim[0], conn.learning_rule)
+    net.rules = [conn.learning_rule]
+    assert rates(net) == [steady]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "neuron_type", [nengo.RectifiedLinear(), nengo.LIF()], ids=lambda nt: repr(nt)
@@ -397,12 +451,12 @@ def test_frozen_network_beats_pes_only(Simulator, plt, neuron_type):
     for 40 s, then frozen (the error gated to zero), the network's error over
     the next 20 s (one period of the input) is well below that of PES only in
     the same run, from the same network. Over 10 seeds of the benchmark's
-    networks (``benchmarks/generalisation.py``) the ratio is 4.1x (rate) and
-    2.7x (spiking LIF), no seed worse. On this test's network, BackProp's
-    frozen error over PES only's was 0.22-0.66 over seeds 0-7 (mean 0.36)
-    with rate neurons and 0.22-0.45 over seeds 0-5 with LIF (through the
-    live readout, ``feedback_synapse=None``: 0.33-0.85 over 15 seeds and
-    0.32-0.67 over 6): this test's seed 1 gives about the lowest, so the
+    networks (``benchmarks/generalisation.py``) the ratio is 4.9x (rate) and
+    4.0x (spiking LIF), no seed worse. On this test's network, BackProp's
+    frozen error over PES only's was 0.12-0.69 over seeds 0-7 (mean 0.29)
+    with rate neurons and 0.15-0.37 over seeds 0-5 with LIF (through the
+    live readout at 0.3, ``feedback_synapse=None``: 0.33-0.85 over 15 seeds
+    and 0.32-0.67 over 6): this test's seed 1 gives about the lowest, so the
     bound (0.9) is set by the worst seeds measured, not by this one."""
     t_train, t_test, seed = 40.0, 20.0, 1
     frozen, online = {}, {}
@@ -428,21 +482,25 @@ def test_frozen_network_beats_pes_only(Simulator, plt, neuron_type):
 def test_lowpassed_feedback_keeps_more(Simulator):
     """BackProp through its readout low-passed (the default,
     ``feedback_synapse="readout"``) leaves a network that keeps more than
-    BackProp through the live readout (``feedback_synapse=None``): trained
-    40 s on the product task, frozen, tested 20 s, against both and PES only
-    in the same run. Over seeds 0-7 of this network its frozen error was
-    0.60-0.997 of live BackProp's (mean 0.78; lower on all 8) and 0.22-0.66
-    of PES only's; this test runs seeds 0, 3 and 7, which include the two
-    closest to live BackProp (0.93 and 0.997) and to PES only (0.60 and
-    0.66). Over 10 seeds of each of the benchmark's continuous tasks, docs:
-    theory, "Feedback through the readout's slow part"."""
+    BackProp through the live readout (``feedback_synapse=None``) at the
+    same rates (the default chooses 0.7 for the former, 0.3 for the
+    latter; here both at 0.7): trained 40 s on the product task, frozen,
+    tested 20 s, against both and PES only in the same run. Over seeds 0-7
+    of this network its frozen error was 0.40-0.98 of live BackProp's at
+    0.7 (mean 0.69; lower on all 8), 0.34-1.05 of live BackProp's at its
+    default 0.3 (mean 0.59; lower on 7), and 0.12-0.69 of PES only's; this
+    test runs seeds 0, 3 and 7, which include the two closest to live
+    BackProp (0.89 and 0.98) and to PES only (0.58 and 0.69). Over 10 seeds
+    of each of the benchmark's continuous tasks, docs: theory, "Feedback
+    through the readout's slow part"."""
     t_train, t_test = 40.0, 20.0
+    rates = {k: STEADY for k in RATE_NAMES}
     ratios = []
     for seed in (0, 3, 7):
         frozen = {}
         for name, rule, kwargs in (
             ("pes", None, None),
-            ("live", "bp", {"feedback_synapse": None}),
+            ("live", "bp", dict(rates, feedback_synapse=None)),
             ("default", "bp", None),
         ):
             net = product_net(rule, seed, freeze_at=t_train, rule_kwargs=kwargs)
@@ -450,9 +508,9 @@ def test_lowpassed_feedback_keeps_more(Simulator):
         # not worse than the live readout on any seed (beyond 2%), lower on
         # average
         assert frozen["default"] < 1.02 * frozen["live"], (seed, frozen)
-        assert frozen["default"] < 0.75 * frozen["pes"], (seed, frozen)
+        assert frozen["default"] < 0.8 * frozen["pes"], (seed, frozen)
         ratios.append(frozen["default"] / frozen["live"])
-    assert np.exp(np.mean(np.log(ratios))) < 0.95, ratios
+    assert np.exp(np.mean(np.log(ratios))) < 0.9, ratios
 
 
 @pytest.mark.parametrize("rule", ["fa", "bp"])

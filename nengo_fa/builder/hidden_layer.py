@@ -22,7 +22,16 @@ STABLE_STEP = 0.2
 
 BuiltHiddenLayerRule = collections.namedtuple(
     "BuiltHiddenLayerRule",
-    ("feedback", "gain_scale", "derivative_scale", "warmup", "feedback_synapse"),
+    (
+        "feedback",
+        "gain_scale",
+        "derivative_scale",
+        "warmup",
+        "feedback_synapse",
+        "learning_rate",
+        "gain_learning_rate",
+        "bias_learning_rate",
+    ),
 )
 BuiltHiddenLayerRule.__doc__ = """Build-time information about a `.HiddenLayerRule`.
 
@@ -48,6 +57,10 @@ feedback_synapse : Lowpass or None
     ``Lowpass(tau_1)`` for
     ``"readout"``); None for the live weights, and for every rule whose
     feedback is not read from downstream weights.
+learning_rate, gain_learning_rate, bias_learning_rate : float
+    The rates the rule learns with: as given, and where `.BackProp` or
+    `.SignSymmetry` was given None (their default), the rate the build chose
+    for its feedback (`.STEADY_FEEDBACK_RATE` or `.TRACKING_FEEDBACK_RATE`).
 """
 
 
@@ -162,7 +175,7 @@ class RuleConstants(
 
 
 def rule_constants(
-    rule_type,
+    rates,
     model,
     gain_scale,
     derivative_scale,
@@ -171,16 +184,16 @@ def rule_constants(
     max_intercept,
     **options,
 ):
-    """`RuleConstants` of a rule; ``options`` gives the fields that depend on
-    the model as a whole (``feedback_norm``, ``from_current``,
-    ``transpose_feedback``, ``compiled``) and may override the rates."""
+    """`RuleConstants` of a rule with ``rates`` (a dict of the three rates,
+    keyed by their parameters' names, as the build resolved them);
+    ``options`` gives the fields that depend on the model as a whole
+    (``feedback_norm``, ``from_current``, ``transpose_feedback``,
+    ``compiled``)."""
     values = dict(
         radius=radius,
         scale=model.dt * gain_scale / derivative_scale,
         gain_scale=gain_scale,
-        learning_rate=rule_type.learning_rate,
-        gain_learning_rate=rule_type.gain_learning_rate,
-        bias_learning_rate=rule_type.bias_learning_rate,
+        **rates,
         # a gain of 0 would lose the encoder's direction: keep gains positive
         min_gain=MIN_GAIN_FRACTION * gain_scale,
         max_gain=MAX_GAIN_FRACTION * gain_scale,

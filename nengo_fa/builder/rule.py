@@ -32,9 +32,13 @@ from nengo_fa.builder.warmup import (
     readout_time_constant,
     refuse_chained_warmup,
 )
-from nengo_fa.builder.weights import build_weights_learning
+from nengo_fa.builder.weights import build_weights_learning, learning_rules
 from nengo_fa.exceptions import StableRangeWarning
-from nengo_fa.learning_rules import HiddenLayerRule
+from nengo_fa.learning_rules import (
+    STEADY_FEEDBACK_RATE,
+    TRACKING_FEEDBACK_RATE,
+    HiddenLayerRule,
+)
 from nengo_fa.neurons import make_derivative
 
 
@@ -84,6 +88,7 @@ def build_hidden_layer_rule(model, rule_type, rule):
         derivative_scale=build.derivative_scale,
         warmup=build.warmup,
         feedback_synapse=build.feedback_synapse,
+        **build.rates,
     )
 
 
@@ -121,10 +126,11 @@ class _HiddenLayerBuild:
             ens.neuron_type, built_ens.gain, built_ens.bias
         )
         prefix = f"{self.name} on {rule.connection}"
-        check_stable_range(rule_type, model.dt, prefix)
-        self._update_signals()
         tau = self.seconds(getattr(rule_type, "feedback_synapse", None))
         self.feedback_synapse = Lowpass(tau) if tau > 0 else None
+        self.rates = resolved_rates(rule_type, tau, down_rule)
+        check_stable_range(rule_type, self.rates, model.dt, prefix)
+        self._update_signals()
         self.ctx = RuleBuild(
             model,
             rule_type,
@@ -199,9 +205,8 @@ class _HiddenLayerBuild:
         self.bias_delta = Signal(shape=n, name=f"{name}:bias_delta")
         model.add_op(Copy(self.gain_delta, self.gain, inc=True, tag="gain += delta"))
         model.add_op(Copy(self.bias_delta, self.bias, inc=True, tag="bias += delta"))
-        rule_type = self.rule_type
         self.learns_encoders = not self.weights_mode and (
-            rule_type.learning_rate > 0 or rule_type.gain_learning_rate > 0
+            self.rates["learning_rate"] > 0 or self.rates["gain_learning_rate"] > 0
         )
         self.encoders_delta = None if self.weights_mode else self.nengo_delta
         self.inplace = encoder_update.uses_inplace_update(
@@ -251,6 +256,7 @@ class _HiddenLayerBuild:
                 self.nengo_delta,
                 self.gain_scale,
                 self.derivative_scale,
+                self.rates["learning_rate"],
             )
         if self.ctx.down_rule is not None:
             self.source.build_chained_error(self.ctx)
@@ -319,11 +325,13 @@ class _HiddenLayerBuild:
         where its operator gives them, ``feedback_error`` (and ``row_norms``,
         :math:`|S_i|` set by the encoder update, if given)."""
         ens, model = self.ens, self.model
-        rates = {"learning_rate": 0, "gain_learning_rate": 0}
+        rates = dict(self.rates)
+        if self.weights_mode:  # the weights operator learns them, not this one
+            rates.update(learning_rate=0, gain_learning_rate=0)
         # J - b is S x, not the S x-bar of an input Nengo filtered
         from_current = from_current and not self.filtered_by_nengo
         constants = rule_constants(
-            self.rule_type,
+            rates,
             model,
             self.gain_scale,
             self.derivative_scale,
@@ -335,7 +343,7 @@ class _HiddenLayerBuild:
             transpose_feedback=transposed,
             compiled=compiled,
             pre_decay=self.pre_decay,
-            **(rates if self.weights_mode else {}),
+            **rates,
         )
         signals = EnsembleSignals(
             *self.seen_signals, self.encoders, self.gain, self.bias
@@ -439,13 +447,35 @@ def firing_threshold(neuron_type, gain, bias):
     return theta, float(max(MAX_INTERCEPT, np.max(intercepts[ok])))
 
 
-def check_stable_range(rule_type, dt, prefix):
-    """Warn (`.StableRangeWarning`) if ``dt`` and the rates put the rule
-    outside its stable range (see Notes in `.HiddenLayerRule`)."""
-    k_current = max(rule_type.learning_rate, rule_type.gain_learning_rate)
+def resolved_rates(rule_type, feedback_tau, down_rule):
+    """The rule's three rates, as a dict keyed by their parameters' names:
+    as given, and for a rate of None (the default of `.BackProp` and
+    `.SignSymmetry`) `.TRACKING_FEEDBACK_RATE` where the rule's feedback is
+    the live weights of a connection that learns (``feedback_tau`` 0 and a
+    chained ``down_rule``, or a learning rule on ``downstream``), else
+    `.STEADY_FEEDBACK_RATE`."""
+    names = ("learning_rate", "gain_learning_rate", "bias_learning_rate")
+    rates = {name: getattr(rule_type, name) for name in names}
+    if all(rate is not None for rate in rates.values()):
+        return rates
+    tracks = feedback_tau == 0 and (
+        down_rule is not None
+        or any(
+            rule.learning_rate != 0 for rule in learning_rules(rule_type.downstream)
+        )
+    )
+    default = TRACKING_FEEDBACK_RATE if tracks else STEADY_FEEDBACK_RATE
+    return {name: default if rate is None else rate for name, rate in rates.items()}
+
+
+def check_stable_range(rule_type, rates, dt, prefix):
+    """Warn (`.StableRangeWarning`) if ``dt`` and the ``rates`` (as
+    `resolved_rates` gives them) put the rule outside its stable range (see
+    Notes in `.HiddenLayerRule`)."""
+    k_current = max(rates["learning_rate"], rates["gain_learning_rate"])
     if rule_type.modifies == "weights":
-        k_current = rule_type.learning_rate
-    step = dt * (rule_type.bias_learning_rate + k_current)
+        k_current = rates["learning_rate"]
+    step = dt * (rates["bias_learning_rate"] + k_current)
     if step > STABLE_STEP:
         warnings.warn(
             f"{prefix}: with dt={dt:g}, one step at unit error moves each neuron's "

@@ -39,9 +39,18 @@ def weights_row_gain(model, conn, ens):
 
 
 def build_weights_learning(
-    model, rule_type, rule, ens, delta, weights_delta, gain_scale, derivative_scale
+    model,
+    rule_type,
+    rule,
+    ens,
+    delta,
+    weights_delta,
+    gain_scale,
+    derivative_scale,
+    learning_rate,
 ):
-    """Set up learning of ``rule``'s connection weights (``modifies="weights"``).
+    """Set up learning of ``rule``'s connection weights (``modifies="weights"``)
+    at ``learning_rate`` (the rule's, as the build resolved it).
 
     Filters the presynaptic activities with ``pre_synapse`` (as `nengo.PES`
     does), installs the in-place update where it applies
@@ -102,7 +111,7 @@ def build_weights_learning(
                 weights_delta=outputs,
                 row_scale=row_scale,
                 row_limit=row_limit,
-                learning_rate=rule_type.learning_rate,
+                learning_rate=learning_rate,
                 fixed_feedback=not transpose_feedback and feedback.readonly,
                 act_scale=act_scale,
                 tag=f"{prefix}: weights",
@@ -114,8 +123,10 @@ def build_weights_learning(
 
 
 def learning_rules(conn):
-    """The learning rule types on ``conn`` (a list)."""
+    """The learning rule types on ``conn`` (a list, empty for none)."""
     types = conn.learning_rule_type
+    if types is None:
+        return []
     if isinstance(types, dict):
         return list(types.values())
     return list(types) if isinstance(types, (list, tuple)) else [types]
