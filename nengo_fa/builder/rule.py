@@ -460,9 +460,7 @@ def resolved_rates(rule_type, feedback_tau, down_rule):
         return rates
     tracks = feedback_tau == 0 and (
         down_rule is not None
-        or any(
-            rule.learning_rate != 0 for rule in learning_rules(rule_type.downstream)
-        )
+        or any(rule.learning_rate != 0 for rule in learning_rules(rule_type.downstream))
     )
     default = TRACKING_FEEDBACK_RATE if tracks else STEADY_FEEDBACK_RATE
     return {name: default if rate is None else rate for name, rate in rates.items()}
