@@ -440,28 +440,14 @@ class LiveTranspose(FeedbackSource):
         if not tau > 0:
             when_built(ctx.model, [down], lambda: ready(self.weights(ctx), True))
             return None
-        # W low-passed (`.BackProp`'s ``feedback_synapse``), starting at 0
+        # W low-passed (`.BackProp`'s ``feedback_synapse``), with F e fused
         feedback_error = feedback_error_signals(ctx.prefix, ctx.ens.n_neurons)
-        decay = float(np.exp(-ctx.model.dt / tau))
 
         def add_operator():
-            weights = self.weights(ctx)
-            filtered = Signal(
-                np.zeros(weights.shape, dtype=rc.float_dtype),
-                name=f"{ctx.prefix}: filtered feedback",
+            filtered = self.low_passed(
+                ctx, self.weights(ctx), error=ctx.error, feedback_error=feedback_error
             )
             ctx.model.sig[ctx.rule]["feedback"] = filtered
-            ctx.model.add_op(
-                SimFilteredFeedback(
-                    weights,
-                    filtered,
-                    decay,
-                    tag=ctx.prefix,
-                    error=ctx.error,
-                    feedback_error=feedback_error,
-                    compiled=settings.compiled_kernels(),
-                )
-            )
             ready(filtered, True, feedback_error)
 
         when_built(ctx.model, [down], add_operator)
@@ -472,6 +458,28 @@ class LiveTranspose(FeedbackSource):
         return downstream_weights(
             ctx.model, ctx.prefix, ctx.rule_type.downstream, ctx.ens
         )
+
+    @staticmethod
+    def low_passed(ctx, weights, **fused):
+        """A signal of ``weights`` low-passed over ``ctx.feedback_tau`` from
+        0, set each step by a `.SimFilteredFeedback` (given ``error`` and
+        ``feedback_error`` in ``fused``, it also computes :math:`F e` from
+        the filtered weights)."""
+        filtered = Signal(
+            np.zeros(weights.shape, dtype=rc.float_dtype),
+            name=f"{ctx.prefix}: filtered weights",
+        )
+        ctx.model.add_op(
+            SimFilteredFeedback(
+                weights,
+                filtered,
+                float(np.exp(-ctx.model.dt / ctx.feedback_tau)),
+                tag=ctx.prefix,
+                compiled=settings.compiled_kernels(),
+                **fused,
+            )
+        )
+        return filtered
 
 
 @register_feedback_source(SignSymmetry)
@@ -490,27 +498,12 @@ class SignFeedback(LiveTranspose):
 
         feedback_error = feedback_error_signals(ctx.prefix, ctx.ens.n_neurons)
 
-        tau = ctx.feedback_tau
-
         def add_operator():
             weights = self.weights(ctx)
-            if tau > 0:
+            if ctx.feedback_tau > 0:
                 # the signs of W low-passed (``feedback_synapse``), from 0
                 # (read a step late: the filter updates what the signs read)
-                filtered = Signal(
-                    np.zeros(weights.shape, dtype=rc.float_dtype),
-                    name=f"{ctx.prefix}: filtered weights",
-                )
-                ctx.model.add_op(
-                    SimFilteredFeedback(
-                        weights,
-                        filtered,
-                        float(np.exp(-ctx.model.dt / tau)),
-                        tag=ctx.prefix,
-                        compiled=settings.compiled_kernels(),
-                    )
-                )
-                weights = filtered
+                weights = self.low_passed(ctx, weights)
             ctx.model.add_op(
                 SimSignFeedback(
                     weights,
