@@ -17,6 +17,7 @@ from nengo.exceptions import BuildError, NengoWarning, SimulationError, Validati
 
 import nengo_fa
 from nengo_fa.builder import SimAlignmentDiagnostics, SimAlignmentTerms, SimKolenPollack
+from nengo_fa.builder import kernels as _kernels
 from nengo_fa.builder.hidden_layer import (
     MAX_GAIN_FRACTION,
     MAX_INTERCEPT,
@@ -454,6 +455,57 @@ def test_kolen_pollack_near_overflow_stops_or_steps(compiled):
                 with pytest.raises(SimulationError, match="overflow"):
                     step()
             assert signals[B][0, 0] == b
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_kolen_pollack_without_decay_near_overflow(compiled):
+    """KolenPollack's default, no decay: near the largest float, a step if
+    the update is finite, else a stop that leaves B as it was."""
+    W, previous, B = Signal(shape=(1, 2)), Signal(shape=(1, 2)), Signal(shape=(2, 1))
+    e, fe, nu = Signal(shape=1), Signal(shape=2), Signal(shape=1)
+    op = SimKolenPollack(
+        W,
+        previous,
+        B,
+        decay=0.0,
+        error=e,
+        feedback_error=FeedbackError(fe, nu),
+        compiled=compiled,
+    )
+    for b, finite in ((1.7e308, True), (1.79e308, False)):
+        signals = {W: np.array([[1e306, 0.0]]), previous: np.zeros((1, 2))}
+        signals.update({B: np.array([[b], [1.0]]), e: np.ones(1), fe: np.zeros(2)})
+        signals[nu] = np.zeros(1)
+        step = op.make_step(signals, 0.001, None)
+        with np.errstate(over="ignore"):  # |W - W_prev|^2, |B|^2: checks
+            if finite:
+                step()
+                assert np.array_equal(signals[B][:, 0], [b + 1e306, 1.0])
+            else:
+                with pytest.raises(SimulationError, match="overflow"):
+                    step()
+                assert signals[B][0, 0] == b
+
+
+@pytest.mark.skipif(not _kernels.AVAILABLE, reason="numba is not installed")
+def test_kolen_pollack_without_decay_steps_compiled():
+    """Without a decay the compiled loop bounds the update by |B| itself: it
+    used to hand every step of KolenPollack's default to the numpy code
+    (returning -2), at three times the cost."""
+    rng = np.random.RandomState(0)
+    B = rng.normal(size=(50, 3))
+    W = rng.normal(size=(3, 50))
+    previous = W - 1e-3 * rng.normal(size=W.shape)
+    e, fe, scratch = rng.normal(size=3), np.zeros(50), np.zeros(50)
+    expected_B, expected_fe = B + (W - previous).T, B @ e
+    expected_nu = np.linalg.norm(B) / np.sqrt(50)
+    limit = np.finfo(np.float64).max
+    kolen_pollack = _kernels.compiled(_kernels.kolen_pollack)
+    nu = kolen_pollack(B, W, previous, 1.0, 0.0, limit, e, fe, scratch)
+    assert np.isclose(nu, expected_nu, rtol=1e-12)
+    assert np.allclose(fe, expected_fe, rtol=1e-12)
+    assert np.array_equal(B, expected_B)
+    assert np.array_equal(previous, W)
 
 
 @pytest.mark.parametrize("compiled", [False, True])

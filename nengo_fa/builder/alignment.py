@@ -356,8 +356,10 @@ class SimKolenPollack(FeedbackErrorMixin, Operator):
         change = np.empty_like(W)
         scratch = np.empty_like(B)
         # |B keep + change| <= |B| when |change| <= (1 - keep) |B|max:
-        # below this, nothing can overflow
-        safe = (1.0 - keep) * float(np.finfo(B.dtype).max)
+        # below this, nothing can overflow (nor, in the compiled loop, below
+        # limit - keep max|B|, which bounds a step without decay)
+        limit = float(np.finfo(B.dtype).max)
+        safe = (1.0 - keep) * limit
         tag = self.tag
         # the rule's feedback error, from the B this step replaces
         feedback_error, given = self.feedback_error_step(signals, B)
@@ -386,7 +388,7 @@ class SimKolenPollack(FeedbackErrorMixin, Operator):
         row_sums = np.empty(B.shape[0])
 
         def step_simkolenpollack_compiled():
-            norm = kolen_pollack(B, W, W_prev, keep, safe, e, fe, row_sums)
+            norm = kolen_pollack(B, W, W_prev, keep, safe, limit, e, fe, row_sums)
             if norm < 0:
                 step_simkolenpollack()  # a rare case: raises, or checks
             else:

@@ -590,7 +590,8 @@ class SimFilteredFeedback(FeedbackErrorMixin, Operator):
     :math:`a = e^{-\Delta t / \tau}`; :math:`F^T` starts at 0) and, with
     ``feedback_error``, the rule's *feedback error* :math:`F e` and
     :math:`\nu` from the :math:`F` it sets, in the same call (compiled:
-    `nengo_fa.builder.kernels.filtered_feedback`).
+    `nengo_fa.builder.kernels.filtered_feedback`; without them,
+    `nengo_fa.builder.kernels.low_pass`).
 
     Parameters
     ----------
@@ -662,6 +663,14 @@ class SimFilteredFeedback(FeedbackErrorMixin, Operator):
 
             def step_simfilteredfeedback_compiled():
                 nu[0] = filtered_feedback(W, F, a, e, fe, scratch)
+
+            return step_simfilteredfeedback_compiled
+        if self.compiled and kernels.AVAILABLE:
+            # (SignSymmetry's: its own operator reads F)
+            low_pass = kernels.compiled(kernels.low_pass)
+
+            def step_simfilteredfeedback_compiled():
+                low_pass(W, F, a)
 
             return step_simfilteredfeedback_compiled
 

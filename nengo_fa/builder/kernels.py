@@ -709,13 +709,16 @@ encoder_update_encode_norms.numba_options = {"fastmath": {"reassoc"}}
 
 
 def squared_distance(A, B):
-    """:math:`|A - B|^2` of two 2-D arrays of one shape, summed in any order
-    (``reassoc``, so that it is vectorised): a check, not a result."""
+    """:math:`|A - B|^2` of two arrays of one shape, summed in any order
+    (``reassoc``, so that it is vectorised): a check, not a result. Over
+    the flattened arrays (a view of a contiguous one), so that an array of
+    few columns is as fast as one of many."""
+    a = A.ravel()
+    b = B.ravel()
     total = 0.0
-    for k in range(A.shape[0]):
-        for i in range(A.shape[1]):
-            c = A[k, i] - B[k, i]
-            total += c * c
+    for j in range(a.shape[0]):
+        c = a[j] - b[j]
+        total += c * c
     return total
 
 
@@ -723,36 +726,43 @@ squared_distance.numba_options = {"fastmath": {"reassoc"}}
 
 
 def squared_sum(A):
-    """:math:`|A|^2` of a 2-D array, summed in any order (``reassoc``)."""
+    """:math:`|A|^2` of an array, summed in any order (``reassoc``), over
+    the flattened array as `squared_distance`."""
+    a = A.ravel()
     total = 0.0
-    for k in range(A.shape[0]):
-        for i in range(A.shape[1]):
-            total += A[k, i] * A[k, i]
+    for j in range(a.shape[0]):
+        total += a[j] * a[j]
     return total
 
 
 squared_sum.numba_options = {"fastmath": {"reassoc"}}
 
+
 # (defined above, with the other steps of the hidden-layer rule)
 weights_factors.helpers = (squared_sum,)
 
 
-def kolen_pollack(B, W, W_prev, keep, safe, error, fe, scratch):
+def kolen_pollack(B, W, W_prev, keep, safe, limit, error, fe, scratch):
     """A step of `.SimKolenPollack` that also gives the *feedback error* of
     the :math:`B` it replaces: :math:`F e` into ``fe`` and :math:`\\nu`
     (returned), then :math:`B \\leftarrow \\lambda' B + (W - W_{prev})^T`,
     :math:`W_{prev} \\leftarrow W` in the same pass over :math:`B`
     (:math:`\\lambda'` is ``keep``).
 
-    Returns, having written nothing, -1 if :math:`W - W_{prev}` is not
-    finite and -2 if its norm is not below ``safe`` (the update might
-    overflow): the numpy code handles both.
+    No element of the update can overflow when the change's norm is below
+    ``safe`` (:math:`(1 - \\lambda') \\times` ``limit``, the dtype's
+    largest number), or, without a decay to pay for it, when
+    :math:`\\lambda' \\|B\\|_F` (:math:`\\ge \\lambda' \\max|B|`: a
+    vectorised pass) plus that norm is below ``limit``. Returns, having
+    written nothing, -1 if :math:`W - W_{prev}` is not finite and -2 if neither
+    bound holds (the update might overflow): the numpy code handles both.
     """
     n, d_out = B.shape
     ss = squared_distance(W, W_prev)
     if not math.isfinite(ss):
         return -1.0
-    if not math.sqrt(ss) < safe:
+    norm = math.sqrt(ss)
+    if not norm < safe and not keep * math.sqrt(squared_sum(B)) + norm < limit:
         return -2.0
     for i in range(n):
         acc = 0.0
@@ -769,7 +779,7 @@ def kolen_pollack(B, W, W_prev, keep, safe, error, fe, scratch):
     return math.sqrt(sum4(scratch) / n) if n > 0 else 0.0
 
 
-kolen_pollack.helpers = (sum4, squared_distance)
+kolen_pollack.helpers = (squared_sum, sum4, squared_distance)
 
 
 def sign_feedback(W, F, error, fe, scratch):
@@ -791,18 +801,24 @@ def sign_feedback(W, F, error, fe, scratch):
 sign_feedback.helpers = (feedback_error, squared_sum)
 
 
-def filtered_feedback(W, F, a, error, fe, scratch):
-    """A step of `.SimFilteredFeedback` that also gives the *feedback
-    error*: :math:`F^T \\leftarrow a F^T + (1 - a) W` into ``F``, then
-    :math:`F e` into ``fe`` and :math:`\\nu` (returned) by `feedback_error`."""
+def low_pass(W, F, a):
+    """A step of `.SimFilteredFeedback`: :math:`F^T \\leftarrow a F^T +
+    (1 - a) W` into ``F``."""
     b = 1.0 - a
     for k in range(W.shape[0]):
         for i in range(W.shape[1]):
             F[k, i] = F[k, i] * a + W[k, i] * b
+
+
+def filtered_feedback(W, F, a, error, fe, scratch):
+    """A step of `.SimFilteredFeedback` that also gives the *feedback
+    error*: `low_pass`, then :math:`F e` into ``fe`` and :math:`\\nu`
+    (returned) by `feedback_error`."""
+    low_pass(W, F, a)
     return feedback_error(error, F, fe, scratch, -1.0)
 
 
-filtered_feedback.helpers = (feedback_error,)
+filtered_feedback.helpers = (low_pass, feedback_error)
 
 
 def alignment_sums(error, B, W, gp):
