@@ -11,6 +11,16 @@ network plus each rule on the connection into the hidden ensemble:
     `nengo_fa.FeedbackAlignment` whose feedback learns: `nengo_fa.KolenPollack`
     and `nengo_fa.SymmetricAlignment` (with their alignment diagnostics).
 
+and, with ``--rules`` or ``--all``, the rest of the hidden-layer rules:
+
+``lra`` / ``dtp``
+    `nengo_fa.LRA` and `nengo_fa.DifferenceTargetProp` through the readout.
+``sg`` / ``trace``
+    `nengo_fa.SyntheticGradient` (fixed random feedback; its error connected
+    without a synapse, as it asks) and `nengo_fa.TraceRule` (no phases, so
+    at a thousandth of its rates, which would diverge here: timed, not
+    trained).
+
 For each it prints the step time relative to ``pes`` (``x/pes``) and the
 synapse updates per second of the whole step (``x_G/s``: the ``n d`` learned
 synapses over the step time, in billions), next to ``floor_G/s``: the same
@@ -66,9 +76,11 @@ import argparse
 import itertools
 import sys
 import time
+import warnings
 
 import nengo
 import numpy as np
+from nengo.params import Default
 
 import nengo_fa
 
@@ -120,6 +132,10 @@ class NodeFA:
 
 #: The rules of the default table (see the module docstring).
 RULES = ("fa", "bp", "ss", "kp", "sa")
+#: The other hidden-layer rules, timed with ``--rules`` or ``--all``.
+OTHER_RULES = ("lra", "dtp", "sg", "trace")
+# the trace rule's warning that it has no phases: here it is timed, not trained
+warnings.filterwarnings("ignore", message=".*The rule needs phases")
 #: The rules of the weights and chain tables.
 WEIGHTS_RULES = ("fa", "bp")
 CHAIN_RULES = ("fa", "bp")
@@ -132,10 +148,11 @@ def check_args(parser, args):
     be given space or comma separated."""
     if args.rules is not None:
         args.rules = [r for arg in args.rules for r in arg.split(",") if r]
-        unknown = [r for r in args.rules if r not in RULES]
+        unknown = [r for r in args.rules if r not in RULES + OTHER_RULES]
         if unknown:
             parser.error(
-                f"unknown rule(s) {', '.join(unknown)}; choose from {', '.join(RULES)}"
+                f"unknown rule(s) {', '.join(unknown)}; choose from "
+                f"{', '.join(RULES + OTHER_RULES)}"
             )
     for name in ("n", "d", "d_out"):
         values = getattr(args, name)
@@ -175,6 +192,17 @@ def rule_type(name, readout, d_out, **kwargs):
             feedback_learning=nengo_fa.SymmetricAlignment(),
             **kwargs,
         )
+    if name == "lra":
+        return nengo_fa.LRA(downstream=readout, **kwargs)
+    if name == "dtp":
+        return nengo_fa.DifferenceTargetProp(readout, **kwargs)
+    if name == "sg":
+        return nengo_fa.SyntheticGradient(error_size=d_out, **kwargs)
+    if name == "trace":
+        # without phases the rule feeds its own changes back and diverges;
+        # at a thousandth of its rates it does the same work each step
+        slow = {f"{p}learning_rate": 7e-4 for p in ("", "gain_", "bias_")}
+        return nengo_fa.TraceRule(d_out, **{**slow, **kwargs})
     if name in ("pes", "node"):
         return None
     raise ValueError(f"unknown rule {name!r}")
@@ -246,7 +274,9 @@ def build_network(variant, n, d, d_out, seed=0, neuron_type=None):
             rule = rule_type(variant, readout, d_out)
             layer1 = nengo.Connection(stim, hidden, learning_rule_type=rule)
             if rule is not None:
-                nengo.Connection(error, layer1.learning_rule)
+                # a SyntheticGradient reads an error of exactly 0 as missing
+                synapse = None if variant.startswith("sg") else Default
+                nengo.Connection(error, layer1.learning_rule, synapse=synapse)
     return net
 
 
@@ -693,7 +723,8 @@ def main(argv=None):
     parser.add_argument(
         "--rules",
         nargs="+",
-        help=f"a subset of {', '.join(RULES)} (space or comma separated)",
+        help=f"a subset of {', '.join(RULES + OTHER_RULES)} (space or comma "
+        f"separated; default {', '.join(RULES)}, with --all all of them)",
     )
     parser.add_argument(
         "--weights", action="store_true", help="the weights table instead"
@@ -797,7 +828,8 @@ def main(argv=None):
             )
         else:
             configs = [c for c in DEFAULT_CONFIGS if c[0] in neurons]
-        tables.insert(0, ("encoders", pick(args.rules, list(RULES)), configs))
+        every = list(RULES + OTHER_RULES) if args.all else list(RULES)
+        tables.insert(0, ("encoders", pick(args.rules, every), configs))
     results = {}
     for kind, rules, configs in tables:
         print(f"# {kind}", flush=True)

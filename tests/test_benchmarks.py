@@ -62,12 +62,15 @@ def test_speed_bits_prints_ratio_table(capsys):
     assert set(rows[0]) == set(speed.BITS_COLUMNS)
 
 
-@pytest.mark.parametrize("kind", ["encoders", "weights", "chain"])
+@pytest.mark.parametrize("kind", ["encoders", "other", "weights", "chain"])
 def test_speed_rules_prints_table(capsys, kind):
-    """The table of every rule (or the weights and chain tables): ratios to
-    PES only, synapse updates per second and the memory floor."""
+    """The table of every rule (the default's, the other hidden-layer rules',
+    or the weights and chain tables): ratios to PES only, synapse updates per
+    second and the memory floor."""
     speed = load("speed")
-    rules = {"encoders": speed.RULES, "weights": ("fa",), "chain": ("bp",)}[kind]
+    rules = {"encoders": speed.RULES, "other": speed.OTHER_RULES}
+    rules = {**rules, "weights": ("fa",), "chain": ("bp",)}[kind]
+    kind = "encoders" if kind == "other" else kind
     rows = speed.run_rules(
         [("lif", 20, 2, 1)], rules=rules, kind=kind, repeats=1, target_s=0.001
     )

@@ -218,3 +218,51 @@ def test_filtered_error_warns(Simulator):
         nengo.Connection(net.target, net.rules[0], synapse=0.005, transform=0)
     with pytest.warns(nengo.exceptions.NengoWarning, match="synapse=None"):
         Simulator(net).close()
+
+
+@pytest.mark.parametrize("context", [True, False])
+def test_factored_predictor_equals_full(Simulator, seed, context):
+    """With a fixed F the predictor is kept as M = F P (an update of M is F
+    times one of P): the same run as with M itself, which a probe of
+    "predictor" asks for, up to rounding, and F P equals that M."""
+
+    def net_and_probes(probe_predictor):
+        with nengo.Network(seed=seed) as net:
+            stim = nengo.Node(lambda t: [np.sin(3 * t), np.cos(2 * t)])
+            target = nengo.Node(lambda t, x: [x[0] * x[1], x[0] ** 2], size_in=2)
+            nengo.Connection(stim, target, synapse=None)
+            hidden = nengo.Ensemble(15, 2, neuron_type=nengo.RectifiedLinear())
+            out = nengo.Node(size_in=2)
+            nengo.Connection(hidden, out, function=lambda x: [0.0, 0.0])
+            error = nengo.Node(size_in=2)
+            nengo.Connection(out, error, synapse=None)
+            nengo.Connection(target, error, transform=-1, synapse=None)
+            rule = nengo_fa.SyntheticGradient(
+                error_size=2, context=target if context else None
+            )
+            layer = nengo.Connection(stim, hidden, learning_rule_type=rule)
+            nengo.Connection(error, layer.learning_rule, synapse=None)
+            keys = [k for k in KEYS if k != "predictor"]
+            keys += ["predictor"] if probe_predictor else []
+            probes = {k: nengo.Probe(layer.learning_rule, k) for k in keys}
+        return net, layer, probes
+
+    runs = []
+    for probe_predictor in (True, False):
+        net, layer, probes = net_and_probes(probe_predictor)
+        with Simulator(net, progress_bar=False) as sim:
+            sim.run(0.5)
+            sig = sim.model.sig[layer.learning_rule]
+            M, F = (sim.signals[sig[key]].copy() for key in ("predictor", "feedback"))
+        runs.append((sim, probes, M, F))
+    (full, full_probes, M, F), (fact, fact_probes, P, F2) = runs
+    m = 15 + (2 if context else 0)
+    assert M.shape == (15, m) and P.shape == (2, m)
+    assert np.array_equal(F, F2)
+    assert np.max(np.abs(M)) > 0
+    assert np.allclose(F @ P, M, rtol=1e-9, atol=1e-12 * np.max(np.abs(M)))
+    for key, probe in fact_probes.items():
+        a, b = full.data[full_probes[key]], fact.data[probe]
+        scale = np.nanmax(np.abs(a))
+        assert scale > 0, key
+        assert np.allclose(b, a, rtol=1e-9, atol=1e-9 * scale, equal_nan=True), key

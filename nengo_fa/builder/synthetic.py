@@ -22,6 +22,7 @@ from nengo_fa.builder.deferred import when_built
 from nengo_fa.builder.feedback_sources import (
     FeedbackSource,
     check_downstream,
+    diagnostics_probed,
     downstream_weights,
     fixed_feedback,
     register_feedback_source,
@@ -62,6 +63,15 @@ class SimSyntheticGradient(Operator):
        grow to), and the diagnostics
        from :math:`G'(J_\tau)`.
 
+    With ``factored`` (a fixed :math:`F`), the operator keeps :math:`M` as
+    :math:`F P`, :math:`P` ``(d_out, n + k)``: :math:`M` starts at 0 and each
+    update, :math:`-c \, (M z_\tau - F e) z_\tau^T = F \, (-c \, (P
+    z_\tau - e) z_\tau^T)`, is :math:`F` times one of :math:`P`, so
+    :math:`M = F P` holds at every step, exactly: the prediction is
+    :math:`F (P z)` and the regression :math:`P \leftarrow P - c \, (P
+    z_\tau - e) z_\tau^T`, :math:`O(n \, d_{out})` a step instead of the
+    :math:`O(n (n + k))` of :math:`M`. The same results up to rounding.
+
     Parameters
     ----------
     error : Signal
@@ -73,7 +83,8 @@ class SimSyntheticGradient(Operator):
     context : Signal or None
         :math:`c` ``(k,)``, or None.
     state : tuple of Signal
-        :math:`M` ``(n, n + k)``, the buffers of :math:`z` ``(K + 1, n + k)``
+        :math:`M` ``(n, n + k)`` (with ``factored``, :math:`P` ``(d_out, n +
+        k)``), the buffers of :math:`z` ``(K + 1, n + k)``
         and :math:`J` ``(K + 1, n)``, and ``since`` ``(1,)``, in the order of
         `STATE_KEYS`.
     diagnostics : tuple of Signal
@@ -95,6 +106,9 @@ class SimSyntheticGradient(Operator):
         ``max_gap`` in steps.
     transposed : bool
         Whether ``feedback`` holds :math:`F^T` (live weights).
+    factored : bool, optional
+        Whether the predictor is kept as :math:`P` (above); only for a fixed
+        :math:`F` (not ``transposed``).
     tag : str, optional
         A label, for debugging and error messages.
 
@@ -124,9 +138,13 @@ class SimSyntheticGradient(Operator):
         context_scale,
         gap,
         transposed,
+        factored=False,
         tag=None,
     ):
         super().__init__(tag=tag)
+        if factored and transposed:
+            raise ValueError("a factored predictor needs a fixed feedback")
+        self.factored = bool(factored)
         self.derivative = derivative
         self.neuron_type = neuron_type
         self.rate = float(rate)
@@ -179,12 +197,36 @@ class SimSyntheticGradient(Operator):
         fe, nu = (signals[s] for s in self.sets)
         n = a.shape[0]
         g, pred, gp, r = (np.zeros(n, dtype=M.dtype) for _ in range(4))
-        outer = np.zeros_like(M)
+        outer = np.zeros_like(M)  # (the shape of P, with factored)
         z = np.zeros(M.shape[1], dtype=M.dtype)
         rate, power = self.rate, self.power
         gap, transposed = self.gap, self.transposed
         s = self.context_scale
         derivative, tag = self.derivative, self.tag
+        factored = self.factored
+        if factored:
+            d_out = M.shape[0]
+            pz, rho = np.zeros(d_out, dtype=M.dtype), np.zeros(d_out, dtype=M.dtype)
+
+        def regress(z_tau, g):
+            """``pred`` (:math:`M z_\\tau`) and ``r`` (:math:`M z_\\tau -
+            g`), and with ``factored`` ``rho`` (:math:`P z_\\tau - e`)."""
+            if factored:
+                np.dot(M, z_tau, out=pz)
+                np.subtract(pz, e, out=rho)
+                np.dot(F, pz, out=pred)
+                np.dot(F, rho, out=r)
+            else:
+                np.dot(M, z_tau, out=pred)
+                np.subtract(pred, g, out=r)
+
+        def update(z_tau):
+            # normalised LMS: M -= c r z_tau^T (P -= c rho z_tau^T)
+            step = rate / max(np.dot(z_tau, z_tau), power)
+            residual = rho if factored else r
+            np.multiply(residual, step, out=residual)
+            np.outer(residual, z_tau, out=outer)
+            np.subtract(M, outer, out=M)
 
         def step_simsyntheticgradient():
             # buffer: the oldest row is the state the error belongs to
@@ -198,10 +240,12 @@ class SimSyntheticGradient(Operator):
             available = bool(np.any(e != 0))
             since[0] = 0 if available else since[0] + 1
             nu[0] = rms_row_norm(F, n)
-            if since[0] <= gap:
-                np.dot(M, z, out=fe)
-            else:
+            if since[0] > gap:
                 fe[...] = 0
+            elif factored:
+                np.dot(F, np.dot(M, z, out=pz), out=fe)
+            else:
+                np.dot(M, z, out=fe)
             if not available:
                 return
             if transposed:
@@ -214,8 +258,7 @@ class SimSyntheticGradient(Operator):
                     "the synthetic-gradient predictor was not changed"
                 )
             z_tau = zbuf[0]
-            np.dot(M, z_tau, out=pred)
-            np.subtract(pred, g, out=r)
+            regress(z_tau, g)
             # diagnostics, in the local-error space of the state at t - tau
             derivative(jbuf[0], gp)
             np.multiply(g, gp, out=true_delta)
@@ -226,10 +269,7 @@ class SimSyntheticGradient(Operator):
             )
             np.multiply(r, gp, out=gp)
             pred_error[0] = math.sqrt(np.dot(gp, gp)) / ref if ref > 0 else math.nan
-            # normalised LMS: M -= c r z_tau^T
-            np.multiply(r, rate / max(np.dot(z_tau, z_tau), power), out=r)
-            np.outer(r, z_tau, out=outer)
-            np.subtract(M, outer, out=M)
+            update(z_tau)
 
         return step_simsyntheticgradient
 
@@ -247,7 +287,11 @@ class SyntheticFeedback(FeedbackSource):
             raise BuildError(f"{ctx.prefix}: only modifies='encoders' is supported")
         check_error_synapses(ctx)
         feedback_error = feedback_error_signals(ctx.prefix, n)
-        state, diagnostics = self.signals(ctx)
+        # M = F P with a fixed F, unless a probe reads M itself
+        factored = sg.downstream is None and not diagnostics_probed(
+            model, rule, ("predictor",)
+        )
+        state, diagnostics = self.signals(ctx, factored)
         activities = build_or_passthrough(
             model, sg.pre_synapse, model.sig[ens.neurons]["out"]
         )
@@ -277,6 +321,7 @@ class SyntheticFeedback(FeedbackSource):
                     context_scale,
                     gap,
                     transposed,
+                    factored=factored,
                     tag=ctx.prefix,
                 )
             )
@@ -302,8 +347,10 @@ class SyntheticFeedback(FeedbackSource):
         return None
 
     @staticmethod
-    def signals(ctx):
-        """The state and diagnostic signals, also in ``model.sig[rule]``."""
+    def signals(ctx, factored=False):
+        """The state and diagnostic signals, also in ``model.sig[rule]``
+        (the predictor :math:`M`, ``n x m``, or with ``factored`` its factor
+        :math:`P`, ``error_size x m``)."""
         model, rule, n = ctx.model, ctx.rule, ctx.ens.n_neurons
         sg = ctx.rule_type
         rows = int(round(sg.error_delay / model.dt)) + 1
@@ -314,8 +361,9 @@ class SyntheticFeedback(FeedbackSource):
         def zeros(shape):
             return np.zeros(shape, dtype=rc.float_dtype)
 
+        rows_M = sg.error_size if factored else n
         state = (
-            Signal(zeros((n, m)), name=f"{name}:predictor"),
+            Signal(zeros((rows_M, m)), name=f"{name}:predictor"),
             Signal(zeros((rows, m)), name=f"{name}:input_buffer"),
             Signal(zeros((rows, n)), name=f"{name}:current_buffer"),
             # no error yet: no synthetic updates before the first one

@@ -31,6 +31,8 @@ class SimSyntheticGradientBuilder(StackedBuilder):
         ops = self.ops
         op = ops[0]
         self.transposed = op.transposed
+        # M kept as F P (`.SimSyntheticGradient`'s ``factored``)
+        self.factored = op.factored
         self.n = op.activities.shape[0]
         self.reads = [
             self.stack(signals, lambda op, i=i: op.reads[i])
@@ -81,13 +83,24 @@ class SimSyntheticGradientBuilder(StackedBuilder):
             g = tf.reduce_sum(F * e[..., :, None], axis=-2)
         else:
             g = tf.reduce_sum(F * e[..., None, :], axis=-1)
-        fe = tf.where(since <= self.gap, _matvec(M, z), tf.zeros_like(g))
+        if self.factored:
+            # M z = F (P z)
+            fe = _matvec(F, _matvec(M, z))
+        else:
+            fe = _matvec(M, z)
+        fe = tf.where(since <= self.gap, fe, tf.zeros_like(g))
         scatter(signals, self.fe_data, fe)
         scatter(signals, self.nu_data, rms(F, self.n)[..., None])
         # regression, and the diagnostics, on steps with an error
         z_tau, j_tau = zbuf[:, :, 0], jbuf[:, :, 0]
-        pred = _matvec(M, z_tau)
-        r = pred - g
+        if self.factored:
+            # the residual in the error's space: M z_tau - F e = F (P z_tau - e)
+            pz = _matvec(M, z_tau)
+            residual = pz - e
+            pred, r = _matvec(F, pz), _matvec(F, residual)
+        else:
+            pred = _matvec(M, z_tau)
+            r = residual = pred - g
         gp = self.derivative(j_tau, **self.derivative_params)
         new_true = g * gp
         ref = _norm(new_true)
@@ -104,7 +117,7 @@ class SimSyntheticGradientBuilder(StackedBuilder):
         )
         zz = tf.reduce_sum(tf.square(z_tau), axis=-1, keepdims=True)
         step = self.rate / tf.maximum(zz, self.power)
-        new_M = M - (step * r)[..., None] * z_tau[..., None, :]
+        new_M = M - (step * residual)[..., None] * z_tau[..., None, :]
         outputs = (
             tf.where(available[..., None], new_M, M),
             zbuf,
@@ -120,6 +133,8 @@ class SimSyntheticGradientBuilder(StackedBuilder):
     @staticmethod
     def mergeable(x, y):
         if not same_shapes(x, y) or x.transposed != y.transposed:
+            return False
+        if x.factored != y.factored:
             return False
         try:
             return op_derivative(x)[0] == op_derivative(y)[0]
