@@ -2079,7 +2079,7 @@ class SyntheticGradient(HiddenLayerRule):
     :math:`M = 0`, every update of :math:`M` is :math:`F` times one of
     :math:`P` (the error it regresses is :math:`F e`), so this is the same
     rule, up to rounding, at :math:`O(n \, \mathrm{error\_size})` a step
-    (about 2 times PES only's at 1000 neurons). A probe of ``"predictor"``
+    (1.5-1.6 times PES only's at 1000 neurons). A probe of ``"predictor"``
     needs :math:`M` itself and makes the rule keep it; otherwise
     ``sim.model.sig[conn.learning_rule]["predictor"]`` holds :math:`P`.
     With ``downstream`` the feedback changes and :math:`M` is kept as it is.

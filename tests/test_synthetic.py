@@ -25,9 +25,13 @@ def lissajous(t):
     return [np.sin(3 * t), np.cos(2 * t)]
 
 
-def regression_net(seed, delay=0.0, told=0.0, context=True, rates=0.0, **kwargs):
+def regression_net(
+    seed, delay=0.0, told=0.0, context=True, rates=0.0, keys=KEYS, **kwargs
+):
     """A hidden layer with a fixed readout, the error ``delay`` s late and the
-    rule told ``told``; with ``rates`` 0 only the predictor learns."""
+    rule told ``told``; with ``rates`` 0 only the predictor learns. ``keys``:
+    the rule's probes (with ``"predictor"``, the rule keeps :math:`M`, else
+    :math:`P`)."""
     with nengo.Network(seed=seed) as net:
         stim = nengo.Node(lissajous)
         target = nengo.Node(product, size_in=2)
@@ -53,7 +57,7 @@ def regression_net(seed, delay=0.0, told=0.0, context=True, rates=0.0, **kwargs)
         nengo.Connection(error, net.error, synapse=None)
         nengo.Connection(net.error, net.layer.learning_rule, synapse=None)
         net.rule_probes = {
-            key: nengo.Probe(net.layer.learning_rule, key, synapse=None) for key in KEYS
+            key: nengo.Probe(net.layer.learning_rule, key, synapse=None) for key in keys
         }
     return net
 
@@ -156,8 +160,12 @@ def test_float32(Simulator, seed):
     assert late < 0.3
 
 
-def test_nan_error_stops_before_the_predictor_changes(Simulator, seed):
-    net = regression_net(seed)
+@pytest.mark.parametrize("factored", [False, True])
+def test_nan_error_stops_before_the_predictor_changes(
+    Simulator, seed, factored, kernels
+):
+    keys = [k for k in KEYS if k != "predictor"] if factored else KEYS
+    net = regression_net(seed, keys=keys)
     with net:
         # the node's output is finite; the transform overflows it to inf
         bad = nengo.Node(lambda t: 1e300 if t > 0.0105 else 0.0)
@@ -169,6 +177,8 @@ def test_nan_error_stops_before_the_predictor_changes(Simulator, seed):
             sim.run(0.01)
         after = sim.signals[sim.model.sig[net.layer.learning_rule]["predictor"]]
         assert np.array_equal(after, M)
+        assert np.any(M != 0)
+        assert M.shape[0] == (1 if factored else 12)
 
 
 def test_repr_and_defaults():
@@ -221,10 +231,11 @@ def test_filtered_error_warns(Simulator):
 
 
 @pytest.mark.parametrize("context", [True, False])
-def test_factored_predictor_equals_full(Simulator, seed, context):
+def test_factored_predictor_equals_full(Simulator, seed, context, kernels):
     """With a fixed F the predictor is kept as M = F P (an update of M is F
-    times one of P): the same run as with M itself, which a probe of
-    "predictor" asks for, up to rounding, and F P equals that M."""
+    times one of P), in compiled loops or numpy: the same run as with M
+    itself, which a probe of "predictor" asks for, up to rounding, and F P
+    equals that M."""
 
     def net_and_probes(probe_predictor):
         with nengo.Network(seed=seed) as net:

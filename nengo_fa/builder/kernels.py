@@ -116,6 +116,20 @@ def derivative_loop(derivative):
     return compiled(loop), (scale,) + tuple(params)
 
 
+def derivative_call(derivative):
+    """``f(J, out)`` writing :math:`G'(J)`: ``derivative``'s compiled loop
+    (`derivative_loop`) where it has one, else ``derivative`` itself."""
+    loop = derivative_loop(derivative)
+    if loop is None:
+        return derivative
+    compiled_loop, args = loop
+
+    def call(J, out):
+        compiled_loop(J, out, *args)
+
+    return call
+
+
 def sum_squares(v):
     """:math:`v \\cdot v`, summed in index order."""
     total = 0.0
@@ -1013,3 +1027,117 @@ def erbp_weights(W, u, last, s, dt, y, spiked):
                 j = spiked[k]
                 acc += W[i, j] * s[j]
             y[i] += acc
+
+
+# --- synthetic gradients --------------------------------------------------------
+
+
+def _rows_dot(A, v, out):
+    """``out = A v`` for a matrix of long rows, each row's sum in any order
+    (``reassoc``: vectorised, as numpy's ``dot``)."""
+    for i in range(A.shape[0]):
+        acc = 0.0
+        for k in range(A.shape[1]):
+            acc += A[i, k] * v[k]
+        out[i] = acc
+
+
+_rows_dot.numba_options = {"fastmath": {"reassoc"}}
+
+
+def _columns_sum(AT, v, out):
+    """``out = A v`` from :math:`A^T` (``AT``, a few long rows): ``v[k]``
+    times row ``k``, added row by row (vectorised along the rows)."""
+    out[:] = 0.0
+    for k in range(AT.shape[0]):
+        vk = v[k]
+        for i in range(AT.shape[1]):
+            out[i] += AT[k, i] * vk
+
+
+def synthetic_predict(
+    e, FT, P, a, c, s, J, zbuf, jbuf, since, gap, fe, g, pz, rho, pred, r
+):
+    """The first stages of a step of `.SimSyntheticGradient` with a factored
+    predictor (:math:`M = F P`), from :math:`F^T` (``FT``): the buffers
+    (``c`` has no elements without a context), the availability, the
+    prediction :math:`F (P z)` into ``fe`` (0 past ``gap``), and, on a step
+    with an error, :math:`g = F e`,
+    :math:`P z_\\tau` (``pz``), :math:`\\rho = P z_\\tau - e`, ``pred``
+    :math:`= F P z_\\tau` and ``r`` :math:`= F \\rho`.
+
+    Returns 0 on a step without an error (done), 1 with one (the
+    diagnostics and the update follow: `synthetic_update`), -1, having
+    changed nothing but the buffers, ``since`` and ``fe``, if :math:`F e` is
+    not finite.
+    """
+    n = a.shape[0]
+    rows = zbuf.shape[0]
+    for k in range(rows - 1):
+        zbuf[k, :] = zbuf[k + 1, :]
+        jbuf[k, :] = jbuf[k + 1, :]
+    last = rows - 1
+    for i in range(n):
+        zbuf[last, i] = a[i]
+        jbuf[last, i] = J[i]
+    for j in range(c.shape[0]):
+        zbuf[last, n + j] = c[j] * s
+    available = False
+    for k in range(e.shape[0]):
+        available = available or e[k] != 0.0
+    since[0] = 0.0 if available else since[0] + 1.0
+    if since[0] > gap:
+        fe[:] = 0.0
+    else:
+        _rows_dot(P, zbuf[last], pz)
+        _columns_sum(FT, pz, fe)
+    if not available:
+        return 0
+    _columns_sum(FT, e, g)
+    gg = 0.0
+    for i in range(n):
+        gg += g[i] * g[i]
+    if not math.isfinite(gg):
+        return -1
+    _rows_dot(P, zbuf[0], pz)
+    for k in range(e.shape[0]):
+        rho[k] = pz[k] - e[k]
+    _columns_sum(FT, pz, pred)
+    _columns_sum(FT, rho, r)
+    return 1
+
+
+synthetic_predict.helpers = (_rows_dot, _columns_sum)
+
+
+def synthetic_update(g, gp, pred, r, rho, P, z_tau, rate, power, true_delta, out):
+    """The rest of a step of `.SimSyntheticGradient` with a factored
+    predictor, from :math:`G'(J_\\tau)` (``gp``): the true local error into
+    ``true_delta``, ``out[0]`` the predictor's relative error, ``out[1]``
+    the prediction's angle, then :math:`P \\leftarrow P - c \\, \\rho
+    z_\\tau^T`, :math:`c` = ``rate`` / max(:math:`|z_\\tau|^2`, ``power``)."""
+    n = g.shape[0]
+    tt = pt = pp = rr = 0.0
+    for i in range(n):
+        t = g[i] * gp[i]
+        p = pred[i] * gp[i]
+        q = r[i] * gp[i]
+        true_delta[i] = t
+        tt += t * t
+        pt += p * t
+        pp += p * p
+        rr += q * q
+    ref = math.sqrt(tt)
+    out[1] = angle(pt, math.sqrt(pp), ref)
+    out[0] = math.sqrt(rr) / ref if ref > 0.0 else math.nan
+    zz = 0.0
+    for j in range(z_tau.shape[0]):
+        zz += z_tau[j] * z_tau[j]
+    step = rate / max(zz, power)
+    for k in range(P.shape[0]):
+        u = rho[k] * step
+        for j in range(P.shape[1]):
+            P[k, j] -= u * z_tau[j]
+
+
+synthetic_update.helpers = (angle,)

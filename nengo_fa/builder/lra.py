@@ -353,12 +353,4 @@ class SimLRATarget(Operator):
 
     def _loop(self, function):
         """``function(J, out)``, or its compiled loop where there is one."""
-        loop = kernels.derivative_loop(function) if self.compiled else None
-        if loop is None:
-            return function
-        compiled, args = loop
-
-        def call(J, out):
-            compiled(J, out, *args)
-
-        return call
+        return kernels.derivative_call(function) if self.compiled else function

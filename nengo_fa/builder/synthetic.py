@@ -18,6 +18,8 @@ from nengo.builder.learning_rules import build_or_passthrough
 from nengo.exceptions import BuildError, NengoWarning, SimulationError
 from nengo.rc import rc
 
+from nengo_fa import settings
+from nengo_fa.builder import kernels
 from nengo_fa.builder.deferred import when_built
 from nengo_fa.builder.feedback_sources import (
     FeedbackSource,
@@ -35,6 +37,11 @@ from nengo_fa.learning_rules import SyntheticGradient
 STATE_KEYS = ("predictor", "input_buffer", "current_buffer", "since")
 #: Its diagnostics, probeable, by their key in ``model.sig[rule]``.
 DIAGNOSTIC_KEYS = ("true_delta", "predictor_error", "prediction_angle")
+#: The error of a step whose error or true feedback error is not finite.
+NOT_FINITE = (
+    "{tag}: the error (or the feedback F e) contains NaN or inf; "
+    "the synthetic-gradient predictor was not changed"
+)
 
 
 class SimSyntheticGradient(Operator):
@@ -109,6 +116,11 @@ class SimSyntheticGradient(Operator):
     factored : bool, optional
         Whether the predictor is kept as :math:`P` (above); only for a fixed
         :math:`F` (not ``transposed``).
+    compiled : bool, optional
+        Whether a factored predictor's step runs in compiled loops
+        (`nengo_fa.builder.kernels.synthetic_predict` and
+        `nengo_fa.builder.kernels.synthetic_update`; the ``compiled_kernels``
+        setting when the model was built).
     tag : str, optional
         A label, for debugging and error messages.
 
@@ -139,9 +151,11 @@ class SimSyntheticGradient(Operator):
         gap,
         transposed,
         factored=False,
+        compiled=False,
         tag=None,
     ):
         super().__init__(tag=tag)
+        self.compiled = bool(compiled)
         if factored and transposed:
             raise ValueError("a factored predictor needs a fixed feedback")
         self.factored = bool(factored)
@@ -253,10 +267,7 @@ class SimSyntheticGradient(Operator):
             else:
                 np.dot(F, e, out=g)
             if not math.isfinite(np.dot(g, g)):
-                raise SimulationError(
-                    f"{tag}: the error (or the feedback F e) contains NaN or inf; "
-                    "the synthetic-gradient predictor was not changed"
-                )
+                raise SimulationError(NOT_FINITE.format(tag=tag))
             z_tau = zbuf[0]
             regress(z_tau, g)
             # diagnostics, in the local-error space of the state at t - tau
@@ -271,7 +282,49 @@ class SimSyntheticGradient(Operator):
             pred_error[0] = math.sqrt(np.dot(gp, gp)) / ref if ref > 0 else math.nan
             update(z_tau)
 
-        return step_simsyntheticgradient
+        if not (factored and self.compiled and kernels.AVAILABLE):
+            return step_simsyntheticgradient
+        scratch = (g, pz, rho, pred, gp, r)
+        return self._compiled_step(signals, rms_row_norm(F, n), scratch)
+
+    def _compiled_step(self, signals, nu_value, scratch):
+        """The step with a factored predictor in compiled loops; ``nu`` is
+        fixed (so is :math:`F`), ``scratch`` the work vectors
+        ``g, pz, rho, pred, gp, r``."""
+        e, F = signals[self.error], signals[self.feedback]
+        a, J = signals[self.activities], signals[self.current]
+        P, zbuf, jbuf, since = (signals[s] for s in self.updates[:4])
+        true_delta, pred_error, prediction_angle = (
+            signals[s] for s in self.updates[4:]
+        )
+        fe, nu = (signals[s] for s in self.sets)
+        c = (
+            np.zeros(0, dtype=P.dtype)
+            if self.context is None
+            else signals[self.context]
+        )
+        g, pz, rho, pred, gp, r = scratch
+        FT = np.ascontiguousarray(F.T)  # F is fixed
+        predict = kernels.compiled(kernels.synthetic_predict)
+        finish = kernels.compiled(kernels.synthetic_update)
+        derivative = kernels.derivative_call(self.derivative)
+        s, gap, rate, power = self.context_scale, self.gap, self.rate, self.power
+        tag = self.tag
+        outputs = np.zeros(2)
+
+        def step_simsyntheticgradient_compiled():
+            args = (e, FT, P, a, c, s, J, zbuf, jbuf, since, gap, fe, g, pz, rho)
+            code = predict(*args, pred, r)
+            nu[0] = nu_value
+            if code == 0:
+                return
+            if code < 0:
+                raise SimulationError(NOT_FINITE.format(tag=tag))
+            derivative(jbuf[0], gp)
+            finish(g, gp, pred, r, rho, P, zbuf[0], rate, power, true_delta, outputs)
+            pred_error[0], prediction_angle[0] = outputs
+
+        return step_simsyntheticgradient_compiled
 
 
 @register_feedback_source(SyntheticGradient)
@@ -322,6 +375,7 @@ class SyntheticFeedback(FeedbackSource):
                     gap,
                     transposed,
                     factored=factored,
+                    compiled=settings.compiled_kernels(),
                     tag=ctx.prefix,
                 )
             )
