@@ -24,9 +24,10 @@ from nengo_fa.neurons import make_derivative
 from .networks import deep_net, product_net, train_freeze_test
 
 
-def target_op(n=6, d=2, seed=0, **constants):
+def target_op(n=6, d=2, seed=0, compiled=False, **constants):
     """A `SimLRATarget` for rectified-linear neurons on fresh signals: its
-    step, the arrays of e, J, B and fe, and its constants."""
+    step (``compiled``: in its compiled loops), the arrays of e, J, B and
+    fe, and its constants."""
     rng = np.random.RandomState(seed)
     neuron_type = nengo.RectifiedLinear(amplitude=2.0)
     values = dict(
@@ -60,6 +61,7 @@ def target_op(n=6, d=2, seed=0, **constants):
         neuron_type,
         c,
         tag="LRA test",
+        compiled=compiled,
         seen=Signal(np.zeros(n), name="J_seen") if c.pre_decay > 0 else None,
     )
     if op.seen is not None:
@@ -85,10 +87,11 @@ def expected_fe(e, J, B, c, amplitude=2.0):
     return psi * min(1.0, bound / norm) if norm > 0 else psi
 
 
+@pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("error_scale", [0.05, 1.0, 20.0])
-def test_target_error_matches_formula(rng, error_scale):
+def test_target_error_matches_formula(rng, error_scale, compiled):
     """Small errors, errors at the Cauchy scale, and saturating ones."""
-    step, a, c = target_op()
+    step, a, c = target_op(compiled=compiled)
     for _ in range(5):
         a["e"][...] = rng.normal(scale=error_scale, size=a["e"].shape)
         a["J"][...] = rng.uniform(-5, 5, size=a["J"].shape)
@@ -99,10 +102,11 @@ def test_target_error_matches_formula(rng, error_scale):
         assert np.all(np.abs(a["fe"]) <= c.cauchy_scale / 2 + 1e-12)
 
 
-def test_small_errors_give_fa_error(rng):
+@pytest.mark.parametrize("compiled", [False, True])
+def test_small_errors_give_fa_error(rng, compiled):
     """For |m| << sigma on active neurons, LRA's error is FA's normalised
     B e / nu times G'(J) / mean G' (1 here): the two rules agree."""
-    step, a, c = target_op()
+    step, a, c = target_op(compiled=compiled)
     a["e"][...] = rng.normal(scale=1e-4, size=a["e"].shape)
     a["J"][...] = rng.uniform(1, 5, size=a["J"].shape)  # active, and stay so
     step()
@@ -110,8 +114,9 @@ def test_small_errors_give_fa_error(rng):
     assert np.allclose(a["fe"], fa, rtol=1e-6)
 
 
-def test_bound_caps_local_error(rng):
-    step, a, c = target_op(max_local_error=0.05)
+@pytest.mark.parametrize("compiled", [False, True])
+def test_bound_caps_local_error(rng, compiled):
+    step, a, c = target_op(max_local_error=0.05, compiled=compiled)
     a["e"][...] = [3.0, -2.0]
     a["J"][...] = rng.uniform(1, 5, size=a["J"].shape)
     step()
@@ -120,13 +125,14 @@ def test_bound_caps_local_error(rng):
     assert np.allclose(a["fe"], expected_fe(a["e"], a["J"], a["B"], c))
 
 
-def test_targets_of_the_filtered_current(rng):
+@pytest.mark.parametrize("compiled", [False, True])
+def test_targets_of_the_filtered_current(rng, compiled):
     """With the rule's own filter of the current (``pre_decay``), the targets
     and the bound are those of the filtered current, the one whose G' the
     rule multiplies them by: the bound was computed at the current as it is
     and did not hold (1.9 c) for the local error the rule formed."""
     a_decay = 0.8
-    step, a, c = target_op(max_local_error=0.3, pre_decay=a_decay)
+    step, a, c = target_op(max_local_error=0.3, pre_decay=a_decay, compiled=compiled)
     J_bar = np.zeros_like(a["J"])
     for _ in range(6):
         a["e"][...] = rng.normal(scale=2.0, size=a["e"].shape)
@@ -177,11 +183,15 @@ def test_rate_table_resolves_the_threshold(neuron_type):
     assert np.max(np.abs(out - exact)) < 0.05 * np.max(built.max_rates)
 
 
-def test_non_finite_error_raises():
-    step, a, _ = target_op()
-    a["e"][0] = np.nan
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("where", ["e", "J"])
+def test_non_finite_error_raises(compiled, where):
+    step, a, _ = target_op(compiled=compiled, pre_decay=0.5)
+    a[where][0] = np.nan
+    seen = a["J_seen"].copy()
     with pytest.raises(SimulationError, match="NaN or inf"):
         step()
+    assert np.array_equal(a["J_seen"], seen)  # "nothing was changed"
 
 
 @pytest.mark.parametrize("param", ["target_step", "cauchy_scale", "max_local_error"])

@@ -1141,3 +1141,58 @@ def synthetic_update(g, gp, pred, r, rho, P, z_tau, rate, power, true_delta, out
 
 
 synthetic_update.helpers = (angle,)
+
+
+# --- local representation alignment -----------------------------------------------
+
+
+def lra_target(e, J, BT, J_seen, a, shift, target):
+    """The first stage of a step of `.SimLRATarget`, from :math:`B^T`
+    (``BT``): the rule's filter of the current into ``J_seen`` (``J_seen``
+    has no elements without it, ``a`` its decay), then the target current
+    :math:`\\bar J + \\mathrm{shift} \\, B e` into ``target``. Returns
+    False, having changed nothing, if :math:`e` or :math:`J` is not
+    finite."""
+    for k in range(e.shape[0]):
+        if not math.isfinite(e[k]):
+            return False
+    n = J.shape[0]
+    for i in range(n):
+        if not math.isfinite(J[i]):
+            return False
+    _columns_sum(BT, e, target)
+    b = 1.0 - a
+    if J_seen.shape[0] > 0:
+        for i in range(n):
+            J_seen[i] = J_seen[i] * a + J[i] * b
+            target[i] = target[i] * shift + J_seen[i]
+    else:
+        for i in range(n):
+            target[i] = target[i] * shift + J[i]
+    return True
+
+
+lra_target.helpers = (_columns_sum,)
+
+
+def lra_error(activity, target, gp, fe, to_error, inv_sigma, bound):
+    """The rest of a step of `.SimLRATarget`, from the activities at the
+    current and at the target and :math:`G'`: the Cauchy error
+    :math:`\\psi` into ``fe``, scaled down to the bound on the local
+    error."""
+    ss = 0.0
+    for i in range(fe.shape[0]):
+        m = (activity[i] - target[i]) * to_error
+        t = m * inv_sigma
+        psi = m / (t * t + 1.0)
+        fe[i] = psi
+        q = gp[i] * psi
+        ss += q * q
+    norm = math.sqrt(ss)
+    if norm > bound:
+        scale = bound / norm
+        for i in range(fe.shape[0]):
+            fe[i] *= scale
+
+
+lra_error.numba_options = {"fastmath": {"reassoc"}}

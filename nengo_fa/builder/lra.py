@@ -230,8 +230,10 @@ class SimLRATarget(Operator):
         A label associated with the operator, for debugging purposes.
     compiled : bool, optional
         Whether to interpolate :math:`G` and evaluate :math:`G'` with their
-        compiled loops (`nengo_fa.builder.kernels.derivative_loop`; the
-        ``compiled_kernels`` setting when the model was built).
+        compiled loops (`nengo_fa.builder.kernels.derivative_loop`), and do
+        the rest in two more (`nengo_fa.builder.kernels.lra_target` and
+        `nengo_fa.builder.kernels.lra_error`; the ``compiled_kernels``
+        setting when the model was built).
     seen : Signal, optional
         :math:`\bar J` (``n``), with a ``pre_decay`` above 0.
 
@@ -349,7 +351,25 @@ class SimLRATarget(Operator):
                 np.multiply(fe, bound / norm, out=fe)
             nu[0] = 1.0
 
-        return step_simlratarget
+        if not (self.compiled and kernels.AVAILABLE):
+            return step_simlratarget
+        BT = np.ascontiguousarray(B.T)  # B is fixed
+        pre = kernels.compiled(kernels.lra_target)
+        post = kernels.compiled(kernels.lra_error)
+        seen = np.zeros(0, dtype=fe.dtype) if J_seen is None else J_seen
+        J_paired = J if J_seen is None else J_seen
+
+        def step_simlratarget_compiled():
+            if not pre(e, J, BT, seen, a, shift, target):
+                step_simlratarget()  # raises: e or J is not finite
+                return
+            rate(J_paired, activity)
+            rate(target, target)
+            derivative(J_paired, gp)
+            post(activity, target, gp, fe, to_error, inv_sigma, bound)
+            nu[0] = 1.0
+
+        return step_simlratarget_compiled
 
     def _loop(self, function):
         """``function(J, out)``, or its compiled loop where there is one."""
