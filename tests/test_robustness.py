@@ -426,52 +426,23 @@ def test_kolen_pollack_stops_before_feedback_changes(compiled, bad):
 
 
 @pytest.mark.parametrize("compiled", [False, True])
-def test_kolen_pollack_near_overflow_stops_or_steps(compiled):
+@pytest.mark.parametrize("decay", [0.2, 0.0])
+def test_kolen_pollack_near_overflow_stops_or_steps(compiled, decay):
     """A change of W within the largest float but beyond the bound where the
-    update cannot overflow: a step if the update is finite, else a stop."""
+    update cannot overflow: a step if the update is finite, else a stop that
+    leaves B as it was; with a decay and without (KolenPollack's default)."""
     W, previous, B = Signal(shape=(1, 2)), Signal(shape=(1, 2)), Signal(shape=(2, 1))
     e, fe, nu = Signal(shape=1), Signal(shape=2), Signal(shape=1)
     op = SimKolenPollack(
         W,
         previous,
         B,
-        decay=0.2,
+        decay=decay,
         error=e,
         feedback_error=FeedbackError(fe, nu),
         compiled=compiled,
     )
-    for b, finite in ((0.0, True), (1.79e308, False)):
-        signals = {W: np.array([[1e306, 0.0]]), previous: np.zeros((1, 2))}
-        signals.update({B: np.array([[b], [1.0]]), e: np.ones(1), fe: np.zeros(2)})
-        signals[nu] = np.zeros(1)
-        step = op.make_step(signals, 0.001, None)
-        if finite:
-            with np.errstate(over="ignore"):  # |W - W_prev|^2, a check
-                step()
-            assert np.allclose(signals[B][:, 0], [1e306, 1 - 0.2 * 0.001])
-            assert np.array_equal(signals[previous], signals[W])
-        else:
-            with np.errstate(over="ignore"):
-                with pytest.raises(SimulationError, match="overflow"):
-                    step()
-            assert signals[B][0, 0] == b
-
-
-@pytest.mark.parametrize("compiled", [False, True])
-def test_kolen_pollack_without_decay_near_overflow(compiled):
-    """KolenPollack's default, no decay: near the largest float, a step if
-    the update is finite, else a stop that leaves B as it was."""
-    W, previous, B = Signal(shape=(1, 2)), Signal(shape=(1, 2)), Signal(shape=(2, 1))
-    e, fe, nu = Signal(shape=1), Signal(shape=2), Signal(shape=1)
-    op = SimKolenPollack(
-        W,
-        previous,
-        B,
-        decay=0.0,
-        error=e,
-        feedback_error=FeedbackError(fe, nu),
-        compiled=compiled,
-    )
+    keep = 1 - decay * 0.001
     for b, finite in ((1.7e308, True), (1.79e308, False)):
         signals = {W: np.array([[1e306, 0.0]]), previous: np.zeros((1, 2))}
         signals.update({B: np.array([[b], [1.0]]), e: np.ones(1), fe: np.zeros(2)})
@@ -480,7 +451,8 @@ def test_kolen_pollack_without_decay_near_overflow(compiled):
         with np.errstate(over="ignore"):  # |W - W_prev|^2, |B|^2: checks
             if finite:
                 step()
-                assert np.array_equal(signals[B][:, 0], [b + 1e306, 1.0])
+                assert np.allclose(signals[B][:, 0], [b * keep + 1e306, keep])
+                assert np.array_equal(signals[previous], signals[W])
             else:
                 with pytest.raises(SimulationError, match="overflow"):
                     step()
