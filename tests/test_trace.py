@@ -99,9 +99,10 @@ def test_operator_describes_its_signals(Simulator):
     assert "bound method" not in text, text
 
 
-def test_local_error_is_the_held_filter_difference(Simulator):
+def test_local_error_is_the_held_filter_difference(Simulator, kernels):
     """Outcome, expectation, phase and delta against a numpy reference
-    computed from the probed current and error."""
+    computed from the probed current and error (the operator's compiled loop
+    and its numpy code)."""
     rule_type = nengo_fa.TraceRule(1)
     net = _probed_net()
     with Simulator(net, progress_bar=False) as sim:

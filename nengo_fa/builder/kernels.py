@@ -1196,3 +1196,27 @@ def lra_error(activity, target, gp, fe, to_error, inv_sigma, bound):
 
 
 lra_error.numba_options = {"fastmath": {"reassoc"}}
+
+
+# --- the trace rule -----------------------------------------------------------------
+
+
+def trace_error(J, J_f, J_s, a_f, a_s, on, first, scale, fe):
+    """The filters and feedback error of `.SimTraceError`, given its phase
+    (``on``): on the ``first`` step both filters start at :math:`J`; then
+    :math:`J_f \\leftarrow a_f J_f + (1 - a_f) J`, :math:`J_s` the same
+    with :math:`a_s` outside the plus phase (held in it), and :math:`F e =
+    c \\odot (J_s - J_f)` in the plus phase, 0 outside it."""
+    b_f = 1.0 - a_f
+    b_s = 1.0 - a_s
+    for i in range(J.shape[0]):
+        j = J[i]
+        if first:
+            f = j
+            s = j
+        else:
+            f = J_f[i] * a_f + j * b_f
+            s = J_s[i] if on else J_s[i] * a_s + j * b_s
+        J_f[i] = f
+        J_s[i] = s
+        fe[i] = (s - f) * scale[i] if on else 0.0

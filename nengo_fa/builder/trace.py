@@ -23,6 +23,8 @@ from nengo.builder import Operator, Signal
 from nengo.exceptions import NengoWarning
 from nengo.rc import rc
 
+from nengo_fa import settings
+from nengo_fa.builder import kernels
 from nengo_fa.builder.feedback_sources import (
     FeedbackSource,
     fixed_feedback,
@@ -102,6 +104,7 @@ class TopDownNudge(FeedbackSource):
                 long_plus_steps=int(
                     np.ceil(LONG_PLUS_PHASE * rule_type.slow_tau / model.dt)
                 ),
+                compiled=settings.compiled_kernels(),
             )
         )
         ready(feedback, False, feedback_error)
@@ -231,6 +234,10 @@ class SimTraceError(Operator):
         Warn (a ``NengoWarning``, once) when a plus phase lasts this many
         steps: the rule then runs without the phases it needs
         (`LONG_PLUS_PHASE`).
+    compiled : bool, optional
+        Whether the filters and :math:`F e` run in one compiled loop
+        (`nengo_fa.builder.kernels.trace_error`; the ``compiled_kernels``
+        setting when the model was built).
 
     Notes
     -----
@@ -255,8 +262,10 @@ class SimTraceError(Operator):
         threshold,
         tag=None,
         long_plus_steps=None,
+        compiled=False,
     ):
         super().__init__(tag=tag)
+        self.compiled = bool(compiled)
         self.long_plus_steps = long_plus_steps
         self.fast_decay = fast_decay
         self.slow_decay = slow_decay
@@ -318,6 +327,10 @@ class SimTraceError(Operator):
         settle = max(1, int(np.ceil(3 / np.log(1 / a_s)))) if 0 < a_s < 1 else 1
         plus_steps = minus_steps = 0
         tag = self.tag
+        # the filters and F e in one compiled loop (`kernels.trace_error`)
+        compiled_error = None
+        if self.compiled and kernels.AVAILABLE:
+            compiled_error = kernels.compiled(kernels.trace_error)
 
         def warn_long_plus():
             warnings.warn(
@@ -344,7 +357,9 @@ class SimTraceError(Operator):
             if long_plus is not None and plus_steps >= long_plus:
                 warn_long_plus()
                 long_plus = None  # once
-            if phase[0] < 0:
+            if compiled_error is not None:
+                compiled_error(J, J_f, J_s, a_f, a_s, on, phase[0] < 0, scale, fe)
+            elif phase[0] < 0:
                 J_f[...] = J
                 J_s[...] = J
             else:
@@ -355,6 +370,8 @@ class SimTraceError(Operator):
                     np.add(J_s, np.multiply(J, 1 - a_s, out=tmp), out=J_s)
             phase[0] = float(on)
             nu[0] = nu_value
+            if compiled_error is not None:
+                return
             if on:
                 np.subtract(J_s, J_f, out=fe)
                 np.multiply(fe, scale, out=fe)
