@@ -134,8 +134,6 @@ class NodeFA:
 RULES = ("fa", "bp", "ss", "kp", "sa")
 #: The other hidden-layer rules, timed with ``--rules`` or ``--all``.
 OTHER_RULES = ("lra", "dtp", "sg", "trace")
-# the trace rule's warning that it has no phases: here it is timed, not trained
-warnings.filterwarnings("ignore", message=".*The rule needs phases")
 #: The rules of the weights and chain tables.
 WEIGHTS_RULES = ("fa", "bp")
 CHAIN_RULES = ("fa", "bp")
@@ -417,27 +415,37 @@ def time_variants(
     ``target_s`` seconds.
     """
     sims = {}
-    try:
-        for variant in variants:
-            sims[variant] = make_simulator(
-                variant, n, d, d_out, kind=kind, neuron_type=neuron_type, **build_kwargs
-            )
-        for sim in sims.values():
-            sim.run_steps(10)  # warm up
-        base = sims[variants[0]]
-        t0 = time.perf_counter()
-        base.run_steps(20)
-        per_step = (time.perf_counter() - t0) / 20
-        steps = int(np.clip(target_s / per_step, 20, 5000))
-        times = {variant: [] for variant in variants}
-        for _ in range(repeats):
-            for variant, sim in sims.items():
-                t0 = time.perf_counter()
-                sim.run_steps(steps)
-                times[variant].append((time.perf_counter() - t0) / steps)
-    finally:
-        for sim in sims.values():
-            sim.close()
+    with warnings.catch_warnings():
+        # the trace rule's warning that it has no phases: here it is timed,
+        # not trained
+        warnings.filterwarnings("ignore", message=".*The rule needs phases")
+        try:
+            for variant in variants:
+                sims[variant] = make_simulator(
+                    variant,
+                    n,
+                    d,
+                    d_out,
+                    kind=kind,
+                    neuron_type=neuron_type,
+                    **build_kwargs,
+                )
+            for sim in sims.values():
+                sim.run_steps(10)  # warm up
+            base = sims[variants[0]]
+            t0 = time.perf_counter()
+            base.run_steps(20)
+            per_step = (time.perf_counter() - t0) / 20
+            steps = int(np.clip(target_s / per_step, 20, 5000))
+            times = {variant: [] for variant in variants}
+            for _ in range(repeats):
+                for variant, sim in sims.items():
+                    t0 = time.perf_counter()
+                    sim.run_steps(steps)
+                    times[variant].append((time.perf_counter() - t0) / steps)
+        finally:
+            for sim in sims.values():
+                sim.close()
     return {variant: np.array(t) for variant, t in times.items()}
 
 
