@@ -327,10 +327,31 @@ class SimTraceError(Operator):
         settle = max(1, int(np.ceil(3 / np.log(1 / a_s)))) if 0 < a_s < 1 else 1
         plus_steps = minus_steps = 0
         tag = self.tag
-        # the filters and F e in one compiled loop (`kernels.trace_error`)
-        compiled_error = None
+
+        def numpy_filters_and_error(on, first):
+            """The filters and F e (`kernels.trace_error`, in numpy)."""
+            if first:
+                J_f[...] = J
+                J_s[...] = J
+            else:
+                np.multiply(J_f, a_f, out=J_f)
+                np.add(J_f, np.multiply(J, 1 - a_f, out=tmp), out=J_f)
+                if not on:
+                    np.multiply(J_s, a_s, out=J_s)
+                    np.add(J_s, np.multiply(J, 1 - a_s, out=tmp), out=J_s)
+            if on:
+                np.subtract(J_s, J_f, out=fe)
+                np.multiply(fe, scale, out=fe)
+            else:
+                fe[...] = 0.0
+
+        filters_and_error = numpy_filters_and_error
         if self.compiled and kernels.AVAILABLE:
-            compiled_error = kernels.compiled(kernels.trace_error)
+            # the same in one compiled loop
+            trace_error = kernels.compiled(kernels.trace_error)
+
+            def filters_and_error(on, first):
+                trace_error(J, J_f, J_s, a_f, a_s, on, first, scale, fe)
 
         def warn_long_plus():
             warnings.warn(
@@ -357,25 +378,8 @@ class SimTraceError(Operator):
             if long_plus is not None and plus_steps >= long_plus:
                 warn_long_plus()
                 long_plus = None  # once
-            if compiled_error is not None:
-                compiled_error(J, J_f, J_s, a_f, a_s, on, phase[0] < 0, scale, fe)
-            elif phase[0] < 0:
-                J_f[...] = J
-                J_s[...] = J
-            else:
-                np.multiply(J_f, a_f, out=J_f)
-                np.add(J_f, np.multiply(J, 1 - a_f, out=tmp), out=J_f)
-                if not on:
-                    np.multiply(J_s, a_s, out=J_s)
-                    np.add(J_s, np.multiply(J, 1 - a_s, out=tmp), out=J_s)
+            filters_and_error(on, phase[0] < 0)
             phase[0] = float(on)
             nu[0] = nu_value
-            if compiled_error is not None:
-                return
-            if on:
-                np.subtract(J_s, J_f, out=fe)
-                np.multiply(fe, scale, out=fe)
-            else:
-                fe[...] = 0.0
 
         return step_simtraceerror
