@@ -200,15 +200,20 @@ class SimSyntheticGradient(Operator):
     def _descstr(self):
         return f"M {self.activities} -> {self.sets[0]}, learning from {self.error}"
 
-    def make_step(self, signals, dt, rng):
-        e, F = signals[self.error], signals[self.feedback]
-        a, J = signals[self.activities], signals[self.current]
-        M, zbuf, jbuf, since = (signals[s] for s in self.updates[:4])
+    def _arrays(self, signals):
+        """The arrays of the signals: ``e, F, a, J, c`` (None without a
+        context), the state and diagnostics (`STATE_KEYS`,
+        `DIAGNOSTIC_KEYS`), then ``fe, nu``."""
+        reads = [signals[sig] for sig in self.reads[:4]]
         c = None if self.context is None else signals[self.context]
-        true_delta, pred_error, prediction_angle = (
-            signals[s] for s in self.updates[4:]
-        )
-        fe, nu = (signals[s] for s in self.sets)
+        updates = [signals[sig] for sig in self.updates]
+        return (*reads, c, *updates, *(signals[sig] for sig in self.sets))
+
+    def make_step(self, signals, dt, rng):
+        if self.factored and self.compiled and kernels.AVAILABLE:
+            return self._compiled_step(signals)
+        e, F, a, J, c, M, zbuf, jbuf, since, *rest = self._arrays(signals)
+        true_delta, pred_error, prediction_angle, fe, nu = rest
         n = a.shape[0]
         g, pred, gp, r = (np.zeros(n, dtype=M.dtype) for _ in range(4))
         outer = np.zeros_like(M)  # (the shape of P, with factored)
@@ -282,28 +287,18 @@ class SimSyntheticGradient(Operator):
             pred_error[0] = math.sqrt(np.dot(gp, gp)) / ref if ref > 0 else math.nan
             update(z_tau)
 
-        if not (factored and self.compiled and kernels.AVAILABLE):
-            return step_simsyntheticgradient
-        scratch = (g, pz, rho, pred, gp, r)
-        return self._compiled_step(signals, rms_row_norm(F, n), scratch)
+        return step_simsyntheticgradient
 
-    def _compiled_step(self, signals, nu_value, scratch):
-        """The step with a factored predictor in compiled loops; ``nu`` is
-        fixed (so is :math:`F`), ``scratch`` the work vectors
-        ``g, pz, rho, pred, gp, r``."""
-        e, F = signals[self.error], signals[self.feedback]
-        a, J = signals[self.activities], signals[self.current]
-        P, zbuf, jbuf, since = (signals[s] for s in self.updates[:4])
-        true_delta, pred_error, prediction_angle = (
-            signals[s] for s in self.updates[4:]
-        )
-        fe, nu = (signals[s] for s in self.sets)
-        c = (
-            np.zeros(0, dtype=P.dtype)
-            if self.context is None
-            else signals[self.context]
-        )
-        g, pz, rho, pred, gp, r = scratch
+    def _compiled_step(self, signals):
+        """The step with a factored predictor in compiled loops (:math:`F`,
+        and so :math:`\\nu`, is fixed)."""
+        e, F, a, J, c, P, zbuf, jbuf, since, *rest = self._arrays(signals)
+        true_delta, pred_error, prediction_angle, fe, nu = rest
+        c = np.zeros(0, dtype=P.dtype) if c is None else c
+        n, d_out = a.shape[0], P.shape[0]
+        g, pred, gp, r = (np.zeros(n, dtype=P.dtype) for _ in range(4))
+        pz, rho = np.zeros(d_out, dtype=P.dtype), np.zeros(d_out, dtype=P.dtype)
+        nu_value = rms_row_norm(F, n)
         FT = np.ascontiguousarray(F.T)  # F is fixed
         predict = kernels.compiled(kernels.synthetic_predict)
         finish = kernels.compiled(kernels.synthetic_update)
