@@ -4,6 +4,7 @@ import pytest
 from nengo.exceptions import ValidationError
 
 import nengo_fa
+from nengo_fa.builder import kernels as _kernels
 from nengo_fa.builder.alignment import SimAlignmentTerms
 from nengo_fa.builder.hidden_layer import FeedbackError
 from nengo_fa.feedback import AlignmentTerms
@@ -217,6 +218,39 @@ def alignment_terms_op(W, B0, terms, compiled=False):
         signals.init(sig)
     step = op.make_step(signals, 0.001, np.random.RandomState(0))
     return step, signals[sig_a], signals[sig_b], signals[sig_w]
+
+
+@pytest.mark.parametrize("case", ["active", "silent", "unbounded"])
+def test_alignment_terms_compiled_equals_numpy(rng, case):
+    """Every term at once, compiled (where numba is installed) against numpy:
+    with activity, without it (only the decay and self terms), and with huge
+    entries of W and B that the activities do not see, so that the compiled
+    loop's overflow bound fails and it takes its checked path, while the step
+    itself is finite."""
+    n, d_out = 40, 3
+    terms = AlignmentTerms(
+        learning_rate=2.0, decay=0.3, self_=0.7, amp=1.1, sparse=0.5, null=0.2
+    )
+    W = rng.normal(size=(d_out, n))
+    B0 = rng.normal(size=(n, d_out))
+    a = rng.uniform(0, 100, size=n)
+    if case == "silent":
+        a[...] = 0
+    elif case == "unbounded":
+        W[1, 0], B0[0, 0], a[0] = 1e150, 1e15, 0.0
+        coefs = [0.3, 0.7, 1.1, 0.5, 0.2, -2.0 * 0.001]
+        bb, ww = np.sum(B0**2), np.sum(W**2)
+        bound = _kernels.alignment_bound(coefs, True, bb, ww)
+        assert np.isfinite(ww) and np.sqrt(bb) + bound > 0.5 * np.finfo(float).max
+    results = []
+    for compiled in (False, True):
+        step, sig_a, B, _ = alignment_terms_op(W, B0, terms, compiled)
+        sig_a[...] = a
+        step()
+        results.append(B)
+    assert np.all(np.isfinite(results[1]))
+    assert not np.array_equal(results[1], B0)
+    assert np.allclose(results[1], results[0], rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("compiled", [False, True])

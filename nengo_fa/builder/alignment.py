@@ -257,13 +257,14 @@ class SimAlignmentTerms(FeedbackErrorMixin, Operator):
         x, row_sums = np.empty(n), np.empty(n)
         Wx, xB = np.empty(d_out), np.empty(d_out)
         grad = np.empty_like(B)
+        limit = float(np.finfo(B.dtype).max)
 
         def step_simalignmentterms_compiled():
             if Wn is not W:
                 # a non-finite W gives a non-finite Wn, which the loop reports
                 with np.errstate(invalid="ignore", over="ignore"):
                     normalise_forward(W, squared_norm(W), Wn)
-            norm = terms(B, Wn, a, coefs, x, Wx, xB, grad, e, fe, row_sums)
+            norm = terms(B, Wn, a, coefs, x, Wx, xB, grad, e, fe, row_sums, limit)
             if norm < 0:
                 # a rare case: something is not finite (the numpy code
                 # raises) or a sum of squares overflowed (it checks each)

@@ -893,46 +893,62 @@ def alignment_diagnostics(error, B, W, gp, delta_angle, feedback_angle, norm_rat
 alignment_diagnostics.helpers = (alignment_sums, angle)
 
 
-def rows_feedback_error(B, error, fe, scratch):
-    """:math:`B e` into ``fe`` for :math:`B` of shape ``(n, d_out)``, and
-    :math:`\\nu`, its RMS row norm (returned)."""
+def forward_projection(W, a, x, Wx):
+    """One pass over :math:`W`: returns :math:`(|W|^2, |a|^2)` and, while
+    :math:`0 < |a|^2 < \\infty`, writes :math:`\\hat x = a / |a|` into ``x``
+    and :math:`W \\hat x` into ``Wx``."""
+    aa = 0.0
+    for i in range(a.shape[0]):
+        aa += a[i] * a[i]
+    active = aa > 0.0 and aa < math.inf
+    if active:
+        norm = math.sqrt(aa)
+        for i in range(a.shape[0]):
+            x[i] = a[i] / norm
+    d_out, n = W.shape
+    ww = 0.0
+    for k in range(d_out):
+        acc = 0.0
+        if active:
+            for i in range(n):
+                w = W[k, i]
+                ww += w * w
+                acc += w * x[i]
+        else:
+            for i in range(n):
+                ww += W[k, i] * W[k, i]
+        Wx[k] = acc
+    return ww, aa
+
+
+forward_projection.numba_options = {"fastmath": {"reassoc"}}
+
+
+def feedback_rows(B, error, active, x, fe, xB, scratch):
+    """One pass over the rows of :math:`B` (shape ``(n, d_out)``):
+    :math:`B e` into ``fe``, each row's :math:`|B_i|^2` into ``scratch``
+    and, if ``active``, :math:`\\hat x^T B` into ``xB``."""
     n, d_out = B.shape
+    xB[:] = 0.0
     for i in range(n):
         acc = 0.0
         sq = 0.0
+        xi = x[i] if active else 0.0
         for k in range(d_out):
             b = B[i, k]
             acc += b * error[k]
             sq += b * b
+            xB[k] += xi * b
         fe[i] = acc
         scratch[i] = sq
-    return math.sqrt(sum4(scratch) / n) if n > 0 else 0.0
 
 
-rows_feedback_error.helpers = (sum4,)
-
-
-def activity_projections(B, W, a, aa, x, Wx, xB):
-    """:math:`\\hat x = a / |a|` into ``x``, :math:`W \\hat x` into ``Wx``
-    and :math:`\\hat x^T B` into ``xB`` (``aa`` is :math:`|a|^2 > 0`)."""
-    n, d_out = B.shape
-    norm = math.sqrt(aa)
-    for i in range(n):
-        x[i] = a[i] / norm
-    Wx[:] = 0.0
-    xB[:] = 0.0
-    for k in range(d_out):
-        for i in range(n):
-            Wx[k] += W[k, i] * x[i]
-    for i in range(n):
-        for k in range(d_out):
-            xB[k] += x[i] * B[i, k]
-
-
-def alignment_gradient(B, W, coefs, active, x, Wx, xB, grad):
-    """:math:`\\Delta B` of `.SimAlignmentTerms` into ``grad``, its terms
-    added in the order of the numpy code (those of weight 0 left out, and the
-    activity terms without activity); returns :math:`|\\Delta B|^2`."""
+def alignment_gradient(B, W, coefs, active, x, Wx, xB, out, add):
+    """:math:`\\Delta B` of `.SimAlignmentTerms`, its terms added in the
+    order of the numpy code (those of weight 0 left out, and the activity
+    terms without activity): into ``out``, or, with ``add``, added to
+    ``out`` (which may be :math:`B` itself: each row's terms are read
+    before it is written). Returns :math:`|\\Delta B|^2` (0 with ``add``)."""
     n, d_out = B.shape
     decay, self_, rate = coefs[0], coefs[1], coefs[5]
     amp = coefs[2] if active else 0.0
@@ -955,45 +971,75 @@ def alignment_gradient(B, W, coefs, active, x, Wx, xB, grad):
             if null > 0.0:
                 g += bwx * (null * Wx[k])
             g *= rate
-            grad[i, k] = g
-            gg += g * g
+            if add:
+                out[i, k] += g
+            else:
+                out[i, k] = g
+                gg += g * g
     return gg
 
 
-def alignment_terms(B, W, a, coefs, x, Wx, xB, grad, error, fe, scratch):
+def alignment_bound(coefs, active, bb, ww):
+    """A bound on :math:`\\max |\\Delta B_{ik}|` from :math:`|B|_F^2`
+    (``bb``) and :math:`|W|_F^2` (``ww``): with :math:`|\\hat x| = 1`,
+    :math:`|\\hat x_i| \\le 1`, :math:`|(W \\hat x)_k| \\le |W|_F`,
+    :math:`|(\\hat x^T B)_k| \\le |B|_F` and :math:`|B_i \\cdot W \\hat x|
+    \\le |B|_F |W|_F`; inf if a term overflows."""
+    b, w = math.sqrt(bb), math.sqrt(ww)
+    bound = abs(coefs[0]) * b + abs(coefs[1]) * w
+    if active:
+        bound += abs(coefs[2]) * w + abs(coefs[3]) * b + abs(coefs[4]) * b * w * w
+    return abs(coefs[5]) * bound
+
+
+def alignment_terms(B, W, a, coefs, x, Wx, xB, grad, error, fe, scratch, limit):
     """A step of `.SimAlignmentTerms` that also gives the *feedback error*
     of the :math:`B` it replaces: :math:`B e` into ``fe`` and :math:`\\nu`
     (returned), then :math:`B \\leftarrow B + \\Delta B`. ``coefs`` holds
     :math:`c_d, c_s, c_a, c_{sp}, c_n` and :math:`-\\kappa \\Delta t`;
     ``a`` has no elements when no term needs the activities; ``x``, ``Wx``,
-    ``xB`` and ``grad`` are work arrays.
+    ``xB`` and ``grad`` are work arrays; ``limit`` is the dtype's largest
+    number.
+
+    Three passes: one over :math:`W` (its norm and :math:`W \\hat x`), one
+    over :math:`B` (:math:`B e`, its norm, :math:`\\hat x^T B`), and one that
+    adds :math:`\\Delta B` to :math:`B` in place where `alignment_bound`
+    shows that nothing can overflow (with :math:`|B|_F` plus the bound below
+    half of ``limit``); otherwise :math:`\\Delta B` goes to ``grad`` first,
+    and is checked before it is added.
 
     Returns, having changed nothing, -1 if :math:`W` is not finite, -2 if
     :math:`a` is not, -3 if :math:`\\Delta B` is not (an overflow).
     """
-    if not math.isfinite(squared_sum(W)):
+    n = B.shape[0]
+    ww, aa = forward_projection(W, a, x, Wx)
+    if not math.isfinite(ww):
         return -1.0
-    aa = 0.0
-    for i in range(a.shape[0]):
-        aa += a[i] * a[i]
     if not math.isfinite(aa):
         return -2.0
-    nu = rows_feedback_error(B, error, fe, scratch)
-    if aa > 0.0:
-        activity_projections(B, W, a, aa, x, Wx, xB)
-    if not math.isfinite(alignment_gradient(B, W, coefs, aa > 0.0, x, Wx, xB, grad)):
+    active = aa > 0.0
+    feedback_rows(B, error, active, x, fe, xB, scratch)
+    bb = sum4(scratch)
+    nu = math.sqrt(bb / n) if n > 0 else 0.0
+    if math.sqrt(bb) + alignment_bound(coefs, active, bb, ww) < 0.5 * limit:
+        alignment_gradient(B, W, coefs, active, x, Wx, xB, B, True)
+        return nu
+    if not math.isfinite(
+        alignment_gradient(B, W, coefs, active, x, Wx, xB, grad, False)
+    ):
         return -3.0
-    for i in range(B.shape[0]):
+    for i in range(n):
         for k in range(B.shape[1]):
             B[i, k] += grad[i, k]
     return nu
 
 
 alignment_terms.helpers = (
-    squared_sum,
-    rows_feedback_error,
-    activity_projections,
+    sum4,
+    forward_projection,
+    feedback_rows,
     alignment_gradient,
+    alignment_bound,
 )
 
 
