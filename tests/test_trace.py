@@ -173,6 +173,40 @@ def test_nothing_learned_without_a_target(Simulator):
     assert np.array_equal(bias[0], sim.data[net.hidden].bias)
 
 
+def test_projection_read_from_the_nudged_current(Simulator, kernels, monkeypatch):
+    """The rule's step reads S x as J - b - (the nudge), not from S (an n x d
+    product each step): the same run as with S x computed from S, up to
+    rounding (its compiled loops and its numpy code)."""
+    from nengo_fa.builder import encoder_update
+    from nengo_fa.builder.hidden_layer import SimHiddenLayerRule
+
+    def run():
+        net = _probed_net()
+        with net:
+            probe = nengo.Probe(net.hidden, "scaled_encoders", sample_every=0.1)
+            gain = nengo.Probe(net.layer1.learning_rule, "gain", synapse=None)
+        with Simulator(net, progress_bar=False) as sim:
+            (op,) = [
+                op for op in sim.model.operators if isinstance(op, SimHiddenLayerRule)
+            ]
+            sim.run(1.0)
+        probed = {k: sim.data[v] for k, v in net.trace_probes.items()}
+        probed["gain"] = sim.data[gain]
+        return op.current_offset, probed, sim.data[probe]
+
+    offset, fast, fast_S = run()
+    monkeypatch.setattr(encoder_update, "current_offset", lambda model, ens: None)
+    no_offset, slow, slow_S = run()
+    assert offset is not None and offset.name == "TraceRule:nudge"
+    assert no_offset is None
+    # the encoders and gains learned (the gains' step is where S x enters)
+    assert not np.allclose(fast_S[-1], fast_S[0])
+    assert not np.allclose(fast["gain"][-1], fast["gain"][0])
+    assert np.allclose(fast_S, slow_S, rtol=1e-9, atol=1e-12)
+    for key in ("J", "delta", "bias", "gain"):
+        assert np.allclose(fast[key], slow[key], rtol=1e-9, atol=1e-12), key
+
+
 def test_reset_and_pickle_resume_identically(Simulator):
     net = _probed_net()
     probe = net.trace_probes["delta"]

@@ -307,7 +307,8 @@ InplaceRequest.__doc__ = """A rule's in-place encoder update, to install.
 with ``modifies="weights"``), ``factors`` the signals
 :math:`(\\alpha, \\beta', x)`, ``learns`` whether the encoders or gains
 learn, and ``add_operator(feedback, transposed, feedback_error,
-from_current=..., compiled=..., row_norms=...)`` adds the rule's operator."""
+from_current=..., compiled=..., row_norms=..., current_offset=...)`` adds the
+rule's operator."""
 
 
 def request_inplace_update(model, request):
@@ -330,7 +331,8 @@ def apply_inplace_update(model, request, whole_model):
     ensemble's encoding ``DotInc`` (`take_encoding`, with the compiled
     loops), adds the `.SimHiddenLayerEncoderUpdate`, decides whether
     :math:`S x` can be read as :math:`J - b` (`only_encoding_drives`, which
-    needs the ``whole_model``), and adds the rule's operator once its feedback
+    needs the ``whole_model``) or as :math:`J - b - o` (`current_offset`),
+    and adds the rule's operator once its feedback
     is known (``request.add_operator``).
     """
     ens, encoders, learns = request.ensemble, request.encoders, request.learns
@@ -367,6 +369,9 @@ def apply_inplace_update(model, request, whole_model):
             )
         )
     from_current = whole_model and learns and only_encoding_drives(model, ens)
+    offset = None
+    if whole_model and learns and not from_current:
+        offset = current_offset(model, ens)
     when_published(
         model,
         (request.rule, "feedback"),
@@ -375,6 +380,7 @@ def apply_inplace_update(model, request, whole_model):
             from_current=from_current,
             compiled=compiled,
             row_norms=row_norms,
+            current_offset=offset,
         ),
     )
 
@@ -399,25 +405,50 @@ def only_encoding_drives(model, ens):
     recomputing it. Anything else writing into the current (a connection to
     ``ens.neurons``, noise, another operator) makes this False.
     """
+    others = _other_drivers(model, ens)
+    return others is not None and len(others) == 0
+
+
+def current_offset(model, ens):
+    """The signal :math:`o` with :math:`J = S x + b + o`, where one operator
+    besides the bias and the encoded input adds to ``ens``'s current and
+    sets :math:`o` to what it adds (its ``added_current``: `.TraceRule`'s
+    `.SimTopDownNudge`); else None. `.SimHiddenLayerRule` then reads
+    :math:`S x` as :math:`J - b - o` (``current_offset``) instead of
+    recomputing it."""
+    others = _other_drivers(model, ens)
+    if others is None or len(others) != 1:
+        return None
     J = model.sig[ens.neurons]["in"]
-    writers = [
-        op
-        for op in model.operators
-        if any(sig.base is J.base for sig in op.sets + op.incs)
-    ]
+    added = getattr(others[0], "added_current", None)
+    if added is None or added[0] is not J:
+        return None
+    return added[1]
+
+
+def _other_drivers(model, ens):
+    """The operators that write into ``ens``'s input current other than the
+    bias and the encoding (`take_encoding`'s ``DotInc`` or the encoder
+    update that replaced it); None unless both of those are among them."""
+    J = model.sig[ens.neurons]["in"]
     bias = model.sig[ens.neurons]["bias"]
     encoders = model.sig[ens]["encoders"]
     x = model.sig[ens]["in"]
-    return len(writers) == 2 and all(
-        _is_bias_copy(op, bias, J)
-        or _is_encoding(op, encoders, x, J)
-        or (
+    bias_copies, encodings, others = 0, 0, []
+    for op in model.operators:
+        if not any(sig.base is J.base for sig in op.sets + op.incs):
+            continue
+        if _is_bias_copy(op, bias, J):
+            bias_copies += 1
+        elif _is_encoding(op, encoders, x, J) or (
             isinstance(op, SimHiddenLayerEncoderUpdate)
             and op.scaled_encoders is encoders
             and op.encode == (x, J)
-        )
-        for op in writers
-    )
+        ):
+            encodings += 1
+        else:
+            others.append(op)
+    return others if bias_copies == 1 and encodings == 1 else None
 
 
 def _is_bias_copy(op, bias, J):

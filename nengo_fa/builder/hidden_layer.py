@@ -295,7 +295,10 @@ class SimHiddenLayerRule(Operator):
     :math:`\iota_{max}` are described in `.RuleConstants`.
     :math:`S_i \cdot x`, which :math:`m_i` needs, is :math:`J_i - b_i` when
     nothing but the encoders and the bias drives the neurons
-    (``constants.from_current``), and is computed from :math:`S` otherwise.
+    (``constants.from_current``), :math:`J_i - b_i - o_i` when one other
+    operator adds to the current and sets :math:`o` to what it added
+    (``current_offset``: `.TraceRule`'s top-down nudge), and is computed from
+    :math:`S` otherwise.
 
     With ``seen`` (a ``Lowpass`` ``pre_synapse``, decay
     :math:`a` = ``constants.pre_decay``), the step first filters what it
@@ -363,6 +366,9 @@ class SimHiddenLayerRule(Operator):
         The step's own state with a ``Lowpass`` ``pre_synapse``:
         :math:`\bar J` ``(n,)``, :math:`\bar x` ``(d,)`` and
         :math:`S \bar x` ``(n,)``, filtered by the step itself (see above).
+    current_offset : Signal, optional
+        :math:`o` ``(n,)``, with :math:`J = S x + b + o` (see above); only
+        without ``seen`` and ``constants.from_current``.
 
     Notes
     -----
@@ -370,7 +376,7 @@ class SimHiddenLayerRule(Operator):
     2. incs ``[]``
     3. reads ``[error, feedback, current, x, scaled_encoders, gain, bias]``
        (``feedback``: ``fe, nu`` with a `.FeedbackError`), plus ``row_norms``
-       if given
+       and then ``current_offset`` if given
     4. updates ``[delta, gain_delta, bias_delta, encoders_delta]``, or
        ``[delta, gain_delta, bias_delta, alpha, beta, x]`` with
        ``encoders_factors``, then the three signals of ``seen`` if given
@@ -389,6 +395,7 @@ class SimHiddenLayerRule(Operator):
         error_source="the connections into its error",
         row_norms=None,
         seen=None,
+        current_offset=None,
     ):
         super().__init__(tag=tag)
         self.error_source = error_source
@@ -404,8 +411,14 @@ class SimHiddenLayerRule(Operator):
         # where the ensemble's signals start in reads
         self._ens = len(self.reads)
         self.reads += list(ensemble)
+        self._row_norms = row_norms is not None
         if row_norms is not None:
             self.reads.append(row_norms)
+        if current_offset is not None and (seen is not None or constants.from_current):
+            raise ValueError("'current_offset' needs no 'seen' and no from_current")
+        self._offset = current_offset is not None
+        if current_offset is not None:
+            self.reads.append(current_offset)
         self.factored = outputs.encoders_factors is not None
         if self.factored == (outputs.encoders_delta is not None):
             raise ValueError("give either 'encoders_delta' or 'encoders_factors'")
@@ -455,8 +468,12 @@ class SimHiddenLayerRule(Operator):
 
     @property
     def row_norms(self):
-        i = self._ens + 5
-        return self.reads[i] if len(self.reads) > i else None
+        return self.reads[self._ens + 5] if self._row_norms else None
+
+    @property
+    def current_offset(self):
+        """:math:`o`, with :math:`J = S x + b + o`, or None."""
+        return self.reads[-1] if self._offset else None
 
     @property
     def seen(self):

@@ -320,10 +320,14 @@ class _HiddenLayerBuild:
         from_current=False,
         compiled=False,
         row_norms=None,
+        current_offset=None,
     ):
         """Add the rule's `.SimHiddenLayerRule`, reading ``feedback`` or,
         where its operator gives them, ``feedback_error`` (and ``row_norms``,
-        :math:`|S_i|` set by the encoder update, if given)."""
+        :math:`|S_i|` set by the encoder update, if given, and
+        ``current_offset``, :math:`o` with :math:`J = S x + b + o`, used
+        where the rule pairs its error with :math:`J` and :math:`x`
+        themselves)."""
         ens, model = self.ens, self.model
         rates = dict(self.rates)
         if self.weights_mode:  # the weights operator learns them, not this one
@@ -348,6 +352,13 @@ class _HiddenLayerBuild:
         signals = EnsembleSignals(
             *self.seen_signals, self.encoders, self.gain, self.bias
         )
+        if (
+            from_current
+            or self.filtered_by_nengo
+            or self.pre_decay > 0
+            or signals.current is not model.sig[ens.neurons]["in"]
+        ):
+            current_offset = None
         seen = None
         if self.pre_decay > 0:
             n, d = self.encoders.shape
@@ -375,6 +386,7 @@ class _HiddenLayerBuild:
                 error_source=self.error_source,
                 row_norms=row_norms,
                 seen=seen,
+                current_offset=current_offset,
             )
         )
 

@@ -63,6 +63,8 @@ class NumpyStep:
         self.from_current = op.projection_from_current
         # S x is J - b, read as such (without a filter of the step's own)
         self.sx_is_current = self.c.current_is_projection
+        # or J - b - o, o what another operator added to J (op.current_offset)
+        self.offset = None if op.current_offset is None else signals[op.current_offset]
         self.decay = self.c.pre_decay
         n = self.S.shape[0]
         self.n = n
@@ -264,6 +266,11 @@ class NumpyStep:
             "HiddenLayerRule).",
             StableRangeWarning,
         )
+
+    def sx_from_offset(self):
+        """:math:`S x = J - b - o` into ``sx`` (``op.current_offset``)."""
+        np.subtract(self.current, self.bias, out=self.sx)
+        np.subtract(self.sx, self.offset, out=self.sx)
 
     def measure_gains(self):
         """:math:`g = r |S_i|` from :math:`S`, where gains are measured (see
@@ -575,6 +582,8 @@ class NumpyStep:
         if encoders:
             if self.sx_is_current:
                 np.subtract(self.current, self.bias, out=self.sx)
+            elif self.offset is not None:
+                self.sx_from_offset()
             elif not self.from_current:
                 np.dot(self.S, self.x_seen, out=self.sx)
             # else: S x-bar, kept by filter_inputs
@@ -722,7 +731,8 @@ def _compiled_stages(s, params, kernel_FT):
     rare cases that the prologue reports. Where :math:`S x` is :math:`J - b`
     (or kept from it) the three are one call (`.kernels.hidden_layer_step`),
     which leaves the
-    finish to this function when a gain met its floor or its ceiling."""
+    finish to this function when a gain met its floor or its ceiling; with
+    ``current_offset``, :math:`S x = J - b - o` goes to ``sx`` before it."""
     prologue = kernels.compiled(kernels.hidden_layer_prologue)
     update = kernels.compiled(kernels.hidden_layer_update)
     finish = kernels.compiled(kernels.hidden_layer_finish)
@@ -737,7 +747,7 @@ def _compiled_stages(s, params, kernel_FT):
         s.measure_bounded_rows(params[kernels.INPUT_SQ])
         finish(*finish_args)
 
-    if not s.from_current:
+    if not s.from_current and s.offset is None:
         # S x (or S x-bar) from S
         update_args = (fe, delta, current, bias, sx, x, x_out, gain)
         update_args += (bias_delta, beta, gain_delta, alpha, params)
@@ -765,8 +775,12 @@ def _compiled_stages(s, params, kernel_FT):
     fused = kernels.compiled(kernels.hidden_layer_step)
     args = (error, kernel_FT, fe, x, scratch, delta, current, bias, sx, x_out)
     args += (gain, bias_delta, beta, gain_delta, alpha, params)
+    # S x = J - b - o, given to the loops in sx (params' from_current is 0)
+    sx_from_offset = None if s.offset is None else s.sx_from_offset
 
     def stages():
+        if sx_from_offset is not None:
+            sx_from_offset()
         n_scaled = fused(*args)
         if n_scaled < 0:
             return False

@@ -76,6 +76,7 @@ class TopDownNudge(FeedbackSource):
                     ctx.error,
                     current,
                     model.sig[ens]["encoders"],
+                    Signal(shape=n, name="TraceRule:nudge"),
                     tag=f"{ctx.prefix}: top-down nudge",
                 )
             )
@@ -129,7 +130,10 @@ class SimTopDownNudge(Operator):
     r"""Add `.TraceRule`'s top-down nudge to the hidden neurons' current.
 
     Implements :math:`J \mathrel{+}= A e`, with :math:`A = -\kappa_{td} \,
-    \mathrm{diag}(g) B / \nu`, as Nengo's ``DotInc`` would, after every
+    \mathrm{diag}(g) B / \nu`, as Nengo's ``DotInc`` would (and sets
+    ``nudge`` to the :math:`A e` it adds, so that the rule's step can read
+    :math:`S x` as :math:`J - b - A e` where nothing else drives the
+    neurons: `~nengo_fa.builder.encoder_update.current_offset`), after every
     write to the ensemble's scaled encoders :math:`S` (it lists them as
     read): the encoder update that also adds :math:`S x` to :math:`J`
     (`.SimHiddenLayerEncoderUpdate`) then always comes first. Two operators
@@ -147,20 +151,22 @@ class SimTopDownNudge(Operator):
         :math:`J`, ``(n,)``.
     after : Signal
         The scaled encoders :math:`S` (read only to order this operator).
+    nudge : Signal
+        Output: :math:`A e`, ``(n,)``.
     tag : str, optional
         A label associated with the operator, for debugging purposes.
 
     Notes
     -----
-    1. sets ``[]``
+    1. sets ``[nudge]``
     2. incs ``[current]``
     3. reads ``[top_down, error, after]``
     4. updates ``[]``
     """
 
-    def __init__(self, top_down, error, current, after, tag=None):
+    def __init__(self, top_down, error, current, after, nudge, tag=None):
         super().__init__(tag=tag)
-        self.sets = []
+        self.sets = [nudge]
         self.incs = [current]
         self.reads = [top_down, error, after]
         self.updates = []
@@ -168,18 +174,27 @@ class SimTopDownNudge(Operator):
     top_down = property(lambda self: self.reads[0])
     error = property(lambda self: self.reads[1])
     current = property(lambda self: self.incs[0])
+    nudge = property(lambda self: self.sets[0])
+
+    @property
+    def added_current(self):
+        """``(current, nudge)``: what this operator adds to which current
+        (`~nengo_fa.builder.encoder_update.current_offset`)."""
+        return self.current, self.nudge
 
     @property
     def _descstr(self):
         return f"{self.current} += {self.top_down} . {self.error}"
 
     def make_step(self, signals, dt, rng):
-        A, e, J = (signals[sig] for sig in (self.top_down, self.error, self.current))
-        tmp = np.empty_like(J)
+        A, e, J, nudge = (
+            signals[sig]
+            for sig in (self.top_down, self.error, self.current, self.nudge)
+        )
 
         def step_simtopdownnudge():
-            np.dot(A, e, out=tmp)
-            np.add(J, tmp, out=J)
+            np.dot(A, e, out=nudge)
+            np.add(J, nudge, out=J)
 
         return step_simtopdownnudge
 

@@ -65,8 +65,8 @@ class SimTraceErrorBuilder(StackedBuilder):
 @Builder.register(SimTopDownNudge)
 class SimTopDownNudgeBuilder(StackedBuilder):
     r"""Build a group of `.SimTopDownNudge` operators: :math:`J \mathrel{+}=
-    A e` (NengoDL orders the additions into :math:`J` as the reference
-    simulator does, from the operators' reads)."""
+    A e`, and ``nudge`` set to :math:`A e` (NengoDL orders the additions into
+    :math:`J` as the reference simulator does, from the operators' reads)."""
 
     def build_pre(self, signals, config):
         super().build_pre(signals, config)
@@ -76,8 +76,10 @@ class SimTopDownNudgeBuilder(StackedBuilder):
         )  # (1, K, n, d)
         self.error_data = self.stack(signals, lambda op: op.error)
         self.current_data = self.stack(signals, lambda op: op.current, output=True)
+        self.nudge_data = self.stack(signals, lambda op: op.nudge, output=True)
 
     def build_step(self, signals):
         e = self.gather(signals, self.error_data)  # (B, K, d)
         nudge = tf.reduce_sum(self.top_down * e[..., None, :], axis=-1)
         scatter(signals, self.current_data, nudge, mode="inc")
+        scatter(signals, self.nudge_data, nudge)
