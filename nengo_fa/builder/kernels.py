@@ -1101,6 +1101,20 @@ def _columns_sum(AT, v, out):
             out[i] += AT[k, i] * vk
 
 
+def _columns_sum2(AT, v, w, out_v, out_w):
+    """`_columns_sum` of two vectors in one pass over :math:`A^T`: ``out_v =
+    A v`` and ``out_w = A w``, each summed as `_columns_sum` sums it."""
+    out_v[:] = 0.0
+    out_w[:] = 0.0
+    for k in range(AT.shape[0]):
+        vk = v[k]
+        wk = w[k]
+        for i in range(AT.shape[1]):
+            x = AT[k, i]
+            out_v[i] += x * vk
+            out_w[i] += x * wk
+
+
 def synthetic_predict(
     e, FT, P, a, c, s, J, zbuf, jbuf, since, gap, fe, g, pz, rho, pred, r
 ):
@@ -1114,8 +1128,8 @@ def synthetic_predict(
 
     Returns 0 on a step without an error (done), 1 with one (the
     diagnostics and the update follow: `synthetic_update`), -1, having
-    changed nothing but the buffers, ``since`` and ``fe``, if :math:`F e` is
-    not finite.
+    changed nothing but the buffers, ``since``, ``fe`` and the work arrays,
+    if :math:`F e` is not finite.
     """
     n = a.shape[0]
     rows = zbuf.shape[0]
@@ -1139,21 +1153,25 @@ def synthetic_predict(
         _columns_sum(FT, pz, fe)
     if not available:
         return 0
-    _columns_sum(FT, e, g)
+    if rows == 1:
+        # no delay: z_tau is z, whose P z and F P z are above (a step with an
+        # error has since = 0, within the gap)
+        pred[:] = fe
+    else:
+        _rows_dot(P, zbuf[0], pz)
+        _columns_sum(FT, pz, pred)
+    for k in range(e.shape[0]):
+        rho[k] = pz[k] - e[k]
+    _columns_sum2(FT, e, rho, g, r)
     gg = 0.0
     for i in range(n):
         gg += g[i] * g[i]
     if not math.isfinite(gg):
         return -1
-    _rows_dot(P, zbuf[0], pz)
-    for k in range(e.shape[0]):
-        rho[k] = pz[k] - e[k]
-    _columns_sum(FT, pz, pred)
-    _columns_sum(FT, rho, r)
     return 1
 
 
-synthetic_predict.helpers = (_rows_dot, _columns_sum)
+synthetic_predict.helpers = (_rows_dot, _columns_sum, _columns_sum2)
 
 
 def synthetic_update(g, gp, pred, r, rho, P, z_tau, rate, power, true_delta, out):

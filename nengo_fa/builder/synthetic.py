@@ -306,10 +306,10 @@ class SimSyntheticGradient(Operator):
         s, gap, rate, power = self.context_scale, self.gap, self.rate, self.power
         tag = self.tag
         outputs = np.zeros(2)
+        args = (e, FT, P, a, c, s, J, zbuf, jbuf, since, gap, fe, g, pz, rho, pred, r)
 
         def step_simsyntheticgradient_compiled():
-            args = (e, FT, P, a, c, s, J, zbuf, jbuf, since, gap, fe, g, pz, rho)
-            code = predict(*args, pred, r)
+            code = predict(*args)
             nu[0] = nu_value
             if code == 0:
                 return
