@@ -5,7 +5,7 @@ from nengo.exceptions import ValidationError
 
 import nengo_fa
 from nengo_fa.builder import kernels as _kernels
-from nengo_fa.builder.alignment import SimAlignmentTerms
+from nengo_fa.builder.alignment import SimAlignmentTerms, SimKolenPollack
 from nengo_fa.builder.hidden_layer import FeedbackError
 from nengo_fa.feedback import AlignmentTerms
 
@@ -160,6 +160,57 @@ def test_kolen_pollack_mirrors_readout_update(Simulator, seed):
     expected = B[:-1] * (1 - decay * dt) + np.transpose(W[1:] - W[:-1], (0, 2, 1))
     assert np.abs(W[-1]).max() > 0
     assert np.allclose(B[1:], expected, rtol=1e-10, atol=1e-14)
+
+
+def test_kolen_pollack_reads_the_readout_delta(Simulator, kernels, monkeypatch):
+    """With one learning rule on the readout, SimKolenPollack reads its delta
+    as W_t - W_{t-1} instead of keeping W_{t-1}: the same run as with W_{t-1}
+    kept, up to rounding (compiled and numpy)."""
+    from nengo_fa.builder import feedback_sources
+
+    def run():
+        net = product_task(nengo_fa.KolenPollack(decay=0.5), seed=1)
+        with net:
+            probe = nengo.Probe(net.layer1.learning_rule, "feedback")
+        with Simulator(net) as sim:
+            (op,) = [o for o in sim.model.operators if isinstance(o, SimKolenPollack)]
+            sim.run(0.5)
+        return op, sim.data[probe]
+
+    op, B = run()
+    monkeypatch.setattr(feedback_sources, "weights_change", lambda model, w: None)
+    op_prev, B_prev = run()
+    assert op.change is not None and op.previous is None
+    assert op_prev.change is None and op_prev.previous is not None
+    assert not np.allclose(B[-1], B[0])
+    assert np.allclose(B, B_prev, rtol=1e-9, atol=1e-14)
+
+
+def test_weights_change_only_for_one_whole_delta():
+    """`weights_change` gives the delta only where one Copy adds all of it to
+    the weights and nothing else writes them."""
+    from nengo.builder import Model
+    from nengo.builder.operator import Copy, Reset
+
+    from nengo_fa.builder.feedback_sources import weights_change
+
+    W = nengo.builder.Signal(np.zeros((2, 3)), name="W")
+    d1, d2 = (nengo.builder.Signal(np.zeros((2, 3)), name=f"d{i}") for i in (1, 2))
+    model = Model()
+    model.add_op(Copy(d1, W, inc=True))
+    assert weights_change(model, W) is d1
+    model.add_op(Copy(d2, W, inc=True))  # two learning rules
+    assert weights_change(model, W) is None
+    model = Model()
+    model.add_op(Copy(d1, W, inc=False))  # sets W: not a change
+    assert weights_change(model, W) is None
+    model = Model()
+    model.add_op(Copy(d1[:1], W[:1], inc=True))  # a part of W
+    assert weights_change(model, W) is None
+    model = Model()
+    model.add_op(Copy(d1, W, inc=True))
+    model.add_op(Reset(W[1]))  # something else writes W
+    assert weights_change(model, W) is None
 
 
 def test_alignment_terms_match_numpy(rng):

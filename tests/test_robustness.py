@@ -398,65 +398,72 @@ def relu_derivative(J, out):
     return out
 
 
+def kolen_pollack_op(shape, decay, compiled, from_change, W, previous, B):
+    """A `SimKolenPollack` giving the feedback error (e = 1) and its signals,
+    reading W and its previous value or, ``from_change``, their difference
+    (the delta of the readout's one learning rule)."""
+    d_out, n = shape
+    sig_W, sig_prev = Signal(shape=shape), Signal(shape=shape)
+    sig_B = Signal(shape=(n, d_out))
+    e, fe, nu = Signal(shape=d_out), Signal(shape=n), Signal(shape=1)
+    kwargs = dict(tag="KP", error=e, feedback_error=FeedbackError(fe, nu))
+    kwargs.update(compiled=compiled)
+    if from_change:
+        op = SimKolenPollack(sig_W, None, sig_B, decay, change=sig_prev, **kwargs)
+        with np.errstate(over="ignore"):
+            previous = np.subtract(W, previous)  # the change it is given
+    else:
+        op = SimKolenPollack(sig_W, sig_prev, sig_B, decay, **kwargs)
+    signals = {sig_W: W, sig_prev: previous, sig_B: B}
+    signals.update({e: np.ones(d_out), fe: np.zeros(n), nu: np.zeros(1)})
+    return op.make_step(signals, 0.001, None), signals[sig_B], signals[sig_prev]
+
+
 @pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("from_change", [False, True])
 @pytest.mark.parametrize("bad", [np.inf, 1e308])
-def test_kolen_pollack_stops_before_feedback_changes(compiled, bad):
-    W, previous, B = Signal(shape=(1, 3)), Signal(shape=(1, 3)), Signal(shape=(3, 1))
-    e, fe, nu = Signal(shape=1), Signal(shape=3), Signal(shape=1)
-    op = SimKolenPollack(
-        W,
-        previous,
-        B,
-        decay=0.2,
-        tag="KP",
-        error=e,
-        feedback_error=FeedbackError(fe, nu),
-        compiled=compiled,
-    )
+def test_kolen_pollack_stops_before_feedback_changes(compiled, from_change, bad):
     # 1e308 - (-1e308) overflows: the change is not finite either
-    signals = {W: np.array([[1.0, bad, 0.0]]), previous: np.array([[0, -bad, 0]])}
-    signals.update({B: np.ones((3, 1)), e: np.ones(1), fe: np.zeros(3)})
-    signals[nu] = np.zeros(1)
-    step = op.make_step(signals, 0.001, None)
+    W, previous = np.array([[1.0, bad, 0.0]]), np.array([[0, -bad, 0]])
+    step, B, _ = kolen_pollack_op(
+        (1, 3), 0.2, compiled, from_change, W, previous, np.ones((3, 1))
+    )
     # numpy warns of the overflow in W - W_prev; the operator then stops
     with np.errstate(over="ignore"):
         with pytest.raises(SimulationError, match="forward weights W.*not changed"):
             step()
-    assert np.array_equal(signals[B], np.ones((3, 1)))
+    assert np.array_equal(B, np.ones((3, 1)))
 
 
 @pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("from_change", [False, True])
 @pytest.mark.parametrize("decay", [0.2, 0.0])
-def test_kolen_pollack_near_overflow_stops_or_steps(compiled, decay):
+def test_kolen_pollack_near_overflow_stops_or_steps(compiled, from_change, decay):
     """A change of W within the largest float but beyond the bound where the
     update cannot overflow: a step if the update is finite, else a stop that
     leaves B as it was; with a decay and without (KolenPollack's default)."""
-    W, previous, B = Signal(shape=(1, 2)), Signal(shape=(1, 2)), Signal(shape=(2, 1))
-    e, fe, nu = Signal(shape=1), Signal(shape=2), Signal(shape=1)
-    op = SimKolenPollack(
-        W,
-        previous,
-        B,
-        decay=decay,
-        error=e,
-        feedback_error=FeedbackError(fe, nu),
-        compiled=compiled,
-    )
     keep = 1 - decay * 0.001
     for b, finite in ((1.7e308, True), (1.79e308, False)):
-        signals = {W: np.array([[1e306, 0.0]]), previous: np.zeros((1, 2))}
-        signals.update({B: np.array([[b], [1.0]]), e: np.ones(1), fe: np.zeros(2)})
-        signals[nu] = np.zeros(1)
-        step = op.make_step(signals, 0.001, None)
+        W = np.array([[1e306, 0.0]])
+        step, B, previous = kolen_pollack_op(
+            (1, 2),
+            decay,
+            compiled,
+            from_change,
+            W,
+            np.zeros((1, 2)),
+            np.array([[b], [1.0]]),
+        )
         with np.errstate(over="ignore"):  # |W - W_prev|^2, |B|^2: checks
             if finite:
                 step()
-                assert np.allclose(signals[B][:, 0], [b * keep + 1e306, keep])
-                assert np.array_equal(signals[previous], signals[W])
+                assert np.allclose(B[:, 0], [b * keep + 1e306, keep])
+                # W_prev is W now (from_change: the change W - 0, as it was)
+                assert np.array_equal(previous, W)
             else:
                 with pytest.raises(SimulationError, match="overflow"):
                     step()
-                assert signals[B][0, 0] == b
+                assert B[0, 0] == b
 
 
 @pytest.mark.skipif(not _kernels.AVAILABLE, reason="numba is not installed")

@@ -285,12 +285,20 @@ class SimKolenPollack(FeedbackErrorMixin, Operator):
     pass over :math:`B` (`nengo_fa.builder.kernels.kolen_pollack`), after a
     check of :math:`W_t - W_{t-1}`.
 
+    Where one learning rule alone changes :math:`W`, through the ``Copy``
+    that adds its delta (Nengo's learning rules, e.g. `nengo.PES`), the
+    operator reads that delta as ``change`` instead of keeping
+    :math:`W_{t-1}`: it is :math:`W_t - W_{t-1}` (up to rounding), without the
+    two passes over :math:`W_{t-1}`
+    (`nengo_fa.builder.kernels.kolen_pollack_change`).
+
     Parameters
     ----------
     weights : Signal
         The forward weights :math:`W_t`, shape ``(d_out, n)``.
-    previous : Signal
-        :math:`W_{t-1}`, updated to :math:`W_t` each step.
+    previous : Signal or None
+        :math:`W_{t-1}`, updated to :math:`W_t` each step; None with
+        ``change``.
     feedback : Signal
         :math:`B`, shape ``(n, d_out)``, updated in place.
     decay : float
@@ -304,13 +312,17 @@ class SimKolenPollack(FeedbackErrorMixin, Operator):
     compiled : bool, optional
         Whether to use the compiled loop (the ``compiled_kernels`` setting
         when the model was built).
+    change : Signal, optional
+        The delta that the one learning rule of :math:`W` adds to it each
+        step, shape ``(d_out, n)`` (see above), instead of ``previous``.
 
     Notes
     -----
     1. sets ``[]``, or ``[fe, nu]`` with ``feedback_error``
     2. incs ``[]``
-    3. reads ``[weights]``, plus ``error`` with ``feedback_error``
-    4. updates ``[feedback, previous]``
+    3. reads ``[weights]``, or ``[weights, change]``, plus ``error`` with
+       ``feedback_error``
+    4. updates ``[feedback, previous]``, or ``[feedback]`` with ``change``
     """
 
     def __init__(
@@ -323,14 +335,17 @@ class SimKolenPollack(FeedbackErrorMixin, Operator):
         error=None,
         feedback_error=None,
         compiled=False,
+        change=None,
     ):
         super().__init__(tag=tag)
+        if (previous is None) == (change is None):
+            raise ValueError("give either 'previous' or 'change'")
         self.decay = decay
         self.compiled = compiled
         self.sets = []
         self.incs = []
-        self.reads = [weights]
-        self.updates = [feedback, previous]
+        self.reads = [weights] + ([] if change is None else [change])
+        self.updates = [feedback] + ([] if previous is None else [previous])
         self.add_feedback_error(error, feedback_error)
 
     @property
@@ -338,12 +353,17 @@ class SimKolenPollack(FeedbackErrorMixin, Operator):
         return self.reads[0]
 
     @property
+    def change(self):
+        """The learning rule's delta that changes :math:`W`, or None."""
+        return None if len(self.updates) == 2 else self.reads[1]
+
+    @property
     def feedback(self):
         return self.updates[0]
 
     @property
     def previous(self):
-        return self.updates[1]
+        return self.updates[1] if len(self.updates) == 2 else None
 
     @property
     def _descstr(self):
@@ -351,10 +371,11 @@ class SimKolenPollack(FeedbackErrorMixin, Operator):
 
     def make_step(self, signals, dt, rng):
         W = signals[self.weights]
-        W_prev = signals[self.previous]
+        from_delta = self.change is not None
+        W_prev = None if from_delta else signals[self.previous]
         B = signals[self.feedback]
         keep = 1.0 - self.decay * dt
-        change = np.empty_like(W)
+        change = signals[self.change] if from_delta else np.empty_like(W)
         scratch = np.empty_like(B)
         # |B keep + change| <= |B| when |change| <= (1 - keep) |B|max:
         # below this, nothing can overflow (nor, in the compiled loop, below
@@ -368,7 +389,8 @@ class SimKolenPollack(FeedbackErrorMixin, Operator):
         def step_simkolenpollack():
             if feedback_error is not None:
                 feedback_error()
-            np.subtract(W, W_prev, out=change)
+            if not from_delta:
+                np.subtract(W, W_prev, out=change)
             ss = squared_norm(change)
             if not math.isfinite(ss) and not np.all(np.isfinite(change)):
                 _fail(tag, "the change of the forward weights W", "KolenPollack")
@@ -380,16 +402,22 @@ class SimKolenPollack(FeedbackErrorMixin, Operator):
                     _fail(tag, "the feedback's update (an overflow)", "KolenPollack")
             np.multiply(B, keep, out=B)
             np.add(B, change.T, out=B)
-            W_prev[...] = W
+            if not from_delta:
+                W_prev[...] = W
 
         if not (self.compiled and given is not None and kernels.AVAILABLE):
             return step_simkolenpollack
-        kolen_pollack = kernels.compiled(kernels.kolen_pollack)
         e, fe, nu = given
         row_sums = np.empty(B.shape[0])
+        if from_delta:
+            kernel = kernels.compiled(kernels.kolen_pollack_change)
+            args = (B, change, keep, safe, limit, e, fe, row_sums)
+        else:
+            kernel = kernels.compiled(kernels.kolen_pollack)
+            args = (B, W, W_prev, keep, safe, limit, e, fe, row_sums)
 
         def step_simkolenpollack_compiled():
-            norm = kolen_pollack(B, W, W_prev, keep, safe, limit, e, fe, row_sums)
+            norm = kernel(*args)
             if norm < 0:
                 step_simkolenpollack()  # a rare case: raises, or checks
             else:

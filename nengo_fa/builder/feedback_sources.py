@@ -28,6 +28,7 @@ import warnings
 
 import numpy as np
 from nengo.builder import Operator, Signal
+from nengo.builder.operator import Copy
 from nengo.builder.learning_rules import build_or_passthrough, get_post_ens
 from nengo.ensemble import Ensemble
 from nengo.exceptions import BuildError, NengoWarning
@@ -44,7 +45,7 @@ from nengo_fa.builder.alignment import (
     SimKolenPollack,
 )
 from nengo_fa.builder.chained import build_chained_error, check_downstream_reads
-from nengo_fa.builder.deferred import when_built
+from nengo_fa.builder.deferred import when_built, when_model_built
 from nengo_fa.builder.hidden_layer import feedback_error_signals
 from nengo_fa.builder.weights import learning_rules, weights_row_gain
 from nengo_fa.feedback import AlignmentTerms, KolenPollack
@@ -373,20 +374,61 @@ def diagnostics_probed(model, rule, keys):
 
 
 def build_kolen_pollack(ctx, learning, weights, feedback, feedback_error):
-    """Add the `.SimKolenPollack` of a `.KolenPollack` feedback."""
-    previous = Signal(weights.initial_value, name="KolenPollack:previous")
-    ctx.model.add_op(
-        SimKolenPollack(
-            weights,
-            previous,
-            feedback,
-            learning.decay,
-            tag=ctx.prefix,
-            error=ctx.error,
-            feedback_error=feedback_error,
-            compiled=settings.compiled_kernels(),
+    """Add the `.SimKolenPollack` of a `.KolenPollack` feedback, once the
+    whole model is built: reading the change of :math:`W` from the delta of
+    the one learning rule that changes it (`weights_change`), or, where
+    something else changes it too (or without a toplevel network, where the
+    whole model is not known), from :math:`W` and a copy of its previous
+    value."""
+    model = ctx.model
+
+    def add_operator(change):
+        previous = None
+        if change is None:
+            previous = Signal(weights.initial_value, name="KolenPollack:previous")
+        model.add_op(
+            SimKolenPollack(
+                weights,
+                previous,
+                feedback,
+                learning.decay,
+                tag=ctx.prefix,
+                error=ctx.error,
+                feedback_error=feedback_error,
+                compiled=settings.compiled_kernels(),
+                change=change,
+            )
         )
-    )
+
+    if model.toplevel is None:
+        add_operator(None)
+    else:
+        when_model_built(model, lambda: add_operator(weights_change(model, weights)))
+
+
+def weights_change(model, weights):
+    """The delta signal that the ``Copy`` of one learning rule adds to
+    ``weights`` each step, where that ``Copy`` is the only operator that
+    writes ``weights`` (then :math:`W_t - W_{t-1}` is that delta); else
+    None."""
+    writers = [
+        op
+        for op in model.operators
+        if any(sig.base is weights.base for sig in op.sets + op.incs + op.updates)
+    ]
+    if len(writers) != 1:
+        return None
+    (op,) = writers
+    if not (
+        isinstance(op, Copy)
+        and op.inc
+        and op.dst is weights
+        and op.src.shape == weights.shape
+        and op.src_slice is None
+        and op.dst_slice is None
+    ):
+        return None
+    return op.src
 
 
 def build_alignment_terms(ctx, learning, weights, feedback, feedback_error):

@@ -796,6 +796,35 @@ def kolen_pollack(B, W, W_prev, keep, safe, limit, error, fe, scratch):
 kolen_pollack.helpers = (squared_sum, sum4, squared_distance)
 
 
+def kolen_pollack_change(B, D, keep, safe, limit, error, fe, scratch):
+    """`kolen_pollack` from the change of :math:`W` itself, :math:`D = W_t -
+    W_{t-1}` (the delta that the one learning rule of :math:`W` added):
+    :math:`B \\leftarrow \\lambda' B + D^T`, in the same pass as :math:`B e`
+    and the row norms. The same bounds and return codes (-1: :math:`D` is not
+    finite)."""
+    n, d_out = B.shape
+    ss = squared_sum(D)
+    if not math.isfinite(ss):
+        return -1.0
+    norm = math.sqrt(ss)
+    if not norm < safe and not keep * math.sqrt(squared_sum(B)) + norm < limit:
+        return -2.0
+    for i in range(n):
+        acc = 0.0
+        sq = 0.0
+        for k in range(d_out):
+            b = B[i, k]
+            acc += b * error[k]
+            sq += b * b
+            B[i, k] = b * keep + D[k, i]
+        fe[i] = acc
+        scratch[i] = sq
+    return math.sqrt(sum4(scratch) / n) if n > 0 else 0.0
+
+
+kolen_pollack_change.helpers = (squared_sum, sum4)
+
+
 def sign_feedback(W, F, error, fe, scratch):
     """A step of `.SimSignFeedback` that also gives the *feedback error*:
     :math:`F^T = \\rho \\, \\mathrm{sign}(W)` into ``F``, then

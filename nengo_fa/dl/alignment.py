@@ -49,30 +49,43 @@ class SimForwardMatrixBuilder(StackedBuilder):
 @Builder.register(SimKolenPollack)
 class SimKolenPollackBuilder(StackedBuilder):
     r"""Build a group of `.SimKolenPollack` operators:
-    :math:`B \leftarrow (1 - \lambda \Delta t) B + (W_t - W_{t-1})^T`, and
-    the rule's feedback error from the :math:`B` it replaces."""
+    :math:`B \leftarrow (1 - \lambda \Delta t) B + (W_t - W_{t-1})^T`
+    (:math:`W_t - W_{t-1}` read as the ``change`` the operators are given, or
+    from :math:`W` and its previous value), and the rule's feedback error
+    from the :math:`B` it replaces."""
 
     def build_pre(self, signals, config):
         super().build_pre(signals, config)
         ops = self.ops
-        self.weights_data = self.stack(signals, lambda op: op.weights)
+        self.from_change = ops[0].change is not None
         self.feedback_in = self.stack(signals, lambda op: op.feedback)
         self.feedback_out = self.stack(signals, lambda op: op.feedback, output=True)
-        self.previous_in = self.stack(signals, lambda op: op.previous)
-        self.previous_out = self.stack(signals, lambda op: op.previous, output=True)
+        if self.from_change:
+            self.change_data = self.stack(signals, lambda op: op.change)
+        else:
+            self.weights_data = self.stack(signals, lambda op: op.weights)
+            self.previous_in = self.stack(signals, lambda op: op.previous)
+            self.previous_out = self.stack(signals, lambda op: op.previous, output=True)
         self.keep = self.per_op(
             [1.0 - op.decay * signals.dt_val for op in ops], signals.dtype, 2
         )
         self.feedback_error = self.stack_feedback_error(signals)
 
     def build_step(self, signals):
-        W = self.gather(signals, self.weights_data)  # (B, K, d_out, n)
-        W_prev = self.gather(signals, self.previous_in)
         B = self.gather(signals, self.feedback_in)  # (B, K, n, d_out)
         self.scatter_feedback_error(signals, self.feedback_error, B)
-        B = B * self.keep + tf.linalg.matrix_transpose(W - W_prev)
+        if self.from_change:
+            change = self.gather(signals, self.change_data)  # (B, K, d_out, n)
+        else:
+            W = self.gather(signals, self.weights_data)
+            change = W - self.gather(signals, self.previous_in)
+            scatter(signals, self.previous_out, W)
+        B = B * self.keep + tf.linalg.matrix_transpose(change)
         scatter(signals, self.feedback_out, B)
-        scatter(signals, self.previous_out, W)
+
+    @staticmethod
+    def mergeable(x, y):
+        return same_shapes(x, y) and (x.change is None) == (y.change is None)
 
 
 @Builder.register(SimAlignmentTerms)
