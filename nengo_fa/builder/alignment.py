@@ -290,7 +290,7 @@ class SimKolenPollack(FeedbackErrorMixin, Operator):
     operator reads that delta as ``change`` instead of keeping
     :math:`W_{t-1}`: it is :math:`W_t - W_{t-1}` (up to rounding), without the
     two passes over :math:`W_{t-1}`
-    (`nengo_fa.builder.kernels.kolen_pollack_change`).
+    (`nengo_fa.builder.kernels.kolen_pollack` without :math:`W_{t-1}`).
 
     Parameters
     ----------
@@ -409,15 +409,13 @@ class SimKolenPollack(FeedbackErrorMixin, Operator):
             return step_simkolenpollack
         e, fe, nu = given
         row_sums = np.empty(B.shape[0])
-        if from_delta:
-            kernel = kernels.compiled(kernels.kolen_pollack_change)
-            args = (B, change, keep, safe, limit, e, fe, row_sums)
-        else:
-            kernel = kernels.compiled(kernels.kolen_pollack)
-            args = (B, W, W_prev, keep, safe, limit, e, fe, row_sums)
+        kolen_pollack = kernels.compiled(kernels.kolen_pollack)
+        # with the change given, the loop reads it as W, and no W_prev
+        args = (change, np.zeros((0, 0), dtype=B.dtype)) if from_delta else (W, W_prev)
+        args = (B, *args, keep, safe, limit, e, fe, row_sums)
 
         def step_simkolenpollack_compiled():
-            norm = kernel(*args)
+            norm = kolen_pollack(*args)
             if norm < 0:
                 step_simkolenpollack()  # a rare case: raises, or checks
             else:

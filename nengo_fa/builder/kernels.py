@@ -761,18 +761,22 @@ def kolen_pollack(B, W, W_prev, keep, safe, limit, error, fe, scratch):
     the :math:`B` it replaces: :math:`F e` into ``fe`` and :math:`\\nu`
     (returned), then :math:`B \\leftarrow \\lambda' B + (W - W_{prev})^T`,
     :math:`W_{prev} \\leftarrow W` in the same pass over :math:`B`
-    (:math:`\\lambda'` is ``keep``).
+    (:math:`\\lambda'` is ``keep``). Given a ``W_prev`` without elements,
+    ``W`` is the change itself, :math:`D = W_t - W_{t-1}` (the delta that
+    the one learning rule of :math:`W` added): :math:`B \\leftarrow
+    \\lambda' B + D^T`.
 
     No element of the update can overflow when the change's norm is below
     ``safe`` (:math:`(1 - \\lambda') \\times` ``limit``, the dtype's
     largest number), or, without a decay to pay for it, when
     :math:`\\lambda' \\|B\\|_F` (:math:`\\ge \\lambda' \\max|B|`: a
     vectorised pass) plus that norm is below ``limit``. Returns, having
-    written nothing, -1 if :math:`W - W_{prev}` is not finite and -2 if neither
+    written nothing, -1 if the change is not finite and -2 if neither
     bound holds (the update might overflow): the numpy code handles both.
     """
     n, d_out = B.shape
-    ss = squared_distance(W, W_prev)
+    given = W_prev.size == 0
+    ss = squared_sum(W) if given else squared_distance(W, W_prev)
     if not math.isfinite(ss):
         return -1.0
     norm = math.sqrt(ss)
@@ -786,43 +790,17 @@ def kolen_pollack(B, W, W_prev, keep, safe, limit, error, fe, scratch):
             acc += b * error[k]
             sq += b * b
             w = W[k, i]
-            B[i, k] = b * keep + (w - W_prev[k, i])
-            W_prev[k, i] = w
+            if given:
+                B[i, k] = b * keep + w
+            else:
+                B[i, k] = b * keep + (w - W_prev[k, i])
+                W_prev[k, i] = w
         fe[i] = acc
         scratch[i] = sq
     return math.sqrt(sum4(scratch) / n) if n > 0 else 0.0
 
 
 kolen_pollack.helpers = (squared_sum, sum4, squared_distance)
-
-
-def kolen_pollack_change(B, D, keep, safe, limit, error, fe, scratch):
-    """`kolen_pollack` from the change of :math:`W` itself, :math:`D = W_t -
-    W_{t-1}` (the delta that the one learning rule of :math:`W` added):
-    :math:`B \\leftarrow \\lambda' B + D^T`, in the same pass as :math:`B e`
-    and the row norms. The same bounds and return codes (-1: :math:`D` is not
-    finite)."""
-    n, d_out = B.shape
-    ss = squared_sum(D)
-    if not math.isfinite(ss):
-        return -1.0
-    norm = math.sqrt(ss)
-    if not norm < safe and not keep * math.sqrt(squared_sum(B)) + norm < limit:
-        return -2.0
-    for i in range(n):
-        acc = 0.0
-        sq = 0.0
-        for k in range(d_out):
-            b = B[i, k]
-            acc += b * error[k]
-            sq += b * b
-            B[i, k] = b * keep + D[k, i]
-        fe[i] = acc
-        scratch[i] = sq
-    return math.sqrt(sum4(scratch) / n) if n > 0 else 0.0
-
-
-kolen_pollack_change.helpers = (squared_sum, sum4)
 
 
 def sign_feedback(W, F, error, fe, scratch):
