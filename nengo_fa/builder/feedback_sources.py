@@ -28,8 +28,8 @@ import warnings
 
 import numpy as np
 from nengo.builder import Operator, Signal
-from nengo.builder.operator import Copy
 from nengo.builder.learning_rules import build_or_passthrough, get_post_ens
+from nengo.builder.operator import Copy
 from nengo.ensemble import Ensemble
 from nengo.exceptions import BuildError, NengoWarning
 from nengo.rc import rc
