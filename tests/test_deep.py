@@ -308,6 +308,57 @@ def test_sign_symmetry_feedback(Simulator, seed, synapse):
         assert np.isclose(np.linalg.norm(sim.data[p_f][k]), np.linalg.norm(W[k]))
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_filtered_sign_feedback_is_filter_then_signs(rng, compiled):
+    """SimSignFeedback with ``filtered`` gives, bit for bit, what a
+    SimFilteredFeedback updating W-bar and a SimSignFeedback reading it (a
+    step late) gave as two operators: the feedback, F e, nu and W-bar, over
+    steps whose weights change (compiled, where numba is installed, and
+    numpy)."""
+    from nengo.builder import Signal
+
+    from nengo_fa.builder import SimFilteredFeedback, SimSignFeedback
+    from nengo_fa.builder.hidden_layer import FeedbackError
+
+    d_out, n, a = 3, 7, 0.9
+
+    def signals_of(*sigs):
+        return {sig: np.zeros(sig.shape) for sig in sigs}
+
+    def ops(fused):
+        W, F, W_bar = (
+            Signal(shape=(d_out, n)),
+            Signal(shape=(d_out, n)),
+            Signal(shape=(d_out, n)),
+        )
+        e, fe, nu = Signal(shape=d_out), Signal(shape=n), Signal(shape=1)
+        fb = dict(error=e, feedback_error=FeedbackError(fe, nu), compiled=compiled)
+        signals = signals_of(W, F, W_bar, e, fe, nu)
+        if fused:
+            steps = [SimSignFeedback(W, F, filtered=W_bar, decay=a, **fb)]
+        else:
+            # the order Nengo gives them: the signs read W-bar before its update
+            steps = [
+                SimSignFeedback(W_bar, F, **fb),
+                SimFilteredFeedback(W, W_bar, a, compiled=compiled),
+            ]
+        steps = [op.make_step(signals, 0.001, None) for op in steps]
+        return steps, signals, (W, e), (F, W_bar, fe, nu)
+
+    fused, fused_signals, fused_in, fused_out = ops(True)
+    split, split_signals, split_in, split_out = ops(False)
+    for _ in range(4):
+        W, e = rng.normal(size=(d_out, n)), rng.normal(size=d_out)
+        for signals, inputs in ((fused_signals, fused_in), (split_signals, split_in)):
+            signals[inputs[0]][...] = W
+            signals[inputs[1]][...] = e
+        for step in fused + split:
+            step()
+        for x, y in zip(fused_out, split_out):
+            assert np.array_equal(fused_signals[x], split_signals[y])
+    assert np.any(fused_signals[fused_out[0]] != 0)
+
+
 def test_reset_restores_learned_weights(Simulator, seed):
     with nengo.Network(seed=seed) as net:
         stim = nengo.Node(lambda t: np.sin(10 * t))

@@ -542,10 +542,15 @@ class SignFeedback(LiveTranspose):
 
         def add_operator():
             weights = self.weights(ctx)
+            filtered, decay = None, 0.0
             if ctx.feedback_tau > 0:
                 # the signs of W low-passed (``feedback_synapse``), from 0
                 # (read a step late: the filter updates what the signs read)
-                weights = self.low_passed(ctx, weights)
+                filtered = Signal(
+                    np.zeros(weights.shape, dtype=rc.float_dtype),
+                    name=f"{ctx.prefix}: filtered weights",
+                )
+                decay = float(np.exp(-ctx.model.dt / ctx.feedback_tau))
             ctx.model.add_op(
                 SimSignFeedback(
                     weights,
@@ -554,6 +559,8 @@ class SignFeedback(LiveTranspose):
                     error=ctx.error,
                     feedback_error=feedback_error,
                     compiled=settings.compiled_kernels(),
+                    filtered=filtered,
+                    decay=decay,
                 )
             )
             ready(sign_feedback, True, feedback_error)
@@ -708,7 +715,7 @@ class SimFilteredFeedback(FeedbackErrorMixin, Operator):
 
             return step_simfilteredfeedback_compiled
         if self.compiled and kernels.AVAILABLE:
-            # (SignSymmetry's: its own operator reads F)
+            # without a feedback error (another operator reads F)
             low_pass = kernels.compiled(kernels.low_pass)
 
             def step_simfilteredfeedback_compiled():
@@ -737,6 +744,13 @@ class SimSignFeedback(FeedbackErrorMixin, Operator):
     rule's *feedback error* :math:`F e` and :math:`\nu` in the same call
     (compiled: `nengo_fa.builder.kernels.sign_feedback`).
 
+    With ``filtered`` (`.SignSymmetry`'s ``feedback_synapse``), the signs
+    and :math:`\rho` are those of :math:`\bar W`, the weights low-passed
+    (from 0), as it stands at the start of the step, and the same call then
+    low-passes it, :math:`\bar W \leftarrow a \bar W + (1 - a) W`: what a
+    `.SimFilteredFeedback` updating :math:`\bar W` and a `.SimSignFeedback`
+    reading it give, in one pass instead of two.
+
     Parameters
     ----------
     weights : Signal
@@ -752,13 +766,17 @@ class SimSignFeedback(FeedbackErrorMixin, Operator):
     compiled : bool, optional
         Whether to use the compiled loop (the ``compiled_kernels`` setting
         when the model was built).
+    filtered : Signal, optional
+        :math:`\bar W`, the shape of :math:`W`, updated in place (see above).
+    decay : float, optional
+        :math:`a`, with ``filtered``.
 
     Notes
     -----
     1. sets ``[feedback]``, plus ``[fe, nu]`` with ``feedback_error``
     2. incs ``[]``
     3. reads ``[weights]``, plus ``error`` with ``feedback_error``
-    4. updates ``[]``
+    4. updates ``[]``, or ``[filtered]``
     """
 
     def __init__(
@@ -769,13 +787,16 @@ class SimSignFeedback(FeedbackErrorMixin, Operator):
         error=None,
         feedback_error=None,
         compiled=False,
+        filtered=None,
+        decay=0.0,
     ):
         super().__init__(tag=tag)
         self.compiled = compiled
+        self.decay = decay
         self.sets = [feedback]
         self.incs = []
         self.reads = [weights]
-        self.updates = []
+        self.updates = [] if filtered is None else [filtered]
         self.add_feedback_error(error, feedback_error)
 
     @property
@@ -787,31 +808,49 @@ class SimSignFeedback(FeedbackErrorMixin, Operator):
         return self.reads[0]
 
     @property
+    def filtered(self):
+        """:math:`\bar W`, whose signs the feedback takes, or None."""
+        return self.updates[0] if self.updates else None
+
+    @property
     def _descstr(self):
-        return f"sign({self.weights}) -> {self.feedback}"
+        source = self.weights if self.filtered is None else self.filtered
+        return f"sign({source}) -> {self.feedback}"
 
     def make_step(self, signals, dt, rng):
         W = signals[self.weights]
         F = signals[self.feedback]
+        filtered = None if self.filtered is None else signals[self.filtered]
+        src = W if filtered is None else filtered
         size = W.size
+        a = self.decay
         # the rule's feedback error, from the F this step sets
         feedback_error, given = self.feedback_error_step(signals, F, transposed=True)
         if given is not None and self.compiled and kernels.AVAILABLE:
             sign_feedback = kernels.compiled(kernels.sign_feedback)
             e, fe, nu = given
             row_sums = np.empty(W.shape[1])
+            # no elements: no filter
+            bar = np.zeros((0, 0), dtype=W.dtype) if filtered is None else filtered
 
             def step_simsignfeedback_compiled():
-                nu[0] = sign_feedback(W, F, e, fe, row_sums)
+                nu[0] = sign_feedback(W, F, e, fe, row_sums, bar, a)
 
             return step_simsignfeedback_compiled
 
+        scaled = None if filtered is None else np.empty_like(W)
+
         def step_simsignfeedback():
-            flat = W.reshape(-1)
+            flat = src.reshape(-1)
             rho = np.sqrt(np.dot(flat, flat) / size)
-            np.sign(W, out=F)
+            np.sign(src, out=F)
             np.multiply(F, rho, out=F)
             if feedback_error is not None:
                 feedback_error()
+            if filtered is not None:
+                # as SimFilteredFeedback's step
+                np.multiply(filtered, a, out=filtered)
+                np.multiply(W, 1 - a, out=scaled)
+                np.add(filtered, scaled, out=filtered)
 
         return step_simsignfeedback

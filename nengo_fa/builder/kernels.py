@@ -803,23 +803,28 @@ def kolen_pollack(B, W, W_prev, keep, safe, limit, error, fe, scratch):
 kolen_pollack.helpers = (squared_sum, sum4, squared_distance)
 
 
-def sign_feedback(W, F, error, fe, scratch):
+def sign_feedback(W, F, error, fe, scratch, filtered, a):
     """A step of `.SimSignFeedback` that also gives the *feedback error*:
     :math:`F^T = \\rho \\, \\mathrm{sign}(W)` into ``F``, then
     :math:`F e` into ``fe`` and :math:`\\nu` (returned) by
-    `feedback_error`."""
-    size = W.size
-    rho = math.sqrt(squared_sum(W) / size) if size > 0 else 0.0
-    for k in range(W.shape[0]):
-        for i in range(W.shape[1]):
-            w = W[k, i]
+    `feedback_error`. With ``filtered`` (:math:`\\bar W`, the shape of
+    :math:`W`; no elements: none), the signs and :math:`\\rho` are those of
+    :math:`\\bar W`, which is then low-passed in the same call,
+    :math:`\\bar W \\leftarrow a \\bar W + (1 - a) W` (`low_pass`)."""
+    filter_on = filtered.size > 0
+    src = filtered if filter_on else W
+    size = src.size
+    rho = math.sqrt(squared_sum(src) / size) if size > 0 else 0.0
+    for k in range(src.shape[0]):
+        for i in range(src.shape[1]):
+            w = src[k, i]
             # np.sign: 0 for 0, NaN for NaN
             s = 1.0 if w > 0.0 else (-1.0 if w < 0.0 else w * 0.0)
             F[k, i] = s * rho
+    if filter_on:
+        # a loop of its own: each vectorises, together they did not
+        low_pass(W, filtered, a)
     return feedback_error(error, F, fe, scratch, -1.0)
-
-
-sign_feedback.helpers = (feedback_error, squared_sum)
 
 
 def low_pass(W, F, a):
@@ -829,6 +834,9 @@ def low_pass(W, F, a):
     for k in range(W.shape[0]):
         for i in range(W.shape[1]):
             F[k, i] = F[k, i] * a + W[k, i] * b
+
+
+sign_feedback.helpers = (feedback_error, squared_sum, low_pass)
 
 
 def filtered_feedback(W, F, a, error, fe, scratch):
