@@ -287,7 +287,9 @@ def test_compiled_feedback_error(d_out):
     W = rng.normal(size=(d_out, n))
     W[:, 0] = 0.0
     F = np.empty_like(W)
-    nu = _kernels.compiled(_kernels.sign_feedback)(W, F, error, fe, scratch)
+    no_filter = np.zeros((0, 0))
+    sign_feedback = _kernels.compiled(_kernels.sign_feedback)
+    nu = sign_feedback(W, F, error, fe, scratch, no_filter, 0.0)
     rho = np.sqrt(np.mean(W**2)) if d_out > 0 else 0.0
     assert np.allclose(F, rho * np.sign(W), rtol=1e-13)
     assert np.array_equal(np.sign(F), np.sign(W))
