@@ -1116,20 +1116,6 @@ def _columns_sum(AT, v, out):
             out[i] += AT[k, i] * vk
 
 
-def _columns_sum2(AT, v, w, out_v, out_w):
-    """`_columns_sum` of two vectors in one pass over :math:`A^T`: ``out_v =
-    A v`` and ``out_w = A w``, each summed as `_columns_sum` sums it."""
-    out_v[:] = 0.0
-    out_w[:] = 0.0
-    for k in range(AT.shape[0]):
-        vk = v[k]
-        wk = w[k]
-        for i in range(AT.shape[1]):
-            x = AT[k, i]
-            out_v[i] += x * vk
-            out_w[i] += x * wk
-
-
 def synthetic_predict(
     e, FT, P, a, c, s, J, zbuf, jbuf, since, gap, fe, g, pz, rho, pred, r
 ):
@@ -1175,18 +1161,19 @@ def synthetic_predict(
     else:
         _rows_dot(P, zbuf[0], pz)
         _columns_sum(FT, pz, pred)
-    for k in range(e.shape[0]):
-        rho[k] = pz[k] - e[k]
-    _columns_sum2(FT, e, rho, g, r)
+    _columns_sum(FT, e, g)
     gg = 0.0
     for i in range(n):
         gg += g[i] * g[i]
     if not math.isfinite(gg):
         return -1
+    for k in range(e.shape[0]):
+        rho[k] = pz[k] - e[k]
+    _columns_sum(FT, rho, r)
     return 1
 
 
-synthetic_predict.helpers = (_rows_dot, _columns_sum, _columns_sum2)
+synthetic_predict.helpers = (_rows_dot, _columns_sum)
 
 
 def synthetic_update(g, gp, pred, r, rho, P, z_tau, rate, power, true_delta, out):
