@@ -948,14 +948,17 @@ def feedback_rows(B, error, active, x, fe, xB, scratch):
     for i in range(n):
         acc = 0.0
         sq = 0.0
-        xi = x[i] if active else 0.0
         for k in range(d_out):
             b = B[i, k]
             acc += b * error[k]
             sq += b * b
-            xB[k] += xi * b
         fe[i] = acc
         scratch[i] = sq
+        if active:
+            # while the row is in cache; nothing without activity terms
+            xi = x[i]
+            for k in range(d_out):
+                xB[k] += xi * B[i, k]
 
 
 def alignment_gradient(B, W, coefs, active, x, Wx, xB, out, add):
