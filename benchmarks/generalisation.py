@@ -86,9 +86,14 @@ References
     numpy from the same initial network (encoders, biases, feedback matrix read
     from the built simulator); for digits, batch-1 online SGD of the same
     network with the same normalised steps, one step per image. Given for
-    RectifiedLinear rate tasks and digits. ``mlp`` (digits, on the PES-only
-    row): scikit-learn's ``MLPClassifier`` of the same shape trained offline
-    on the same images, what the shape can reach.
+    every product and white-noise task and digits, not for ``weights``: on
+    RectifiedLinear rate neurons compiled (`numpy_continuous`), on the other
+    neuron types (``product-lif``, ``product-tanh``, ``product-spiking``) in
+    plain numpy, the neurons stepped as Nengo steps them from the built
+    network's initial state, with the rule's derivative and build-time
+    constants (`numpy_continuous_neurons`, `BuiltLayer`). ``mlp`` (digits,
+    on the PES-only row): scikit-learn's ``MLPClassifier`` of the same shape
+    trained offline on the same images, what the shape can reach.
 
 Rules (``--rules``): ``pes`` (PES only), ``fa`` (`nengo_fa.FeedbackAlignment`,
 fixed random feedback), ``bp`` (`nengo_fa.BackProp`) and ``dtp``
@@ -139,7 +144,7 @@ import nengo
 import numpy as np
 
 import nengo_fa
-from nengo_fa.builder import SimErrorWarmup
+from nengo_fa.builder import SimErrorWarmup, SimHiddenLayerRule
 from nengo_fa.builder.warmup import readout_time_constant
 from nengo_fa.learning_rules import STEADY_FEEDBACK_RATE, TRACKING_FEEDBACK_RATE
 
@@ -187,6 +192,10 @@ EXTRA_RULES = (
 )
 #: the rules that the numpy references simulate
 NUMPY_RULES = ("pes", "fa", "bp", "bp0", "bpl", "dtp")
+#: the tasks of `numpy_continuous` (RectifiedLinear rate neurons, compiled)
+#: and of `numpy_continuous_neurons` (any neuron type, stepped as Nengo does)
+RELU_TASKS = ("product", "white1", "white2", "white3", "white4")
+NEURON_TASKS = ("product-lif", "product-tanh", "product-spiking")
 #: the rules whose delta_angle is measured (fixed or learned random feedback)
 ANGLE_RULES = ("fa", "bd", "kp", "sa", "aa")
 #: rules that need a phase structure (the target arriving part-way through
@@ -651,6 +660,159 @@ except ImportError:  # pragma: no cover
     pass
 
 
+class BuiltLayer:
+    """What the numpy reference of any neuron type (`numpy_continuous_neurons`)
+    reads from a built network, taken before the simulator runs: the hidden
+    ensemble's scaled encoders ``S0`` and biases ``b0``, its neuron type and
+    the initial state of its neurons (e.g. LIF's random voltages; stepped by
+    `neurons`), and, with
+    a hidden rule, the rule's build-time constants (`.RuleConstants`: gain
+    floor and ceiling, threshold, bias limits, the step's scale) and
+    derivative object, and FA's feedback matrix (else None). The reference
+    reads these as the ReLU reference reads ``S0``, ``b0`` and :math:`F`; the
+    update equations it applies are its own."""
+
+    def __init__(self, sim, net):
+        ens = net.hidden
+        self.S0 = sim.data[ens].scaled_encoders.copy()
+        self.b0 = sim.data[ens].bias.copy()
+        self.neuron_type = ens.neuron_type
+        sig = sim.model.sig[ens.neurons]
+        spiking = isinstance(ens.neuron_type, nengo.neurons.RatesToSpikesNeuronType)
+        # a rates-to-spikes type is two steps in Nengo: its base type's rates,
+        # then the spikes of those rates
+        types = (ens.neuron_type.base_type,) if spiking else ()
+        types += (ens.neuron_type,)
+        self._types = [
+            (t, {name: sim.signals[sig[name]].copy() for name in t.state})
+            for t in types
+        ]
+        ops = [op for op in sim.model.operators if isinstance(op, SimHiddenLayerRule)]
+        self.constants = ops[0].constants if ops else None
+        self.derivative = ops[0].derivative if ops else None
+        rule = net.layer1.learning_rule
+        built = None if rule is None else sim.data[rule]
+        F = None if built is None else getattr(built, "feedback", None)
+        self.F = None if F is None else np.array(F[:, 0], dtype=float)
+
+    def neurons(self):
+        """``step(J, out)``: the neurons as Nengo steps them, from the built
+        network's initial state (a fresh copy for each call)."""
+        stages = [
+            (t.step, {k: v.copy() for k, v in state.items()})
+            for t, state in self._types
+        ]
+        n = len(self.b0)
+        rates = np.zeros(n)
+
+        def step(J, out):
+            if len(stages) == 2:
+                stages[0][0](DT, J, rates, **stages[0][1])
+                J = rates
+            stages[-1][0](DT, J, out, **stages[-1][1])
+
+        return step
+
+
+def _hidden_step_neurons(Fm, e, J, xf, S, b, gain, rates, c, gp):
+    """`_hidden_step` for any neuron type (``gp``: :math:`G'(J)`; ``c``:
+    the rule's `.RuleConstants`), in plain numpy: the normalised step of
+    `nengo_fa.HiddenLayerRule` (its docstring's stages) with its bounds,
+    gain floor and ceiling, and bias floor and ceiling."""
+    kE, kg, kb = rates
+    nu = np.sqrt(np.dot(Fm, Fm) / len(Fm))
+    if nu == 0:
+        return S, b, gain
+    r = c.radius
+    u = (c.scale / nu) * Fm * e * gp  # c delta, delta = (F e) G'(J)
+    g_floor = np.maximum(gain, c.min_gain)
+    half = g_floor / 2
+    db = np.clip(-kb * u, -half, half)
+    xx = xf @ xf
+    if xx > 0 and kE > 0:
+        bound = g_floor / (2 * r * np.sqrt(xx))
+        beta = np.clip(-kE * u / r**2, -bound, bound)
+        Sn = S + np.outer(beta, xf)
+        m = r * np.sqrt((Sn * Sn).sum(axis=1))
+        gn = np.clip(gain + (kg / kE) * (m - gain), c.min_gain, c.max_gain)
+        S = Sn * (gn / m)[:, None]
+        gain = gn
+    elif xx > 0 and kg > 0:
+        # directions fixed: dg = -kg u (S x) / g, at most half the gain
+        dg = np.clip(-kg * u * (S @ xf) / g_floor, -half, half)
+        gn = np.clip(gain + dg, c.min_gain, c.max_gain)
+        S = S * (gn / gain)[:, None]
+        gain = gn
+    if kb > 0:
+        db = np.maximum(db, c.threshold - c.max_intercept * gain - b)
+        db = np.minimum(db, np.maximum(c.threshold + c.max_gain - b, 0.0))
+        b = b + db
+    return S, b, gain
+
+
+def numpy_continuous_neurons(
+    layer, X, Y, rule, n_train, rates, kpes=1e-4, tau=0.005, warmup=0, feedback_tau=0.0
+):
+    """`numpy_continuous` for any neuron type, in plain numpy (slower than
+    the compiled RectifiedLinear one, which it equals on RectifiedLinear
+    neurons up to rounding): the neurons step as Nengo steps them
+    (``neuron_type.step``, from the initial state of the built network), and
+    the rule's step uses the rule's derivative and constants as built
+    (``layer``, a `BuiltLayer`). The same wiring, synapses and order as the
+    Nengo run; returns the measured error at every step."""
+    code = {"pes": 0, "fa": 1, "bp": 2, "bp0": 2, "bpl": 2, "dtp": 2}[rule]
+    rates = tuple(map(float, rates))
+    S, b = layer.S0.copy(), layer.b0.copy()
+    n, d = S.shape
+    c = layer.constants
+    step = layer.neurons()
+    if code:
+        gain = c.radius * np.sqrt((S * S).sum(axis=1))
+        gp = np.zeros(n)
+        F1 = layer.F
+    cs = _lowpass(tau)
+    pre_c = 0.0 if PRE_SYNAPSE is None else cs
+    fb_c = _lowpass(feedback_tau) if feedback_tau > 0 else 0.0
+    D = np.zeros(n)
+    Dbar = np.zeros(n)
+    xf = np.zeros(d)
+    af = np.zeros(n)
+    a = np.zeros(n)
+    x_seen = np.zeros(d)
+    J_seen = np.zeros(n)
+    y = yd = td = e = 0.0
+    out = np.empty(len(X))
+    started = False
+    for k in range(len(X)):
+        xf = cs * xf + (1 - cs) * X[k]
+        J = S @ xf + b
+        x_seen = pre_c * x_seen + (1 - pre_c) * xf
+        J_seen = pre_c * J_seen + (1 - pre_c) * J
+        step(J, a)
+        y = cs * y + (1 - cs) * (D @ a)
+        yd = cs * yd + (1 - cs) * y
+        td = cs * td + (1 - cs) * Y[k, 0]
+        out[k] = yd - td
+        e = cs * e + (1 - cs) * ((yd - td) if k < n_train else 0.0)
+        af = cs * af + (1 - cs) * a
+        if k >= n_train:
+            continue
+        D -= (kpes / n) * DT * e * af
+        Dbar = fb_c * Dbar + (1 - fb_c) * D
+        if code == 0:
+            continue
+        if warmup > 0:
+            started = started or e != 0
+            warmup -= started
+            continue
+        layer.derivative(J_seen, gp)
+        Fm = Dbar if code == 2 else F1
+        S, b, gain = _hidden_step_neurons(
+            Fm, e, J_seen, x_seen, S, b, gain, rates, c, gp
+        )
+    return out
+
+
 # ---------------------------------------------------------------- running
 
 
@@ -738,6 +900,9 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref, late=None, replay
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with nengo.Simulator(net, progress_bar=False, dt=DT) as sim:
+                    # the reference of other neuron types starts from the
+                    # network as built, before it runs
+                    layer = BuiltLayer(sim, net) if task in NEURON_TASKS else None
                     sim.run_steps(len(X))
         except Exception as exc:  # pylint: disable=broad-except
             # a run that blows up (e.g. overflowing weights) is reported as
@@ -767,23 +932,24 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref, late=None, replay
                 if np.any(np.isfinite(ang[sel]))
                 else float("nan")
             )
-        numpy_task = task in ("product", "white1", "white2", "white3", "white4")
+        numpy_task = task in RELU_TASKS + NEURON_TASKS
         if numpy_ref and numpy_task and rule in NUMPY_RULES and late is None:
-            S0 = sim.data[net.hidden].scaled_encoders
-            b0 = sim.data[net.hidden].bias
-            F = sim.data[net.layer1.learning_rule].feedback if rule == "fa" else None
-            ref = numpy_continuous(
-                S0,
-                b0,
-                F,
-                X,
-                Y,
-                rule,
-                n_tr,
-                r or (0.0, 0.0, 0.0),
+            args = (X, Y, rule, n_tr, r or (0.0, 0.0, 0.0))
+            kw = dict(
                 warmup=warmup_steps(sim),
                 feedback_tau=feedback_tau(sim, net.layer1.learning_rule),
             )
+            if task in NEURON_TASKS:
+                ref = numpy_continuous_neurons(layer, *args, **kw)
+            else:
+                S0 = sim.data[net.hidden].scaled_encoders
+                b0 = sim.data[net.hidden].bias
+                F = (
+                    sim.data[net.layer1.learning_rule].feedback
+                    if rule == "fa"
+                    else None
+                )
+                ref = numpy_continuous(S0, b0, F, *args, **kw)
             row["numpy"] = mse(ref, windows["trained"], skip=skip)
         rows.append(row)
     return rows
