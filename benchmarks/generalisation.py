@@ -86,12 +86,14 @@ References
     numpy from the same initial network (encoders, biases, feedback matrix read
     from the built simulator); for digits, batch-1 online SGD of the same
     network with the same normalised steps, one step per image. Given for
-    every product and white-noise task and digits, not for ``weights``: on
-    RectifiedLinear rate neurons compiled (`numpy_continuous`), on the other
-    neuron types (``product-lif``, ``product-tanh``, ``product-spiking``) in
-    plain numpy, the neurons stepped as Nengo steps them from the built
-    network's initial state, with the rule's derivative and build-time
-    constants (`numpy_continuous_neurons`, `BuiltLayer`). ``mlp`` (digits,
+    every continuous task and digits: on RectifiedLinear rate neurons
+    compiled (`numpy_continuous`), on the other neuron types
+    (``product-lif``, ``product-tanh``, ``product-spiking``) in plain numpy,
+    the neurons stepped as Nengo steps them from the built network's initial
+    state, with the rule's derivative and build-time constants
+    (`numpy_continuous_neurons`, `BuiltLayer`), and for ``weights`` the
+    weight step of ``modifies="weights"`` with its build-time constants
+    (`numpy_weights`, `BuiltWeights`). ``mlp`` (digits,
     on the PES-only row): scikit-learn's ``MLPClassifier`` of the same shape
     trained offline on the same images, what the shape can reach.
 
@@ -146,6 +148,7 @@ import numpy as np
 import nengo_fa
 from nengo_fa.builder import SimErrorWarmup, SimHiddenLayerRule
 from nengo_fa.builder.warmup import readout_time_constant
+from nengo_fa.builder.weights import SimHiddenLayerWeights
 from nengo_fa.learning_rules import STEADY_FEEDBACK_RATE, TRACKING_FEEDBACK_RATE
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -196,6 +199,8 @@ NUMPY_RULES = ("pes", "fa", "bp", "bp0", "bpl", "dtp")
 #: and of `numpy_continuous_neurons` (any neuron type, stepped as Nengo does)
 RELU_TASKS = ("product", "white1", "white2", "white3", "white4")
 NEURON_TASKS = ("product-lif", "product-tanh", "product-spiking")
+#: every task with a numpy reference (digits has its own, `numpy_digits`)
+NUMPY_TASKS = RELU_TASKS + NEURON_TASKS + ("weights",)
 #: the rules whose delta_angle is measured (fixed or learned random feedback)
 ANGLE_RULES = ("fa", "bd", "kp", "sa", "aa")
 #: rules that need a phase structure (the target arriving part-way through
@@ -504,6 +509,7 @@ def weights_network(rule, seed, X, Y, t_train, rates, n_pre=50, n_post=30):
             net.p_angle = nengo.Probe(
                 conn.learning_rule, "delta_angle", sample_every=0.05
             )
+        net.pre, net.hidden, net.layer1 = a, b, conn
     return net
 
 
@@ -567,6 +573,33 @@ def warmup_steps(sim):
     return sum(op.steps for op in ops)
 
 
+def _readout_step(a, target, k, n_train, syn, D, Dbar, af, c, kpes, fb_c):
+    """The PES readout and the error at step ``k``, as every numpy reference
+    steps them, in Nengo's order: the readout's synapse, the two synapses of
+    the measured error and of the error (the target's too), then
+    `nengo.PES` from the activities through its ``pre_synapse`` while
+    ``k < n_train`` (then the error is gated to 0). ``syn`` holds the
+    synapses' states ``y, yd, td, e`` (``e``: the error the rules get); it,
+    ``D``, ``Dbar`` (the decoders low-passed with decay ``fb_c``,
+    BackProp's feedback) and ``af`` are updated in place. Returns the
+    measured error."""
+    n = len(a)
+    syn[0] = c * syn[0] + (1 - c) * (D @ a)  # readout synapse
+    syn[1] = c * syn[1] + (1 - c) * syn[0]  # out -> diff / error synapse
+    syn[2] = c * syn[2] + (1 - c) * target  # target -> diff / error synapse
+    measured = syn[1] - syn[2]
+    training = k < n_train
+    syn[3] = c * syn[3] + (1 - c) * (measured if training else 0.0)  # -> rules
+    for i in range(n):
+        af[i] = c * af[i] + (1 - c) * a[i]
+    if training:
+        step = (kpes / n) * DT * syn[3]
+        for i in range(n):
+            D[i] -= step * af[i]
+            Dbar[i] = fb_c * Dbar[i] + (1 - fb_c) * D[i]
+    return measured
+
+
 def _numpy_continuous(
     S0, b0, F1, X, Y, code, n_train, kE, kg, kb, kpes, c, warm, pre_c, fb_c
 ):
@@ -585,7 +618,7 @@ def _numpy_continuous(
     # pre_synapse (decay pre_c; 0: none)
     x_seen = np.zeros(d)
     J_seen = np.zeros(n)
-    y = yd = td = e = 0.0
+    syn = np.zeros(4)  # y, yd, td, e (`_readout_step`)
     out = np.empty(len(X))
     started = False
     for k in range(len(X)):
@@ -595,17 +628,9 @@ def _numpy_continuous(
         x_seen = pre_c * x_seen + (1 - pre_c) * xf
         J_seen = pre_c * J_seen + (1 - pre_c) * J
         a = np.maximum(J, 0)
-        y = c * y + (1 - c) * (D @ a)  # readout synapse
-        yd = c * yd + (1 - c) * y  # out -> diff / error synapse
-        td = c * td + (1 - c) * Y[k, 0]  # target -> diff / error synapse
-        out[k] = yd - td
-        e = c * e + (1 - c) * ((yd - td) if k < n_train else 0.0)  # error -> rule
-        af = c * af + (1 - c) * a
-        if k >= n_train:
-            continue
-        D -= (kpes / n) * DT * e * af
-        Dbar = fb_c * Dbar + (1 - fb_c) * D
-        if code == 0:
+        out[k] = _readout_step(a, Y[k, 0], k, n_train, syn, D, Dbar, af, c, kpes, fb_c)
+        e = syn[3]
+        if k >= n_train or code == 0:
             continue
         if warm > 0:  # the warm-up: ``warm`` steps from the first error
             started = started or e != 0
@@ -655,6 +680,7 @@ try:
     import numba
 
     _hidden_step = numba.njit(cache=False)(_hidden_step)
+    _readout_step = numba.njit(cache=False)(_readout_step)
     _numpy_continuous = numba.njit(cache=False)(_numpy_continuous)
 except ImportError:  # pragma: no cover
     pass
@@ -773,14 +799,10 @@ def numpy_continuous_neurons(
     cs = _lowpass(tau)
     pre_c = 0.0 if PRE_SYNAPSE is None else cs
     fb_c = _lowpass(feedback_tau) if feedback_tau > 0 else 0.0
-    D = np.zeros(n)
-    Dbar = np.zeros(n)
-    xf = np.zeros(d)
-    af = np.zeros(n)
-    a = np.zeros(n)
-    x_seen = np.zeros(d)
+    D, Dbar, af, a = (np.zeros(n) for _ in range(4))
+    xf, x_seen = np.zeros(d), np.zeros(d)
     J_seen = np.zeros(n)
-    y = yd = td = e = 0.0
+    syn = np.zeros(4)
     out = np.empty(len(X))
     started = False
     for k in range(len(X)):
@@ -789,17 +811,9 @@ def numpy_continuous_neurons(
         x_seen = pre_c * x_seen + (1 - pre_c) * xf
         J_seen = pre_c * J_seen + (1 - pre_c) * J
         step(J, a)
-        y = cs * y + (1 - cs) * (D @ a)
-        yd = cs * yd + (1 - cs) * y
-        td = cs * td + (1 - cs) * Y[k, 0]
-        out[k] = yd - td
-        e = cs * e + (1 - cs) * ((yd - td) if k < n_train else 0.0)
-        af = cs * af + (1 - cs) * a
-        if k >= n_train:
-            continue
-        D -= (kpes / n) * DT * e * af
-        Dbar = fb_c * Dbar + (1 - fb_c) * D
-        if code == 0:
+        out[k] = _readout_step(a, Y[k, 0], k, n_train, syn, D, Dbar, af, cs, kpes, fb_c)
+        e = syn[3]
+        if k >= n_train or code == 0:
             continue
         if warmup > 0:
             started = started or e != 0
@@ -810,6 +824,117 @@ def numpy_continuous_neurons(
         S, b, gain = _hidden_step_neurons(
             Fm, e, J_seen, x_seen, S, b, gain, rates, c, gp
         )
+    return out
+
+
+class BuiltWeights(BuiltLayer):
+    """`BuiltLayer` of the ``weights`` task (`weights_network`): also the
+    presynaptic ensemble's scaled encoders and biases, the learned weight
+    matrix as solved, and the constants of the rule's weight step
+    (`.SimHiddenLayerWeights`: row scale, row limit and rate)."""
+
+    def __init__(self, sim, net):
+        super().__init__(sim, net)
+        self.S_pre = sim.data[net.pre].scaled_encoders.copy()
+        self.b_pre = sim.data[net.pre].bias.copy()
+        self.W0 = np.array(sim.data[net.layer1].weights, dtype=float)
+        ops = [
+            op for op in sim.model.operators if isinstance(op, SimHiddenLayerWeights)
+        ]
+        self.weights_op = ops[0] if ops else None
+
+
+def numpy_weights(
+    layer,
+    X,
+    Y,
+    rule,
+    n_train,
+    rates,
+    kpes=1e-4,
+    tau=0.005,
+    warmup=0,
+    feedback_tau=0.0,
+    state=None,
+):
+    r"""The numpy reference of the ``weights`` task (`weights_network`):
+    RectifiedLinear ``a -> b`` through the full weight matrix :math:`W`,
+    PES readout of ``b``, and the rule learning :math:`W` (``modifies=
+    "weights"``) and ``b``'s biases: :math:`\Delta W = u \, a_{pre}^T`
+    with :math:`u = -\kappa \Delta t \, s \odot \delta / \nu`, each
+    :math:`|u_i| |a_{pre}|^2` at most the row's limit, from the local error
+    of the step before, applied on the step after (as the in-place update
+    applies it), and the bias step of `_hidden_step_neurons` without the
+    encoder and gain paths. ``layer`` is a `BuiltWeights`; returns the
+    measured error at every step, and puts the final weights, biases and
+    readout into ``state`` (a dict) if given."""
+    code = {"pes": 0, "fa": 1, "bp": 2, "bp0": 2, "bpl": 2}[rule]
+    kb = float(rates[2])
+    n = len(layer.b0)
+    W, b = layer.W0.copy(), layer.b0.copy()
+    S_pre, b_pre = layer.S_pre, layer.b_pre
+    c = layer.constants
+    if code:
+        op = layer.weights_op
+        coef = -op.learning_rate * DT * np.asarray(op.row_scale, dtype=float)
+        limit = np.asarray(op.row_limit, dtype=float)
+        gain = c.radius * np.sqrt((layer.S0 * layer.S0).sum(axis=1))
+        gp = np.zeros(n)
+        F1 = layer.F
+    cs = _lowpass(tau)
+    pre_c = 0.0 if PRE_SYNAPSE is None else cs
+    fb_c = _lowpass(feedback_tau) if feedback_tau > 0 else 0.0
+    D, Dbar, af, J_seen, delta, u = (np.zeros(n) for _ in range(6))
+    h = np.zeros(n)  # W a, through the connection's synapse
+    xf = np.zeros(X.shape[1])
+    a_pre = np.zeros(len(b_pre))  # a's activities through pre_synapse
+    a_used = np.zeros(len(b_pre))
+    syn = np.zeros(4)
+    out = np.empty(len(X))
+    started = False
+    for k in range(len(X)):
+        # the update the rule's step set on the step before, in place
+        W += np.outer(u, a_used)
+        xf = cs * xf + (1 - cs) * X[k]
+        a = np.maximum(S_pre @ xf + b_pre, 0)
+        h = cs * h + (1 - cs) * (W @ a)
+        J = h + b
+        J_seen = pre_c * J_seen + (1 - pre_c) * J
+        ab = np.maximum(J, 0)
+        out[k] = _readout_step(
+            ab, Y[k, 0], k, n_train, syn, D, Dbar, af, cs, kpes, fb_c
+        )
+        e = syn[3]
+        a_pre = cs * a_pre + (1 - cs) * a
+        u[:] = 0.0
+        if k >= n_train or code == 0:
+            continue
+        if warmup > 0:
+            started = started or e != 0
+            warmup -= started
+            continue
+        Fm = Dbar if code == 2 else F1
+        nu = np.sqrt(np.dot(Fm, Fm) / n)
+        aa = a_pre @ a_pre
+        # the weight step, from the local error of the step before
+        if nu > 0 and aa > 0:
+            bound = limit / aa
+            u = np.clip(coef * delta / nu, -bound, bound)
+            a_used = a_pre.copy()
+        if nu == 0:
+            delta = np.zeros(n)
+            continue
+        layer.derivative(J_seen, gp)
+        delta = Fm * e * gp
+        if kb > 0:
+            # the bias step of `_hidden_step_neurons`, gains fixed
+            half = np.maximum(gain, c.min_gain) / 2
+            db = np.clip(-kb * (c.scale / nu) * delta, -half, half)
+            db = np.maximum(db, c.threshold - c.max_intercept * gain - b)
+            db = np.minimum(db, np.maximum(c.threshold + c.max_gain - b, 0.0))
+            b = b + db
+    if state is not None:
+        state.update(W=W, b=b, D=D)
     return out
 
 
@@ -867,6 +992,36 @@ def learning_tail(rules, late):
     return tail
 
 
+def built_layer(task, sim, net):
+    """What the numpy reference of ``task`` reads from the network as built,
+    before it runs (`BuiltLayer`, `BuiltWeights`; None for the compiled
+    RectifiedLinear reference, which reads it after)."""
+    if task in NEURON_TASKS:
+        return BuiltLayer(sim, net)
+    if task == "weights":
+        return BuiltWeights(sim, net)
+    return None
+
+
+def numpy_reference(task, sim, net, layer, X, Y, rule, n_train, rates):
+    """The measured error of the numpy reference of ``rule`` on ``task`` at
+    every step (see the module docstring), from the run ``sim`` of ``net``
+    and ``layer`` (`built_layer`)."""
+    args = (X, Y, rule, n_train, rates or (0.0, 0.0, 0.0))
+    kw = dict(
+        warmup=warmup_steps(sim),
+        feedback_tau=feedback_tau(sim, net.layer1.learning_rule),
+    )
+    if task == "weights":
+        return numpy_weights(layer, *args, **kw)
+    if task in NEURON_TASKS:
+        return numpy_continuous_neurons(layer, *args, **kw)
+    S0 = sim.data[net.hidden].scaled_encoders
+    b0 = sim.data[net.hidden].bias
+    F = sim.data[net.layer1.learning_rule].feedback if rule == "fa" else None
+    return numpy_continuous(S0, b0, F, *args, **kw)
+
+
 def run_continuous(task, rules, seed, rates, quick, numpy_ref, late=None, replay=1):
     if quick:
         t_train, t_test = 2.0, 1.0
@@ -902,7 +1057,7 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref, late=None, replay
                 with nengo.Simulator(net, progress_bar=False, dt=DT) as sim:
                     # the reference of other neuron types starts from the
                     # network as built, before it runs
-                    layer = BuiltLayer(sim, net) if task in NEURON_TASKS else None
+                    layer = built_layer(task, sim, net)
                     sim.run_steps(len(X))
         except Exception as exc:  # pylint: disable=broad-except
             # a run that blows up (e.g. overflowing weights) is reported as
@@ -932,24 +1087,8 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref, late=None, replay
                 if np.any(np.isfinite(ang[sel]))
                 else float("nan")
             )
-        numpy_task = task in RELU_TASKS + NEURON_TASKS
-        if numpy_ref and numpy_task and rule in NUMPY_RULES and late is None:
-            args = (X, Y, rule, n_tr, r or (0.0, 0.0, 0.0))
-            kw = dict(
-                warmup=warmup_steps(sim),
-                feedback_tau=feedback_tau(sim, net.layer1.learning_rule),
-            )
-            if task in NEURON_TASKS:
-                ref = numpy_continuous_neurons(layer, *args, **kw)
-            else:
-                S0 = sim.data[net.hidden].scaled_encoders
-                b0 = sim.data[net.hidden].bias
-                F = (
-                    sim.data[net.layer1.learning_rule].feedback
-                    if rule == "fa"
-                    else None
-                )
-                ref = numpy_continuous(S0, b0, F, *args, **kw)
+        if numpy_ref and task in NUMPY_TASKS and rule in NUMPY_RULES and late is None:
+            ref = numpy_reference(task, sim, net, layer, X, Y, rule, n_tr, r)
             row["numpy"] = mse(ref, windows["trained"], skip=skip)
         rows.append(row)
     return rows
