@@ -88,6 +88,7 @@ def test_reference_of_any_neuron_type(gen):
             ref_mse = gen.mse(ref, windows["trained"])
             assert ref_mse == pytest.approx(nengo_mse, rel=0.03), (task, rule)
     # the spiking type's base rates are stepped first, as Nengo builds it
+    assert task == "product-spiking" and len(layer._types) == 2
     layer._types = layer._types[1:]
     wrong = gen.numpy_continuous_neurons(layer, X, Y, "bp", n_tr, rates, **kw)
     assert gen.mse(wrong, windows["trained"]) != pytest.approx(nengo_mse, rel=0.3)
