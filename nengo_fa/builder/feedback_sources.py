@@ -486,9 +486,7 @@ class LiveTranspose(FeedbackSource):
         feedback_error = feedback_error_signals(ctx.prefix, ctx.ens.n_neurons)
 
         def add_operator():
-            filtered = self.low_passed(
-                ctx, self.weights(ctx), error=ctx.error, feedback_error=feedback_error
-            )
+            filtered = self.low_passed(ctx, self.weights(ctx), feedback_error)
             ctx.model.sig[ctx.rule]["feedback"] = filtered
             ready(filtered, True, feedback_error)
 
@@ -502,11 +500,11 @@ class LiveTranspose(FeedbackSource):
         )
 
     @staticmethod
-    def low_passed(ctx, weights, **fused):
+    def low_passed(ctx, weights, feedback_error):
         """A signal of ``weights`` low-passed over ``ctx.feedback_tau`` from
-        0, set each step by a `.SimFilteredFeedback` (given ``error`` and
-        ``feedback_error`` in ``fused``, it also computes :math:`F e` from
-        the filtered weights)."""
+        0, set each step by a `.SimFilteredFeedback`, which also computes
+        the rule's feedback error (:math:`F e` into ``feedback_error``)
+        from the filtered weights."""
         filtered = Signal(
             np.zeros(weights.shape, dtype=rc.float_dtype),
             name=f"{ctx.prefix}: filtered weights",
@@ -517,8 +515,9 @@ class LiveTranspose(FeedbackSource):
                 filtered,
                 float(np.exp(-ctx.model.dt / ctx.feedback_tau)),
                 tag=ctx.prefix,
+                error=ctx.error,
+                feedback_error=feedback_error,
                 compiled=settings.compiled_kernels(),
-                **fused,
             )
         )
         return filtered
@@ -631,6 +630,16 @@ def forward_matrix(model, down, down_rule, prefix):
     return matrix
 
 
+def low_pass(W, F, a, scaled):
+    """:math:`F \\leftarrow a F + (1 - a) W` in place, the numpy step of
+    `.SimFilteredFeedback` and of `.SimSignFeedback`'s filter (``scaled``: a
+    work array of ``W``'s shape; compiled:
+    `nengo_fa.builder.kernels.low_pass`)."""
+    np.multiply(F, a, out=F)
+    np.multiply(W, 1 - a, out=scaled)
+    np.add(F, scaled, out=F)
+
+
 class SimFilteredFeedback(FeedbackErrorMixin, Operator):
     r"""Set a feedback that is the live weights low-passed
     (`.BackProp`'s ``feedback_synapse``).
@@ -716,19 +725,17 @@ class SimFilteredFeedback(FeedbackErrorMixin, Operator):
             return step_simfilteredfeedback_compiled
         if self.compiled and kernels.AVAILABLE:
             # without a feedback error (another operator reads F)
-            low_pass = kernels.compiled(kernels.low_pass)
+            compiled_low_pass = kernels.compiled(kernels.low_pass)
 
             def step_simfilteredfeedback_compiled():
-                low_pass(W, F, a)
+                compiled_low_pass(W, F, a)
 
             return step_simfilteredfeedback_compiled
 
         scaled = np.empty_like(F)
 
         def step_simfilteredfeedback():
-            np.multiply(F, a, out=F)
-            np.multiply(W, 1 - a, out=scaled)
-            np.add(F, scaled, out=F)
+            low_pass(W, F, a, scaled)
             if feedback_error is not None:
                 feedback_error()
 
@@ -848,9 +855,6 @@ class SimSignFeedback(FeedbackErrorMixin, Operator):
             if feedback_error is not None:
                 feedback_error()
             if filtered is not None:
-                # as SimFilteredFeedback's step
-                np.multiply(filtered, a, out=filtered)
-                np.multiply(W, 1 - a, out=scaled)
-                np.add(filtered, scaled, out=filtered)
+                low_pass(W, filtered, a, scaled)
 
         return step_simsignfeedback
