@@ -2,13 +2,14 @@
 
 The numpy reference of ``generalisation.py`` (the same maths as the Nengo
 runs, from the same built networks: RectifiedLinear rate neurons, PES
-readout, ``FeedbackAlignment`` and ``BackProp`` at their default rates,
-BackProp from the first step, without its default warm-up, except in the
+readout, ``FeedbackAlignment`` at its default rates and ``BackProp`` through
+the live readout (``feedback_synapse=None``) at its default rates for that,
+0.3, from the first step, without its default warm-up, except in the
 ``warmup`` table, which measures it),
 instrumented, on the continuous rate tasks (``product``, ``white1`` ..
-``white4``), 10 seeds each. Seven tables (docs/theory.rst, "What the
-rules' harm is not", "What the trained layer is worth" and "What
-backpropagation's first second does"):
+``white4``), 10 seeds each. Eight tables (docs/theory.rst, "Feedback
+alignment on small networks", "What the rules' harm is not", "What the
+trained layer is worth" and "What backpropagation's first second does"):
 
 ``activity``
     The growth of the hidden layer's mean squared activity :math:`|a|^2`
@@ -56,6 +57,11 @@ backpropagation's first second does"):
     each neuron in turn (how many flips make it better than PES only, and
     the best), and with every feedback weight given the sign of PES only's
     trained readout weight.
+``width``
+    Both rules with the task's hidden layer, then with 2, 4 and 8 times as
+    many neurons (the same seeds): the frozen ratio to PES only of the same
+    width, the seeds worse and the worst ratio, and how far PES only's
+    frozen error is above the least-squares error of its random layer.
 
 Run ``python benchmarks/mechanisms.py`` (about 20 minutes on two busy cores),
 ``--tables activity,warmup``, ``--tasks product --seeds 3``.
@@ -185,14 +191,15 @@ except ImportError:  # pragma: no cover
 class Case:
     """One task and seed: its inputs and the built initial network."""
 
-    def __init__(self, task, seed, quick=False):
+    def __init__(self, task, seed, quick=False, width=1):
         t_train = 2.0 if quick else (40.0 if task == "product" else 60.0)
         t_test = 1.0 if quick else 20.0
         self.X, self.Y, self.windows = gen.continuous_inputs(
             task, seed, t_train, t_test
         )
         self.n_tr = int(round(t_train / DT))
-        n = 10 if task == "product" else 10 * self.X.shape[1] + 10
+        n = width * (10 if task == "product" else 10 * self.X.shape[1] + 10)
+        self.task, self.seed, self.quick = task, seed, quick
         net = gen.continuous_network(task, "fa", seed, self.X, self.Y, t_train, None, n)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -316,7 +323,10 @@ def second_moments(A):
 
 
 def rates(rule):
-    return gen.default_rates(rule)
+    """The default rates of ``rule`` as this reference runs it: BackProp
+    through the live readout (``bp0`` in ``generalisation.py``), whose
+    default is the rate of a feedback that tracks."""
+    return gen.default_rates("bp0" if rule == "bp" else rule)
 
 
 def ratio_cell(p, w):
@@ -554,6 +564,29 @@ def signs_table(cases):
             print(f"{task:<8} {seed:>4}  {ratio:.2f}   {rescued:<27} {matched:.2f}")
 
 
+def width_table(cases):
+    """Both rules against the width of the hidden layer: the task's own
+    width, then 2, 4 and 8 times as many neurons (the same seeds)."""
+    widths = (1, 2, 4, 8)
+    print(
+        "task     n    FA            BP            worst FA  worst BP  "
+        "PES only  PES/lsq  (frozen ratio to PES only of the same width, "
+        "seeds worse; PES only's frozen MSE over its layer's least squares)"
+    )
+    for task, cs in cases.items():
+        for w in widths:
+            runs = cs if w == 1 else [Case(task, c.seed, c.quick, width=w) for c in cs]
+            p = np.array([c.pes()["frozen"] for c in runs])
+            fa = np.array([c.trained("fa")["frozen"] for c in runs])
+            bp = np.array([c.trained("bp")["frozen"] for c in runs])
+            l0 = np.array([c.lsq(c.S0, c.b0) for c in runs])
+            print(
+                f"{task:<8} {len(runs[0].b0):<4} {ratio_cell(p, fa):<13} "
+                f"{ratio_cell(p, bp):<13} {np.min(p / fa):<9.2f} "
+                f"{np.min(p / bp):<9.2f} {p.mean():<9.4f} {np.mean(p / l0):.1f}"
+            )
+
+
 TABLES = {
     "activity": activity_table,
     "alignment": alignment_table,
@@ -562,6 +595,7 @@ TABLES = {
     "duration": duration_table,
     "projection": projection_table,
     "signs": signs_table,
+    "width": width_table,
 }
 
 

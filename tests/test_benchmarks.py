@@ -12,6 +12,8 @@ import sys
 import numpy as np
 import pytest
 
+from nengo_fa.learning_rules import STEADY_FEEDBACK_RATE, TRACKING_FEEDBACK_RATE
+
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -172,6 +174,28 @@ def test_mechanisms_quick_prints_its_tables(capsys):
     for r in rows:
         assert float(r[2]) < 1 and r[3].endswith(f"/{neurons[r[0]]}"), section
         assert float(r[4].strip("()")) > 0 and float(r[5]) > 0, section
+    # the width table: each task at its own width, then 2, 4 and 8 times it
+    section = out.split("# width\n")[1].split("\n# ")[0]
+    rows = [r.split() for r in section.splitlines() if r[:8].strip() in TASKS]
+    assert [(r[0], int(r[1])) for r in rows] == [
+        (t, k * n) for t, n in neurons.items() for k in (1, 2, 4, 8)
+    ], section
+    for r in rows:
+        assert r[3] in ("0/1", "1/1") and r[5] in ("0/1", "1/1"), section
+        assert all(float(v.rstrip(",")) > 0 for v in [r[2], r[4], *r[6:10]]), section
+
+
+def test_mechanisms_backprop_reads_the_live_readout_at_its_rate():
+    """The mechanisms' reference runs BackProp through the live readout, so
+    its default rates are those of a feedback that tracks (0.3), as
+    ``bp0`` gets them in the Nengo runs, not those of `nengo_fa.BackProp`'s
+    default, low-passed feedback (0.7)."""
+    mechanisms = load("mechanisms")
+    gen = mechanisms.gen
+    live = gen.default_rates("bp0")
+    assert mechanisms.rates("bp") == live == (TRACKING_FEEDBACK_RATE,) * 3
+    assert gen.default_rates("bp") == (STEADY_FEEDBACK_RATE,) * 3
+    assert mechanisms.rates("fa") == gen.default_rates("fa")
 
 
 @pytest.mark.parametrize(
