@@ -75,6 +75,11 @@ white-noise signals have it as their period; the product task's two sines
 repeat every 20 s), so this is the same input, trained on ``K`` times as long,
 and the tests are the same. The task is then named e.g. ``product x2``.
 
+A wider layer (``--width K``, the continuous tasks): the layer that learns
+has ``K`` times its neurons (the hidden ensemble; on ``weights``, ``b``),
+everything else as it is, PES only alike. The task is then named e.g.
+``product w2``.
+
 Seeds: run ``s`` gives the network seed ``s`` and *explicit* seeds
 ``1000 s + k`` to every ensemble and connection, the same in every variant.
 
@@ -345,9 +350,12 @@ def error_path(error, late, seed):
     return node, None
 
 
-def late_label(task, late, replay=1):
-    """The task's name in the tables: ``product late0.1 sparse0.05``, or
-    ``product x2`` with the training played twice (`replayed`)."""
+def late_label(task, late, replay=1, width=1):
+    """The task's name in the tables: ``product late0.1 sparse0.05``,
+    ``product x2`` with the training played twice (`replayed`), or
+    ``product w2`` with twice the neurons in the layer that learns."""
+    if width > 1:
+        task = f"{task} w{width}"
     if replay > 1:
         task = f"{task} x{replay}"
     if late is None:
@@ -1022,7 +1030,9 @@ def numpy_reference(task, sim, net, layer, X, Y, rule, n_train, rates):
     return numpy_continuous(S0, b0, F, *args, **kw)
 
 
-def run_continuous(task, rules, seed, rates, quick, numpy_ref, late=None, replay=1):
+def run_continuous(
+    task, rules, seed, rates, quick, numpy_ref, late=None, replay=1, width=1
+):
     if quick:
         t_train, t_test = 2.0, 1.0
     elif task.startswith("product"):
@@ -1046,11 +1056,13 @@ def run_continuous(task, rules, seed, rates, quick, numpy_ref, late=None, replay
         if task == "weights" and rule.startswith("sg"):
             continue  # synthetic gradients learn encoders only
         if task == "weights":
-            net = weights_network(rule, seed, X, Y, t_train, r)
+            net = weights_network(rule, seed, X, Y, t_train, r, n_post=30 * width)
         else:
             n = 10 if task.startswith("product") else 10 * X.shape[1] + 10
-            net = continuous_network(task, rule, seed, X, Y, t_train, r, n, late)
-        row = dict(task=late_label(task, late, replay), rule=rule, seed=seed)
+            net = continuous_network(
+                task, rule, seed, X, Y, t_train, r, width * n, late
+            )
+        row = dict(task=late_label(task, late, replay, width), rule=rule, seed=seed)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -1694,6 +1706,12 @@ def check_args(parser, args, tasks):
         parser.error("--replay is for the continuous tasks (digits has epochs)")
     if args.replay > 1 and args.ablation:
         parser.error("--replay does not apply to --ablation")
+    if args.width < 1:
+        parser.error(f"--width must be at least 1, not {args.width}")
+    if args.width > 1 and any(t.startswith("digits") for t in tasks):
+        parser.error("--width is for the continuous tasks")
+    if args.width > 1 and args.ablation:
+        parser.error("--width does not apply to --ablation")
 
 
 def main(argv=None):
@@ -1723,6 +1741,13 @@ def main(argv=None):
         type=int,
         default=1,
         help="play the training input this many times (the continuous tasks)",
+    )
+    parser.add_argument(
+        "--width",
+        type=int,
+        default=1,
+        help="this many times the neurons in the layer that learns (the "
+        "continuous tasks)",
     )
     parser.add_argument(
         "--pre-synapse",
@@ -1822,6 +1847,7 @@ def main(argv=None):
                     not args.no_numpy,
                     late,
                     args.replay,
+                    args.width,
                 )
             print(
                 f"# {task} seed {seed} done ({time.time() - t0:.0f} s)",

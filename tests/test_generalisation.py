@@ -155,6 +155,49 @@ def test_replay_trains_longer_on_the_same_input(gen, capsys):
     assert "--replay" in capsys.readouterr().err
 
 
+def test_width_widens_the_layer_that_learns(gen, capsys, monkeypatch):
+    """``--width 2``: the layer that learns (the hidden ensemble; on
+    ``weights``, ``b``) has twice its neurons, in PES only's network too, the
+    run is named so, and the numpy reference of the wider network still
+    agrees with it; ``--width`` is refused where it does not apply."""
+    sizes = []
+    continuous, weights = gen.continuous_network, gen.weights_network
+
+    def spy_continuous(task, rule, seed, X, Y, t_train, rates, n, late=None):
+        sizes.append((task, rule, n))
+        return continuous(task, rule, seed, X, Y, t_train, rates, n, late)
+
+    def spy_weights(rule, seed, X, Y, t_train, rates, n_pre=50, n_post=30):
+        sizes.append(("weights", rule, n_post))
+        return weights(rule, seed, X, Y, t_train, rates, n_pre, n_post)
+
+    monkeypatch.setattr(gen, "continuous_network", spy_continuous)
+    monkeypatch.setattr(gen, "weights_network", spy_weights)
+    rows, _ = gen.main(
+        ["--quick", "--tasks", "product,white2,weights", "--rules", "pes,fa"]
+        + ["--width", "2"]
+    )
+    capsys.readouterr()
+    assert sizes == [
+        (task, rule, n)
+        for task, n in (("product", 20), ("white2", 60), ("weights", 60))
+        for rule in ("pes", "fa")
+    ]
+    assert [r["task"] for r in rows] == [
+        f"{t} w2" for t in ("product", "white2", "weights") for _ in "ab"
+    ]
+    for r in rows:
+        assert r["numpy"] == pytest.approx(r["trained"], rel=0.02), r
+    for bad in (
+        ["--tasks", "digits", "--width", "2"],
+        ["--width", "0"],
+        ["--ablation", "--width", "2"],
+    ):
+        with pytest.raises(SystemExit):
+            gen.main(["--quick"] + bad)
+    assert "--width" in capsys.readouterr().err
+
+
 def test_pre_synapse_none_runs_the_rules_as_before(gen, capsys, monkeypatch):
     """``--pre-synapse none``: the hidden rules pair the error with the
     current and input of the same step; their runs change, PES only's does
