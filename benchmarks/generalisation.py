@@ -1685,7 +1685,8 @@ RULE_NAMES = ALL_RULES + EXTRA_RULES
 
 def check_args(parser, args, tasks):
     """Refuse unknown tasks and rules, values that would run something
-    other than asked, and ``--replay`` where it does not apply."""
+    other than asked, and ``--replay`` or ``--width`` where it does not
+    apply."""
     for t in tasks:
         if t not in ALL_TASKS:
             parser.error(f"unknown task {t!r}; choose from {', '.join(ALL_TASKS)}")
@@ -1700,18 +1701,15 @@ def check_args(parser, args, tasks):
         parser.error(f"--fraction must be in (0, 1], not {args.fraction}")
     if args.rates is not None and len(args.rates.split(",")) != 3:
         parser.error(f"--rates takes three values, kE,kg,kb: {args.rates!r}")
-    if args.replay < 1:
-        parser.error(f"--replay must be at least 1, not {args.replay}")
-    if args.replay > 1 and any(t.startswith("digits") for t in tasks):
-        parser.error("--replay is for the continuous tasks (digits has epochs)")
-    if args.replay > 1 and args.ablation:
-        parser.error("--replay does not apply to --ablation")
-    if args.width < 1:
-        parser.error(f"--width must be at least 1, not {args.width}")
-    if args.width > 1 and any(t.startswith("digits") for t in tasks):
-        parser.error("--width is for the continuous tasks")
-    if args.width > 1 and args.ablation:
-        parser.error("--width does not apply to --ablation")
+    # a longer training and a wider layer: the continuous tasks' Nengo runs
+    for name in ("replay", "width"):
+        value = getattr(args, name)
+        if value < 1:
+            parser.error(f"--{name} must be at least 1, not {value}")
+        if value > 1 and any(t.startswith("digits") for t in tasks):
+            parser.error(f"--{name} is for the continuous tasks (not digits)")
+        if value > 1 and args.ablation:
+            parser.error(f"--{name} does not apply to --ablation")
 
 
 def main(argv=None):
