@@ -199,7 +199,7 @@ class Case:
         )
         self.n_tr = int(round(t_train / DT))
         n = width * (10 if task == "product" else 10 * self.X.shape[1] + 10)
-        self.task, self.seed, self.quick = task, seed, quick
+        self.seed, self.quick = seed, quick  # for `width_table`
         net = gen.continuous_network(task, "fa", seed, self.X, self.Y, t_train, None, n)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
