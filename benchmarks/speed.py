@@ -3,7 +3,11 @@
 The default table (``run_rules``) times every rule on one hidden layer, for
 each configuration (neuron type, ``n`` neurons, ``d`` dimensions, ``d_out``
 outputs): ``pes``, the network with a PES-learned readout only, and the same
-network plus each rule on the connection into the hidden ensemble:
+network plus each rule on the connection into the hidden ensemble. The neuron
+types are rectified linear and LIF; ``--neuron`` also times AdaptiveLIF,
+Sigmoid, Tanh and the spiking wrappers (``spiking-relu``,
+``regular-lif``: `nengo.RegularSpiking` of `nengo.LIFRate`), whose
+derivatives the rules run compiled too:
 
 ``fa`` / ``bp`` / ``ss``
     `nengo_fa.FeedbackAlignment`, `nengo_fa.BackProp`, `nengo_fa.SignSymmetry`.
@@ -26,7 +30,14 @@ synapse updates per second of the whole step (``x_G/s``: the ``n d`` learned
 synapses over the step time, in billions), next to ``floor_G/s``: the same
 for one in-place BLAS rank-1 update of an ``(n, d)`` matrix (``dger`` in
 blocks of 8192 elements, single-threaded), this machine's memory floor for
-a learning step. ``--weights`` times ``a.neurons -> b.neurons`` with
+a learning step, and ``floor/pes``: the ratio to PES only of a step that
+differed from PES only's by that update alone, in place of the one product
+:math:`S x` (single-threaded ``dgemv``) with which PES only reads the same
+matrix, ``(pes + floor - read) / pes`` (twice the difference for the
+chained pair): what a rule would show that learned at the floor's rate and
+cost nothing else. The rules' compiled pass, which updates and encodes in
+one pass and skips the rows that do not change, can beat BLAS's ``dger``
+and go below it. ``--weights`` times ``a.neurons -> b.neurons`` with
 ``modifies="weights"`` against the same fixed weights (``n x n`` synapses),
 ``--chain`` two hidden layers whose rules are chained against the same two
 layers fixed (``2 n d`` synapses). ``--all`` runs the whole grid.
@@ -137,7 +148,18 @@ OTHER_RULES = ("lra", "dtp", "sg", "trace")
 #: The rules of the weights and chain tables.
 WEIGHTS_RULES = ("fa", "bp")
 CHAIN_RULES = ("fa", "bp")
-NEURONS = {"relu": nengo.RectifiedLinear, "lif": nengo.LIF}
+#: The neuron types of the tables (``--neuron``); the default tables and
+#: ``--all`` run `DEFAULT_NEURONS`, the others are timed when named.
+NEURONS = {
+    "relu": nengo.RectifiedLinear,
+    "lif": nengo.LIF,
+    "alif": nengo.AdaptiveLIF,
+    "sigmoid": nengo.Sigmoid,
+    "tanh": nengo.Tanh,
+    "spiking-relu": nengo.SpikingRectifiedLinear,
+    "regular-lif": lambda: nengo.RegularSpiking(nengo.LIFRate()),
+}
+DEFAULT_NEURONS = ("relu", "lif")
 
 
 def check_args(parser, args):
@@ -501,15 +523,33 @@ def memory_floor(rows, cols, dtype=np.float64, repeats=5, target_s=0.05):
         for S_rows_T, beta_rows in blocks:
             ger(1.0, x, beta_rows, a=S_rows_T, overwrite_a=True)
 
-    update()
+    return median_seconds(update, repeats, target_s)
+
+
+def read_floor(rows, cols, dtype=np.float64, repeats=5, target_s=0.05):
+    """Seconds of one BLAS product :math:`S x` of a ``(rows, cols)`` matrix
+    (single-threaded ``dgemv``, the median of ``repeats``): what PES only's
+    step does with the matrix a rule updates (its encoding ``DotInc``, or
+    the fixed weights' product), reading it without writing it."""
+    rng = np.random.RandomState(0)
+    S = rng.normal(size=(rows, cols)).astype(dtype)
+    x = rng.normal(size=cols).astype(dtype)
+    out = np.empty(rows, dtype=dtype)
+    return median_seconds(lambda: np.dot(S, x, out=out), repeats, target_s)
+
+
+def median_seconds(function, repeats, target_s):
+    """The median over ``repeats`` of the seconds one call of ``function``
+    takes, each repeat calling it for about ``target_s``."""
+    function()
     t0 = time.perf_counter()
-    update()
+    function()
     calls = int(np.clip(target_s / max(time.perf_counter() - t0, 1e-7), 1, 10000))
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         for _ in range(calls):
-            update()
+            function()
         times.append((time.perf_counter() - t0) / calls)
     return float(np.median(times))
 
@@ -522,7 +562,7 @@ def synapses(kind, n, d):
 def rules_columns(rules):
     """The columns of `run_rules`'s table for ``rules``."""
     per_rule = [c for r in rules for c in (f"{r}/pes", f"{r}_G/s")]
-    return ["neuron", "n", "d", "d_out", "pes_us", "floor_G/s"] + per_rule
+    return ["neuron", "n", "d", "d_out", "pes_us", "floor_G/s", "floor/pes"] + per_rule
 
 
 def run_rules(
@@ -562,17 +602,20 @@ def run_rules(
         count = synapses(kind, n, d)
         rows_cols = (n, n) if kind == "weights" else (n, d)
         floor = memory_floor(*rows_cols, dtype=dtype, repeats=repeats)
-        pes = t[variants[0]]
+        read = read_floor(*rows_cols, dtype=dtype, repeats=repeats)
+        matrices = count // (rows_cols[0] * rows_cols[1])
+        pes = float(np.median(t[variants[0]]))
         row = {
             "neuron": neuron,
             "n": n,
             "d": d,
             "d_out": d_out,
-            "pes_us": float(np.median(pes)) * 1e6,
+            "pes_us": pes * 1e6,
             "floor_G/s": count / floor * 1e-9,
+            "floor/pes": (pes + matrices * (floor - read)) / pes,
         }
         for rule, variant in zip(rules, variants[1:]):
-            row[f"{rule}/pes"] = median_ratio(t[variant], pes)
+            row[f"{rule}/pes"] = median_ratio(t[variant], t[variants[0]])
             row[f"{rule}_G/s"] = count / float(np.median(t[variant])) * 1e-9
         rows.append(row)
         print(format_row(row, columns), file=out, flush=True)
@@ -704,7 +747,7 @@ def format_row(row, columns=COLUMNS):
 #: issue's table and at d=784 (``--all``: the whole grid, `grid`).
 DEFAULT_CONFIGS = [
     (neuron, n, d, 10)
-    for neuron in NEURONS
+    for neuron in DEFAULT_NEURONS
     for n, d in ((100, 2), (1000, 64), (1000, 784))
 ]
 
@@ -724,7 +767,13 @@ def main(argv=None):
         help="the whole grid: every rule x {relu, lif} x n {100, 1000, 5000} x "
         "d {2, 64, 784}, and the weights and chain tables",
     )
-    parser.add_argument("--neuron", nargs="+", choices=sorted(NEURONS))
+    parser.add_argument(
+        "--neuron",
+        nargs="+",
+        choices=list(NEURONS),
+        help=f"default {' '.join(DEFAULT_NEURONS)}; the others time each rule's "
+        "compiled derivative of that type",
+    )
     parser.add_argument("--n", type=int, nargs="+")
     parser.add_argument("--d", type=int, nargs="+")
     parser.add_argument("--d-out", type=int, nargs="+")
@@ -816,7 +865,7 @@ def main(argv=None):
         )
         rules = pick(args.rules, list(RULES))
         return run_bits(list(sizes), rules=rules, repeats=repeats, target_s=target_s)
-    neurons = pick(args.neuron, list(NEURONS))
+    neurons = pick(args.neuron, list(DEFAULT_NEURONS))
     tables = []
     if args.weights or args.all:
         configs = grid(neurons, pick(args.n, [100, 1000]), [8], pick(args.d_out, [10]))

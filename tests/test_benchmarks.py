@@ -85,6 +85,48 @@ def test_speed_rules_prints_table(capsys, kind):
     assert set(rows[0]) == set(columns)
 
 
+@pytest.mark.parametrize("kind, matrices", [("encoders", 1), ("chain", 2)])
+def test_speed_floor_ratio_replaces_pes_reads_by_updates(monkeypatch, kind, matrices):
+    """``floor/pes`` is PES only's step with each read-only product of a
+    learned matrix replaced by one rank-1 update of it in place, over PES
+    only's step; ``floor_G/s`` counts every learned synapse."""
+    speed = load("speed")
+    steps = {"pes": np.full(3, 100e-6), "fa": np.array([130e-6, 120e-6, 140e-6])}
+    monkeypatch.setattr(speed, "time_variants", lambda *args, **kwargs: steps)
+    monkeypatch.setattr(speed, "memory_floor", lambda *args, **kwargs: 30e-6)
+    monkeypatch.setattr(speed, "read_floor", lambda *args, **kwargs: 10e-6)
+    (row,) = speed.run_rules([("lif", 50, 4, 1)], rules=("fa",), kind=kind)
+    assert row["floor/pes"] == pytest.approx(1 + matrices * 0.2)
+    assert row["floor_G/s"] == pytest.approx(matrices * 50 * 4 / 30e-6 * 1e-9)
+    assert row["fa/pes"] == pytest.approx(1.3)
+    assert row["pes_us"] == pytest.approx(100)
+
+
+def test_speed_times_every_neuron_type_named(capsys):
+    """``--neuron`` times the neuron types outside the default tables too,
+    each hidden layer built of the type named; without it, the default
+    tables run rectified linear and LIF only."""
+    speed = load("speed")
+    built = []
+    build_network = speed.build_network
+
+    def spy(variant, n, d, d_out, seed=0, neuron_type=None):
+        built.append(type(neuron_type))
+        return build_network(variant, n, d, d_out, seed=seed, neuron_type=neuron_type)
+
+    speed.BUILDERS["encoders"] = spy
+    extra = [name for name in speed.NEURONS if name not in speed.DEFAULT_NEURONS]
+    assert len(extra) == 5
+    argv = ["--neuron", *extra, "--n", "10", "--d", "2", "--rules", "fa"]
+    speed.main(argv + ["--repeats", "1", "--target-s", "0.001"])
+    lines = table(capsys.readouterr().out, "neuron")
+    assert [line[0] for line in lines[1:]] == extra
+    assert all(float(line[6]) > 0 for line in lines[1:])  # fa/pes
+    types = [type(speed.NEURONS[name]()) for name in extra]
+    assert built == [t for t in types for _ in ("pes", "fa")]
+    assert {c[0] for c in speed.DEFAULT_CONFIGS} == set(speed.DEFAULT_NEURONS)
+
+
 def test_memory_prints_ratio_table(capsys):
     memory = load("memory")
     memory.run([(20, 3, 2)])
