@@ -164,8 +164,9 @@ DEFAULT_NEURONS = ("relu", "lif")
 
 def check_args(parser, args):
     """Refuse what would time something other than asked: unknown rules
-    (they would be timed as PES only), sizes and repeats below 1. Rules may
-    be given space or comma separated."""
+    (they would be timed as PES only), sizes and repeats below 1, a neuron
+    type for a table whose networks fix theirs. Rules may be given space or
+    comma separated."""
     if args.rules is not None:
         args.rules = [r for arg in args.rules for r in arg.split(",") if r]
         unknown = [r for r in args.rules if r not in RULES + OTHER_RULES]
@@ -182,6 +183,10 @@ def check_args(parser, args):
         parser.error(f"--repeats must be at least 1, not {args.repeats}")
     if args.rates is not None and min(args.rates) <= 0:
         parser.error(f"--rates must be positive: {args.rates}")
+    fixed = [f"--{name}" for name in ("bits", "node", "events") if getattr(args, name)]
+    if args.neuron is not None and fixed:
+        # their networks have neuron types of their own
+        parser.error(f"--neuron does not apply to {fixed[0]}")
 
 
 def rule_type(name, readout, d_out, **kwargs):

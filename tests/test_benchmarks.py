@@ -246,6 +246,7 @@ def test_mechanisms_backprop_reads_the_live_readout_at_its_rate():
         ("speed", ["--rules", "FA"], "unknown rule(s) FA"),
         ("speed", ["--n", "-5"], "--n must be at least 1"),
         ("speed", ["--repeats", "0"], "--repeats must be at least 1"),
+        ("speed", ["--bits", "--neuron", "tanh"], "--neuron does not apply to --bits"),
         ("generalisation", ["--rules", "pes,nope"], "unknown rule 'nope'"),
         ("generalisation", ["--delay", "-1"], "--delay must not be negative"),
         ("generalisation", ["--fraction", "0"], "--fraction must be in (0, 1]"),
