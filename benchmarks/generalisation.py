@@ -1706,10 +1706,10 @@ def check_args(parser, args, tasks):
         value = getattr(args, name)
         if value < 1:
             parser.error(f"--{name} must be at least 1, not {value}")
-        if value > 1 and any(t.startswith("digits") for t in tasks):
-            parser.error(f"--{name} is for the continuous tasks (not digits)")
         if value > 1 and args.ablation:
             parser.error(f"--{name} does not apply to --ablation")
+        if value > 1 and any(t.startswith("digits") for t in tasks):
+            parser.error(f"--{name} is for the continuous tasks (not digits)")
 
 
 def main(argv=None):

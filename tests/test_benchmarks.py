@@ -253,6 +253,28 @@ def test_mechanisms_backprop_reads_the_live_readout_at_its_rate():
         ("generalisation", ["--fraction", "0"], "--fraction must be in (0, 1]"),
         ("generalisation", ["--rates", "1,2"], "--rates takes three values"),
         ("generalisation", ["--seeds", "0"], "--seeds must be at least 1"),
+        (
+            "generalisation",
+            ["--tasks", "digits", "--replay", "2"],
+            "--replay is for the continuous tasks",
+        ),
+        ("generalisation", ["--replay", "0"], "--replay must be at least 1"),
+        (
+            "generalisation",
+            ["--ablation", "--replay", "2"],
+            "--replay does not apply to --ablation",
+        ),
+        (
+            "generalisation",
+            ["--tasks", "digits", "--width", "2"],
+            "--width is for the continuous tasks",
+        ),
+        ("generalisation", ["--width", "0"], "--width must be at least 1"),
+        (
+            "generalisation",
+            ["--ablation", "--width", "2"],
+            "--width does not apply to --ablation",
+        ),
         ("generalisation", ["--summarise", "missing.csv"], "no such file"),
         ("compare", ["--seeds", "0"], "--seeds must be at least 1"),
         ("compare", ["--jobs", "0"], "--jobs must be at least 1"),

@@ -128,8 +128,8 @@ def test_reference_of_weight_learning(gen):
 def test_replay_trains_longer_on_the_same_input(gen, capsys):
     """``--replay 2`` plays the training input twice: the run is named so,
     and its network learns for twice as long (the numpy reference, run on
-    the replayed input, still agrees); ``--replay`` is refused where it does
-    not apply."""
+    the replayed input, still agrees). Its refusals are in
+    ``test_benchmarks.py``'s ``test_bad_arguments_are_refused``."""
     once, _ = gen.main(["--quick", "--tasks", "product", "--rules", "pes,bp"])
     twice, _ = gen.main(
         ["--quick", "--tasks", "product", "--rules", "pes,bp", "--replay", "2"]
@@ -145,21 +145,13 @@ def test_replay_trains_longer_on_the_same_input(gen, capsys):
     assert len(X2) == len(X) + 4000 and windows2["trained"] == (6000, 7000)
     np.testing.assert_array_equal(X2[6000:], X[2000:])
     np.testing.assert_array_equal(Y2[2000:4000], Y[:2000])
-    for bad in (
-        ["--tasks", "digits", "--replay", "2"],
-        ["--replay", "0"],
-        ["--ablation", "--replay", "2"],
-    ):
-        with pytest.raises(SystemExit):
-            gen.main(["--quick"] + bad)
-    assert "--replay" in capsys.readouterr().err
 
 
 def test_width_widens_the_layer_that_learns(gen, capsys, monkeypatch):
     """``--width 2``: the layer that learns (the hidden ensemble; on
     ``weights``, ``b``) has twice its neurons, in PES only's network too, the
     run is named so, and the numpy reference of the wider network still
-    agrees with it; ``--width`` is refused where it does not apply."""
+    agrees with it (its refusals: ``test_bad_arguments_are_refused``)."""
     sizes = []
     continuous, weights = gen.continuous_network, gen.weights_network
 
@@ -188,14 +180,6 @@ def test_width_widens_the_layer_that_learns(gen, capsys, monkeypatch):
     ]
     for r in rows:
         assert r["numpy"] == pytest.approx(r["trained"], rel=0.02), r
-    for bad in (
-        ["--tasks", "digits", "--width", "2"],
-        ["--width", "0"],
-        ["--ablation", "--width", "2"],
-    ):
-        with pytest.raises(SystemExit):
-            gen.main(["--quick"] + bad)
-    assert "--width" in capsys.readouterr().err
 
 
 def test_pre_synapse_none_runs_the_rules_as_before(gen, capsys, monkeypatch):
